@@ -1,0 +1,59 @@
+"""relcheck: the reliability harness for multi-step LLM pipelines.
+
+Python users can do what the CLI does::
+
+    from reliability_cli import load_pipeline, run_eval, RunOptions
+    outcome = run_eval("evalsets/six-step-agent/pipeline.yaml", RunOptions(retries=1))
+    outcome.results["end_to_end"]["rate"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .config import Case, EvalSet, Pipeline, load_evalsets, load_pipeline
+from .errors import (
+    ConfigError,
+    EvalSetError,
+    Location,
+    RelcheckError,
+    ResultsError,
+    RunAborted,
+    TemplateError,
+    UsageError,
+)
+
+__all__ = [
+    "Case",
+    "ConfigError",
+    "EvalSet",
+    "EvalSetError",
+    "Location",
+    "Pipeline",
+    "RelcheckError",
+    "ResultsError",
+    "RunAborted",
+    "RunOptions",
+    "RunOutcome",
+    "TemplateError",
+    "UsageError",
+    "__version__",
+    "load_evalsets",
+    "load_pipeline",
+    "load_results",
+    "run_eval",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner and reports are imported on first use: `import reliability_cli` stays light.
+    if name in ("RunOptions", "RunOutcome", "run_eval"):
+        from . import runner
+
+        return getattr(runner, name)
+    if name == "load_results":
+        from .reports.load import load_results
+
+        return load_results
+    raise AttributeError(name)

@@ -1,0 +1,3 @@
+from reliability_cli.cli import main
+
+main()

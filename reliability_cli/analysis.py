@@ -1,0 +1,255 @@
+"""Journal → results: per-step, end-to-end and what-if tables (SPEC §5).
+
+The journal is read once, streaming: attempt lines feed attempt-level counters (outcomes,
+error kinds, latency, tokens, cost), ``unit_done`` lines feed unit-level ones (reached,
+passed, first try, recovered). Outputs are never held in memory; what grows with the eval
+set is one small record per unit and one float per attempt for latency percentiles.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import stats
+from .config import EvalSet, Pipeline
+from .runner.journal import read_lines
+
+SCHEMA = "relcheck.results/v1"
+INFRA_PREFIX = "http_"
+INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
+
+
+def is_infrastructure(kind: str | None) -> bool:
+    return bool(kind) and (kind in INFRA_KINDS or str(kind).startswith(INFRA_PREFIX))
+
+
+@dataclass
+class StepTally:
+    """Counters for one step in one phase (chained or isolated)."""
+
+    id: str
+    reached: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    first_pass: int = 0
+    retry_recovered: int = 0
+    retried: int = 0
+    skipped_no_gold: int = 0
+    attempts: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    latencies: array = field(default_factory=lambda: array("d"))
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    priced: bool = False
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    per_case: dict[str, list[int]] = field(default_factory=dict)  # case → [passed, reached]
+
+    def add_unit_step(self, case: str, trial: int, s: Mapping[str, Any]) -> None:
+        final = s.get("final")
+        if final == "skipped":
+            self.skipped_no_gold += 1
+            return
+        self.reached += 1
+        pc = self.per_case.setdefault(case, [0, 0])
+        pc[1] += 1
+        if final == "pass":
+            self.passed += 1
+            pc[0] += 1
+        elif final == "fail":
+            self.failed += 1
+        else:
+            self.errors += 1
+        if s.get("first") == "pass":
+            self.first_pass += 1
+        if s.get("attempts", 1) > 1:
+            self.retried += 1
+            if final == "pass":
+                self.retry_recovered += 1
+        if final != "pass":
+            self.failures.append({"case": case, "trial": trial, "outcome": final,
+                                  "error_kind": s.get("error_kind"), "reason": s.get("reason"),
+                                  "output": s.get("output")})
+
+    def add_attempt(self, a: Mapping[str, Any]) -> None:
+        self.attempts += 1
+        outcome = a.get("outcome", "error")
+        self.outcomes[outcome] += 1
+        if outcome == "error":
+            self.error_kinds[a.get("error_kind") or "unknown"] += 1
+        self.throttled += a.get("throttled") or 0
+        self.latencies.append(float(a.get("latency_ms") or 0.0))
+        self.tokens_in += a.get("tokens_in") or 0
+        self.tokens_out += a.get("tokens_out") or 0
+        if a.get("cost_usd") is not None:
+            self.cost += a["cost_usd"]
+            self.priced = True
+
+    def to_dict(self, trials: int, confidence: float, max_attempts: int, endpoint: str) -> dict[str, Any]:
+        rate, ci = _rate_ci(self.passed, self.reached, self.per_case, trials, confidence)
+        return {
+            "id": self.id,
+            "endpoint": endpoint,
+            "max_attempts": max_attempts,
+            "reached": self.reached,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "rate": rate,
+            "ci": ci,
+            "first_try_rate": _ratio(self.first_pass, self.reached),
+            "retry_recovered": self.retry_recovered,
+            "recovery_rate": _ratio(self.retry_recovered, self.retried),
+            "retried": self.retried,
+            "attempts": self.attempts,
+            "attempt_outcomes": {k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
+            "error_kinds": dict(sorted(self.error_kinds.items())),
+            "throttled": self.throttled,
+            "latency_ms": _round_dict(stats.percentiles(self.latencies)),
+            "tokens": {"input": self.tokens_in, "output": self.tokens_out},
+            "cost_usd": round(self.cost, 6) if self.priced else None,
+            "failures": self.failures,
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def _round_dict(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+
+
+def _ci(low_high: tuple[float, float]) -> dict[str, float]:
+    return {"low": low_high[0], "high": low_high[1]}
+
+
+def _rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], trials: int,
+             confidence: float) -> tuple[float | None, dict[str, float] | None]:
+    if total == 0:
+        return None, None
+    if trials <= 1:
+        return passed / total, _ci(stats.wilson(passed, total, confidence))
+    shares = [p / n for p, n in per_case.values() if n]
+    rate, interval = stats.clustered_rate_ci(shares, confidence)
+    return rate, _ci(interval)
+
+
+def build_results(journal: Path, pipeline: Pipeline, evalset: EvalSet, trials: int,
+                  run: dict[str, Any], confidence: float) -> dict[str, Any]:
+    """Read ``journal`` and compute the results document (without gates)."""
+    order = {c.id: i for i, c in enumerate(evalset.cases)}
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    for rec in read_lines(journal):
+        unit = rec.get("unit_done")
+        if unit is not None:
+            done[(unit["case"], unit["trial"])] = unit
+    steps = {s.id: StepTally(s.id) for s in pipeline.steps}
+    isolated = {s.id: StepTally(s.id) for s in pipeline.steps} if run.get("isolate") else None
+    for rec in read_lines(journal):
+        if "step" not in rec or (rec["case"], rec["trial"]) not in done:
+            continue
+        phase = rec.get("phase", "chained")
+        table = steps if phase == "chained" else isolated if phase == "isolated" else None
+        if table is not None and rec["step"] in table:
+            table[rec["step"]].add_attempt(rec)
+    units = sorted(done.values(), key=lambda u: (order.get(u["case"], len(order)), u["trial"]))
+    e2e_cases: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for u in units:
+        for s in u.get("steps", ()):
+            if s["step"] in steps:
+                steps[s["step"]].add_unit_step(u["case"], u["trial"], s)
+        if isolated is not None:
+            for s in u.get("isolated", ()):
+                if s["step"] in isolated:
+                    isolated[s["step"]].add_unit_step(u["case"], u["trial"], s)
+        pc = e2e_cases[u["case"]]
+        pc[0] += 1 if u["passed"] else 0
+        pc[1] += 1
+    step_rows = []
+    for plan in pipeline.steps:
+        row = steps[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
+        if isolated is not None:
+            iso = isolated[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
+            row["isolated"] = {k: iso[k] for k in ("reached", "passed", "failed", "errors", "rate", "ci",
+                                                  "first_try_rate", "attempts")}
+            row["isolated"]["skipped_no_gold"] = isolated[plan.id].skipped_no_gold
+        step_rows.append(row)
+    end_to_end = _end_to_end(units, e2e_cases, trials, confidence, step_rows, isolated is not None)
+    total_cost = sum(s["cost_usd"] or 0 for s in step_rows)
+    run = {**run, "units": len(units),
+           "requests": sum(s["attempts"] for s in step_rows) + sum(
+               s["isolated"]["attempts"] for s in step_rows if "isolated" in s),
+           "cost_usd": round(total_cost, 6) if any(s["cost_usd"] is not None for s in step_rows) else None,
+           "confidence": confidence}
+    return {
+        "schema": SCHEMA,
+        "run": run,
+        "steps": step_rows,
+        "end_to_end": end_to_end,
+        "what_if": what_if(step_rows, end_to_end),
+        "gates": [],
+        "units": [{k: u[k] for k in ("case", "trial", "passed", "failed_step", "outcome",
+                                     "error_kind", "attempts")} for u in units],
+        "verdict": "pass",
+        "exit_code": 0,
+    }
+
+
+def _end_to_end(units: Sequence[Mapping[str, Any]], per_case: Mapping[str, Sequence[int]], trials: int,
+                confidence: float, step_rows: Sequence[Mapping[str, Any]], isolate: bool) -> dict[str, Any]:
+    passed = sum(1 for u in units if u["passed"])
+    total = len(units)
+    rate, ci = _rate_ci(passed, total, per_case, trials, confidence)
+    infra = sum(1 for u in units if u["outcome"] == "error" and is_infrastructure(u.get("error_kind")))
+    out: dict[str, Any] = {"passed": passed, "total": total, "rate": rate, "ci": ci,
+                           "cases": len(per_case), "infra_errors": infra,
+                           "error_rate": infra / total if total else None}
+    if trials > 1:
+        counts = [(n, c) for c, n in per_case.values()]
+        out["pass_at_k"] = {str(k): stats.mean_pass_at_k(counts, k) for k in range(1, trials + 1)}
+        out["pass_hat_k"] = {str(k): stats.mean_pass_hat_k(counts, k) for k in range(1, trials + 1)}
+        out["flaky"] = [case for case, (c, n) in per_case.items() if 0 < c < n]
+    if isolate:
+        rates = [s["isolated"]["rate"] for s in step_rows]
+        product = stats.chain_rate([r for r in rates if r is not None]) if all(r is not None for r in rates) else None
+        out["independence_prediction"] = product
+        out["independence_gap"] = (rate - product) if (rate is not None and product is not None) else None
+    return out
+
+
+def what_if(step_rows: Sequence[Mapping[str, Any]], e2e: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One more retry on each step: projected end to end, independent and measured."""
+    rows = []
+    rates = [s["rate"] for s in step_rows]
+    for i, s in enumerate(step_rows):
+        p, rate, rho = s["first_try_rate"], s["rate"], s["recovery_rate"]
+        if p is None or rate is None:
+            continue
+        retries = s["max_attempts"] - 1
+        indep = stats.step_rate_with_retries(p, retries + 1)
+        measured = 1 - (1 - rate) * (1 - rho) if rho is not None else None
+        others = [r for j, r in enumerate(rates) if j != i and r is not None]
+
+        def project(step_rate: float | None, *, others: list[float] = others, rate: float = rate) -> float | None:
+            if step_rate is None:
+                return None
+            if rate > 0 and e2e.get("rate") is not None:
+                return min(1.0, e2e["rate"] * step_rate / rate)
+            return stats.chain_rate([*others, step_rate])
+
+        rows.append({"step": s["id"], "retries_now": retries, "retries_then": retries + 1,
+                     "first_try_rate": p, "rate_now": rate, "recovery_rate": rho,
+                     "step_rate_independent": indep, "step_rate_measured": measured,
+                     "end_to_end_now": e2e.get("rate"),
+                     "end_to_end_independent": project(indep),
+                     "end_to_end_measured": project(measured)})
+    return rows

@@ -1,0 +1,97 @@
+"""The one protocol every check implements, and the input it judges.
+
+A check is a function ``evaluate(spec, inp) -> Verdict`` (or an ``async def`` returning one),
+registered under its ``type`` name in :mod:`reliability_cli.checks.registry`. ``spec`` is the
+check's mapping from the pipeline or eval set with templates already rendered for the case
+(the runner renders ``value``, ``arguments`` and ``rubric``; per-case checks from an eval set
+are literal and never rendered). ``normalize`` has not been applied yet: checks that compare
+text call :func:`normalize` themselves on both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call the model asked for (OpenAI ``tool_calls`` / Anthropic ``tool_use``)."""
+
+    name: str
+    arguments: Any  # parsed JSON arguments (dict) where they parse, else the raw string
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """What a check sees of one attempt."""
+
+    output: Any  # parsed output: str for ``parse: text``; the JSON value for ``parse: json``;
+    # a mapping or list where a mock ``reply`` or ``python`` endpoint returned one
+    text: str  # the raw text of the response (json.dumps of a structured output)
+    tool_calls: Sequence[ToolCall] = ()
+    latency_ms: float = 0.0
+    judge: Any = None  # for llm-rubric: async callable(endpoint_name, messages) -> str
+    context: Mapping[str, Any] = field(default_factory=dict)  # template context (read-only)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A check's result: ``passed`` and, when it did not pass, a one-line reason."""
+
+    passed: bool
+    reason: str | None = None
+
+    @classmethod
+    def ok(cls) -> Verdict:
+        return cls(True, None)
+
+    @classmethod
+    def fail(cls, reason: str) -> Verdict:
+        return cls(False, one_line(reason))
+
+
+CheckFn = Callable[[Mapping[str, Any], CheckInput], Union[Verdict, Awaitable[Verdict]]]
+
+
+class CheckType(Protocol):
+    """A registered check type."""
+
+    name: str
+    keys: frozenset[str]  # keys the spec may have besides ``type`` and ``normalize``
+    required: frozenset[str]
+    evaluate: CheckFn
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    evaluate: CheckFn
+    keys: frozenset[str] = frozenset()
+    required: frozenset[str] = frozenset()
+    deterministic: bool = True  # False: model-graded (cannot promise promptfoo's verdicts)
+    code: bool = False  # True: runs user code, refused in eval sets
+
+
+NORMALIZERS = ("strip", "lower", "collapse-space")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str, steps: Sequence[str] | None) -> str:
+    """Apply ``normalize: [strip, lower, collapse-space]`` in the order given."""
+    for step in steps or ():
+        if step == "strip":
+            text = text.strip()
+        elif step == "lower":
+            text = text.lower()
+        elif step == "collapse-space":
+            text = _SPACE.sub(" ", text).strip()
+    return text
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Squash a reason or excerpt to one line of at most ``limit`` characters."""
+    text = _SPACE.sub(" ", str(text)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"

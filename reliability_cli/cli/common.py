@@ -1,0 +1,74 @@
+"""What every command shares: error reporting, exit codes, the stderr console."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from ..errors import RelcheckError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEBUG = {"on": bool(os.environ.get("RELCHECK_DEBUG"))}
+
+
+def set_debug(value: bool) -> None:
+    if value:
+        DEBUG["on"] = True
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as one paragraph on stderr and return the Exit to raise."""
+    sys.stderr.write(f"relcheck: error: {message}\n")
+    return typer.Exit(code)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn expected errors into a message and an exit code; tracebacks only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("debug"):
+            set_debug(True)
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except RelcheckError as exc:
+            if DEBUG["on"]:
+                traceback.print_exc()
+            raise fail(exc.render(), exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("relcheck: interrupted\n")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug in relcheck, not bad input
+            if DEBUG["on"]:
+                traceback.print_exc()
+            raise fail(f"internal error: {type(exc).__name__}: {exc}\n"
+                       "  this is a bug in relcheck; rerun with --debug for the traceback", 3) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def write_output(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (``-`` for stdout)."""
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    target = Path(path)
+    if target.parent and not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")

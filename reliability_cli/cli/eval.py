@@ -1,0 +1,113 @@
+"""``relcheck eval``: run a pipeline over its eval set, report, gate."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from .common import handle_errors, write_output
+
+
+def _parse_min_step(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise UsageError(f"--min-step {item!r}: expected STEP=RATE, e.g. classify=0.99") from None
+        if not 0 <= out[name] <= 1:
+            raise UsageError(f"--min-step {item!r}: the rate must be between 0 and 1")
+    return out
+
+
+def _parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected I/N, e.g. 1/4") from None
+    if not (n >= 1 and 1 <= i <= n):
+        raise UsageError(f"--shard {text!r}: I must be between 1 and N")
+    return i, n
+
+
+@handle_errors
+def eval_command(
+    pipeline: str = typer.Argument(..., help="The pipeline YAML file."),
+    evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable; replaces the pipeline's)."),
+    trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=4096, help="Units in flight."),
+    isolate: bool = typer.Option(False, "--isolate", help="Also run every step with gold upstream outputs."),
+    retries: Optional[int] = typer.Option(None, "--retries", min=0, max=99,
+                                          help="What-if: every step gets R retries (max_attempts R+1)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the pipeline's seed."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
+    filter_tag: list[str] = typer.Option([], "--filter-tag", help="Only cases with this tag (repeatable)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Run shard I of N (I/N); reports, does not gate."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: rerun units that ended in infrastructure errors."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Also write results.json here (- for stdout)."),
+    junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here."),
+    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write a Markdown summary here."),
+    html: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
+    record: Optional[str] = typer.Option(None, "--record", help="Record HTTP traffic to this cassette."),
+    replay: Optional[str] = typer.Option(None, "--replay", help="Answer HTTP requests from this cassette."),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock: swap an endpoint for the mock (repeatable)."),
+    max_throttle_wait: float = typer.Option(120.0, "--max-throttle-wait", min=0, help="Seconds one attempt may wait out 429/503."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, help="Stop scheduling once this many USD are spent (exit 3)."),
+    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step."),
+    min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
+    min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Baseline results.json for a paired regression gate."),
+    max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0, max=1, help="Baseline gate: tolerated drop."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", min=0, max=1, help="Baseline gate: significance level."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress output on stderr."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Run PIPELINE over its eval set; report per-step and end-to-end reliability; gate.
+
+    Exit 0: every gate passed. 1: a gate failed. 2: invalid input, nothing ran.
+    3: no trustworthy verdict (infrastructure errors, endpoint rejected, --max-cost).
+    130: interrupted; resume with --resume RUN_DIR.
+    """
+    from ..runner import RunOptions, run_eval
+    from .progress import make_progress
+    from .render import emit_reports
+
+    if mode is not None and mode not in ("point", "lower-bound"):
+        raise UsageError(f"--mode {mode!r}: expected point or lower-bound")
+    if retry_errors and not resume:
+        raise UsageError("--retry-errors needs --resume RUN_DIR")
+    options = RunOptions(
+        evalsets=evalset, trials=trials, concurrency=concurrency, isolate=isolate, retries=retries,
+        seed=seed, limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard), resume=resume,
+        retry_errors=retry_errors, out=out, record=record, replay=replay, endpoint_overrides=endpoint,
+        max_throttle_wait=max_throttle_wait, max_cost=max_cost,
+        gate_overrides={"end_to_end_min": min_e2e, "step_mins": _parse_min_step(min_step) or None,
+                        "mode": mode, "baseline_path": baseline, "max_drop": max_drop, "alpha": alpha},
+        command=["relcheck", *sys.argv[1:]],
+    )
+    progress = make_progress(enabled=not (no_progress or quiet))
+    try:
+        outcome = run_eval(pipeline, options, on_start=progress.start, on_unit=progress.unit_done)
+    finally:
+        progress.stop()
+    results = outcome.results
+    emit_reports(results, json_out=json_out, junit=junit, markdown=markdown, html=html,
+                 show_failures=show_failures, quiet=quiet)
+    if outcome.exit_code == 130:
+        sys.stderr.write(f"relcheck: interrupted — resume with: relcheck eval {pipeline} --resume {outcome.run_dir}\n")
+    raise typer.Exit(outcome.exit_code)
+
+
+__all__ = ["eval_command", "write_output"]

@@ -1,0 +1,94 @@
+"""Progress on stderr: a rich bar in a terminal, a plain line at most every 10 s otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+PLAIN_EVERY_S = 10.0
+
+
+class NoProgress:
+    def start(self, total: int) -> None: ...
+
+    def unit_done(self, record: dict[str, Any]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class PlainProgress(NoProgress):
+    """For CI logs: one line at most every 10 seconds, and one at the end."""
+
+    def __init__(self) -> None:
+        self.total = self.done = self.passed = 0
+        self.started = self.last = time.monotonic()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.started = self.last = time.monotonic()
+
+    def unit_done(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        self.passed += bool(record.get("passed"))
+        now = time.monotonic()
+        if now - self.last >= PLAIN_EVERY_S:
+            self.last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.passed / self.done if self.done else 0.0
+        sys.stderr.write(f"relcheck: {self.done}/{self.total} units, e2e {rate:.1%}, "
+                         f"{self.done / elapsed:.0f} units/s\n")
+        sys.stderr.flush()
+
+    def stop(self) -> None:
+        if self.done and time.monotonic() - self.started >= PLAIN_EVERY_S:
+            self._line(time.monotonic())
+
+
+class RichProgress(NoProgress):
+    """Units done/total, running end-to-end pass rate, units per second, ETA."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("e2e {task.fields[rate]}"), TextColumn("{task.fields[speed]}"),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        )
+        self.task: Any = None
+        self.done = self.passed = 0
+        self.started = time.monotonic()
+        self.last_refresh = 0.0
+
+    def start(self, total: int) -> None:
+        self.progress.start()
+        self.started = time.monotonic()
+        self.task = self.progress.add_task("eval", total=total, rate="—", speed="")
+
+    def unit_done(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        self.passed += bool(record.get("passed"))
+        now = time.monotonic()
+        if now - self.last_refresh < 0.1:
+            return
+        self.last_refresh = now
+        self.progress.update(self.task, completed=self.done, rate=f"{self.passed / self.done:.1%}",
+                             speed=f"{self.done / max(now - self.started, 1e-9):.0f} u/s")
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.done)
+        self.progress.stop()
+
+
+def make_progress(enabled: bool) -> NoProgress:
+    if not enabled:
+        return NoProgress()
+    if sys.stderr.isatty():
+        return RichProgress()
+    return PlainProgress()

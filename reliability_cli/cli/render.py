@@ -1,0 +1,63 @@
+"""Print the terminal report and write the report files a command asked for."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from .common import write_output
+
+
+def print_terminal(results: dict[str, Any], show_failures: int) -> None:
+    from rich.console import Console
+
+    from ..reports.terminal import TerminalReport
+
+    console = Console(highlight=False, emoji=False)
+    console.print(TerminalReport(results, show_failures))
+
+
+def emit_reports(results: dict[str, Any], *, json_out: str | None = None, junit: str | None = None,
+                 markdown: str | None = None, html: str | None = None, show_failures: int = 5,
+                 quiet: bool = False) -> None:
+    """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations."""
+    from ..reports import render
+
+    if json_out:
+        write_output(json_out, render(results, "json"))
+    if junit:
+        write_output(junit, render(results, "junit"))
+    if markdown:
+        write_output(markdown, render(results, "markdown", show_failures=show_failures))
+    if html:
+        write_output(html, render(results, "html"))
+    _github(results, show_failures)
+    if json_out == "-":
+        return
+    if quiet:
+        sys.stdout.write(f"relcheck: {results['verdict']} (exit {results['exit_code']}); "
+                         f"e2e {_pct(results['end_to_end']['rate'])}; run {results['run'].get('dir', '')}\n")
+        return
+    print_terminal(results, show_failures)
+
+
+def _github(results: dict[str, Any], show_failures: int) -> None:
+    """Markdown to $GITHUB_STEP_SUMMARY; ``::error::`` for failed gates under GitHub Actions."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        try:
+            from ..reports import render
+
+            with open(summary, "a", encoding="utf-8") as fh:
+                fh.write(render(results, "markdown", show_failures=show_failures))
+        except (OSError, ImportError):
+            pass
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for gate in results.get("gates", []):
+            if not gate["passed"]:
+                sys.stdout.write(f"::error title=relcheck gate {gate['name']} failed::{gate['detail']}\n")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"

@@ -1,0 +1,35 @@
+"""``relcheck validate``."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .common import handle_errors
+
+
+@handle_errors
+def validate_command(
+    pipeline: str = typer.Argument(..., help="The pipeline YAML file."),
+    evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable)."),
+    trials: int = typer.Option(1, "--trials", min=1),
+    retries: Optional[int] = typer.Option(None, "--retries", min=0),
+    isolate: bool = typer.Option(False, "--isolate"),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock (repeatable)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    """Check the pipeline, its eval sets, template references and env vars without calling
+    anything; print the number of units and the upper bound of requests (and of cost)."""
+    from ..runner import RunOptions
+    from ..validation import validate
+
+    result = validate(pipeline, RunOptions(evalsets=evalset, trials=trials, retries=retries,
+                                           isolate=isolate, endpoint_overrides=endpoint))
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    line = (f"ok: {result.pipeline}: {result.steps} steps, {result.cases} cases, {result.units} units, "
+            f"at most {result.max_requests} requests")
+    if result.max_cost_usd is not None:
+        line += f", at most ${result.max_cost_usd:.4f} (estimate)"
+    typer.echo(line)

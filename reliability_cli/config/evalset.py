@@ -1,0 +1,264 @@
+"""Load eval sets (SPEC §3) from JSONL, YAML or CSV, with file and line in every error.
+
+Eval sets are data: their strings are never compiled as templates, and a ``python`` check in
+one is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import EvalSetError, Location, MultipleErrors, RelcheckError
+from .pipeline import CheckPlan, Pipeline
+from .yamlpos import load_yaml
+
+CASE_KEYS = ("id", "vars", "expect", "tags", "checks")
+MAX_ERRORS = 20
+
+
+@dataclass(frozen=True)
+class Case:
+    """One eval case."""
+
+    id: str
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    expect: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    checks: Mapping[str, tuple[CheckPlan, ...]] = field(default_factory=dict)
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The cases of one run, in order, and the hash of every file they came from."""
+
+    cases: tuple[Case, ...]
+    hashes: Mapping[str, str]
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def select(self, tags: Sequence[str] = (), limit: int | None = None) -> EvalSet:
+        """Cases having any of ``tags`` (all when empty), then the first ``limit``."""
+        cases: Iterable[Case] = self.cases
+        if tags:
+            wanted = set(tags)
+            cases = [c for c in cases if wanted.intersection(c.tags)]
+        cases = tuple(cases)
+        if limit is not None:
+            cases = cases[:limit]
+        return EvalSet(cases, self.hashes)
+
+
+def load_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | None = None) -> EvalSet:
+    """Load and merge eval sets; ids must be unique across all of them.
+
+    Raises:
+        EvalSetError: a file is unreadable, malformed, empty, or ids repeat.
+    """
+    if not paths:
+        raise EvalSetError("no eval set: give --evalset FILE or set `evalset:` in the pipeline")
+    cases: list[Case] = []
+    hashes: dict[str, str] = {}
+    seen: dict[str, Location | None] = {}
+    problems: list[RelcheckError] = []
+    step_ids = {s.id for s in pipeline.steps} if pipeline else None
+    for path in paths:
+        file = str(path)
+        raw = _read(Path(path), file)
+        hashes[file] = hashlib.sha256(raw).hexdigest()
+        text = _decode(raw, file)
+        suffix = Path(path).suffix.lower()
+        if suffix in (".jsonl", ".ndjson"):
+            rows = _jsonl_rows(text, file)
+        elif suffix in (".yaml", ".yml"):
+            rows = _yaml_rows(text, file)
+        elif suffix == ".csv":
+            rows = _csv_rows(text, file)
+        elif suffix == ".json":
+            rows = _json_rows(text, file)
+        else:
+            raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
+                               hint="use .jsonl, .yaml or .csv")
+        count = 0
+        for row, loc in rows:
+            count += 1
+            try:
+                case = _case(row, loc, step_ids)
+            except RelcheckError as exc:
+                problems.append(exc)
+                if len(problems) >= MAX_ERRORS:
+                    break
+                continue
+            if case.id in seen:
+                first = seen[case.id]
+                problems.append(EvalSetError(f"duplicate case id '{case.id}'", loc,
+                                             hint=f"first defined at {first}" if first else None))
+                continue
+            seen[case.id] = loc
+            cases.append(case)
+        if count == 0:
+            problems.append(EvalSetError("the eval set is empty: no cases", Location(file)))
+    if problems:
+        raise problems[0] if len(problems) == 1 else MultipleErrors(problems[:MAX_ERRORS])
+    return EvalSet(tuple(cases), hashes)
+
+
+def _read(path: Path, file: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise EvalSetError("no such eval set file", Location(file)) from None
+    except IsADirectoryError:
+        raise EvalSetError("is a directory, not an eval set file", Location(file)) from None
+    except OSError as exc:
+        raise EvalSetError(f"cannot read: {exc.strerror}", Location(file)) from None
+
+
+def _decode(raw: bytes, file: str) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise EvalSetError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, line)) from None
+
+
+def _jsonl_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
+    for lineno, line in enumerate(io.StringIO(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, lineno, exc.colno)) from None
+        yield row, Location(file, lineno)
+
+
+def _json_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, exc.lineno, exc.colno)) from None
+    if not isinstance(data, list):
+        raise EvalSetError("a .json eval set must be a list of cases", Location(file, 1))
+    for i, row in enumerate(data):
+        yield row, Location(file, None, None, f"[{i}]")
+
+
+def _yaml_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
+    data, positions = load_yaml(text, file, error=EvalSetError, data_scalars=True)
+    prefix: tuple[Any, ...] = ()
+    if isinstance(data, dict) and set(data) == {"cases"}:
+        data, prefix = data["cases"], ("cases",)
+    if data is None:
+        return
+    if not isinstance(data, list):
+        raise EvalSetError("a YAML eval set must be a list of cases (or `cases:` with a list)",
+                           Location(file, 1, 1))
+    for i, row in enumerate(data):
+        loc = positions.locate(prefix + (i,))
+        yield row, Location(file, loc.line, loc.column)
+
+
+def _csv_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return
+    except csv.Error as exc:
+        raise EvalSetError(f"invalid CSV: {exc}", Location(file, 1)) from None
+    for col in header:
+        if col not in ("id", "tags") and not col.startswith(("vars.", "expect.")):
+            raise EvalSetError(f"unknown CSV column '{col}'", Location(file, 1, None, col),
+                               hint="columns are id, tags, vars.<name>, expect.<step>")
+    if "id" not in header:
+        raise EvalSetError("the CSV has no 'id' column", Location(file, 1))
+    line = reader.line_num
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise EvalSetError(f"invalid CSV: {exc}", Location(file, reader.line_num)) from None
+        loc = Location(file, line + 1)
+        line = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise EvalSetError(f"row has {len(values)} fields, the header has {len(header)}", loc)
+        row: dict[str, Any] = {"vars": {}, "expect": {}}
+        for col, value in zip(header, values):
+            if col == "id":
+                row["id"] = value
+            elif col == "tags":
+                row["tags"] = [t.strip() for t in value.split(";") if t.strip()]
+            else:
+                group, name = col.split(".", 1)
+                row[group][name] = value
+        yield row, loc
+
+
+def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
+    from ..checks import REGISTRY, validate_spec
+
+    def err(msg: str, key: str | None = None, hint: str | None = None) -> EvalSetError:
+        return EvalSetError(msg, Location(loc.file, loc.line, loc.column, key or loc.key), hint=hint)
+
+    if not isinstance(row, dict):
+        raise err(f"a case must be an object with an 'id', got {type(row).__name__}")
+    for key in row:
+        if key not in CASE_KEYS:
+            raise err(f"unknown key '{key}'", key, hint="a case has " + ", ".join(CASE_KEYS))
+    case_id = row.get("id")
+    if case_id is None or case_id == "":
+        raise err("missing required key 'id'", "id")
+    if not isinstance(case_id, str):
+        raise err(f"'id' must be a string, got {type(case_id).__name__} {case_id!r}", "id",
+                  hint=f'write "id": "{case_id}"')
+    for key in ("vars", "expect"):
+        if not isinstance(row.get(key, {}), dict):
+            raise err(f"'{key}' must be a mapping", key)
+    tags = row.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise err("'tags' must be a list of strings", "tags")
+    checks_raw = row.get("checks", {})
+    if not isinstance(checks_raw, dict):
+        raise err("'checks' must map a step id to a list of checks", "checks")
+    checks: dict[str, tuple[CheckPlan, ...]] = {}
+    for step_id, specs in checks_raw.items():
+        key = f"checks.{step_id}"
+        if step_ids is not None and step_id not in step_ids:
+            raise err(f"checks name unknown step '{step_id}'", key,
+                      hint="steps: " + ", ".join(sorted(step_ids)))
+        if not isinstance(specs, list):
+            specs = [specs]
+        plans = []
+        for j, spec in enumerate(specs):
+            if not isinstance(spec, dict):
+                raise err("a check must be a mapping like {type: equals, value: …}", f"{key}[{j}]")
+            entry = REGISTRY.get(str(spec.get("type", "")).removeprefix("not-"))
+            if entry is not None and entry.code:
+                raise err(f"a '{spec['type']}' check runs code and is refused in an eval set",
+                          f"{key}[{j}]", hint="eval sets are data; put code checks in the pipeline")
+            problems = validate_spec(spec)
+            if problems:
+                raise err(problems[0], f"{key}[{j}]")
+            plans.append(CheckPlan(spec, {}, Location(loc.file, loc.line, loc.column, f"{key}[{j}]"),
+                                   source="evalset"))
+        checks[step_id] = tuple(plans)
+    return Case(case_id, row.get("vars") or {}, row.get("expect") or {}, tuple(tags), checks, loc)
+
+
+def evalset_hash(hashes: Mapping[str, str]) -> str:
+    """One digest over every eval set file (order-sensitive)."""
+    return hashlib.sha256(json.dumps(list(hashes.values())).encode()).hexdigest()

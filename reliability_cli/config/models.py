@@ -1,0 +1,170 @@
+"""The pipeline format (SPEC §2) as pydantic models: one source for validation and schema.
+
+Every model forbids unknown keys (a typo must never be silently ignored) and is frozen.
+Endpoint configs are a union discriminated by ``type``; checks stay mappings here and are
+validated by the check registry, which owns each check type's keys.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", min_length=1, max_length=64)]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Backoff(Model):
+    initial_s: NonNegative = 0.5
+    factor: Annotated[float, Field(ge=1)] = 2.0
+    max_s: NonNegative = 8.0
+    jitter: bool = True
+
+
+class RetryPolicy(Model):
+    """A step's retry policy; keys left out are taken from ``defaults.retry``."""
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    on: list[Literal["error", "fail"]] | None = None
+    backoff: Backoff | None = None
+
+
+class Price(Model):
+    input: NonNegative = 0.0
+    output: NonNegative = 0.0
+
+
+class EndpointBase(Model):
+    timeout_s: Positive | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=4096)] | None = None
+    rate_limit_rpm: Positive | None = None
+    price: Price | None = None
+    redact: list[str] = Field(default_factory=list)
+
+
+class MockEndpoint(EndpointBase):
+    type: Literal["mock"]
+    fail_rate: Rate = 0.0
+    failure: Literal["wrong", "error", "timeout", "malformed"] = "wrong"
+    latency_ms: NonNegative = 0.0
+    reply: Any = "ok"
+    wrong_reply: str = "<relcheck-mock: wrong answer>"
+
+
+class PythonEndpoint(EndpointBase):
+    type: Literal["python"]
+    callable: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
+class HttpEndpointBase(EndpointBase):
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    api_key_env: str | None = None
+
+
+class OpenAIEndpoint(HttpEndpointBase):
+    type: Literal["openai"]
+    base_url: str = "https://api.openai.com/v1"
+    model: str
+    path: str = "/chat/completions"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AnthropicEndpoint(HttpEndpointBase):
+    type: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    model: str
+    anthropic_version: str = "2023-06-01"
+    max_tokens: Annotated[int, Field(ge=1)] = 1024
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpEndpoint(HttpEndpointBase):
+    type: Literal["http"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str
+    json_body: Any = Field(default=None, alias="json")
+    output_path: str | None = None
+
+
+EndpointConfig = Annotated[
+    Union[MockEndpoint, PythonEndpoint, OpenAIEndpoint, AnthropicEndpoint, HttpEndpoint],
+    Field(discriminator="type"),
+]
+
+
+class Message(Model):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Step(Model):
+    id: StepId
+    endpoint: str
+    description: str | None = None
+    prompt: Union[str, list[Message]] = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    parse: Literal["text", "json"] = "text"
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    retry: RetryPolicy | None = None
+    timeout_s: Positive | None = None
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _checks_are_mappings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, dict):
+                    raise ValueError(f"check {i} must be a mapping like {{type: equals, value: …}}")
+        return value
+
+
+class Defaults(Model):
+    retry: RetryPolicy = RetryPolicy()
+    timeout_s: Positive = 30.0
+
+
+class MinGate(Model):
+    min: Rate
+
+
+class BaselineGate(Model):
+    path: str
+    max_drop: Rate = 0.0
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+
+
+class Gates(Model):
+    end_to_end: MinGate | None = None
+    steps: dict[str, MinGate] = Field(default_factory=dict)
+    mode: Literal["point", "lower-bound"] = "point"
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    max_error_rate: Rate = 0.10
+    baseline: BaselineGate | None = None
+
+
+class PipelineModel(Model):
+    version: Literal[1]
+    name: Annotated[str, Field(min_length=1)]
+    description: str | None = None
+    evalset: Union[str, list[str], None] = None
+    seed: int = 0
+    endpoints: dict[str, EndpointConfig]
+    defaults: Defaults = Defaults()
+    steps: Annotated[list[Step], Field(min_length=1)]
+    gates: Gates = Gates()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the pipeline format, for editors (``relcheck schema``)."""
+    schema = PipelineModel.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "relcheck pipeline"
+    return schema

@@ -1,0 +1,419 @@
+"""Load a pipeline file: YAML → ``${VAR}`` interpolation → models → compiled templates.
+
+Every problem is reported with file, line, column and key path (:class:`ConfigError`);
+independent problems are collected and reported together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any
+
+from ..errors import ConfigError, Location, MultipleErrors, RelcheckError, TemplateError
+from ..templating import CONTEXT_NAMES, Template, compile_template, compile_value, references
+from . import models as m
+from .yamlpos import Path, Positions, format_path, load_yaml
+
+_ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+TEMPLATED_CHECK_KEYS = ("value", "arguments", "rubric")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A step's effective retry policy (step keys over ``defaults.retry``)."""
+
+    max_attempts: int
+    on: frozenset[str]
+    backoff: m.Backoff
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    spec: Mapping[str, Any]  # literal keys
+    templated: Mapping[str, Any]  # compiled templates of TEMPLATED_CHECK_KEYS
+    location: Location
+    source: str = "pipeline"  # or "evalset"
+
+    @property
+    def type(self) -> str:
+        return str(self.spec["type"])
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    id: str
+    index: int
+    endpoint: str
+    messages: tuple[tuple[str, Template], ...]
+    params: Mapping[str, Any]
+    parse: str
+    checks: tuple[CheckPlan, ...]
+    retry: Retry
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A loaded, validated pipeline, ready to run."""
+
+    model: m.PipelineModel
+    path: FsPath
+    positions: Positions
+    steps: tuple[StepPlan, ...]
+    hash: str
+    env_refs: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def endpoints(self) -> Mapping[str, Any]:
+        return self.model.endpoints
+
+    def step(self, step_id: str) -> StepPlan:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def default_evalsets(self) -> list[FsPath]:
+        value = self.model.evalset
+        if value is None:
+            return []
+        items = [value] if isinstance(value, str) else list(value)
+        return [(self.path.parent / item) for item in items]
+
+    def with_retries(self, retries: int) -> Pipeline:
+        """What-if: every step's ``max_attempts`` becomes ``retries + 1``."""
+        steps = tuple(
+            StepPlan(**{**s.__dict__, "retry": Retry(retries + 1, s.retry.on, s.retry.backoff)})
+            for s in self.steps
+        )
+        return Pipeline(self.model, self.path, self.positions, steps, self.hash, self.env_refs)
+
+
+def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Pipeline:
+    """Load and validate a pipeline file.
+
+    Raises:
+        ConfigError: the file cannot be read or is invalid (with its location).
+    """
+    fs_path = FsPath(path)
+    file = str(path)
+    text = _read_text(fs_path, file)
+    env = os.environ if environ is None else environ
+    env_refs: list[str] = []
+    problems: list[RelcheckError] = []
+
+    def interpolate(value: str, key_path: Path, pos: tuple[int, int]) -> str:
+        def sub(match: re.Match[str]) -> str:
+            escaped, name, default = match.groups()
+            if escaped:
+                return match.group(0)[1:]
+            env_refs.append(name)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(ConfigError(
+                f"environment variable {name} is not set",
+                Location(file, pos[0], pos[1], format_path(key_path)),
+                hint=f"export {name}=… or write ${{{name}:-default}}",
+            ))
+            return ""
+
+        return _ENV_REF.sub(sub, value) if "${" in value else value
+
+    data, positions = load_yaml(text, file, error=ConfigError, transform=interpolate)
+    if problems:
+        raise _one_or_many(problems)
+    if not isinstance(data, dict):
+        raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
+                          Location(file, 1, 1))
+    model = _validate_model(data, positions)
+    steps = _plan_steps(model, positions)
+    digest = hashlib.sha256(
+        json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
+    ).hexdigest()
+    return Pipeline(model, fs_path, positions, steps, digest, tuple(sorted(set(env_refs))))
+
+
+def _read_text(fs_path: FsPath, file: str) -> str:
+    try:
+        raw = fs_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such file", Location(file)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a pipeline file", Location(file),
+                          hint=f"did you mean {fs_path / 'pipeline.yaml'}?") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", Location(file)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                          Location(file, line)) from None
+
+
+def _one_or_many(problems: list[RelcheckError]) -> RelcheckError:
+    return problems[0] if len(problems) == 1 else MultipleErrors(problems)
+
+
+# ---------------------------------------------------------------- pydantic errors → ours
+
+
+def _validate_model(data: dict[str, Any], positions: Positions) -> m.PipelineModel:
+    from pydantic import ValidationError
+
+    try:
+        return m.PipelineModel.model_validate(data)
+    except ValidationError as exc:
+        found: list[tuple[Path, str, str]] = []
+        for err in exc.errors(include_url=False):
+            path, kind = _data_path(data, err["loc"]), err["type"]
+            found.append((path, kind, _message(data, path, err)))
+        # A union reports one error per member; keep the deepest explanation of a place.
+        keep = [
+            f for f in found
+            if not any(o is not f and len(o[0]) > len(f[0]) and o[0][: len(f[0])] == f[0]
+                       for o in found)
+        ]
+        seen: set[tuple[Path, str]] = set()
+        problems: list[RelcheckError] = []
+        for path, kind, msg in keep:
+            if (path, msg) in seen:
+                continue
+            seen.add((path, msg))
+            loc = positions.locate(path, key=kind == "extra_forbidden")
+            problems.append(ConfigError(msg, loc))
+        raise _one_or_many(problems) from None
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
+    """Map pydantic's error location onto the user's data, dropping union tags."""
+    path: list[str | int] = []
+    cur = data
+    for seg in loc:
+        if isinstance(cur, dict) and seg in cur:
+            path.append(seg)
+            cur = cur[seg]
+        elif isinstance(cur, list) and isinstance(seg, int) and seg < len(cur):
+            path.append(seg)
+            cur = cur[seg]
+        elif isinstance(cur, dict) and isinstance(seg, str) and seg not in _UNION_TAGS:
+            path.append(seg)  # a missing key: name it
+            cur = None
+    return tuple(path)
+
+
+_UNION_TAGS = {"mock", "python", "openai", "anthropic", "http", "str", "list[Message]",
+               "list[str]", "none", "function-after[_checks_are_mappings(), list[dict[str,any]]]"}
+
+
+def _message(data: Any, path: Path, err: Mapping[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        allowed = _allowed_keys(data, path[:-1])
+        hint = ""
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        if close:
+            hint = f" — did you mean '{close[0]}'?"
+        elif allowed:
+            hint = f" (expected one of: {', '.join(sorted(allowed))})"
+        return f"unknown key '{key}'{hint}"
+    if kind == "missing":
+        return f"missing required key '{path[-1]}'" if path else "missing required key"
+    if kind == "union_tag_invalid":
+        return (f"unknown endpoint type {err.get('input', {}).get('type')!r}: "
+                "expected one of mock, python, openai, anthropic, http")
+    if kind == "union_tag_not_found":
+        return "missing required key 'type' (mock, python, openai, anthropic or http)"
+    value = err.get("input")
+    shown = json.dumps(value, default=str)[:60] if not isinstance(value, (dict, list)) else type(value).__name__
+    return f"{err['msg'].rstrip('.')} (got {shown})".replace("Value error, ", "")
+
+
+def _allowed_keys(data: Any, path: Path) -> list[str]:
+    """The keys the model accepts at ``path`` (walks the pydantic models alongside data)."""
+    model: Any = m.PipelineModel
+    cur = data
+    for seg in path:
+        cur = cur[seg] if isinstance(cur, (dict, list)) else None
+        model = _unwrap(model, seg, cur)
+        if model is None:
+            return []
+    if isinstance(model, type) and issubclass(model, m.Model):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _unwrap(model: Any, seg: str | int, value: Any) -> Any:
+    if isinstance(model, type) and issubclass(model, m.Model) and isinstance(seg, str):
+        hints = typing.get_type_hints(model, include_extras=True)
+        name = next((n for n, f in model.model_fields.items() if (f.alias or n) == seg), seg)
+        return _pick(hints.get(name), value)
+    return _pick(model, value, seg)
+
+
+def _pick(tp: Any, value: Any, seg: Any = None) -> Any:
+    """Reduce an annotation to the model class that describes ``value``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _pick(args[0], value, seg)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for arg in args:
+            if isinstance(arg, type) and issubclass(arg, m.Model):
+                type_field = arg.model_fields.get("type")
+                if type_field is None or not isinstance(value, dict):
+                    return arg
+                if typing.get_args(type_field.annotation) == (value.get("type"),):
+                    return arg
+        for arg in args:
+            if typing.get_origin(arg) in (list, dict):
+                return _pick(arg, value, seg)
+        return None
+    if seg is not None and origin in (list, dict):
+        return args[-1]
+    return tp
+
+
+# ---------------------------------------------------------------- steps, templates, refs
+
+
+def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan, ...]:
+    from jinja2 import TemplateSyntaxError
+
+    from ..checks import validate_spec
+
+    file = positions.file
+    problems: list[RelcheckError] = []
+    ids: dict[str, int] = {}
+    plans: list[StepPlan] = []
+
+    def template(source: str, path: Path, earlier: set[str]) -> Template:
+        try:
+            compiled = compile_template(source)
+        except TemplateSyntaxError as exc:
+            loc = positions.locate(path)
+            problems.append(TemplateError(f"template syntax error: {exc.message}", loc))
+            return Template(source)
+        _check_refs(source, path, earlier, positions, problems)
+        return compiled
+
+    for i, step in enumerate(model.steps):
+        sp: Path = ("steps", i)
+        if step.id in ids:
+            problems.append(ConfigError(f"duplicate step id '{step.id}'", positions.locate(sp + ("id",))))
+        if step.endpoint not in model.endpoints:
+            close = difflib.get_close_matches(step.endpoint, list(model.endpoints), n=1)
+            problems.append(ConfigError(
+                f"unknown endpoint '{step.endpoint}'"
+                + (f" — did you mean '{close[0]}'?" if close else
+                   f" (defined: {', '.join(model.endpoints) or 'none'})"),
+                positions.locate(sp + ("endpoint",))))
+        earlier = set(ids)
+        if isinstance(step.prompt, str):
+            messages = (("user", template(step.prompt, sp + ("prompt",), earlier)),)
+        else:
+            messages = tuple(
+                (msg.role, template(msg.content, sp + ("prompt", j, "content"), earlier))
+                for j, msg in enumerate(step.prompt))
+        checks = []
+        for j, spec in enumerate(step.checks):
+            cp = sp + ("checks", j)
+            for msg in validate_spec(spec):
+                problems.append(ConfigError(msg, positions.locate(cp)))
+            templated = {}
+            for key in TEMPLATED_CHECK_KEYS:
+                if key in spec:
+                    templated[key] = _compile_nested(spec[key], cp + (key,), earlier | {step.id},
+                                                     template)
+            checks.append(CheckPlan(spec, templated, positions.locate(cp)))
+        ids[step.id] = i
+        endpoint = model.endpoints.get(step.endpoint)
+        retry = _effective_retry(model.defaults.retry, step.retry)
+        timeout = step.timeout_s or (endpoint.timeout_s if endpoint else None) or model.defaults.timeout_s
+        plans.append(StepPlan(step.id, i, step.endpoint, messages,
+                              _compile_nested(step.params, sp + ("params",), earlier, template),
+                              step.parse, tuple(checks), retry, timeout))
+
+    for name, ep in model.endpoints.items():
+        ep_path: Path = ("endpoints", name)
+        for key in ("reply", "url", "json_body", "headers", "query"):
+            if hasattr(ep, key):
+                key_name = "json" if key == "json_body" else key
+                _compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
+    for step_id in model.gates.steps:
+        if step_id not in ids:
+            problems.append(ConfigError(f"gate names unknown step '{step_id}'",
+                                        positions.locate(("gates", "steps", step_id), key=True)))
+    for j, spec in enumerate(step_checks_with_endpoints(model)):
+        if spec not in model.endpoints:
+            problems.append(ConfigError(f"llm-rubric names unknown endpoint '{spec}'",
+                                        positions.locate(("steps",))))
+    if problems:
+        raise _one_or_many(problems)
+    return tuple(plans)
+
+
+def step_checks_with_endpoints(model: m.PipelineModel) -> list[str]:
+    return [str(c["endpoint"]) for s in model.steps for c in s.checks
+            if c.get("type") == "llm-rubric" and "endpoint" in c]
+
+
+def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:
+    if isinstance(value, str):
+        return template(value, path, earlier)
+    if isinstance(value, dict):
+        return {k: _compile_nested(v, path + (k,), earlier, template) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compile_nested(v, path + (i,), earlier, template) for i, v in enumerate(value)]
+    return value
+
+
+def _check_refs(source: str, path: Path, earlier: set[str], positions: Positions,
+                problems: list[RelcheckError]) -> None:
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        refs = list(references(source))
+    except TemplateSyntaxError:
+        return
+    for ref in refs:
+        if len(ref) == 1 and ref[0] not in CONTEXT_NAMES:
+            problems.append(TemplateError(
+                f"template names '{ref[0]}', which is not in the template context",
+                positions.locate(path),
+                hint="available: " + ", ".join(sorted(CONTEXT_NAMES))))
+        elif len(ref) == 2 and ref[0] == "steps" and ref[1] not in earlier:
+            problems.append(TemplateError(
+                f"template names steps.{ref[1]}, which is not an earlier step",
+                positions.locate(path),
+                hint=("earlier steps: " + ", ".join(sorted(earlier))) if earlier else
+                "the first step has no earlier steps"))
+        elif len(ref) == 2 and ref[0] == "case" and ref[1] not in ("id", "tags"):
+            problems.append(TemplateError(f"template names case.{ref[1]}; case has id and tags",
+                                          positions.locate(path)))
+
+
+def _effective_retry(default: m.RetryPolicy, step: m.RetryPolicy | None) -> Retry:
+    step = step or m.RetryPolicy()
+    max_attempts = step.max_attempts or default.max_attempts or 1
+    on = step.on if step.on is not None else default.on if default.on is not None else ["error", "fail"]
+    backoff = step.backoff or default.backoff or m.Backoff()
+    return Retry(max_attempts, frozenset(on), backoff)
+
+
+__all__ = ["Pipeline", "StepPlan", "CheckPlan", "Retry", "load_pipeline", "compile_value"]

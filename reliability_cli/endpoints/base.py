@@ -1,0 +1,94 @@
+"""The one protocol every endpoint implements.
+
+An endpoint turns a rendered :class:`Request` into a :class:`Response`, or raises
+:class:`AttemptError` carrying an ``error_kind`` of SPEC §4. It owns its own deadline
+(``request.timeout_s`` is a total deadline; throttling waits are excluded from it), so the
+runner never wraps it in a second timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..checks.base import ToolCall
+
+INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
+NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 422})
+RETRYABLE_STATUS = frozenset({408, 409, 425})
+
+
+def is_infrastructure(kind: str | None) -> bool:
+    """``timeout``, ``connect``, ``protocol``, ``http_<status>``, ``parse``, ``replay_miss``."""
+    return bool(kind) and (kind in INFRA_KINDS or kind.startswith("http_"))  # type: ignore[union-attr]
+
+
+def is_retryable_error(kind: str | None) -> bool:
+    """What ``retry.on: [error]`` retries (SPEC §4)."""
+    if kind in ("timeout", "connect", "protocol", "parse", "exception"):
+        return True
+    if kind and kind.startswith("http_"):
+        try:
+            status = int(kind[5:])
+        except ValueError:
+            return False
+        return status in RETRYABLE_STATUS or 500 <= status <= 599
+    return False
+
+
+@dataclass(frozen=True)
+class AttemptKey:
+    case: str
+    trial: int
+    step: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Request:
+    """One attempt's rendered request."""
+
+    key: AttemptKey
+    messages: Sequence[Mapping[str, str]]
+    params: Mapping[str, Any]
+    context: Mapping[str, Any]
+    timeout_s: float
+    seed: int = 0
+    phase: str = "chained"
+
+
+@dataclass
+class Response:
+    """What came back. ``output`` is a structured value where the endpoint returns one."""
+
+    text: str
+    output: Any = None
+    tool_calls: Sequence[ToolCall] = ()
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float | None = None  # None: the runner's measurement is used
+    throttled: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AttemptError(Exception):
+    """An attempt ended in an error of ``kind`` (``timeout``, ``http_500``, ``parse`` …)."""
+
+    def __init__(self, kind: str, reason: str, *, latency_ms: float | None = None,
+                 throttled: int = 0, status: int | None = None, fatal: bool = False) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.latency_ms = latency_ms
+        self.throttled = throttled
+        self.status = status
+        self.fatal = fatal  # e.g. insufficient_quota: counts toward the early stop
+
+
+class Endpoint(Protocol):
+    name: str
+
+    async def call(self, request: Request) -> Response: ...
+
+    async def aclose(self) -> None: ...

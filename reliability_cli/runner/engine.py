@@ -1,0 +1,363 @@
+"""The engine: runs units (case × trial) through the steps, with retries, concurrently.
+
+Per-attempt failures are data: every attempt becomes one journal line with its outcome
+(``pass``/``fail``/``error``) and ``error_kind``; nothing an endpoint does wrong is raised
+out of here. Only the early-stop rules (an endpoint rejecting its first requests,
+``--max-cost``) end a run before every unit is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..checks import CheckCodeError, CheckInput, run_check
+from ..checks.base import one_line
+from ..config import Case, Pipeline, StepPlan
+from ..endpoints import AttemptError, AttemptKey, Endpoint, Request, Response, is_infrastructure, is_retryable_error
+from ..templating import RenderError, render_value
+from .journal import JournalWriter
+
+OUTPUT_LIMIT = 2048
+EARLY_STOP_WINDOW = 20
+FATAL_STATUS = frozenset({"http_400", "http_401", "http_403", "http_404", "http_422"})
+
+
+@dataclass(frozen=True)
+class Unit:
+    case: Case
+    trial: int
+
+
+@dataclass
+class StepOutcome:
+    step: str
+    attempts: int
+    first: str
+    final: str
+    error_kind: str | None
+    reason: str | None
+    output: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "attempts": self.attempts, "first": self.first,
+                "final": self.final, "error_kind": self.error_kind, "reason": self.reason,
+                "output": self.output}
+
+
+class EarlyStop(Exception):
+    """Raised inside the engine to end the run (exit 3)."""
+
+
+@dataclass
+class EndpointHealth:
+    """Tracks an endpoint's first requests for the early-stop rule."""
+
+    seen: int = 0
+    fatal: int = 0
+    last_kind: str | None = None
+
+
+@dataclass
+class Engine:
+    pipeline: Pipeline
+    endpoints: Mapping[str, Endpoint]
+    journal: JournalWriter
+    seed: int
+    concurrency: int = 8
+    max_cost: float | None = None
+    on_unit: Callable[[dict[str, Any]], None] | None = None
+    isolate: bool = False
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    spent_usd: float = 0.0
+    stop_reason: str | None = None
+    interrupted: bool = False
+    _health: dict[str, EndpointHealth] = field(default_factory=dict)
+    _stopping: bool = False
+    _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ scheduling
+
+    async def run(self, units: Iterable[Unit]) -> None:
+        """Run ``units`` with at most ``concurrency`` in flight; returns when all are done
+        or the run was stopped (``stop_reason`` says why)."""
+        iterator = iter(units)
+        for name, ep in self.pipeline.endpoints.items():
+            if ep.max_concurrency:
+                self._endpoint_limits[name] = asyncio.Semaphore(ep.max_concurrency)
+
+        async def worker() -> None:
+            for unit in iterator:
+                if self._stopping:
+                    return
+                await self.run_unit(unit)
+
+        workers = [asyncio.create_task(worker()) for _ in range(max(1, self.concurrency))]
+        try:
+            await asyncio.gather(*workers)
+        except EarlyStop:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        self._check_short_runs()
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Stop scheduling new units (Ctrl-C, SIGTERM, --max-cost)."""
+        self._stopping = True
+        if reason == "interrupted":
+            self.interrupted = True
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    # ------------------------------------------------------------------ one unit
+
+    async def run_unit(self, unit: Unit) -> None:
+        case, trial = unit.case, unit.trial
+        steps_ctx: dict[str, Any] = {}
+        outcomes: list[StepOutcome] = []
+        failed: StepOutcome | None = None
+        for step in self.pipeline.steps:
+            outcome, output, text = await self.run_step(step, case, trial, steps_ctx)
+            outcomes.append(outcome)
+            if outcome.final != "pass":
+                failed = outcome
+                break
+            steps_ctx[step.id] = {"output": output, "text": text}
+        record = {
+            "case": case.id,
+            "trial": trial,
+            "passed": failed is None,
+            "failed_step": failed.step if failed else None,
+            "outcome": failed.final if failed else "pass",
+            "error_kind": failed.error_kind if failed else None,
+            "attempts": sum(o.attempts for o in outcomes),
+            "steps": [o.as_dict() for o in outcomes],
+        }
+        if self.isolate:
+            record["isolated"] = await self.run_isolated(case, trial, steps_ctx)
+        self.journal.write({"unit_done": record})
+        if self.on_unit is not None:
+            self.on_unit(record)
+        if self.max_cost is not None and self.spent_usd >= self.max_cost:
+            self.request_stop("max_cost")
+
+    async def run_isolated(self, case: Case, trial: int, chained: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Isolated pass: each step sees gold upstream outputs (SPEC §4, ``--isolate``)."""
+        results: list[dict[str, Any]] = []
+        steps_ctx: dict[str, Any] = {}
+        missing: str | None = None
+        for step in self.pipeline.steps:
+            if missing is not None:
+                results.append({"step": step.id, "final": "skipped", "reason": f"no gold for {missing}"})
+            else:
+                outcome, _, _ = await self.run_step(step, case, trial, steps_ctx, phase="isolated")
+                results.append(outcome.as_dict())
+            if step.id in case.expect:
+                gold = case.expect[step.id]
+                steps_ctx[step.id] = {"output": gold, "text": gold if isinstance(gold, str) else json.dumps(gold)}
+            elif step.id in chained:
+                steps_ctx[step.id] = chained[step.id]
+            elif missing is None:
+                missing = step.id
+        return results
+
+    # ------------------------------------------------------------------ one step
+
+    async def run_step(self, step: StepPlan, case: Case, trial: int, steps_ctx: Mapping[str, Any],
+                       phase: str = "chained") -> tuple[StepOutcome, Any, str]:
+        retry = step.retry
+        first: str | None = None
+        last: dict[str, Any] = {}
+        output: Any = None
+        text = ""
+        for attempt in range(1, retry.max_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self._backoff(step, case.id, trial, attempt))
+            record, output, text = await self.run_attempt(step, case, trial, attempt, steps_ctx, phase)
+            record["output"] = _excerpt(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
+            self.journal.write(record)
+            first = first or record["outcome"]
+            last = record
+            if record["outcome"] == "pass" or not self._should_retry(step, record):
+                break
+        outcome = StepOutcome(step.id, last["attempt"], first or "error", last["outcome"],
+                              last["error_kind"], last["reason"],
+                              _excerpt(text, 200) if last["outcome"] != "pass" else None)
+        return outcome, output, text
+
+    def _should_retry(self, step: StepPlan, record: Mapping[str, Any]) -> bool:
+        if record["outcome"] == "fail":
+            return "fail" in step.retry.on
+        return "error" in step.retry.on and is_retryable_error(record["error_kind"])
+
+    def _backoff(self, step: StepPlan, case: str, trial: int, attempt: int) -> float:
+        b = step.retry.backoff
+        delay = min(b.max_s, b.initial_s * b.factor ** (attempt - 2))
+        if b.jitter and delay > 0:
+            rng = random.Random(f"{self.seed}|{case}|{trial}|{step.id}|{attempt}|backoff")
+            delay *= rng.uniform(0.5, 1.0)  # "equal jitter": at least half the delay
+        return delay
+
+    async def run_attempt(self, step: StepPlan, case: Case, trial: int, attempt: int,
+                          steps_ctx: Mapping[str, Any], phase: str) -> tuple[dict[str, Any], Any, str]:
+        context = {
+            "vars": case.vars, "expect": case.expect,
+            "case": {"id": case.id, "tags": list(case.tags)},
+            "steps": steps_ctx, "step": {"id": step.id}, "trial": trial, "attempt": attempt,
+        }
+        record: dict[str, Any] = {
+            "case": case.id, "trial": trial, "step": step.id, "attempt": attempt, "phase": phase,
+            "outcome": "error", "error_kind": None, "reason": None, "latency_ms": 0.0,
+            "tokens_in": None, "tokens_out": None, "cost_usd": None, "throttled": 0,
+        }
+        try:
+            messages = [{"role": role, "content": tpl.render(context)} for role, tpl in step.messages]
+            params = render_value(step.params, context)
+        except RenderError as exc:
+            record.update(error_kind="template", reason=str(exc))
+            return record, None, ""
+        request = Request(AttemptKey(case.id, trial, step.id, attempt), messages, params, context,
+                          step.timeout_s, self.seed, phase)
+        response = await self._call(step.endpoint, request, record)
+        if response is None:
+            return record, None, ""
+        output, text = self._parse(step, response, record)
+        if record["outcome"] == "fail":
+            return record, output, text
+        await self._judge_checks(step, case, context, response, output, text, record)
+        return record, output, text
+
+    async def _call(self, endpoint_name: str, request: Request, record: dict[str, Any]) -> Response | None:
+        endpoint = self.endpoints[endpoint_name]
+        limit = self._endpoint_limits.get(endpoint_name)
+        started = time.perf_counter()
+        try:
+            if limit is None:
+                response = await endpoint.call(request)
+            else:
+                async with limit:
+                    response = await endpoint.call(request)
+        except AttemptError as exc:
+            measured = (time.perf_counter() - started) * 1000
+            record.update(error_kind=exc.kind, reason=one_line(exc.reason),
+                          latency_ms=round(exc.latency_ms if exc.latency_ms is not None else measured, 3),
+                          throttled=exc.throttled)
+            self._health_update(endpoint_name, exc.kind, exc.fatal)
+            return None
+        measured = (time.perf_counter() - started) * 1000
+        record.update(latency_ms=round(response.latency_ms if response.latency_ms is not None else measured, 3),
+                      tokens_in=response.tokens_in, tokens_out=response.tokens_out,
+                      throttled=response.throttled)
+        record["cost_usd"] = self._cost(endpoint_name, response)
+        self._health_update(endpoint_name, None, False)
+        return response
+
+    def _cost(self, endpoint_name: str, response: Response) -> float | None:
+        price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
+        if price is None:
+            return None
+        cost = ((response.tokens_in or 0) * price.input + (response.tokens_out or 0) * price.output) / 1e6
+        self.spent_usd += cost
+        return round(cost, 10)
+
+    def _parse(self, step: StepPlan, response: Response, record: dict[str, Any]) -> tuple[Any, str]:
+        text = response.text
+        if response.output is not None:
+            return response.output, text
+        if step.parse == "json":
+            try:
+                return json.loads(text), text
+            except json.JSONDecodeError as exc:
+                record.update(outcome="fail", reason=f"output is not valid JSON: {exc.msg} at char {exc.pos}")
+                return None, text
+        return text, text
+
+    async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], response: Response,
+                            output: Any, text: str, record: dict[str, Any]) -> None:
+        inp = CheckInput(output=output, text=text, tool_calls=tuple(response.tool_calls),
+                         latency_ms=record["latency_ms"], judge=self._judge_for(case, step, context),
+                         context=context)
+        for plan in (*step.checks, *case.checks.get(step.id, ())):
+            try:
+                spec = plan.spec
+                if plan.templated:
+                    spec = {**spec, **{k: render_value(v, context) for k, v in plan.templated.items()}}
+            except RenderError as exc:
+                record.update(outcome="error", error_kind="template", reason=f"check {plan.type}: {exc}")
+                return
+            try:
+                verdict = await run_check(spec, inp)
+            except CheckCodeError as exc:
+                record.update(outcome="error", error_kind="exception", reason=one_line(str(exc)))
+                return
+            if not verdict.passed:
+                record.update(outcome="fail", reason=f"{plan.type}: {verdict.reason}")
+                return
+        record["outcome"] = "pass"
+
+    def _judge_for(self, case: Case, step: StepPlan, context: Mapping[str, Any]) -> Callable[..., Any]:
+        async def judge(endpoint_name: str, messages: Sequence[Mapping[str, str]]) -> str:
+            key = AttemptKey(case.id, context["trial"], f"{step.id}:judge", context["attempt"])
+            request = Request(key, messages, {}, context, step.timeout_s, self.seed, "judge")
+            record: dict[str, Any] = {"case": case.id, "trial": context["trial"], "step": step.id,
+                                      "attempt": context["attempt"], "phase": "judge", "endpoint": endpoint_name}
+            response = await self._call(endpoint_name, request, record)
+            record["outcome"] = "error" if response is None else "pass"
+            self.journal.write(record)
+            if response is None:
+                raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
+            return response.text
+
+        return judge
+
+    # ------------------------------------------------------------------ early stop
+
+    def _health_update(self, endpoint: str, kind: str | None, fatal: bool) -> None:
+        health = self._health.setdefault(endpoint, EndpointHealth())
+        if health.seen >= EARLY_STOP_WINDOW:
+            return
+        health.seen += 1
+        if fatal or kind in FATAL_STATUS:
+            health.fatal += 1
+            health.last_kind = kind
+        if health.seen == EARLY_STOP_WINDOW and health.fatal == EARLY_STOP_WINDOW:
+            self._early_stop(endpoint, health)
+
+    def _check_short_runs(self) -> None:
+        for name, health in self._health.items():
+            if 0 < health.seen < EARLY_STOP_WINDOW and health.fatal == health.seen and self.stop_reason is None:
+                self.stop_reason = f"endpoint_rejected:{name}:{health.last_kind}"
+
+    def _early_stop(self, endpoint: str, health: EndpointHealth) -> None:
+        self.stop_reason = f"endpoint_rejected:{endpoint}:{health.last_kind}"
+        self._stopping = True
+        raise EarlyStop(self.stop_reason)
+
+
+def _excerpt(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def units_of(cases: Sequence[Case], trials: int) -> Iterable[Unit]:
+    for case in cases:
+        for trial in range(1, trials + 1):
+            yield Unit(case, trial)
+
+
+def shard_of(case_id: str, shards: int) -> int:
+    """The shard (1-based) a case belongs to: SHA-256 of its id, modulo N."""
+    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % shards + 1
+
+
+def is_infra(kind: str | None) -> bool:
+    return is_infrastructure(kind)

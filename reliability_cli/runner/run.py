@@ -1,0 +1,229 @@
+"""``run_eval``: load, schedule, journal, analyse, gate — the function behind ``relcheck eval``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..config import EvalSet, Pipeline, evalset_hash, load_evalsets, load_pipeline
+from ..errors import UsageError
+from .engine import Engine, shard_of, units_of
+from .journal import JournalWriter
+
+RUNS_DIR = Path(".relcheck") / "runs"
+
+
+@dataclass
+class RunOptions:
+    """Everything ``relcheck eval`` can be told; the result-changing ones go in the manifest."""
+
+    evalsets: Sequence[str] = ()
+    trials: int = 1
+    concurrency: int = 8
+    isolate: bool = False
+    retries: int | None = None
+    seed: int | None = None
+    limit: int | None = None
+    filter_tags: Sequence[str] = ()
+    shard: tuple[int, int] | None = None
+    resume: str | None = None
+    retry_errors: bool = False
+    out: str | None = None
+    record: str | None = None
+    replay: str | None = None
+    endpoint_overrides: Sequence[str] = ()
+    max_throttle_wait: float = 120.0
+    max_cost: float | None = None
+    gate_overrides: dict[str, Any] = field(default_factory=dict)
+    command: Sequence[str] = ()
+    environ: dict[str, str] | None = None
+
+    def result_flags(self, seed: int) -> dict[str, Any]:
+        return {"trials": self.trials, "retries": self.retries, "seed": seed, "isolate": self.isolate,
+                "endpoint": sorted(self.endpoint_overrides), "limit": self.limit,
+                "filter_tag": sorted(self.filter_tags),
+                "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None}
+
+
+@dataclass
+class RunOutcome:
+    """What a finished (or stopped) run produced."""
+
+    run_dir: Path
+    results: dict[str, Any]
+    exit_code: int
+
+
+@dataclass
+class Prepared:
+    pipeline: Pipeline
+    evalset: EvalSet
+    seed: int
+    units: int
+
+
+def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
+    """Load and validate everything a run needs; no endpoint is called."""
+    pipeline = load_pipeline(pipeline_path, options.environ)
+    pipeline = apply_overrides(pipeline, options)
+    paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
+    evalset = load_evalsets(paths, pipeline)
+    evalset = evalset.select(options.filter_tags, None)
+    if options.shard:
+        index, total = options.shard
+        evalset = EvalSet(tuple(c for c in evalset.cases if shard_of(c.id, total) == index), evalset.hashes)
+    if options.limit is not None:
+        evalset = evalset.select((), options.limit)
+    seed = pipeline.model.seed if options.seed is None else options.seed
+    return Prepared(pipeline, evalset, seed, len(evalset) * options.trials)
+
+
+def apply_overrides(pipeline: Pipeline, options: RunOptions) -> Pipeline:
+    """``--retries`` and ``--endpoint NAME=mock``."""
+    if options.retries is not None:
+        pipeline = pipeline.with_retries(options.retries)
+    if options.endpoint_overrides:
+        from ..endpoints import mock_override
+
+        endpoints = dict(pipeline.model.endpoints)
+        for item in options.endpoint_overrides:
+            name, _, kind = item.partition("=")
+            if name not in endpoints:
+                raise UsageError(f"--endpoint {item}: the pipeline has no endpoint '{name}'",
+                                 hint="endpoints: " + ", ".join(endpoints))
+            if kind != "mock":
+                raise UsageError(f"--endpoint {item}: only NAME=mock is supported")
+            endpoints[name] = mock_override(endpoints[name])
+        model = pipeline.model.model_copy(update={"endpoints": endpoints})
+        pipeline = replace(pipeline, model=model)
+    return pipeline
+
+
+def run_eval(pipeline_path: str, options: RunOptions,
+             on_start: Callable[[int], None] | None = None,
+             on_unit: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+    """Run an eval; return its results and exit code. The core of ``relcheck eval``.
+
+    Raises:
+        RelcheckError: bad input (exit 2) — nothing was run.
+    """
+    from .. import analysis, gates
+
+    prep = prepare(pipeline_path, options)
+    gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
+    gates.precheck(gate_config, len(prep.evalset), options.trials)
+    run_dir = _run_dir(options)
+    manifest = _manifest(run_dir, pipeline_path, prep, options)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    journal_path = run_dir / "attempts.jsonl"
+    journal = JournalWriter(journal_path, {
+        "run_id": manifest["run_id"], "pipeline_hash": prep.pipeline.hash,
+        "evalset_hash": manifest["evalset_hash"], "evalset_hashes": dict(prep.evalset.hashes),
+    })
+    started = time.time()
+    if on_start:
+        on_start(prep.units)
+    engine = Engine(prep.pipeline, {}, journal, prep.seed, options.concurrency, options.max_cost,
+                    on_unit, options.isolate)
+    try:
+        asyncio.run(_drive(engine, prep, options))
+    finally:
+        journal.close()
+    info = {
+        "id": manifest["run_id"], "pipeline": prep.pipeline.name,
+        "pipeline_path": str(pipeline_path), "description": prep.pipeline.model.description,
+        "dir": str(run_dir), "started_at": manifest["started_at"],
+        "finished_at": _now(), "duration_s": round(time.time() - started, 3),
+        "relcheck_version": __version__, "seed": prep.seed, "trials": options.trials,
+        "concurrency": options.concurrency, "isolate": options.isolate, "retries": options.retries,
+        "shard": manifest["flags"]["shard"], "evalsets": list(prep.evalset.hashes),
+        "cases": len(prep.evalset), "units_planned": prep.units,
+        "stop_reason": engine.stop_reason, "interrupted": engine.interrupted,
+    }
+    results = analysis.build_results(journal_path, prep.pipeline, prep.evalset, options.trials, info,
+                                     gate_config.confidence)
+    gates.apply(results, gate_config)
+    write_results(run_dir / "results.json", results)
+    return RunOutcome(run_dir, results, results["exit_code"])
+
+
+async def _drive(engine: Engine, prep: Prepared, options: RunOptions) -> None:
+    from ..endpoints import build_endpoint
+
+    endpoints = {}
+    try:
+        for name, config in prep.pipeline.endpoints.items():
+            endpoints[name] = build_endpoint(name, config, {
+                "max_throttle_wait": options.max_throttle_wait, "record": options.record,
+                "replay": options.replay, "pipeline": prep.pipeline,
+            })
+        engine.endpoints = endpoints
+        loop = asyncio.get_running_loop()
+        _install_signals(loop, engine)
+        await engine.run(units_of(prep.evalset.cases, options.trials))
+    finally:
+        for ep in endpoints.values():
+            await ep.aclose()
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, engine.request_stop, "interrupted")
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write atomically: a reader never sees a half-written results.json."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _run_dir(options: RunOptions) -> Path:
+    if options.out:
+        path = Path(options.out)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise UsageError(f"--out {path}: the directory exists and is not empty",
+                             hint="relcheck never overwrites a run; choose a new directory "
+                                  "or use --resume to continue it")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RUNS_DIR / f"{stamp}-{secrets.token_hex(3)}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def _manifest(run_dir: Path, pipeline_path: str, prep: Prepared, options: RunOptions) -> dict[str, Any]:
+    return {
+        "schema": "relcheck.manifest/v1",
+        "run_id": run_dir.name,
+        "command": list(options.command) or sys.argv,
+        "relcheck_version": __version__,
+        "python_version": platform.python_version(),
+        "started_at": _now(),
+        "pipeline": str(pipeline_path),
+        "pipeline_hash": prep.pipeline.hash,
+        "evalsets": dict(prep.evalset.hashes),
+        "evalset_hash": evalset_hash(prep.evalset.hashes),
+        "flags": options.result_flags(prep.seed),
+    }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

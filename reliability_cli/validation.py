@@ -1,0 +1,131 @@
+"""``validate``: check a pipeline, its eval sets, template references and env vars, calling nothing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Pipeline
+from .errors import ConfigError, EvalSetError, MultipleErrors, RelcheckError
+from .runner.run import RunOptions, prepare
+from .templating import Template, references
+
+
+@dataclass
+class Validation:
+    """What ``relcheck validate`` found."""
+
+    pipeline: str
+    cases: int
+    units: int
+    steps: int
+    max_requests: int
+    max_cost_usd: float | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def validate(pipeline_path: str, options: RunOptions | None = None) -> Validation:
+    """Load everything and check it; raise the first problems found (exit 2).
+
+    Raises:
+        RelcheckError: the pipeline, an eval set, a template reference or an env var is wrong.
+    """
+    options = options or RunOptions()
+    prep = prepare(pipeline_path, options)
+    pipeline, evalset = prep.pipeline, prep.evalset
+    problems: list[RelcheckError] = []
+    warnings: list[str] = []
+    env = os.environ if options.environ is None else options.environ
+    for name, ep in pipeline.endpoints.items():
+        key_env = getattr(ep, "api_key_env", None)
+        if key_env and key_env not in env and not options.replay:
+            problems.append(ConfigError(
+                f"endpoint '{name}' needs the environment variable {key_env} (api_key_env), which is not set",
+                pipeline.positions.locate(("endpoints", name, "api_key_env")),
+                hint=f"export {key_env}=…, or run offline with --endpoint {name}=mock or --replay CASSETTE"))
+        if ep.type == "python":
+            from .endpoints.python import import_callable
+
+            try:
+                import_callable(ep.callable)
+            except ConfigError as exc:
+                problems.append(ConfigError(exc.message, pipeline.positions.locate(("endpoints", name, "callable"))))
+    for step in pipeline.steps:
+        for plan in step.checks:
+            if plan.type in ("python", "not-python"):
+                from .endpoints.python import import_callable
+
+                try:
+                    import_callable(str(plan.spec.get("callable")))
+                except ConfigError as exc:
+                    problems.append(ConfigError(exc.message, plan.location))
+    for path, source in _templates(pipeline):
+        for ref in references(source):
+            if len(ref) != 2 or ref[0] not in ("vars", "expect"):
+                continue
+            missing = next((c for c in evalset.cases if ref[1] not in (c.vars if ref[0] == "vars" else c.expect)), None)
+            if missing is None:
+                continue
+            where = pipeline.positions.locate(path)
+            if ref[0] == "vars":
+                problems.append(EvalSetError(
+                    f"case '{missing.id}' has no vars.{ref[1]}, which the template at {where} uses",
+                    missing.location))
+            else:
+                warnings.append(f"case '{missing.id}' ({missing.location}) has no expect.{ref[1]}, "
+                                f"used at {where}: that case will end in a template error")
+    if problems:
+        raise problems[0] if len(problems) == 1 else MultipleErrors(problems[:20])
+    per_unit = sum(s.retry.max_attempts for s in pipeline.steps)
+    judges = sum(s.retry.max_attempts for s in pipeline.steps for c in s.checks if c.type == "llm-rubric")
+    per_unit = (per_unit + judges) * (2 if options.isolate else 1)
+    return Validation(str(pipeline_path), len(evalset), prep.units, len(pipeline.steps),
+                      prep.units * per_unit, _max_cost(pipeline, prep.units, options), warnings)
+
+
+def _templates(pipeline: Pipeline) -> Iterator[tuple[tuple[Any, ...], str]]:
+    for step in pipeline.steps:
+        for j, (_, tpl) in enumerate(step.messages):
+            path = ("steps", step.index, "prompt") + ((j, "content") if len(step.messages) > 1 else ())
+            yield path, tpl.source
+        for k, plan in enumerate(step.checks):
+            for key, value in plan.templated.items():
+                for source in _sources(value):
+                    yield ("steps", step.index, "checks", k, key), source
+    for name, ep in pipeline.endpoints.items():
+        if getattr(ep, "reply", None) is not None:
+            for source in _sources(ep.reply):
+                yield ("endpoints", name, "reply"), source
+
+
+def _sources(value: Any) -> Iterator[str]:
+    if isinstance(value, Template):
+        yield value.source
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _sources(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _sources(v)
+
+
+def _max_cost(pipeline: Pipeline, units: int, options: RunOptions) -> float | None:
+    """Upper bound of cost: every attempt at max tokens, prompts estimated at 4 chars a token."""
+    total = 0.0
+    priced = False
+    for step in pipeline.steps:
+        ep = pipeline.endpoints.get(step.endpoint)
+        price = getattr(ep, "price", None)
+        if price is None:
+            continue
+        priced = True
+        prompt_tokens = sum(len(t.source) for _, t in step.messages) // 4 + 256
+        out_tokens = int(step.params.get("max_tokens") or getattr(ep, "max_tokens", 0) or 4096) \
+            if isinstance(step.params, Mapping) else 4096
+        per_call = (prompt_tokens * price.input + out_tokens * price.output) / 1e6
+        total += per_call * step.retry.max_attempts * units * (2 if options.isolate else 1)
+    return round(total, 4) if priced else None

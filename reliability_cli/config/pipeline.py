@@ -133,7 +133,7 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
         return _ENV_REF.sub(sub, value) if "${" in value else value
 
-    data, positions = load_yaml(text, file, error=ConfigError, transform=interpolate)
+    data, positions = load_yaml(text, file, error=ConfigError, data_scalars=True, transform=interpolate)
     if problems:
         raise _one_or_many(problems)
     if not isinstance(data, dict):

@@ -146,7 +146,9 @@ def load_yaml(
     def build_scalar(n: yaml.Node, path: Path, is_key: bool = False) -> Any:
         if not isinstance(n, yaml.ScalarNode):
             raise error("a key must be a plain string", _loc(n, path))
-        if data_scalars and n.style is None and n.tag in _IMPLICIT_TAGS:
+        if is_key and n.style is None and n.tag in _IMPLICIT_TAGS:
+            value = n.value  # `on:` is a key named "on", not True
+        elif data_scalars and n.style is None and n.tag in _IMPLICIT_TAGS:
             value = data_scalar(n.value)
         else:
             try:

@@ -157,13 +157,12 @@ class TerminalReport:
             lines.append(Text(f"  {s['id']} ({len(failures)} failing units)", style="bold"))
             for f in failures[: self.show_failures]:
                 what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
-                line = Text(f"    {f['case']}[{f['trial']}] {what}: {f.get('reason') or ''}")
-                line.truncate(160, overflow="ellipsis")
-                lines.append(line)
-                if f.get("output"):
-                    excerpt = Text(f"      output: {f['output']!r}", style="dim")
-                    excerpt.truncate(120, overflow="ellipsis")
-                    lines.append(excerpt)
+                reason = f.get("reason") or ""
+                lines.append(Text(f"    {f['case']}[{f['trial']}] {what}: {reason}", no_wrap=True,
+                                  overflow="ellipsis"))
+                if f.get("output") and f["output"][:40] not in reason:
+                    lines.append(Text(f"      output: {f['output']!r}", style="dim", no_wrap=True,
+                                      overflow="ellipsis"))
             if len(failures) > self.show_failures:
                 lines.append(Text(f"    … {len(failures) - self.show_failures} more", style="dim"))
         if not lines:

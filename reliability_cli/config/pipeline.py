@@ -137,8 +137,9 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     if problems:
         raise _one_or_many(problems)
     if not isinstance(data, dict):
+        line, col = positions.values.get((), (1, 1))
         raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
-                          Location(file, 1, 1))
+                          Location(file, line, col))
     model = _validate_model(data, positions)
     steps = _plan_steps(model, positions)
     digest = hashlib.sha256(
@@ -253,6 +254,7 @@ def _allowed_keys(data: Any, path: Path) -> list[str]:
         model = _unwrap(model, seg, cur)
         if model is None:
             return []
+    model = _pick(model, cur)
     if isinstance(model, type) and issubclass(model, m.Model):
         return [f.alias or name for name, f in model.model_fields.items()]
     return []

@@ -205,10 +205,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
     path: list[str | int] = []
     cur = data
     for seg in loc:
-        if isinstance(cur, dict) and seg in cur:
-            path.append(seg)
-            cur = cur[seg]
-        elif isinstance(cur, list) and isinstance(seg, int) and seg < len(cur):
+        if isinstance(cur, dict) and seg in cur or isinstance(cur, list) and isinstance(seg, int) and seg < len(cur):
             path.append(seg)
             cur = cur[seg]
         elif isinstance(cur, dict) and isinstance(seg, str) and seg not in _UNION_TAGS:
@@ -299,7 +296,6 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
 
     from ..checks import validate_spec
 
-    file = positions.file
     problems: list[RelcheckError] = []
     ids: dict[str, int] = {}
     plans: list[StepPlan] = []
@@ -361,18 +357,15 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         if step_id not in ids:
             problems.append(ConfigError(f"gate names unknown step '{step_id}'",
                                         positions.locate(("gates", "steps", step_id), key=True)))
-    for j, spec in enumerate(step_checks_with_endpoints(model)):
-        if spec not in model.endpoints:
-            problems.append(ConfigError(f"llm-rubric names unknown endpoint '{spec}'",
-                                        positions.locate(("steps",))))
+    for i, step in enumerate(model.steps):
+        for j, spec in enumerate(step.checks):
+            judge = spec.get("endpoint")
+            if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
+                problems.append(ConfigError(f"llm-rubric names unknown endpoint '{judge}'",
+                                            positions.locate(("steps", i, "checks", j, "endpoint"))))
     if problems:
         raise _one_or_many(problems)
     return tuple(plans)
-
-
-def step_checks_with_endpoints(model: m.PipelineModel) -> list[str]:
-    return [str(c["endpoint"]) for s in model.steps for c in s.checks
-            if c.get("type") == "llm-rubric" and "endpoint" in c]
 
 
 def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config.models import MockEndpoint as MockConfig
-from .base import AttemptError, AttemptKey, Endpoint, Request, Response, is_infrastructure, is_retryable_error
+from .base import (
+    AttemptError,
+    AttemptKey,
+    Endpoint,
+    Request,
+    Response,
+    is_infrastructure,
+    is_retryable_error,
+)
 
 __all__ = ["AttemptError", "AttemptKey", "Endpoint", "Request", "Response", "build_endpoint",
            "is_infrastructure", "is_retryable_error", "mock_override"]

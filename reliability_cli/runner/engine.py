@@ -20,7 +20,15 @@ from typing import Any
 from ..checks import CheckCodeError, CheckInput, run_check
 from ..checks.base import one_line
 from ..config import Case, Pipeline, StepPlan
-from ..endpoints import AttemptError, AttemptKey, Endpoint, Request, Response, is_infrastructure, is_retryable_error
+from ..endpoints import (
+    AttemptError,
+    AttemptKey,
+    Endpoint,
+    Request,
+    Response,
+    is_infrastructure,
+    is_retryable_error,
+)
 from ..templating import RenderError, render_value
 from .journal import JournalWriter
 

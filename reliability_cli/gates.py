@@ -6,7 +6,7 @@ precedence over exit 1 (a gate failed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -145,7 +145,7 @@ def _case_shares(results: Mapping[str, Any], step: str | None) -> list[float]:
     return [p / n for p, n in per_case.values() if n]
 
 
-def _verdict(results: Mapping[str, Any], verdicts: list[Mapping[str, Any]], cfg: GateConfig) -> tuple[str, int]:
+def _verdict(results: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]], cfg: GateConfig) -> tuple[str, int]:
     run = results["run"]
     if run.get("interrupted"):
         return "error", EXIT_INTERRUPTED

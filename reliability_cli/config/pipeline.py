@@ -247,7 +247,7 @@ def _allowed_keys(data: Any, path: Path) -> list[str]:
     model: Any = m.PipelineModel
     cur = data
     for seg in path:
-        cur = cur[seg] if isinstance(cur, (dict, list)) else None
+        cur = cur[seg] if isinstance(cur, (dict, list)) else None  # type: ignore[index]
         model = _unwrap(model, seg, cur)
         if model is None:
             return []
@@ -322,6 +322,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
                    f" (defined: {', '.join(model.endpoints) or 'none'})"),
                 positions.locate(sp + ("endpoint",))))
         earlier = set(ids)
+        messages: tuple[tuple[str, Template], ...]
         if isinstance(step.prompt, str):
             messages = (("user", template(step.prompt, sp + ("prompt",), earlier)),)
         else:

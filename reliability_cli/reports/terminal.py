@@ -42,11 +42,15 @@ class TerminalReport:
         r = self.results
         run = r["run"]
         yield self._header(run)
+        yield Text("")
         yield self._steps_table(r)
+        yield Text("")
         yield self._waterfall(r, min(options.max_width, 100))
         yield self._end_to_end(r)
+        yield Text("")
         if r.get("what_if"):
             yield self._what_if(r)
+            yield Text("")
         if r.get("gates"):
             yield self._gates(r)
         if self.show_failures:

@@ -106,7 +106,10 @@ def eval_command(
     emit_reports(results, json_out=json_out, junit=junit, markdown=markdown, html=html,
                  show_failures=show_failures, quiet=quiet)
     if outcome.exit_code == 130:
-        sys.stderr.write(f"relcheck: interrupted — resume with: relcheck eval {pipeline} --resume {outcome.run_dir}\n")
+        from ..runner.resume import resume_command
+
+        sys.stderr.write("relcheck: interrupted; what finished is saved. Resume with:\n  "
+                         f"{resume_command(options.command, outcome.run_dir)}\n")
     raise typer.Exit(outcome.exit_code)
 
 

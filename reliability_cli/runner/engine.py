@@ -34,6 +34,7 @@ from .journal import JournalWriter
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20
+STOP_GRACE_S = 1.0  # in-flight units may finish for this long after Ctrl-C / SIGTERM
 FATAL_STATUS = frozenset({"http_400", "http_401", "http_403", "http_404", "http_422"})
 
 
@@ -89,6 +90,7 @@ class Engine:
     _health: dict[str, EndpointHealth] = field(default_factory=dict)
     _stopping: bool = False
     _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _workers: list[asyncio.Task[None]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -101,27 +103,51 @@ class Engine:
                 self._endpoint_limits[name] = asyncio.Semaphore(ep.max_concurrency)
 
         async def worker() -> None:
-            for unit in iterator:
-                if self._stopping:
-                    return
-                await self.run_unit(unit)
+            try:
+                for unit in iterator:
+                    if self._stopping:
+                        return
+                    await self.run_unit(unit)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise  # not ours: let the cancellation through
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, self.concurrency))]
+        self._workers = workers
         try:
             await asyncio.gather(*workers)
         except EarlyStop:
-            for w in workers:
-                w.cancel()
+            self._cancel_workers()
             await asyncio.gather(*workers, return_exceptions=True)
         self._check_short_runs()
 
     def request_stop(self, reason: str = "interrupted") -> None:
-        """Stop scheduling new units (Ctrl-C, SIGTERM, --max-cost)."""
+        """Stop scheduling new units (Ctrl-C, SIGTERM, --max-cost).
+
+        On an interruption, units in flight get ``STOP_GRACE_S`` to finish and are then
+        cancelled (a cancelled unit writes no ``unit_done`` line, so a resume reruns it); a
+        second interruption cancels them at once.
+        """
+        again = self.interrupted and reason == "interrupted"
         self._stopping = True
         if reason == "interrupted":
             self.interrupted = True
         if self.stop_reason is None:
             self.stop_reason = reason
+        if reason == "interrupted":
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            if again:
+                self._cancel_workers()
+            else:
+                loop.call_later(STOP_GRACE_S, self._cancel_workers)
+
+    def _cancel_workers(self) -> None:
+        for w in self._workers:
+            if not w.done():
+                w.cancel()
 
     # ------------------------------------------------------------------ one unit
 

@@ -18,6 +18,7 @@ from typing import Any
 from .._version import __version__
 from ..config import EvalSet, Pipeline, evalset_hash, load_evalsets, load_pipeline
 from ..errors import UsageError
+from . import resume
 from .engine import Engine, shard_of, units_of
 from .journal import JournalWriter
 
@@ -118,30 +119,50 @@ def run_eval(pipeline_path: str, options: RunOptions,
     Raises:
         RelcheckError: bad input (exit 2) — nothing was run.
     """
-    from .. import analysis, gates
+    from .. import gates
 
     prep = prepare(pipeline_path, options)
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
     gates.precheck(gate_config, len(prep.evalset), options.trials)
-    run_dir = _run_dir(options)
-    manifest = _manifest(run_dir, pipeline_path, prep, options)
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    run_dir, lock = _open_run_dir(options)
+    try:
+        return _run_locked(pipeline_path, options, prep, gate_config, run_dir, on_start, on_unit)
+    finally:
+        lock.release()
+
+
+def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_config: Any, run_dir: Path,
+                on_start: Callable[[int], None] | None,
+                on_unit: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
+    from .. import analysis, gates
+
     journal_path = run_dir / "attempts.jsonl"
+    manifest = _manifest(run_dir, pipeline_path, prep, options)
+    done: set[tuple[str, int]] = set()
+    if options.resume:
+        previous = resume.load_manifest(run_dir)
+        resume.check_compatible(run_dir, previous, prep.pipeline.hash, prep.evalset.hashes, manifest["flags"])
+        done = resume.compact_journal(journal_path, options.retry_errors)
+        previous.setdefault("resumes", []).append({"started_at": manifest["started_at"],
+                                                   "command": manifest["command"]})
+        manifest = previous
+    write_results(run_dir / "manifest.json", manifest)
     journal = JournalWriter(journal_path, {
         "run_id": manifest["run_id"], "pipeline_hash": prep.pipeline.hash,
         "evalset_hash": manifest["evalset_hash"], "evalset_hashes": dict(prep.evalset.hashes),
     })
     started = time.time()
     if on_start:
-        on_start(prep.units)
+        on_start(prep.units - len(done))
     engine = Engine(prep.pipeline, {}, journal, prep.seed, options.concurrency, options.max_cost,
                     on_unit, options.isolate)
     try:
-        asyncio.run(_drive(engine, prep, options))
+        asyncio.run(_drive(engine, prep, options, done))
     finally:
         journal.close()
     info = {
-        "id": manifest["run_id"], "pipeline": prep.pipeline.name,
+        "id": manifest["run_id"], "pipeline": prep.pipeline.name, "pipeline_hash": prep.pipeline.hash,
+        "evalset_hash": manifest["evalset_hash"], "flags": manifest["flags"],
         "pipeline_path": str(pipeline_path), "description": prep.pipeline.model.description,
         "dir": str(run_dir), "started_at": manifest["started_at"],
         "finished_at": _now(), "duration_s": round(time.time() - started, 3),
@@ -158,7 +179,7 @@ def run_eval(pipeline_path: str, options: RunOptions,
     return RunOutcome(run_dir, results, results["exit_code"])
 
 
-async def _drive(engine: Engine, prep: Prepared, options: RunOptions) -> None:
+async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[tuple[str, int]]) -> None:
     from ..endpoints import build_endpoint
 
     endpoints = {}
@@ -171,7 +192,8 @@ async def _drive(engine: Engine, prep: Prepared, options: RunOptions) -> None:
         engine.endpoints = endpoints
         loop = asyncio.get_running_loop()
         _install_signals(loop, engine)
-        await engine.run(units_of(prep.evalset.cases, options.trials))
+        units = units_of(prep.evalset.cases, options.trials)
+        await engine.run(u for u in units if (u.case.id, u.trial) not in done) if done else await engine.run(units)
     finally:
         for ep in endpoints.values():
             await ep.aclose()
@@ -192,6 +214,23 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _open_run_dir(options: RunOptions) -> tuple[Path, resume.RunLock]:
+    """The run directory, locked for this process (a second writer is refused, exit 2)."""
+    if options.resume:
+        path = Path(options.resume)
+        if options.out and Path(options.out).resolve() != path.resolve():
+            raise UsageError(f"--out {options.out} and --resume {options.resume} name different directories",
+                             hint="a resumed run continues in its own directory; drop --out")
+        resume.load_manifest(path)
+        return path, resume.RunLock(path).acquire()
+    path = _run_dir(options)
+    lock = resume.RunLock(path).acquire()
+    if any(p.name != resume.LOCK_NAME for p in path.iterdir()):
+        lock.release()
+        raise UsageError(f"--out {path}: the directory exists and is not empty")
+    return path, lock
 
 
 def _run_dir(options: RunOptions) -> Path:

@@ -1,0 +1,173 @@
+"""Run directories: the single-writer lock, and ``--resume`` (SPEC §4, §8).
+
+A resumed run keeps every unit that has a ``unit_done`` line and reruns the rest. Before
+anything runs, the journal is rewritten (temp file + ``os.replace``) to hold only the header
+and the lines of finished units: a torn last line and the partial attempts of unfinished
+units are dropped, so a unit never counts twice. A resume is refused when the resolved
+pipeline, the eval sets or a result-changing flag differ from the run's manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from ..endpoints import is_infrastructure
+from ..errors import ResultsError, UsageError
+from .journal import read_lines
+
+LOCK_NAME = ".lock"
+FLAG_NAMES = {"trials": "--trials", "retries": "--retries", "seed": "--seed", "isolate": "--isolate",
+              "endpoint": "--endpoint", "limit": "--limit", "filter_tag": "--filter-tag", "shard": "--shard"}
+
+UnitKey = tuple[str, int]
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on ``RUN_DIR/.lock``, held for the whole run."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise UsageError(f"{self.path.parent}: another relcheck is writing this run directory",
+                             hint="a run directory has a single writer; wait for it to finish, "
+                                  "or run elsewhere with --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing the descriptor releases the flock
+            self._fh = None
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest of the run in ``run_dir`` (exit 2 when it is not a run directory)."""
+    path = run_dir / "manifest.json"
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume {run_dir}: no such run directory")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"--resume {run_dir}: not a relcheck run directory (no manifest.json)") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"--resume {run_dir}: cannot read manifest.json: {exc}") from None
+    if not isinstance(manifest, dict) or "flags" not in manifest:
+        raise ResultsError(f"--resume {run_dir}: manifest.json is not a relcheck manifest")
+    return manifest
+
+
+def check_compatible(run_dir: Path, manifest: Mapping[str, Any], pipeline_hash: str,
+                     evalsets: Mapping[str, str], flags: Mapping[str, Any]) -> None:
+    """Refuse (exit 2) a resume whose pipeline, eval sets or result-changing flags differ."""
+    differences: list[str] = []
+    if manifest.get("pipeline_hash") != pipeline_hash:
+        differences.append(f"the resolved pipeline differs (run: {manifest.get('pipeline')}, "
+                           f"hash {str(manifest.get('pipeline_hash'))[:12]} ≠ now {pipeline_hash[:12]})")
+    before = dict(manifest.get("evalsets") or {})
+    if list(before.values()) != list(evalsets.values()):
+        differences.append(f"the eval sets differ (run: {', '.join(before) or 'none'}; "
+                           f"now: {', '.join(evalsets)})")
+    old_flags = manifest.get("flags") or {}
+    for key, name in FLAG_NAMES.items():
+        if old_flags.get(key) != flags.get(key):
+            differences.append(f"{name} differs (run: {_show(old_flags.get(key))}, now: {_show(flags.get(key))})")
+    if differences:
+        raise UsageError(f"--resume {run_dir}: cannot resume: " + "; ".join(differences),
+                         hint="resume with the run's original pipeline, eval sets and flags "
+                              "(see its manifest.json), or start a new run")
+
+
+def _show(value: Any) -> str:
+    if value is None or value == []:
+        return "not set"
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
+    """Rewrite ``journal`` keeping the header and the lines of finished units; return their keys.
+
+    With ``retry_errors``, units whose final attempt was an infrastructure error are dropped
+    too, so they run again.
+    """
+    if not journal.exists():
+        return set()
+    keep: set[UnitKey] = set()
+    for rec in read_lines(journal):
+        unit = rec.get("unit_done")
+        if unit is None:
+            continue
+        key = (unit["case"], unit["trial"])
+        if retry_errors and unit.get("outcome") == "error" and is_infrastructure(unit.get("error_kind")):
+            keep.discard(key)
+        else:
+            keep.add(key)
+    tmp = journal.with_name(journal.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+        for i, (line, rec) in enumerate(_raw_lines(journal)):
+            unit = rec.get("unit_done")
+            if i == 0 and "schema" in rec:
+                pass
+            elif unit is not None:
+                if (unit["case"], unit["trial"]) not in keep:
+                    continue
+            elif (rec.get("case"), rec.get("trial")) not in keep:
+                continue
+            out.write(line)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, journal)
+    return keep
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each complete line with its parsed record; a torn last line is dropped (as ``read_lines``)."""
+    with open(path, encoding="utf-8", newline="\n") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                return
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict):
+                yield line, rec
+
+
+def resume_command(command: list[str] | tuple[str, ...], run_dir: Path) -> str:
+    """The shell command that continues ``run_dir``: this command without ``--out``/``--resume``,
+    plus ``--resume RUN_DIR`` (every other flag kept, so the result-changing ones match)."""
+    import shlex
+
+    args = list(command)
+    kept: list[str] = []
+    skip = False
+    for arg in args[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--out", "--resume"):
+            skip = True
+            continue
+        if arg.startswith(("--out=", "--resume=")):
+            continue
+        kept.append(arg)
+    return shlex.join([args[0] if args else "relcheck", *kept, "--resume", str(run_dir)])

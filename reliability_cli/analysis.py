@@ -8,9 +8,10 @@ set is one small record per unit and one float per attempt for latency percentil
 
 from __future__ import annotations
 
+import heapq
 from array import array
-from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from .runner.journal import read_lines
 SCHEMA = "relcheck.results/v1"
 INFRA_PREFIX = "http_"
 INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
+FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the rest
+UNIT_KEYS = ("case", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts")
+SLIM_DROP = ("output", "reason", "case", "trial", "attempt")
 
 
 def is_infrastructure(kind: str | None) -> bool:
@@ -50,16 +54,18 @@ class StepTally:
     tokens_out: int = 0
     cost: float = 0.0
     priced: bool = False
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    per_case: dict[str, list[int]] = field(default_factory=dict)  # case → [passed, reached]
+    failures: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)  # max-heap by order
+    failures_total: int = 0
+    per_case: dict[str, list[int]] = field(default_factory=dict)  # case → [passed, reached]; trials > 1 only
+    track_cases: bool = True
 
-    def add_unit_step(self, case: str, trial: int, s: Mapping[str, Any]) -> None:
+    def add_unit_step(self, case: str, trial: int, s: Mapping[str, Any], position: int = 0) -> None:
         final = s.get("final")
         if final == "skipped":
             self.skipped_no_gold += 1
             return
         self.reached += 1
-        pc = self.per_case.setdefault(case, [0, 0])
+        pc = self.per_case.setdefault(case, [0, 0]) if self.track_cases else [0, 0]
         pc[1] += 1
         if final == "pass":
             self.passed += 1
@@ -75,9 +81,15 @@ class StepTally:
             if final == "pass":
                 self.retry_recovered += 1
         if final != "pass":
-            self.failures.append({"case": case, "trial": trial, "outcome": final,
-                                  "error_kind": s.get("error_kind"), "reason": s.get("reason"),
-                                  "output": s.get("output")})
+            self.failures_total += 1
+            key = (-position, -trial, -self.failures_total)  # min-heap: keeps the first FAILURES_KEPT in order
+            if len(self.failures) < FAILURES_KEPT or key > self.failures[0][0]:
+                entry = (key, {"case": case, "trial": trial, "outcome": final, "error_kind": s.get("error_kind"),
+                               "reason": s.get("reason"), "output": s.get("output")})
+                if len(self.failures) < FAILURES_KEPT:
+                    heapq.heappush(self.failures, entry)
+                else:
+                    heapq.heapreplace(self.failures, entry)
 
     def add_attempt(self, a: Mapping[str, Any]) -> None:
         self.attempts += 1
@@ -116,7 +128,8 @@ class StepTally:
             "latency_ms": _round_dict(stats.percentiles(self.latencies)),
             "tokens": {"input": self.tokens_in, "output": self.tokens_out},
             "cost_usd": round(self.cost, 6) if self.priced else None,
-            "failures": self.failures,
+            "failures": [f for _, f in sorted(self.failures, key=lambda e: e[0], reverse=True)],
+            "failures_omitted": self.failures_total - len(self.failures),
         }
 
 
@@ -143,37 +156,65 @@ def _rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], tri
     return rate, _ci(interval)
 
 
-def build_results(journal: Path, pipeline: Pipeline, evalset: EvalSet, trials: int,
-                  run: dict[str, Any], confidence: float) -> dict[str, Any]:
-    """Read ``journal`` and compute the results document (without gates)."""
-    order = {c.id: i for i, c in enumerate(evalset.cases)}
-    done: dict[tuple[str, int], dict[str, Any]] = {}
-    for rec in read_lines(journal):
+def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: EvalSet, trials: int,
+                  run: dict[str, Any], confidence: float, order: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Read ``journal`` (or several shard journals) and compute the results document (without gates).
+
+    One streaming pass: an attempt line waits in ``pending`` until its unit's ``unit_done``
+    line arrives (attempts of units that never finished are never counted), so memory holds
+    the units in flight, not every attempt. ``order`` maps a case id to its position in the
+    unsharded eval set (``index`` of each unit); by default the position in ``evalset``.
+    """
+    if order is None:
+        order = {c.id: i for i, c in enumerate(evalset.cases)}
+    clustered = trials > 1
+    steps = {s.id: StepTally(s.id, track_cases=clustered) for s in pipeline.steps}
+    isolated = ({s.id: StepTally(s.id, track_cases=clustered) for s in pipeline.steps}
+                if run.get("isolate") else None)
+    pending: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    compact: list[tuple[Any, ...]] = []
+    seen: set[tuple[str, int]] = set()
+    for rec in _journal_lines(journal):
         unit = rec.get("unit_done")
-        if unit is not None:
-            done[(unit["case"], unit["trial"])] = unit
-    steps = {s.id: StepTally(s.id) for s in pipeline.steps}
-    isolated = {s.id: StepTally(s.id) for s in pipeline.steps} if run.get("isolate") else None
-    for rec in read_lines(journal):
-        if "step" not in rec or (rec["case"], rec["trial"]) not in done:
+        if unit is None:
+            if "step" in rec and "case" in rec:
+                key = (rec["case"], rec["trial"])
+                for name in SLIM_DROP:
+                    rec.pop(name, None)
+                pending.setdefault(key, []).append(rec)
             continue
-        phase = rec.get("phase", "chained")
-        table = steps if phase == "chained" else isolated if phase == "isolated" else None
-        if table is not None and rec["step"] in table:
-            table[rec["step"]].add_attempt(rec)
-    units = sorted(done.values(), key=lambda u: (order.get(u["case"], len(order)), u["trial"]))
-    e2e_cases: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for u in units:
-        for s in u.get("steps", ()):
+        key = (unit["case"], unit["trial"])
+        if key in seen:
+            continue  # a unit counts once, whatever the journal holds
+        seen.add(key)
+        for rec in pending.pop(key, ()):
+            phase = rec.get("phase", "chained")
+            table = steps if phase == "chained" else isolated if phase == "isolated" else None
+            if table is not None and rec["step"] in table:
+                table[rec["step"]].add_attempt(rec)
+        position = order.get(unit["case"], len(order))
+        for s in unit.get("steps", ()):
             if s["step"] in steps:
-                steps[s["step"]].add_unit_step(u["case"], u["trial"], s)
+                steps[s["step"]].add_unit_step(unit["case"], unit["trial"], s, position)
         if isolated is not None:
-            for s in u.get("isolated", ()):
+            for s in unit.get("isolated", ()):
                 if s["step"] in isolated:
-                    isolated[s["step"]].add_unit_step(u["case"], u["trial"], s)
-        pc = e2e_cases[u["case"]]
+                    isolated[s["step"]].add_unit_step(unit["case"], unit["trial"], s, position)
+        compact.append((position, *(unit[k] for k in UNIT_KEYS)))
+    del pending, seen
+    compact.sort(key=lambda u: (u[0], u[2]))
+    units = [{**dict(zip(UNIT_KEYS, u[1:])), "index": u[0]} for u in compact]
+    del compact
+    e2e_cases: dict[str, list[int]] = {}
+    for u in units:
+        pc = e2e_cases.setdefault(u["case"], [0, 0])
         pc[0] += 1 if u["passed"] else 0
         pc[1] += 1
+        if not clustered:
+            e2e_cases.clear()  # one trial: every case is one unit, nothing to cluster
+    for table in (steps, *((isolated,) if isolated is not None else ())):
+        for tally in table.values():
+            tally.per_case = dict(sorted(tally.per_case.items(), key=lambda kv: order.get(kv[0], len(order))))
     step_rows = []
     for plan in pipeline.steps:
         row = steps[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
@@ -197,11 +238,16 @@ def build_results(journal: Path, pipeline: Pipeline, evalset: EvalSet, trials: i
         "end_to_end": end_to_end,
         "what_if": what_if(step_rows, end_to_end),
         "gates": [],
-        "units": [{k: u[k] for k in ("case", "trial", "passed", "failed_step", "outcome",
-                                     "error_kind", "attempts")} for u in units],
+        "units": units,
         "verdict": "pass",
         "exit_code": 0,
     }
+
+
+def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
+    paths: Iterable[Path] = [journal] if isinstance(journal, Path) else journal
+    for path in paths:
+        yield from read_lines(path)
 
 
 def _end_to_end(units: Sequence[Mapping[str, Any]], per_case: Mapping[str, Sequence[int]], trials: int,
@@ -211,7 +257,7 @@ def _end_to_end(units: Sequence[Mapping[str, Any]], per_case: Mapping[str, Seque
     rate, ci = _rate_ci(passed, total, per_case, trials, confidence)
     infra = sum(1 for u in units if u["outcome"] == "error" and is_infrastructure(u.get("error_kind")))
     out: dict[str, Any] = {"passed": passed, "total": total, "rate": rate, "ci": ci,
-                           "cases": len(per_case), "infra_errors": infra,
+                           "cases": len(per_case) if trials > 1 else total, "infra_errors": infra,
                            "error_rate": infra / total if total else None}
     if trials > 1:
         counts = [(n, c) for c, n in per_case.values()]

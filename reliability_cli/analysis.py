@@ -172,8 +172,7 @@ def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: E
     isolated = ({s.id: StepTally(s.id, track_cases=clustered) for s in pipeline.steps}
                 if run.get("isolate") else None)
     pending: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    compact: list[tuple[Any, ...]] = []
-    seen: set[tuple[str, int]] = set()
+    table_of_units = _UnitTable(order)
     for rec in _journal_lines(journal):
         unit = rec.get("unit_done")
         if unit is None:
@@ -183,16 +182,13 @@ def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: E
                     rec.pop(name, None)
                 pending.setdefault(key, []).append(rec)
             continue
-        key = (unit["case"], unit["trial"])
-        if key in seen:
-            continue  # a unit counts once, whatever the journal holds
-        seen.add(key)
-        for rec in pending.pop(key, ()):
+        # a journal holds one unit_done per unit: one writer per run dir, and resume compacts
+        for rec in pending.pop((unit["case"], unit["trial"]), ()):
             phase = rec.get("phase", "chained")
             table = steps if phase == "chained" else isolated if phase == "isolated" else None
             if table is not None and rec["step"] in table:
                 table[rec["step"]].add_attempt(rec)
-        position = order.get(unit["case"], len(order))
+        position = table_of_units.position(unit["case"])
         for s in unit.get("steps", ()):
             if s["step"] in steps:
                 steps[s["step"]].add_unit_step(unit["case"], unit["trial"], s, position)
@@ -200,11 +196,10 @@ def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: E
             for s in unit.get("isolated", ()):
                 if s["step"] in isolated:
                     isolated[s["step"]].add_unit_step(unit["case"], unit["trial"], s, position)
-        compact.append((position, *(unit[k] for k in UNIT_KEYS)))
-    del pending, seen
-    compact.sort(key=lambda u: (u[0], u[2]))
-    units = [{**dict(zip(UNIT_KEYS, u[1:])), "index": u[0]} for u in compact]
-    del compact
+        table_of_units.add(position, unit)
+    del pending
+    units = table_of_units.records()
+    del table_of_units
     e2e_cases: dict[str, list[int]] = {}
     for u in units:
         pc = e2e_cases.setdefault(u["case"], [0, 0])
@@ -242,6 +237,61 @@ def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: E
         "verdict": "pass",
         "exit_code": 0,
     }
+
+
+class _UnitTable:
+    """The finished units, column by column in arrays while the journal is read.
+
+    Keeping no Python object per unit during the pass avoids interleaving long-lived small
+    objects with the parser's garbage, which fragments the heap and grows RSS; the unit
+    records are built once, in order, at the end. Case ids come from ``order``'s keys.
+    """
+
+    def __init__(self, order: Mapping[str, int]) -> None:
+        self.order = order
+        self.extra: dict[str, int] = {}  # cases the eval set does not hold, after every known one
+        self.vocab: list[Any] = []
+        self.codes: dict[Any, int] = {}
+        self.cols = {name: array("i") for name in ("index", "trial", "passed", "failed_step", "outcome",
+                                                     "error_kind", "attempts")}
+
+    def position(self, case: str) -> int:
+        found = self.order.get(case)
+        if found is not None:
+            return found
+        return self.extra.setdefault(case, max(self.order.values(), default=-1) + 1 + len(self.extra))
+
+    def _code(self, value: Any) -> int:
+        code = self.codes.get(value)
+        if code is None:
+            code = self.codes[value] = len(self.vocab)
+            self.vocab.append(value)
+        return code
+
+    def add(self, position: int, unit: Mapping[str, Any]) -> None:
+        c = self.cols
+        c["index"].append(position)
+        c["trial"].append(unit["trial"])
+        c["passed"].append(1 if unit["passed"] else 0)
+        c["attempts"].append(unit["attempts"])
+        for key in ("failed_step", "outcome", "error_kind"):
+            c[key].append(self._code(unit[key]))
+
+    def records(self) -> list[dict[str, Any]]:
+        c = self.cols
+        index, trial, vocab = c["index"], c["trial"], self.vocab
+        ids: list[str | None] = [None] * (max(index, default=-1) + 1)  # position → case id
+        for mapping in (self.order, self.extra):
+            for case, p in mapping.items():
+                if p < len(ids):
+                    ids[p] = case
+        import numpy as np
+
+        rows = np.lexsort((np.frombuffer(trial, dtype=np.intc), np.frombuffer(index, dtype=np.intc)))
+        return [{"case": ids[index[i]], "trial": trial[i], "passed": bool(c["passed"][i]),
+                 "failed_step": vocab[c["failed_step"][i]], "outcome": vocab[c["outcome"][i]],
+                 "error_kind": vocab[c["error_kind"][i]], "attempts": c["attempts"][i], "index": index[i]}
+                for i in rows]
 
 
 def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:

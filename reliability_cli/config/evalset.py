@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,30 +64,44 @@ def load_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
     Raises:
         EvalSetError: a file is unreadable, malformed, empty, or ids repeat.
     """
+    hashes: dict[str, str] = {}
+    cases = tuple(iter_evalsets(paths, pipeline, hashes))
+    return EvalSet(cases, hashes)
+
+
+def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | None = None,
+                  hashes: dict[str, str] | None = None, unique: bool = True) -> Iterator[Case]:
+    """Yield the cases of ``paths`` one by one, validating as :func:`load_evalsets` does.
+
+    JSONL is read line by line, so a large eval set is never held in memory; the other
+    formats are parsed whole. ``unique=False`` skips the duplicate-id check (for a second
+    pass over files already checked, so nothing grows with their size). ``hashes`` receives each file's SHA-256 as it is read; the
+    errors (malformed rows, duplicate ids) are raised once every file has been read.
+    """
     if not paths:
         raise EvalSetError("no eval set: give --evalset FILE or set `evalset:` in the pipeline")
-    cases: list[Case] = []
-    hashes: dict[str, str] = {}
-    seen: dict[str, Location | None] = {}
+    hashes = {} if hashes is None else hashes
+    seen: dict[str, tuple[str | None, int | None]] = {}  # id → where first defined (small, for large sets)
     problems: list[RelcheckError] = []
     step_ids = {s.id for s in pipeline.steps} if pipeline else None
     for path in paths:
         file = str(path)
-        raw = _read(Path(path), file)
-        hashes[file] = hashlib.sha256(raw).hexdigest()
-        text = _decode(raw, file)
         suffix = Path(path).suffix.lower()
         if suffix in (".jsonl", ".ndjson"):
-            rows = _jsonl_rows(text, file)
-        elif suffix in (".yaml", ".yml"):
-            rows = _yaml_rows(text, file)
-        elif suffix == ".csv":
-            rows = _csv_rows(text, file)
-        elif suffix == ".json":
-            rows = _json_rows(text, file)
+            rows = _jsonl_stream(Path(path), file, hashes)
         else:
-            raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
-                               hint="use .jsonl, .yaml or .csv")
+            raw = _read(Path(path), file)
+            hashes[file] = hashlib.sha256(raw).hexdigest()
+            text = _decode(raw, file)
+            if suffix in (".yaml", ".yml"):
+                rows = _yaml_rows(text, file)
+            elif suffix == ".csv":
+                rows = _csv_rows(text, file)
+            elif suffix == ".json":
+                rows = _json_rows(text, file)
+            else:
+                raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
+                                   hint="use .jsonl, .yaml or .csv")
         count = 0
         for row, loc in rows:
             count += 1
@@ -98,18 +112,49 @@ def load_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
                 if len(problems) >= MAX_ERRORS:
                     break
                 continue
-            if case.id in seen:
-                first = seen[case.id]
-                problems.append(EvalSetError(f"duplicate case id '{case.id}'", loc,
-                                             hint=f"first defined at {first}" if first else None))
+            if not unique:
+                yield case
                 continue
-            seen[case.id] = loc
-            cases.append(case)
+            if case.id in seen:
+                first = Location(*seen[case.id])
+                problems.append(EvalSetError(f"duplicate case id '{case.id}'", loc,
+                                             hint=f"first defined at {first}"))
+                continue
+            seen[case.id] = (loc.file, loc.line)
+            if not problems:
+                yield case
         if count == 0:
             problems.append(EvalSetError("the eval set is empty: no cases", Location(file)))
     if problems:
         raise problems[0] if len(problems) == 1 else MultipleErrors(problems[:MAX_ERRORS])
-    return EvalSet(tuple(cases), hashes)
+
+
+def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
+    """JSONL rows read line by line (bounded memory), hashing the bytes as they pass."""
+    digest = hashlib.sha256()
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
+    except FileNotFoundError:
+        raise EvalSetError("no such eval set file", Location(file)) from None
+    except IsADirectoryError:
+        raise EvalSetError("is a directory, not an eval set file", Location(file)) from None
+    except OSError as exc:
+        raise EvalSetError(f"cannot read: {exc.strerror}", Location(file)) from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            digest.update(raw)
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise EvalSetError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, lineno)) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, lineno, exc.colno)) from None
+            yield row, Location(file, lineno)
+    hashes[file] = digest.hexdigest()
 
 
 def _read(path: Path, file: str) -> bytes:

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..config import EvalSet, Pipeline, evalset_hash, load_evalsets, load_pipeline
+from ..config import EvalSet, Pipeline, evalset_hash, load_pipeline
 from ..errors import UsageError
 from . import resume
+from .cases import CaseSelection, select_cases
 from .engine import Engine, shard_of, units_of
 from .journal import JournalWriter
 
@@ -69,7 +70,7 @@ class RunOutcome:
 @dataclass
 class Prepared:
     pipeline: Pipeline
-    evalset: EvalSet
+    evalset: CaseSelection
     seed: int
     units: int
 
@@ -79,13 +80,7 @@ def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
     pipeline = load_pipeline(pipeline_path, options.environ)
     pipeline = apply_overrides(pipeline, options)
     paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
-    evalset = load_evalsets(paths, pipeline)
-    evalset = evalset.select(options.filter_tags, None)
-    if options.shard:
-        index, total = options.shard
-        evalset = EvalSet(tuple(c for c in evalset.cases if shard_of(c.id, total) == index), evalset.hashes)
-    if options.limit is not None:
-        evalset = evalset.select((), options.limit)
+    evalset = select_cases(paths, pipeline, options.filter_tags, options.shard, options.limit, shard_of)
     seed = pipeline.model.seed if options.seed is None else options.seed
     return Prepared(pipeline, evalset, seed, len(evalset) * options.trials)
 
@@ -172,8 +167,8 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         "cases": len(prep.evalset), "units_planned": prep.units,
         "stop_reason": engine.stop_reason, "interrupted": engine.interrupted,
     }
-    results = analysis.build_results(journal_path, prep.pipeline, prep.evalset, options.trials, info,
-                                     gate_config.confidence)
+    results = analysis.build_results(journal_path, prep.pipeline, EvalSet((), prep.evalset.hashes), options.trials,
+                                     info, gate_config.confidence, order=prep.evalset.positions)
     gates.apply(results, gate_config)
     write_results(run_dir / "results.json", results)
     return RunOutcome(run_dir, results, results["exit_code"])
@@ -210,10 +205,35 @@ def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
 
 
 def write_results(path: Path, results: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees a half-written results.json."""
+    """Write atomically: a reader never sees a half-written results.json.
+
+    Long lists (``units``) are written one compact item per line: readable, and streamed,
+    so a 100,000-unit run never builds the whole document as one string.
+    """
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write("{")
+        for i, (key, value) in enumerate(results.items()):
+            fh.write(("," if i else "") + f"\n  {json.dumps(key)}: ")
+            if isinstance(value, list) and len(value) > 50:
+                fh.write("[")
+                for j, item in enumerate(value):
+                    fh.write(("," if j else "") + "\n    " + json.dumps(item, ensure_ascii=False))
+                fh.write("\n  ]")
+            else:
+                json.dump(value, _Indented(fh), indent=2, ensure_ascii=False)
+        fh.write("\n}\n")
     os.replace(tmp, path)
+
+
+class _Indented:
+    """A file that indents what ``json.dump`` streams into it by one level (2 spaces)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def write(self, text: str) -> None:
+        self.fh.write(text.replace("\n", "\n  "))  # a newline inside a JSON string is escaped
 
 
 def _open_run_dir(options: RunOptions) -> tuple[Path, resume.RunLock]:

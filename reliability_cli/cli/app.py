@@ -43,6 +43,7 @@ def _register() -> None:
 
     app.command("eval")(eval_cmd.eval_command)
     app.command("validate")(validate.validate_command)
+    app.command("merge")(__import__(f"{__package__}.merge", fromlist=["merge_command"]).merge_command)
     misc.register(app)
 
 

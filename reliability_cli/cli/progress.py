@@ -21,7 +21,7 @@ class PlainProgress(NoProgress):
     """For CI logs: one line at most every 10 seconds, and one at the end."""
 
     def __init__(self) -> None:
-        self.total = self.done = self.passed = 0
+        self.total = self.done = self.passed = self.requests = 0
         self.started = self.last = time.monotonic()
 
     def start(self, total: int) -> None:
@@ -31,6 +31,7 @@ class PlainProgress(NoProgress):
     def unit_done(self, record: dict[str, Any]) -> None:
         self.done += 1
         self.passed += bool(record.get("passed"))
+        self.requests += _requests(record)
         now = time.monotonic()
         if now - self.last >= PLAIN_EVERY_S:
             self.last = now
@@ -39,8 +40,9 @@ class PlainProgress(NoProgress):
     def _line(self, now: float) -> None:
         elapsed = max(now - self.started, 1e-9)
         rate = self.passed / self.done if self.done else 0.0
+        left = (self.total - self.done) * elapsed / self.done if self.done else 0.0
         sys.stderr.write(f"relcheck: {self.done}/{self.total} units, e2e {rate:.1%}, "
-                         f"{self.done / elapsed:.0f} units/s\n")
+                         f"{self.requests / elapsed:.0f} req/s, ETA {_clock(left)}\n")
         sys.stderr.flush()
 
     def stop(self) -> None:
@@ -49,7 +51,7 @@ class PlainProgress(NoProgress):
 
 
 class RichProgress(NoProgress):
-    """Units done/total, running end-to-end pass rate, units per second, ETA."""
+    """Units done/total, running end-to-end pass rate, requests per second, ETA."""
 
     def __init__(self) -> None:
         from rich.console import Console
@@ -67,7 +69,7 @@ class RichProgress(NoProgress):
             TimeRemainingColumn(), console=Console(stderr=True), transient=True,
         )
         self.task: Any = None
-        self.done = self.passed = 0
+        self.done = self.passed = self.requests = 0
         self.started = time.monotonic()
         self.last_refresh = 0.0
 
@@ -79,17 +81,28 @@ class RichProgress(NoProgress):
     def unit_done(self, record: dict[str, Any]) -> None:
         self.done += 1
         self.passed += bool(record.get("passed"))
+        self.requests += _requests(record)
         now = time.monotonic()
         if now - self.last_refresh < 0.1:
             return
         self.last_refresh = now
         self.progress.update(self.task, completed=self.done, rate=f"{self.passed / self.done:.1%}",
-                             speed=f"{self.done / max(now - self.started, 1e-9):.0f} u/s")
+                             speed=f"{self.requests / max(now - self.started, 1e-9):.0f} req/s")
 
     def stop(self) -> None:
         if self.task is not None:
             self.progress.update(self.task, completed=self.done)
         self.progress.stop()
+
+
+def _requests(record: dict[str, Any]) -> int:
+    """Requests a finished unit sent: its chained attempts plus its isolated ones."""
+    return int(record.get("attempts") or 0) + sum(int(s.get("attempts") or 0) for s in record.get("isolated") or ())
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def make_progress(enabled: bool) -> NoProgress:

@@ -54,7 +54,7 @@ class StepTally:
     tokens_out: int = 0
     cost: float = 0.0
     priced: bool = False
-    failures: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)  # max-heap by order
+    failures: list[tuple[tuple[int, int, int], dict[str, Any]]] = field(default_factory=list)  # heap by order
     failures_total: int = 0
     per_case: dict[str, list[int]] = field(default_factory=dict)  # case → [passed, reached]; trials > 1 only
     track_cases: bool = True
@@ -84,7 +84,7 @@ class StepTally:
             self.failures_total += 1
             key = (-position, -trial, -self.failures_total)  # min-heap: keeps the first FAILURES_KEPT in order
             if len(self.failures) < FAILURES_KEPT or key > self.failures[0][0]:
-                entry = (key, {"case": case, "trial": trial, "outcome": final, "error_kind": s.get("error_kind"),
+                entry: tuple[tuple[int, int, int], dict[str, Any]] = (key, {"case": case, "trial": trial, "outcome": final, "error_kind": s.get("error_kind"),
                                "reason": s.get("reason"), "output": s.get("output")})
                 if len(self.failures) < FAILURES_KEPT:
                     heapq.heappush(self.failures, entry)

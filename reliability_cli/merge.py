@@ -112,11 +112,11 @@ def _check_consistent(docs: Sequence[Mapping[str, Any]], names: Sequence[str]) -
                 raise UsageError(f"merge: {name} and {shards[shard]} are both shard {shard}")
             shards[shard] = name
         for u in doc["units"]:
-            key = (u["case"], u["trial"])
-            if key in seen:
-                raise UsageError(f"merge: unit {u['case']}[{u['trial']}] is in both {seen[key]} and {name}",
+            unit = (u["case"], u["trial"])
+            if unit in seen:
+                raise UsageError(f"merge: unit {u['case']}[{u['trial']}] is in both {seen[unit]} and {name}",
                                  hint="merge each shard once; shards of one run never overlap")
-            seen[key] = name
+            seen[unit] = name
     totals = {s.split("/")[1] for s in shards}
     if len(totals) > 1:
         raise UsageError(f"merge: the shards split the run differently ({', '.join(sorted(shards))})")

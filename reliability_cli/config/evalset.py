@@ -87,6 +87,7 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
     for path in paths:
         file = str(path)
         suffix = Path(path).suffix.lower()
+        rows: Iterable[tuple[Any, Location]]
         if suffix in (".jsonl", ".ndjson"):
             rows = _jsonl_stream(Path(path), file, hashes)
         else:

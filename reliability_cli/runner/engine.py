@@ -382,7 +382,7 @@ def _excerpt(text: str | None, limit: int) -> str | None:
     return text[: limit - 1] + "…"
 
 
-def units_of(cases: Sequence[Case], trials: int) -> Iterable[Unit]:
+def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:
     for case in cases:
         for trial in range(1, trials + 1):
             yield Unit(case, trial)

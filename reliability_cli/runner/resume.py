@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -152,7 +152,7 @@ def _raw_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield line, rec
 
 
-def resume_command(command: list[str] | tuple[str, ...], run_dir: Path) -> str:
+def resume_command(command: Sequence[str], run_dir: Path) -> str:
     """The shell command that continues ``run_dir``: this command without ``--out``/``--resume``,
     plus ``--resume RUN_DIR`` (every other flag kept, so the result-changing ones match)."""
     import shlex

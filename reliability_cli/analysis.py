@@ -120,6 +120,8 @@ class StepTally:
             "first_try_rate": _ratio(self.first_pass, self.reached),
             "retry_recovered": self.retry_recovered,
             "recovery_rate": _ratio(self.retry_recovered, self.retried),
+            # what independence predicts for a retry: it passes as often as a first try
+            "recovery_rate_independent": _ratio(self.first_pass, self.reached) if self.retried else None,
             "retried": self.retried,
             "attempts": self.attempts,
             "attempt_outcomes": {k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},

@@ -45,6 +45,8 @@ def _register() -> None:
     app.command("validate")(validate.validate_command)
     app.command("merge")(__import__(f"{__package__}.merge", fromlist=["merge_command"]).merge_command)
     misc.register(app)
+    app.command("compare")(__import__(f"{__package__}.compare", fromlist=["compare_command"]).compare_command)
+    app.command("plan")(__import__(f"{__package__}.plan", fromlist=["plan_command"]).plan_command)
 
 
 _register()

@@ -46,6 +46,8 @@ class TerminalReport:
         yield self._steps_table(r)
         yield Text("")
         yield self._waterfall(r, min(options.max_width, 100))
+        if any("isolated" in s for s in r["steps"]):
+            yield self._isolated(r)
         yield self._end_to_end(r)
         yield Text("")
         if r.get("what_if"):
@@ -110,6 +112,19 @@ class TerminalReport:
             lines.append(line)
         return Group(*lines, Text(""))
 
+    def _isolated(self, r: Mapping[str, Any]) -> Group:
+        table = Table(box=box.SIMPLE_HEAD, title="Isolated pass: each step on gold upstream outputs",
+                      title_justify="left", pad_edge=False, show_edge=False)
+        ci_head = f"{r['run'].get('confidence', 0.95):.0%} CI"
+        for name in ("step", "pass/reach", "isolated", ci_head, "chained", "no gold"):
+            table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True,
+                             max_width=18 if name == "step" else None)
+        for s in r["steps"]:
+            iso = s.get("isolated") or {}
+            table.add_row(s["id"], f"{iso.get('passed', 0)}/{iso.get('reached', 0)}", pct(iso.get("rate")),
+                          ci_text(iso.get("ci")), pct(s["rate"]), str(iso.get("skipped_no_gold", 0)))
+        return Group(table, Text(""))
+
     def _end_to_end(self, r: Mapping[str, Any]) -> Text:
         e = r["end_to_end"]
         confidence = r["run"].get("confidence", 0.95)
@@ -134,11 +149,15 @@ class TerminalReport:
                       pad_edge=False, show_edge=False)
         table.add_column("step", no_wrap=True, max_width=18)
         table.add_column("retries", justify="right")
+        table.add_column("recov/indep", justify="right")
         table.add_column("e2e now", justify="right")
         table.add_column("indep.", justify="right")
         table.add_column("measured", justify="right")
         for w in r["what_if"]:
-            table.add_row(w["step"], f"{w['retries_now']}→{w['retries_then']}", pct(w["end_to_end_now"]),
+            step = next((s for s in r["steps"] if s["id"] == w["step"]), {})
+            recov = ("—" if w.get("recovery_rate") is None else
+                     f"{pct(w['recovery_rate'], 0)}/{pct(step.get('recovery_rate_independent', w['first_try_rate']), 0)}")
+            table.add_row(w["step"], f"{w['retries_now']}→{w['retries_then']}", recov, pct(w["end_to_end_now"]),
                           pct(w["end_to_end_independent"]), pct(w["end_to_end_measured"]))
         return table
 
@@ -149,6 +168,8 @@ class TerminalReport:
             line = Text("  ")
             line.append(mark)
             line.append(f" {g['name']}: {g['detail']}")
+            if g.get("bound") is not None and "bound" not in g["detail"]:
+                line.append(f" (lower bound {g['bound']:.4f})")
             lines.append(line)
         return Group(*lines, Text(""))
 

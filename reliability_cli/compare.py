@@ -1,0 +1,221 @@
+"""Paired comparison of two results documents: per step and end to end (SPEC §6, §7).
+
+Two runs are compared only on the units both ran, paired unit by unit, so the noise of
+"which cases happened to be drawn" cancels out:
+
+- one trial per case: exact one-sided McNemar on the discordant units (baseline passed and
+  candidate failed, ``b``; the reverse, ``c``);
+- K trials per case: the case is the sample; each case's pass share in the baseline minus
+  its share in the candidate, tested with a one-sided paired test on those differences.
+  Repeated trials of one case are never pooled as independent samples.
+
+At a step, a unit counts only when both runs *reached* the step (chained mode skips later
+steps after a failure). A row regresses when the drop (baseline rate − candidate rate on
+the shared units) exceeds ``max_drop`` **and** is significant at ``alpha``. ``alpha`` is
+the family-wise level over the rows of one comparison (Holm's step-down adjustment), so a
+pipeline with seven rows does not fail seven times as often on noise alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import stats
+from .errors import ResultsError
+
+SCHEMA = "relcheck.compare/v1"
+E2E = "end_to_end"
+
+
+def compare(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 0.0,
+            alpha: float = 0.05) -> dict[str, Any]:
+    """Compare ``cand`` with ``base`` on their shared units.
+
+    Returns:
+        ``{"rows": [{name, step, base_rate, cand_rate, delta, drop, ci, p_value, p_adjusted,
+        test, n_shared, regressed, …}], "regressed": bool, …}``; ``delta`` is candidate −
+        baseline, ``drop`` its negation; ``ci`` is the two-sided ``1 − alpha`` interval of
+        ``delta``.
+
+    Raises:
+        ResultsError: a results document whose units cannot be read.
+    """
+    bt, ct = _unit_table(base, "baseline"), _unit_table(cand, "candidate")
+    base_steps = [s["id"] for s in base["steps"]]
+    cand_steps = [s["id"] for s in cand["steps"]]
+    common = [s for s in cand_steps if s in base_steps]
+    joined = bt.merge(ct, on=["case", "trial"], how="inner", suffixes=("_b", "_c"))
+    clustered = _max_trial(bt) > 1 or _max_trial(ct) > 1
+    rows: list[dict[str, Any]] = []
+    if len(joined):
+        rows.append(_row(E2E, None, joined, joined["passed_b"], joined["passed_c"], clustered, alpha))
+        for step in common:
+            ib, ic = base_steps.index(step), cand_steps.index(step)
+            fb, fc = joined["fail_idx_b"], joined["fail_idx_c"]
+            reached = (fb >= ib) & (fc >= ic)
+            sub = joined[reached]
+            rows.append(_row(f"step:{step}", step, sub, sub["fail_idx_b"] > ib, sub["fail_idx_c"] > ic,
+                             clustered, alpha))
+    _holm(rows)
+    for r in rows:
+        r["regressed"] = bool(r["drop"] is not None and r["drop"] > max_drop and r["p_adjusted"] is not None
+                              and r["p_adjusted"] < alpha)
+    return {
+        "schema": SCHEMA,
+        "baseline": _describe(base, len(bt)),
+        "candidate": _describe(cand, len(ct)),
+        "paired_on": "cases" if clustered else "units",
+        "shared_units": int(len(joined)),
+        "baseline_only_units": int(len(bt) - len(joined)),
+        "candidate_only_units": int(len(ct) - len(joined)),
+        "steps_not_compared": [s for s in base_steps if s not in common] + [s for s in cand_steps if s not in common],
+        "max_drop": max_drop,
+        "alpha": alpha,
+        "rows": rows,
+        "regressed": any(r["regressed"] for r in rows),
+    }
+
+
+def baseline_gates(baseline: Mapping[str, Any], results: Mapping[str, Any], max_drop: float,
+                   alpha: float) -> list[dict[str, Any]]:
+    """The baseline gate rows of ``results``: one per step and one end to end."""
+    doc = compare(baseline, results, max_drop, alpha)
+    if doc["shared_units"] == 0:
+        return [{"name": "baseline", "threshold": max_drop, "observed": None, "bound": None, "passed": False,
+                 "detail": "no unit (case, trial) is shared with the baseline: nothing to compare "
+                           "(different eval set, --filter-tag or --shard?)"}]
+    gates = []
+    for r in doc["rows"]:
+        gates.append({"name": f"baseline:{r['name']}", "threshold": max_drop, "observed": r["drop"],
+                      "bound": None, "passed": not r["regressed"], "detail": row_detail(r, max_drop, alpha),
+                      "p_value": r["p_value"], "p_adjusted": r["p_adjusted"], "n_shared": r["n_shared"],
+                      "base_rate": r["base_rate"], "cand_rate": r["cand_rate"]})
+    return gates
+
+
+def row_detail(r: Mapping[str, Any], max_drop: float, alpha: float) -> str:
+    """One line: the drop, the two rates, the test and the verdict."""
+    if r["n_shared"] == 0:
+        return "no shared unit reached this step in both runs"
+    unit = "cases" if r["test"] == "paired-shares" else "units"
+    p = r["p_adjusted"]
+    head = (f"drop {r['drop'] * 100:+.2f} pts ({r['base_rate']:.4f} → {r['cand_rate']:.4f} on "
+            f"{r['n_shared']} shared {unit}); {r['test']} p={_p(p)}")
+    if r.get("regressed"):
+        return f"{head} < {alpha:g} and drop > {max_drop:g}: significant regression"
+    if r["drop"] <= max_drop:
+        return f"{head}; drop within max_drop {max_drop:g}"
+    return f"{head} ≥ {alpha:g}: not significant"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
+# ---------------------------------------------------------------------- internals
+
+
+def _unit_table(doc: Mapping[str, Any], which: str) -> Any:
+    """``units`` as a DataFrame: case, trial, passed, fail_idx (the step index where it failed)."""
+    import pandas as pd
+
+    order = {s["id"]: i for i, s in enumerate(doc.get("steps") or [])}
+    n = len(order)
+    rows = []
+    try:
+        for u in doc["units"]:
+            # a failed unit with no known failed step reached nothing we can compare
+            idx = n if u.get("passed") else order.get(u.get("failed_step"), -1)
+            rows.append((str(u["case"]), int(u["trial"]), bool(u.get("passed")), idx))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ResultsError(f"{which}: malformed units list ({type(exc).__name__}: {exc})") from None
+    table = pd.DataFrame(rows, columns=["case", "trial", "passed", "fail_idx"])
+    if table.duplicated(["case", "trial"]).any():
+        dup = table[table.duplicated(["case", "trial"])].iloc[0]
+        raise ResultsError(f"{which}: unit {dup['case']}[{dup['trial']}] appears twice")
+    return table
+
+
+def _max_trial(table: Any) -> int:
+    return int(table["trial"].max()) if len(table) else 1
+
+
+def _describe(doc: Mapping[str, Any], units: int) -> dict[str, Any]:
+    run = doc.get("run") or {}
+    return {"pipeline": run.get("pipeline"), "id": run.get("id"), "trials": run.get("trials", 1),
+            "units": units, "rate": (doc.get("end_to_end") or {}).get("rate")}
+
+
+def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, clustered: bool,
+         alpha: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "step": step, "base_rate": None, "cand_rate": None, "delta": None,
+                           "drop": None, "ci": None, "p_value": None, "p_adjusted": None,
+                           "test": "paired-shares" if clustered else "mcnemar-exact", "n_shared": 0,
+                           "n_units": int(len(joined)), "regressed": False}
+    if len(joined) == 0:
+        return row
+    if clustered:
+        frame = joined[["case"]].assign(b=pb.astype(float).to_numpy(), c=pc.astype(float).to_numpy())
+        shares = frame.groupby("case", sort=False).mean()
+        diffs = (shares["b"] - shares["c"]).tolist()
+        m = len(diffs)
+        base_rate, cand_rate = float(shares["b"].mean()), float(shares["c"].mean())
+        drop = sum(diffs) / m
+        p = stats.paired_shares_test_one_sided(diffs)
+        row.update(n_shared=m, ci=_t_interval([-d for d in diffs], 1 - alpha))
+    else:
+        b_arr, c_arr = pb.to_numpy(dtype=bool), pc.to_numpy(dtype=bool)
+        n = len(b_arr)
+        both = int((b_arr & c_arr).sum())
+        b = int((b_arr & ~c_arr).sum())
+        c = int((~b_arr & c_arr).sum())
+        neither = n - both - b - c
+        base_rate, cand_rate = (both + b) / n, (both + c) / n
+        drop = (b - c) / n
+        p = stats.mcnemar_exact_one_sided(b, c)
+        row.update(n_shared=n, discordant={"base_only_passed": b, "cand_only_passed": c},
+                   ci=_newcombe_paired(both, b, c, neither, 1 - alpha))
+    row.update(base_rate=base_rate, cand_rate=cand_rate, delta=cand_rate - base_rate, drop=drop,
+               p_value=float(p))
+    return row
+
+
+def _holm(rows: Sequence[dict[str, Any]]) -> None:
+    """Holm's step-down adjusted p-values (family-wise error at ``alpha`` over the rows)."""
+    tested = sorted((r for r in rows if r["p_value"] is not None), key=lambda r: r["p_value"])
+    m = len(tested)
+    running = 0.0
+    for i, r in enumerate(tested):
+        running = max(running, min(1.0, (m - i) * r["p_value"]))
+        r["p_adjusted"] = running
+
+
+def _newcombe_paired(both: int, b: int, c: int, neither: int, confidence: float) -> dict[str, float]:
+    """Newcombe's hybrid score interval (method 10) for candidate − baseline, paired units."""
+    n = both + b + c + neither
+    p1, p2 = (both + b) / n, (both + c) / n  # baseline, candidate
+    l1, u1 = stats.wilson(both + b, n, confidence)
+    l2, u2 = stats.wilson(both + c, n, confidence)
+    denom = (both + b) * (c + neither) * (both + c) * (b + neither)
+    phi = (both * neither - b * c) / math.sqrt(denom) if denom > 0 else 0.0
+    theta = p2 - p1
+    lo = theta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    hi = theta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    return {"low": max(-1.0, lo), "high": min(1.0, hi)}
+
+
+def _t_interval(values: Sequence[float], confidence: float) -> dict[str, float]:
+    """Student-t interval of the mean of per-case differences."""
+    from scipy.stats import t
+
+    m = len(values)
+    mean = sum(values) / m
+    if m < 2:
+        return {"low": -1.0, "high": 1.0}
+    var = sum((v - mean) ** 2 for v in values) / (m - 1)
+    half = float(t.ppf(1 - (1 - confidence) / 2, m - 1)) * math.sqrt(var / m)
+    return {"low": max(-1.0, mean - half), "high": min(1.0, mean + half)}

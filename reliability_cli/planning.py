@@ -1,0 +1,185 @@
+"""``relcheck plan``: the cheapest per-step retry budget that reaches a target (SPEC §5).
+
+Each step is modelled from what the run measured:
+
+- the first attempt passes with the step's ``first_try_rate`` p;
+- each retry recovers a still-failing unit with probability q: from the measured
+  ``recovery_rate`` ρ when retries ran (ρ over r₀ retries gives q = 1 − (1 − ρ)^(1/r₀)),
+  else under independence (a retry is a fresh draw: q = p);
+- at the budget the run used, the model is anchored to the measured step rate.
+
+The chained end-to-end rate is the product of the step rates (chained rates are conditional
+on reaching the step, so at today's budgets the product *is* the measured end-to-end rate).
+A budget's cost is its expected calls per unit: a step is called only by units that reached
+it, and a retry only by units still failing. The search is exhaustive when the grid is
+small, greedy by marginal gain per extra call otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+EXHAUSTIVE_LIMIT = 200_000
+
+
+@dataclass(frozen=True)
+class StepModel:
+    """One step's measured behaviour, enough to project any retry budget."""
+
+    id: str
+    retries_now: int
+    first_try_rate: float
+    rate_now: float
+    per_retry_recovery: float
+    model: str  # "measured" or "independent"
+    p50_ms: float | None
+    usd_per_attempt: float | None
+
+    def failure(self, retries: int) -> float:
+        """Probability that the step's final attempt does not pass with ``retries`` retries."""
+        keep = 1 - self.per_retry_recovery
+        if retries >= self.retries_now:
+            return (1 - self.rate_now) * keep ** (retries - self.retries_now)
+        return (1 - self.first_try_rate) * keep ** retries
+
+    def rate(self, retries: int) -> float:
+        return 1 - self.failure(retries)
+
+    def expected_attempts(self, retries: int) -> float:
+        """Expected attempts of a unit that reaches the step."""
+        keep = 1 - self.per_retry_recovery
+        return 1 + (1 - self.first_try_rate) * sum(keep ** j for j in range(retries))
+
+
+def step_models(results: Mapping[str, Any]) -> list[StepModel]:
+    """A :class:`StepModel` per step of ``results``; steps no unit reached are skipped."""
+    models = []
+    for s in results["steps"]:
+        p, rate = s.get("first_try_rate"), s.get("rate")
+        if p is None or rate is None:
+            continue
+        r0 = max(0, int(s.get("max_attempts", 1)) - 1)
+        rho = s.get("recovery_rate")
+        if rho is not None and r0 >= 1:
+            q, model = 1 - (1 - rho) ** (1 / r0), "measured"
+        else:
+            q, model = p, "independent"
+        attempts = s.get("attempts") or 0
+        cost = s.get("cost_usd")
+        models.append(StepModel(
+            id=s["id"], retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
+            p50_ms=(s.get("latency_ms") or {}).get("p50"),
+            usd_per_attempt=(cost / attempts) if (cost is not None and attempts) else None))
+    return models
+
+
+def _evaluate(models: Sequence[StepModel], budget: Sequence[int]) -> tuple[float, float, list[float]]:
+    """(end-to-end rate, expected calls per unit, reach probability per step)."""
+    alive, calls, reach = 1.0, 0.0, []
+    for m, r in zip(models, budget):
+        reach.append(alive)
+        calls += alive * m.expected_attempts(r)
+        alive *= m.rate(r)
+    return alive, calls, reach
+
+
+def plan(results: Mapping[str, Any], target: float, max_retries: int = 3) -> dict[str, Any]:
+    """The per-step retry budget that reaches ``target`` end to end with the fewest expected calls.
+
+    Args:
+        results: a results document.
+        target: the end-to-end rate to reach, in (0, 1].
+        max_retries: the most retries considered on any one step.
+
+    Returns:
+        ``{"reachable", "target", "steps": [{step, retries_now, retries, rate_now, rate_planned,
+        model, …}], "end_to_end_now", "end_to_end_planned", "calls_per_unit_now",
+        "calls_per_unit_planned", "extra_calls_per_unit", "extra_calls", "extra_latency_ms_per_unit",
+        "extra_cost_usd", …}``. When the target is out of reach, the budget is the best one
+        within ``max_retries`` and ``reachable`` is false.
+    """
+    models = step_models(results)
+    units = (results.get("end_to_end") or {}).get("total") or 0
+    now = [m.retries_now for m in models]
+    e2e_now, calls_now, reach_now = _evaluate(models, now)
+    measured_e2e = (results.get("end_to_end") or {}).get("rate")
+    grid = (max_retries + 1) ** len(models)
+    if not models:
+        best, method = [], "none"
+    elif grid <= EXHAUSTIVE_LIMIT:
+        best, method = _exhaustive(models, target, max_retries), "exhaustive"
+    else:
+        best, method = _greedy(models, target, max_retries), "greedy"
+    e2e, calls, reach = _evaluate(models, best)
+    reachable = e2e >= target - 1e-12
+    rows = []
+    extra_ms = 0.0
+    extra_usd: float | None = 0.0
+    for m, r, pr, pr_now, r_now in zip(models, best, reach, reach_now, now):
+        delta_attempts = pr * m.expected_attempts(r) - pr_now * m.expected_attempts(r_now)
+        if m.p50_ms is not None:
+            extra_ms += delta_attempts * m.p50_ms
+        if m.usd_per_attempt is not None and extra_usd is not None:
+            extra_usd += delta_attempts * m.usd_per_attempt * units
+        rows.append({"step": m.id, "retries_now": r_now, "retries": r, "max_attempts": r + 1,
+                     "first_try_rate": m.first_try_rate, "rate_now": m.rate_now, "rate_planned": m.rate(r),
+                     "model": m.model, "per_retry_recovery": m.per_retry_recovery,
+                     "expected_attempts": m.expected_attempts(r), "reach": pr,
+                     "extra_calls_per_unit": delta_attempts})
+    priced = any(m.usd_per_attempt is not None for m in models)
+    return {
+        "target": target, "reachable": reachable, "method": method, "max_retries": max_retries,
+        "steps": rows,
+        "end_to_end_measured": measured_e2e,
+        "end_to_end_now": e2e_now if models else None,
+        "end_to_end_planned": e2e if models else None,
+        "calls_per_unit_now": calls_now, "calls_per_unit_planned": calls,
+        "extra_calls_per_unit": calls - calls_now,
+        "units": units, "extra_calls": (calls - calls_now) * units,
+        "extra_latency_ms_per_unit": extra_ms,
+        "extra_cost_usd": (extra_usd if priced else None),
+        "blocking_steps": [m.id for m in models if m.rate(max_retries) < 1 and m.per_retry_recovery <= 0],
+    }
+
+
+def _exhaustive(models: Sequence[StepModel], target: float, max_retries: int) -> list[int]:
+    best: tuple[float, float] | None = None  # (calls, -e2e) when reachable; else (inf, -e2e)
+    choice: list[int] = [max_retries] * len(models)
+    fallback: tuple[float, float] | None = None
+    fallback_choice = list(choice)
+    for budget in itertools.product(range(max_retries + 1), repeat=len(models)):
+        e2e, calls, _ = _evaluate(models, budget)
+        if e2e >= target - 1e-12:
+            key = (calls, -e2e)
+            if best is None or key < best:
+                best, choice = key, list(budget)
+        elif best is None:
+            key = (-e2e, calls)
+            if fallback is None or key < fallback:
+                fallback, fallback_choice = key, list(budget)
+    return choice if best is not None else fallback_choice
+
+
+def _greedy(models: Sequence[StepModel], target: float, max_retries: int) -> list[int]:
+    budget = [0] * len(models)
+    e2e, calls, _ = _evaluate(models, budget)
+    while e2e < target - 1e-12:
+        options = []
+        for i in range(len(models)):
+            if budget[i] >= max_retries:
+                continue
+            trial = budget[:i] + [budget[i] + 1] + budget[i + 1:]
+            e2, c2, _ = _evaluate(models, trial)
+            if e2 <= e2e:
+                continue
+            gain = math.log(e2) - math.log(e2e) if e2e > 0 else math.inf
+            options.append((gain / max(c2 - calls, 1e-12), i, e2, c2))
+        if not options:
+            break
+        _, i, e2e, calls = max(options)
+        budget[i] += 1
+    return budget

@@ -50,14 +50,13 @@ def compare(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 
     clustered = _max_trial(bt) > 1 or _max_trial(ct) > 1
     rows: list[dict[str, Any]] = []
     if len(joined):
-        rows.append(_row(E2E, None, joined, joined["passed_b"], joined["passed_c"], clustered, alpha))
+        everyone = joined["passed_b"] | True
+        rows.append(_row(E2E, None, joined, joined["passed_b"], joined["passed_c"], everyone, everyone,
+                         clustered, alpha))
         for step in common:
             ib, ic = base_steps.index(step), cand_steps.index(step)
             fb, fc = joined["fail_idx_b"], joined["fail_idx_c"]
-            reached = (fb >= ib) & (fc >= ic)
-            sub = joined[reached]
-            rows.append(_row(f"step:{step}", step, sub, sub["fail_idx_b"] > ib, sub["fail_idx_c"] > ic,
-                             clustered, alpha))
+            rows.append(_row(f"step:{step}", step, joined, fb > ib, fc > ic, fb >= ib, fc >= ic, clustered, alpha))
     _holm(rows)
     for r in rows:
         r["regressed"] = bool(r["drop"] is not None and r["drop"] > max_drop and r["p_adjusted"] is not None
@@ -150,17 +149,27 @@ def _describe(doc: Mapping[str, Any], units: int) -> dict[str, Any]:
             "units": units, "rate": (doc.get("end_to_end") or {}).get("rate")}
 
 
-def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, clustered: bool,
+def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc: Any, clustered: bool,
          alpha: float) -> dict[str, Any]:
+    """One row; ``pb``/``pc`` passed and ``rb``/``rc`` reached, per shared unit, in each run.
+
+    One trial: units that reached the step in both runs, paired. K trials: per case, the
+    share of its trials that passed among those that reached the step, in each run; a case
+    counts when both runs reached the step in at least one of its trials.
+    """
     row: dict[str, Any] = {"name": name, "step": step, "base_rate": None, "cand_rate": None, "delta": None,
                            "drop": None, "ci": None, "p_value": None, "p_adjusted": None,
                            "test": "paired-shares" if clustered else "mcnemar-exact", "n_shared": 0,
-                           "n_units": int(len(joined)), "regressed": False}
-    if len(joined) == 0:
-        return row
+                           "n_units": 0, "regressed": False}
     if clustered:
-        frame = joined[["case"]].assign(b=pb.astype(float).to_numpy(), c=pc.astype(float).to_numpy())
-        shares = frame.groupby("case", sort=False).mean()
+        frame = joined[["case"]].assign(pb=(pb & rb).to_numpy(), rb=rb.to_numpy(), pc=(pc & rc).to_numpy(),
+                                        rc=rc.to_numpy())
+        sums = frame.groupby("case", sort=False).sum()
+        sums = sums[(sums["rb"] > 0) & (sums["rc"] > 0)]
+        row["n_units"] = int(sums["rb"].sum() + sums["rc"].sum()) // 2
+        if len(sums) == 0:
+            return row
+        shares = sums.assign(b=sums["pb"] / sums["rb"], c=sums["pc"] / sums["rc"])
         diffs = (shares["b"] - shares["c"]).tolist()
         m = len(diffs)
         base_rate, cand_rate = float(shares["b"].mean()), float(shares["c"].mean())
@@ -168,8 +177,12 @@ def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, clustered: 
         p = stats.paired_shares_test_one_sided(diffs)
         row.update(n_shared=m, ci=_t_interval([-d for d in diffs], 1 - alpha))
     else:
-        b_arr, c_arr = pb.to_numpy(dtype=bool), pc.to_numpy(dtype=bool)
+        both_reached = (rb & rc).to_numpy(dtype=bool)
+        b_arr, c_arr = pb.to_numpy(dtype=bool)[both_reached], pc.to_numpy(dtype=bool)[both_reached]
         n = len(b_arr)
+        row["n_units"] = n
+        if n == 0:
+            return row
         both = int((b_arr & c_arr).sum())
         b = int((b_arr & ~c_arr).sum())
         c = int((~b_arr & c_arr).sum())

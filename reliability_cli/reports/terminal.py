@@ -154,7 +154,7 @@ class TerminalReport:
         table.add_column("indep.", justify="right")
         table.add_column("measured", justify="right")
         for w in r["what_if"]:
-            step = next((s for s in r["steps"] if s["id"] == w["step"]), {})
+            step: Mapping[str, Any] = next((s for s in r["steps"] if s["id"] == w["step"]), {})
             recov = ("—" if w.get("recovery_rate") is None else
                      f"{pct(w['recovery_rate'], 0)}/{pct(step.get('recovery_rate_independent', w['first_try_rate']), 0)}")
             table.add_row(w["step"], f"{w['retries_now']}→{w['retries_then']}", recov, pct(w["end_to_end_now"]),

@@ -47,6 +47,7 @@ def _register() -> None:
     misc.register(app)
     app.command("compare")(__import__(f"{__package__}.compare", fromlist=["compare_command"]).compare_command)
     app.command("plan")(__import__(f"{__package__}.plan", fromlist=["plan_command"]).plan_command)
+    app.command("mock-server")(__import__(f"{__package__}.mockserver", fromlist=["x"]).mock_server_command)
 
 
 _register()

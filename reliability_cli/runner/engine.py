@@ -314,9 +314,9 @@ class Engine:
 
     async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], response: Response,
                             output: Any, text: str, record: dict[str, Any]) -> None:
+        judge = self._judge_for(case, step, context)
         inp = CheckInput(output=output, text=text, tool_calls=tuple(response.tool_calls),
-                         latency_ms=record["latency_ms"], judge=self._judge_for(case, step, context),
-                         context=context)
+                         latency_ms=record["latency_ms"], judge=judge, context=context)
         for plan in (*step.checks, *case.checks.get(step.id, ())):
             try:
                 spec = plan.spec
@@ -329,6 +329,10 @@ class Engine:
                 verdict = await run_check(spec, inp)
             except CheckCodeError as exc:
                 record.update(outcome="error", error_kind="exception", reason=one_line(str(exc)))
+                return
+            judge_error = getattr(judge, "error", None)
+            if judge_error is not None:  # the judge's infrastructure failed: an error, not the model's fail
+                record.update(outcome="error", error_kind=judge_error[0], reason=one_line(judge_error[1]))
                 return
             if not verdict.passed:
                 record.update(outcome="fail", reason=f"{plan.type}: {verdict.reason}")
@@ -345,6 +349,7 @@ class Engine:
             record["outcome"] = "error" if response is None else "pass"
             self.journal.write(record)
             if response is None:
+                setattr(judge, "error", (record.get("error_kind"), f"llm-rubric judge: {record.get('reason')}"))
                 raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
             return response.text
 

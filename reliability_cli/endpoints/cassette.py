@@ -1,0 +1,286 @@
+"""Record and replay HTTP exchanges (SPEC §9).
+
+A cassette is JSONL. The first line is a header (``{"relcheck_cassette": 1, …}``); every
+other line is one exchange::
+
+    {"endpoint": "llm", "method": "POST", "url": "http://127.0.0.1:8000/v1/chat/completions",
+     "path": "/v1/chat/completions", "request_headers": {"content-type": "application/json"},
+     "body": {...canonical, sorted keys, redacted...},
+     "case": "t1", "trial": 1, "step": "classify", "attempt": 1, "phase": "chained",
+     "status": 200, "response_headers": {...}, "response": "<body text>",
+     "latency_ms": 12.3, "error": null, "reason": null}
+
+Failed exchanges are lines too: ``status`` is null and ``error`` holds the kind (``timeout``,
+``connect``, ``protocol``). Throttled exchanges (429/503 with ``Retry-After``) are lines of
+their own, so a replay counts them again, without waiting.
+
+What never reaches the file: any header outside :data:`HEADER_ALLOW` (so ``Authorization``,
+``x-api-key``, ``api-key`` and cookies), query parameters that look like credentials, and
+every JSON field named in the endpoint's ``redact:`` (removed by key name, at any depth,
+from request and response bodies). Before a line is written it is searched for the value of
+every ``api_key_env`` variable the pipeline names; a line containing one is replaced by a
+``refused`` placeholder (so replaying it is a ``replay_miss``) and the refusal is reported.
+
+Replay matches on (endpoint name, path, canonical redacted body, case, trial, step,
+attempt) — never on host — and serves identical requests in recorded order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import deque
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .base import AttemptError, Request
+from .transport import Exchange
+
+__all__ = ["HEADER_ALLOW", "Cassette", "Recorder", "Replayer", "canonical", "redact", "open_recorder",
+           "open_replayer", "release"]
+
+HEADER_ALLOW = frozenset({"content-type", "anthropic-version", "openai-version", "retry-after",
+                          "retry-after-ms"})
+_SECRET_PARAMS = ("key", "token", "secret", "password", "signature", "sig", "auth", "credential")
+SCHEMA = 1
+
+
+def redact(value: Any, fields: Iterable[str]) -> Any:
+    """``value`` without any mapping key named in ``fields``, at any depth."""
+    names = frozenset(fields)
+    if not names:
+        return value
+    return _redact(value, names)
+
+
+def _redact(value: Any, names: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, names) for k, v in value.items() if k not in names}
+    if isinstance(value, list):
+        return [_redact(v, names) for v in value]
+    return value
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def canonical(body: Any) -> str:
+    """The canonical JSON text of a body: sorted keys, compact separators."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user info and with credential-like query values replaced."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = [(k, "REDACTED" if any(s in k.lower() for s in _SECRET_PARAMS) else v)
+                 for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def url_path(url: str) -> str:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return "/"
+
+
+def _key(endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int) -> tuple[Any, ...]:
+    return (endpoint, path, canonical(body), case, int(trial), step, int(attempt))
+
+
+def _allowed(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower() in HEADER_ALLOW}
+
+
+class Recorder:
+    """Appends exchanges to a cassette; refuses lines that hold a secret's value."""
+
+    def __init__(self, path: str, secrets: Mapping[str, str], pipeline_name: str = "") -> None:
+        self.path = path
+        # Keys shorter than 4 characters would match everywhere; they are not real keys.
+        self._secrets = {name: value for name, value in secrets.items() if len(value) >= 4}
+        self.refused: dict[str, int] = {}
+        target = Path(path)
+        if target.parent and not target.parent.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(target, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
+
+    def record(self, endpoint: str, request: Request, method: str, url: str, headers: Mapping[str, str],
+               body: Any, *, exchange: Exchange | None = None, error: AttemptError | None = None,
+               redact_fields: Iterable[str] = ()) -> None:
+        """Write one exchange (``exchange``) or one failed exchange (``error``)."""
+        fields = tuple(redact_fields)
+        key = request.key
+        line: dict[str, Any] = {
+            "endpoint": endpoint, "method": method, "url": safe_url(url), "path": url_path(url),
+            "request_headers": _allowed(headers), "body": _sorted(redact(body, fields)),
+            "case": key.case, "trial": key.trial, "step": key.step, "attempt": key.attempt,
+            "phase": request.phase,
+        }
+        if exchange is not None:
+            line.update(status=exchange.status, response_headers=_allowed(exchange.headers),
+                        response=redact_text(exchange.body, fields),
+                        latency_ms=round(exchange.latency_ms, 3), error=None, reason=None)
+        else:
+            assert error is not None
+            line.update(status=None, response_headers={}, response=None,
+                        latency_ms=round(error.latency_ms or 0.0, 3), error=error.kind, reason=error.reason)
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        leaked = self._leak(text)
+        if leaked is not None:
+            self.refused[leaked] = self.refused.get(leaked, 0) + 1
+            text = json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case, "trial": key.trial,
+                               "step": key.step, "attempt": key.attempt, "refused":
+                               f"the exchange contains the value of {leaked}; not recorded"})
+        self._fh.write(text + "\n")
+        self._fh.flush()
+
+    def _leak(self, text: str) -> str | None:
+        for name, value in self._secrets.items():
+            escaped = json.dumps(value, ensure_ascii=False)[1:-1]
+            if value in text or escaped in text:
+                return name
+        return None
+
+    def _write(self, obj: Mapping[str, Any]) -> None:
+        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh.closed:
+            return
+        self._fh.close()
+        for name, count in self.refused.items():
+            # The core never prints results, but a silently incomplete cassette would surprise.
+            sys.stderr.write(f"relcheck: warning: {count} exchange(s) not recorded in {self.path}: they "
+                             f"contained the value of {name}\n")
+
+
+class Replayer:
+    """Answers requests from a cassette, matched on the request's key, in recorded order."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._queues: dict[tuple[Any, ...], deque[dict[str, Any]]] = {}
+        try:
+            fh = open(path, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            from ..errors import UsageError
+
+            raise UsageError(f"--replay {path}: cannot read the cassette ({exc.strerror})") from None
+        with fh:
+            for number, raw in enumerate(fh, 1):
+                raw = raw.strip()
+                if not raw:
+                    continue
+                try:
+                    line = json.loads(raw)
+                except ValueError:
+                    from ..errors import UsageError
+
+                    raise UsageError(f"--replay {path}: line {number} is not JSON") from None
+                if not isinstance(line, dict) or "endpoint" not in line or line.get("refused"):
+                    continue
+                key = _key(line["endpoint"], line["path"], line.get("body"), line["case"], line["trial"],
+                           line["step"], line["attempt"])
+                self._queues.setdefault(key, deque()).append(line)
+
+    def answer(self, endpoint: str, request: Request, url: str, body: Any, redact_fields: Iterable[str]) -> Exchange:
+        """The recorded exchange for this request.
+
+        Raises:
+            AttemptError: the recorded failure (``timeout``, ``protocol`` …), or ``replay_miss``.
+        """
+        k = request.key
+        path = url_path(url)
+        key = _key(endpoint, path, _sorted(redact(body, tuple(redact_fields))), k.case, k.trial, k.step, k.attempt)
+        queue = self._queues.get(key)
+        if not queue:
+            raise AttemptError("replay_miss", f"no recording in {os.path.basename(self.path)} for endpoint "
+                               f"'{endpoint}' {path} (case {k.case}, trial {k.trial}, step {k.step}, "
+                               f"attempt {k.attempt}) with this request body", latency_ms=0.0)
+        line = queue.popleft()
+        latency = float(line.get("latency_ms") or 0.0)
+        if line.get("error"):
+            raise AttemptError(str(line["error"]), str(line.get("reason") or line["error"]), latency_ms=latency)
+        response = line.get("response")
+        return Exchange(int(line["status"]), dict(line.get("response_headers") or {}),
+                        (response or "").encode("utf-8"), latency)
+
+
+def redact_text(body: bytes, fields: Iterable[str]) -> str:
+    """The body as text, with ``fields`` removed when it is JSON."""
+    text = body.decode("utf-8", "replace")
+    names = tuple(fields)
+    if not names:
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    return json.dumps(redact(data, names), ensure_ascii=False)
+
+
+# One recorder/replayer per cassette file, shared by every endpoint of the run.
+_OPEN: dict[tuple[str, str], tuple[Any, int]] = {}
+
+
+def _shared(mode: str, path: str, factory: Any) -> Any:
+    ident = (mode, os.path.abspath(path))
+    if ident in _OPEN:
+        obj, refs = _OPEN[ident]
+        _OPEN[ident] = (obj, refs + 1)
+        return obj
+    obj = factory()
+    _OPEN[ident] = (obj, 1)
+    return obj
+
+
+def open_recorder(path: str, pipeline: Any, environ: Mapping[str, str] | None = None) -> Recorder:
+    """The shared recorder for ``path``; guards the values of every ``api_key_env`` the pipeline names."""
+    env = os.environ if environ is None else environ
+    secrets: dict[str, str] = {}
+    if pipeline is not None:
+        for ep in pipeline.endpoints.values():
+            name = getattr(ep, "api_key_env", None)
+            if name and env.get(name):
+                secrets[name] = env[name]
+    name = getattr(pipeline, "name", "") if pipeline is not None else ""
+    return _shared("record", path, lambda: Recorder(path, secrets, name))  # type: ignore[no-any-return]
+
+
+def open_replayer(path: str) -> Replayer:
+    """The shared replayer for ``path``."""
+    return _shared("replay", path, lambda: Replayer(path))  # type: ignore[no-any-return]
+
+
+def release(obj: Recorder | Replayer) -> None:
+    """Drop one reference; the last one closes a recorder."""
+    for ident, (held, refs) in list(_OPEN.items()):
+        if held is obj:
+            if refs > 1:
+                _OPEN[ident] = (held, refs - 1)
+            else:
+                del _OPEN[ident]
+                if isinstance(held, Recorder):
+                    held.close()
+            return
+
+
+Cassette = Recorder | Replayer

@@ -1,0 +1,216 @@
+"""HTTP transport: one shared client per endpoint, a total deadline, and the one error map.
+
+This is the only module that knows httpx's (and aiohttp's) exceptions. Every way an exchange
+can go wrong becomes an :class:`~.base.AttemptError` with an ``error_kind`` of SPEC §4:
+
+==========================================================  ===========
+what happened                                                error_kind
+==========================================================  ===========
+the total deadline passed (``timeout_s``), idle timeouts     ``timeout``
+connection refused, DNS failure, TLS handshake, bad URL      ``connect``
+connection dropped or reset, broken HTTP, short body         ``protocol``
+a status other than 2xx                                      ``http_<status>``
+a 2xx body that is not the JSON expected                     ``parse``
+==========================================================  ===========
+
+Reasons are built here from the exception *type* and host, never from ``str(exc)`` of a
+request (which may carry a URL with a query key) and never from headers, so no secret can
+reach ``attempts.jsonl`` through an error message.
+
+The client uses ``httpx_aiohttp.AiohttpTransport`` (aiohttp's connection pool behind httpx's
+API) by default: measured several times faster than httpx's own transport at high
+concurrency (README, "Live endpoints, mock server and record/replay"). Set
+``RELCHECK_HTTP_TRANSPORT=httpx`` to use httpx's default transport instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import AttemptError
+
+__all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transport_name"]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange that got a complete response (any status)."""
+
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    latency_ms: float
+
+
+def transport_name() -> str:
+    """``aiohttp`` (default) or ``httpx``, from ``RELCHECK_HTTP_TRANSPORT``."""
+    name = os.environ.get("RELCHECK_HTTP_TRANSPORT", "aiohttp").strip().lower()
+    return "httpx" if name == "httpx" else "aiohttp"
+
+
+def make_client(max_connections: int = 256, transport: str | None = None) -> httpx.AsyncClient:
+    """The endpoint's one shared client. Call inside the event loop that will use it."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    kind = transport or transport_name()
+    if kind == "aiohttp":
+        try:
+            from httpx_aiohttp import AiohttpTransport
+        except ImportError:  # pragma: no cover - declared dependency
+            kind = "httpx"
+        else:
+            return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False),
+                                     limits=limits, timeout=None, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(limits=limits, timeout=None, follow_redirects=False, trust_env=False)
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Mapping[str, str],
+               params: Mapping[str, str] | None, content: bytes | None, deadline_s: float) -> Exchange:
+    """Send one request and read the whole body within ``deadline_s`` seconds in all.
+
+    Raises:
+        AttemptError: ``timeout``, ``connect`` or ``protocol`` (statuses are not errors here).
+    """
+    started = time.perf_counter()
+    if deadline_s <= 0:
+        raise AttemptError("timeout", "no time left before the deadline", latency_ms=0.0)
+    # httpx's own timeouts are idle limits; they only back up the total deadline below.
+    backstop = httpx.Timeout(deadline_s + 1.0)
+    try:
+        async with asyncio.timeout(deadline_s):
+            response = await client.request(method, url, headers=dict(headers), params=params,
+                                            content=content, timeout=backstop)
+    except TimeoutError:
+        latency = (time.perf_counter() - started) * 1000
+        raise AttemptError("timeout", f"no complete response within {deadline_s:g} s (total deadline)",
+                           latency_ms=latency) from None
+    except Exception as exc:  # every transport failure, mapped in one place
+        latency = (time.perf_counter() - started) * 1000
+        kind, reason = classify(exc, url)
+        raise AttemptError(kind, reason, latency_ms=latency) from None
+    latency = (time.perf_counter() - started) * 1000
+    lowered = {k.lower(): v for k, v in response.headers.items()}
+    return Exchange(response.status_code, lowered, response.content, latency)
+
+
+def classify(exc: BaseException, url: str = "") -> tuple[str, str]:
+    """``(error_kind, reason)`` for an exception raised while sending or reading."""
+    where = _host(url)
+    for item in _chain(exc):
+        found = _classify_aiohttp(item, where)
+        if found is not None:
+            return found
+    for item in _chain(exc):
+        found = _classify_httpx(item, where)
+        if found is not None:
+            return found
+    for item in _chain(exc):
+        if isinstance(item, ConnectionRefusedError):
+            return "connect", f"connection refused by {where}"
+        if isinstance(item, TimeoutError):
+            return "timeout", f"timed out talking to {where}"
+        if isinstance(item, (ConnectionError, EOFError)):
+            return "protocol", f"connection to {where} broken ({type(item).__name__})"
+        if isinstance(item, OSError):
+            return "connect", f"cannot reach {where} ({type(item).__name__})"
+    return "protocol", f"request to {where} failed ({type(exc).__name__})"
+
+
+def _classify_aiohttp(exc: BaseException, where: str) -> tuple[str, str] | None:
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover
+        return None
+    if not isinstance(exc, aiohttp.ClientError):
+        return None
+    name = type(exc).__name__
+    # Order matters: several of these subclass each other (and asyncio.TimeoutError).
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return "timeout", f"{where} went idle too long ({name})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        refused = isinstance(getattr(exc, "os_error", None), ConnectionRefusedError)
+        return "connect", (f"connection refused by {where}" if refused else f"cannot connect to {where} ({name})")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "connect", f"invalid URL for {where}"
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError,
+                        aiohttp.ClientResponseError, aiohttp.ClientConnectionError)):
+        return "protocol", f"connection to {where} dropped or broken ({name})"
+    return "protocol", f"request to {where} failed ({name})"
+
+
+def _classify_httpx(exc: BaseException, where: str) -> tuple[str, str] | None:
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect", f"connecting to {where} timed out"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", f"{where} went idle too long ({name})"
+    if isinstance(exc, (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        text = str(exc).lower()
+        if "refused" in text or "errno 111" in text:
+            return "connect", f"connection refused by {where}"
+        return "connect", f"cannot connect to {where} ({name})"
+    if isinstance(exc, httpx.DecodingError):
+        return "parse", f"response from {where} could not be decoded ({name})"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.ReadError,
+                        httpx.WriteError, httpx.CloseError, httpx.TooManyRedirects, httpx.StreamError,
+                        httpx.TransportError)):
+        return "protocol", f"connection to {where} dropped or broken ({name})"
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    item: BaseException | None = exc
+    while item is not None and item not in seen and len(seen) < 8:
+        seen.append(item)
+        item = item.__cause__ or item.__context__
+    return seen
+
+
+def _host(url: str) -> str:
+    """``host:port`` only: never the path or query (which may hold a key)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "the server"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "the server"
+
+
+def status_kind(status: int) -> str:
+    """``http_<status>``."""
+    return f"http_{status}"
+
+
+def error_message(body: bytes | Any) -> str:
+    """A short, one-line description from an API error body (OpenAI/Anthropic shapes)."""
+    import json
+
+    text = body.decode("utf-8", "replace") if isinstance(body, (bytes, bytearray)) else str(body)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return _short(err["message"])
+        if isinstance(err, str):
+            return _short(err)
+        if isinstance(data.get("message"), str):
+            return _short(data["message"])
+        if isinstance(data.get("detail"), str):
+            return _short(data["detail"])
+    return _short(text)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,44 +1,376 @@
+"""Pure statistics for relcheck: intervals, pass@k / pass^k, exact paired tests, chains (SPEC §5-6).
+
+No I/O. scipy and numpy are imported inside the functions that need them, so importing this
+module (and starting the CLI) stays cheap. With K > 1 trials the *case* is the sample: the
+clustered functions take one pass share per case and never treat n·K trials as independent.
+"""
+
 from __future__ import annotations
+
 import math
-def wilson(passed, n, confidence=0.95):
-    if n == 0: return (0.0, 1.0)
-    from scipy.stats import norm
-    z = norm.ppf(1 - (1 - confidence) / 2); p = passed / n
-    d = 1 + z*z/n; c = (p + z*z/(2*n))/d; h = z*math.sqrt(p*(1-p)/n + z*z/(4*n*n))/d
-    return (max(0.0, c-h), min(1.0, c+h))
-def clopper_pearson_lower(passed, n, confidence=0.95):
-    if passed == 0: return 0.0
-    from scipy.stats import beta
-    return float(beta.ppf(1-confidence, passed, n-passed+1))
-def min_units_for_lower_bound(t, c):
-    n = 1
-    while (1-c)**(1/n) < t: n += 1
+from collections.abc import Sequence
+from typing import Any
+
+
+def _check_count(passed: int, n: int) -> None:
+    if not 0 <= passed <= n:
+        raise ValueError(f"need 0 <= passed <= n, got passed={passed}, n={n}")
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _wilson(x: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson score interval for ``x`` successes in ``n`` (both may be fractional)."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+    p = x / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom
+    low = 0.0 if x <= 0 else max(0.0, center - half)  # exact ends where the formula is
+    return low, 1.0 if x >= n else min(1.0, center + half)
+
+
+def _cp_lower(x: float, n: float, confidence: float) -> float:
+    """One-sided Clopper-Pearson lower bound; ``x`` may be fractional (beta-quantile form)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= n:
+        # Closed form of beta.ppf(1-c, n, 1); keeps gates consistent with min_units_for_lower_bound.
+        return (1.0 - confidence) ** (1.0 / n)
+    from scipy import stats as sps
+
+    return float(sps.beta.ppf(1.0 - confidence, x, n - x + 1.0))
+
+
+def wilson(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided Wilson score interval of ``passed`` of ``n``; ``(0.0, 1.0)`` when ``n == 0``.
+
+    Equals statsmodels ``proportion_confint(passed, n, 1 - confidence, method="wilson")``.
+    """
+    _check_count(passed, n)
+    _check_confidence(confidence)
+    if n == 0:
+        return 0.0, 1.0
+    return _wilson(passed, n, confidence)
+
+
+def clopper_pearson_lower(passed: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided exact (Clopper-Pearson) lower bound, ``beta.ppf(1 - confidence, x, n - x + 1)``.
+
+    0.0 when ``passed == 0``; the closed form ``(1 - confidence) ** (1 / n)`` when all pass.
+    """
+    _check_count(passed, n)
+    _check_confidence(confidence)
+    return _cp_lower(passed, n, confidence)
+
+
+def clopper_pearson(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided exact (Clopper-Pearson) interval, as statsmodels ``method="beta"``; (0, 1) if n == 0."""
+    _check_count(passed, n)
+    _check_confidence(confidence)
+    if n == 0:
+        return 0.0, 1.0
+    from scipy import stats as sps
+
+    tail = (1.0 - confidence) / 2.0
+    low = 0.0 if passed == 0 else float(sps.beta.ppf(tail, passed, n - passed + 1))
+    high = 1.0 if passed == n else float(sps.beta.isf(tail, passed + 1, n - passed))
+    return low, high
+
+
+def min_units_for_lower_bound(threshold: float, confidence: float) -> int:
+    """Smallest n whose all-pass one-sided Clopper-Pearson lower bound reaches ``threshold``.
+
+    With n of n passing the bound is ``(1 - confidence) ** (1 / n)``, so
+    n = ceil(ln(1 - confidence) / ln(threshold)); e.g. 0.97 at 0.95 needs 99 units.
+
+    Returns 0 when ``threshold <= 0``.
+
+    Raises:
+        ValueError: If ``threshold >= 1``, which no finite number of units can clear.
+    """
+    _check_confidence(confidence)
+    if threshold <= 0.0:
+        return 0
+    if threshold >= 1.0:
+        raise ValueError(f"a lower bound can never reach {threshold:g}: it is below 1 for every n")
+    n = max(1, math.ceil(math.log(1.0 - confidence) / math.log(threshold)))
+    # The closed form decides, so rounding in the logarithms cannot be off by one.
+    while n > 1 and (1.0 - confidence) ** (1.0 / (n - 1)) >= threshold:
+        n -= 1
+    while (1.0 - confidence) ** (1.0 / n) < threshold:
+        n += 1
     return n
-def clustered_rate_ci(shares, confidence=0.95):
-    m = sum(shares)/len(shares); return m, wilson(round(m*len(shares)), len(shares), confidence)
-def clustered_lower_bound(shares, confidence=0.95):
-    return clopper_pearson_lower(round(sum(shares)), len(shares), confidence)
-def pass_at_k(n, c, k):
-    if n - c < k: return 1.0
-    return 1.0 - math.comb(n-c, k)/math.comb(n, k)
-def pass_hat_k(n, c, k): return math.comb(c, k)/math.comb(n, k)
-def mean_pass_at_k(counts, k):
-    v=[pass_at_k(n,c,k) for n,c in counts if n>=k]; return sum(v)/len(v) if v else None
-def mean_pass_hat_k(counts, k):
-    v=[pass_hat_k(n,c,k) for n,c in counts if n>=k]; return sum(v)/len(v) if v else None
-def chain_rate(ps):
-    out = 1.0
-    for p in ps: out *= p
-    return out
-def step_rate_with_retries(p, retries): return 1 - (1-p)**(retries+1)
-def percentiles(values):
-    if not len(values): return {"p50": None, "p95": None, "max": None}
+
+
+def _clustered(shares: Sequence[float]) -> tuple[float, int]:
+    if not shares:
+        raise ValueError("need at least one case")
+    if any(not 0.0 <= s <= 1.0 for s in shares):
+        raise ValueError("pass shares must lie in [0, 1]")
+    return math.fsum(shares), len(shares)
+
+
+def clustered_rate_ci(shares: Sequence[float], confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """Rate (mean per-case pass share) and two-sided interval over cases, for K trials per case.
+
+    Method: Wilson with the case as the sample — n = number of cases m, fractional count
+    sum(shares). It is the design-effect Wilson interval with its effective size capped at m:
+    a share lies in [0, 1], so its variance is at most rate·(1 - rate), a 0/1 case's, and the
+    interval is never narrower than Wilson over cases; it *is* Wilson over cases when every
+    share is 0 or 1. Trials of one case are never counted as independent evidence.
+
+    Args:
+        shares: Per-case pass shares (passed trials / trials run), each in [0, 1].
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(rate, (low, high))``.
+    """
+    _check_confidence(confidence)
+    total, m = _clustered(shares)
+    total = min(total, float(m))
+    return total / m, _wilson(total, m, confidence)
+
+
+def clustered_lower_bound(shares: Sequence[float], confidence: float = 0.95) -> float:
+    """One-sided lower bound of the mean per-case pass share (lower-bound gates, K trials).
+
+    Method: one-sided Clopper-Pearson over the m cases with the fractional count x =
+    sum(shares), ``beta.ppf(1 - confidence, x, m - x + 1)``: exactly Clopper-Pearson on cases
+    when shares are 0/1, otherwise conservative as in :func:`clustered_rate_ci` (shares in
+    [0, 1] vary no more than 0/1 outcomes with the same mean).
+    """
+    _check_confidence(confidence)
+    total, m = _clustered(shares)
+    return _cp_lower(min(total, float(m)), m, confidence)
+
+
+def _check_k(n: int, c: int, k: int) -> None:
+    _check_count(c, n)
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of Chen et al. (2021), 1 - C(n-c, k) / C(n, k): some of k trials passes.
+
+    Computed as 1 - prod_{i=n-c+1..n} (1 - k/i), which never forms large binomials.
+
+    Args:
+        n: Trials run for the case.
+        c: Trials that passed.
+        k: Trials drawn without replacement, 1 <= k <= n.
+    """
+    _check_k(n, c, k)
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass^k of tau-bench, C(c, k) / C(n, k) = prod_{i<k} (c-i)/(n-i): all k trials pass.
+
+    Arguments as :func:`pass_at_k`; 0.0 when ``c < k``.
+    """
+    _check_k(n, c, k)
+    prod = 1.0
+    for i in range(k):
+        prod *= (c - i) / (n - i)
+    return max(0.0, prod)
+
+
+def _mean_over_cases(counts: Sequence[tuple[int, int]], k: int, fn: Any) -> float | None:
+    values = [fn(n, c, k) for n, c in counts if n >= k]
+    return math.fsum(values) / len(values) if values else None
+
+
+def mean_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> float | None:
+    """Mean :func:`pass_at_k` over the cases of ``counts`` (``(n, c)`` each) that ran >= k trials.
+
+    Returns None when no case ran k trials.
+    """
+    return _mean_over_cases(counts, k, pass_at_k)
+
+
+def mean_pass_hat_k(counts: Sequence[tuple[int, int]], k: int) -> float | None:
+    """Mean :func:`pass_hat_k` over cases (same arguments and None rule as :func:`mean_pass_at_k`)."""
+    return _mean_over_cases(counts, k, pass_hat_k)
+
+
+def mcnemar_exact_one_sided(b: int, c: int) -> float:
+    """Exact one-sided McNemar test that the candidate is worse than the baseline.
+
+    Args:
+        b: Paired units that passed in the baseline and failed in the candidate (regressions).
+        c: Units that failed in the baseline and passed in the candidate.
+
+    Returns:
+        P(X >= b), X ~ Binomial(b + c, 1/2), as ``binomtest(b, b + c, 0.5, alternative="greater")``;
+        1.0 when there are no discordant units.
+    """
+    if min(b, c) < 0:
+        raise ValueError("discordant counts must be >= 0")
+    if b + c == 0:
+        return 1.0
+    from scipy import stats as sps
+
+    return min(1.0, float(sps.binom.sf(b - 1, b + c, 0.5)))
+
+
+def mcnemar_exact_two_sided(b: int, c: int) -> float:
+    """Exact two-sided McNemar p-value, min(1, 2·P(X <= min(b, c))), X ~ Binomial(b + c, 1/2).
+
+    Equals statsmodels ``mcnemar([[·, b], [c, ·]], exact=True).pvalue``; 1.0 when b + c == 0.
+    """
+    if min(b, c) < 0:
+        raise ValueError("discordant counts must be >= 0")
+    if b + c == 0:
+        return 1.0
+    from scipy import stats as sps
+
+    return min(1.0, 2.0 * float(sps.binom.cdf(min(b, c), b + c, 0.5)))
+
+
+EXACT_SIGN_FLIP_MAX = 20
+
+
+def paired_shares_test_one_sided(diffs: Sequence[float]) -> float:
+    """One-sided paired test over cases that the candidate is worse (K trials per case).
+
+    Up to 20 nonzero differences: the exact sign-flip permutation test of their sum, in exact
+    rational arithmetic (two halves of <= 2^10 sums each), so ties are never lost to rounding.
+    Beyond: a one-sample t-test of the mean difference over all cases, chosen over Wilcoxon
+    because the gate is about the *mean* drop — the exact test's statistic — while Wilcoxon
+    tests a median/symmetry shift and can disagree with the mean in sign; the differences are
+    bounded, so with > 20 of them the t approximation is good. The case is the sample: trials
+    are never counted as independent units.
+
+    Args:
+        diffs: Per-case baseline share minus candidate share, each in [-1, 1].
+
+    Returns:
+        The p-value; 1.0 when every difference is zero.
+    """
+    from fractions import Fraction
+
+    # Shares are fractions of trials: recover them exactly so that ties stay ties.
+    nonzero = [Fraction(d).limit_denominator(10**6) for d in diffs if d != 0]
+    if not nonzero:
+        return 1.0
+    if len(nonzero) <= EXACT_SIGN_FLIP_MAX:
+        observed = sum(nonzero, Fraction(0))
+        half = len(nonzero) // 2
+        left, right = _signed_sums(nonzero[:half]), sorted(_signed_sums(nonzero[half:]))
+        from bisect import bisect_left
+
+        hits = sum(len(right) - bisect_left(right, observed - s) for s in left)
+        return hits / 2 ** len(nonzero)
+    values = [float(d) for d in diffs]
+    mean = math.fsum(values) / len(values)
+    if all(v == values[0] for v in values):  # no spread: the t statistic is undefined
+        return 0.5 ** len(values) if mean > 0 else 1.0
+    from scipy import stats as sps
+
+    return float(sps.ttest_1samp(values, 0.0, alternative="greater").pvalue)
+
+
+def _signed_sums(values: Sequence[Any]) -> list[Any]:
+    sums: list[Any] = [0]
+    for v in values:
+        sums = [s + v for s in sums] + [s - v for s in sums]
+    return sums
+
+
+def fisher_exact_one_sided(a_pass: int, a_n: int, b_pass: int, b_n: int) -> float:
+    """One-sided Fisher exact test (unpaired fallback) that group b passes less often than group a.
+
+    Args:
+        a_pass: Passes in group a (the baseline), out of ``a_n`` units.
+        a_n: Units in group a.
+        b_pass: Passes in group b (the candidate), out of ``b_n`` units.
+        b_n: Units in group b.
+
+    Returns:
+        ``fisher_exact([[a_pass, a_fail], [b_pass, b_fail]], alternative="greater")`` p-value.
+    """
+    _check_count(a_pass, a_n)
+    _check_count(b_pass, b_n)
+    from scipy import stats as sps
+
+    table = [[a_pass, a_n - a_pass], [b_pass, b_n - b_pass]]
+    return float(sps.fisher_exact(table, alternative="greater")[1])
+
+
+def chain_rate(ps: Sequence[float]) -> float:
+    """End-to-end rate of independent steps: the product of their rates (1.0 when empty)."""
+    return math.prod(ps)
+
+
+def step_rate_with_retries(p: float, retries: int) -> float:
+    """Step rate with ``retries`` independent retries of an attempt that succeeds with ``p``."""
+    return 1.0 - (1.0 - p) ** (retries + 1)
+
+
+def simulate_chain(steps: int, p: float, retries: int, runs: int, seed: int,
+                   confidence: float = 0.95) -> dict[str, Any]:
+    """Analytic and seeded Monte-Carlo end-to-end rate of a chain of independent steps.
+
+    A run stops at the first step whose attempts all fail. The simulation draws, per run and
+    step, the attempt of first success (geometric), in chunks of runs to bound memory; equal
+    arguments give equal results.
+
+    Args:
+        steps: Steps in the chain, >= 1.
+        p: Each attempt's success probability.
+        retries: Retries per step.
+        runs: Monte-Carlo runs, >= 1.
+        seed: Seed of numpy's default generator.
+        confidence: Level of the Wilson interval of the Monte-Carlo rate.
+
+    Returns:
+        ``analytic``, ``monte_carlo``, ``ci`` (Wilson of the Monte-Carlo rate), ``runs``,
+        ``expected_attempts_per_run`` (analytic), ``monte_carlo_attempts_per_run`` and
+        ``step_rate``.
+    """
+    if steps < 1 or runs < 1 or retries < 0 or not 0.0 <= p <= 1.0:
+        raise ValueError("need steps >= 1, runs >= 1, retries >= 0 and 0 <= p <= 1")
     import numpy as np
-    a = np.asarray(values, dtype=float)
-    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "max": float(a.max())}
-def simulate_chain(steps, p, retries, runs, seed):
-    import numpy as np
-    rng = np.random.default_rng(seed)
+
+    tries = retries + 1
     sr = step_rate_with_retries(p, retries)
-    ok = (rng.random((runs, steps)) < sr).all(axis=1).sum()
-    return {"analytic": sr**steps, "monte_carlo": ok/runs, "ci": wilson(int(ok), runs), "runs": runs, "expected_attempts_per_run": 0.0, "step_rate": sr}
+    per_step = sr / p if p > 0 else float(tries)  # E[attempts at one step] = sum_i (1-p)^i
+    reach = math.fsum(sr**j for j in range(steps))  # expected steps reached
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 1_000_000 // steps)
+    ok = attempts = 0
+    for start in range(0, runs, chunk):
+        size = min(chunk, runs - start)
+        first = rng.geometric(p, (size, steps)) if p > 0 else np.full((size, steps), tries + 1)
+        failed = first > tries
+        ok += int((~failed).all(axis=1).sum())
+        reached = np.cumsum(failed, axis=1) == failed  # no failed step before this one
+        attempts += int((np.minimum(first, tries) * reached).sum())
+    return {"analytic": sr**steps, "monte_carlo": ok / runs, "ci": wilson(ok, runs, confidence),
+            "runs": runs, "expected_attempts_per_run": per_step * reach,
+            "monte_carlo_attempts_per_run": attempts / runs, "step_rate": sr}
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+    """``p50``, ``p95`` (numpy linear interpolation) and ``max``; all None when empty."""
+    if len(values) == 0:
+        return {"p50": None, "p95": None, "max": None}
+    import numpy as np
+
+    a = np.asarray(values, dtype=float)
+    p50, p95 = np.percentile(a, [50, 95])
+    return {"p50": float(p50), "p95": float(p95), "max": float(a.max())}

@@ -41,11 +41,11 @@ class Outgoing:
 class _HttpEndpoint:
     """What the three HTTP endpoint types share: client, pacing, throttling, cassette."""
 
-    def __init__(self, name: str, config: Any, options: Mapping[str, Any],
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, name: str, config: Any, options: Mapping[str, Any]) -> None:
         self.name = name
         self.config = config
-        self._env = os.environ if environ is None else environ
+        environ = options.get("environ")  # tests; the process environment otherwise
+        self._env: Mapping[str, str] = os.environ if environ is None else environ
         self.max_throttle_wait = float(options.get("max_throttle_wait", 120.0))
         self.redact_fields = tuple(getattr(config, "redact", ()) or ())
         replay, record = options.get("replay"), options.get("record")
@@ -287,9 +287,8 @@ class HttpToolEndpoint(_HttpEndpoint):
 
     needs_json = False
 
-    def __init__(self, name: str, config: Any, options: Mapping[str, Any],
-                 environ: Mapping[str, str] | None = None) -> None:
-        super().__init__(name, config, options, environ)
+    def __init__(self, name: str, config: Any, options: Mapping[str, Any]) -> None:
+        super().__init__(name, config, options)
         self._url = compile_value(config.url)
         self._body = compile_value(config.json_body)
         self._path = _parse_path(config.output_path) if config.output_path else None

@@ -1,0 +1,105 @@
+"""Every fault the mock server injects lands in results.json under the right error_kind.
+
+Real sockets on 127.0.0.1: the mock server runs in a background thread, relcheck runs
+in-process. Counts must match what the server says it injected, unit for unit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from reliability_cli.mockserver import FaultConfig, run_in_thread
+
+from .helpers import attempts, cases, free_port, one_step, run, step, write_pipeline
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_each_fault_kind_is_counted_exactly(tmp_path, monkeypatch, transport):
+    monkeypatch.setenv("RELCHECK_HTTP_TRANSPORT", transport)
+    config = FaultConfig(status_rates={500: 0.08, 429: 0.08, 401: 0.0}, retry_after=0.01,
+                         malformed_rate=0.06, drop_rate=0.06, hang_rate=0.03, fail_rate=0.06, seed=11)
+    n = 150
+    with run_in_thread(config) as server:
+        path = write_pipeline(tmp_path / "p", one_step(f"{server.base_url}/v1", timeout_s=0.6), cases(n))
+        results = run(path, tmp_path / "out", concurrency=32)
+        injected = Counter(server.counts)
+
+    s = step(results, "answer")
+    # Units: every case exactly once.
+    assert [u["case"] for u in results["units"]] == [f"c{i}" for i in range(n)]
+    assert s["reached"] == n
+    # Attempts: every request the server saw is one attempt, except throttled resends.
+    assert injected["requests"] == s["attempts"] + s["throttled"]
+    assert s["throttled"] == injected["status_429"] > 0
+    assert s["error_kinds"] == {k: v for k, v in {
+        "http_500": injected["status_500"], "parse": injected["malformed"],
+        "protocol": injected["drop"], "timeout": injected["hang"]}.items() if v}
+    assert all(injected[k] > 0 for k in ("status_500", "malformed", "drop", "hang", "wrong"))
+    assert s["attempt_outcomes"] == {"pass": injected["ok"], "fail": injected["wrong"],
+                                     "error": sum(s["error_kinds"].values())}
+    assert s["passed"] == injected["ok"]
+    # The journal agrees line for line; timeouts ended at the deadline, not later.
+    rows = attempts(tmp_path / "out")
+    assert len(rows) == n
+    assert sum(r["throttled"] for r in rows) == injected["status_429"]
+    hangs = [r for r in rows if r["error_kind"] == "timeout"]
+    assert hangs and all(550 <= r["latency_ms"] <= 1500 for r in hangs)
+
+
+def test_connection_refused_is_connect(tmp_path):
+    path = write_pipeline(tmp_path / "p", one_step(f"http://127.0.0.1:{free_port()}/v1", attempts=2), cases(3))
+    results = run(path, tmp_path / "out")
+    s = step(results, "answer")
+    assert s["error_kinds"] == {"connect": 6}  # connect errors are retried
+    assert {u["error_kind"] for u in results["units"]} == {"connect"}
+    assert "connection refused" in s["failures"][0]["reason"]
+
+
+def test_retries_recover_injected_errors(tmp_path):
+    config = FaultConfig(status_rates={500: 0.2}, drop_rate=0.1, seed=5)
+    with run_in_thread(config) as server:
+        path = write_pipeline(tmp_path / "p", one_step(f"{server.base_url}/v1", attempts=4), cases(60))
+        results = run(path, tmp_path / "out", concurrency=16)
+        injected = Counter(server.counts)
+    s = step(results, "answer")
+    assert s["attempts"] == injected["requests"]
+    assert s["retry_recovered"] > 0
+    assert s["passed"] + s["errors"] == 60
+
+
+def test_tokens_and_cost_from_usage(tmp_path):
+    with run_in_thread() as server:
+        pipeline = one_step(f"{server.base_url}/v1", extra={"price": {"input": 1000.0, "output": 2000.0}})
+        path = write_pipeline(tmp_path / "p", pipeline, cases(4))
+        results = run(path, tmp_path / "out")
+    s = step(results, "answer")
+    rows = attempts(tmp_path / "out")
+    tokens_in = sum(r["tokens_in"] for r in rows)
+    tokens_out = sum(r["tokens_out"] for r in rows)
+    assert s["tokens"] == {"input": tokens_in, "output": tokens_out} and tokens_out == 4
+    assert s["cost_usd"] == pytest.approx((tokens_in * 1000 + tokens_out * 2000) / 1e6)
+    assert s["passed"] == 4
+
+
+def test_tool_calls_are_kept_for_checks(tmp_path):
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    with run_in_thread() as server:
+        base = server.base_url
+        pipeline = {
+            "name": "tools",
+            "endpoints": {
+                "oa": {"type": "openai", "base_url": f"{base}/v1", "model": "m", "params": {"tools": tools}},
+                "an": {"type": "anthropic", "base_url": base, "model": "m",
+                       "params": {"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}},
+            },
+            "steps": [
+                {"id": s_id, "endpoint": ep, "prompt": 'CALL: lookup {"id": "{{ vars.q }}", "n": 2}',
+                 "checks": [{"type": "tool-call", "name": "lookup", "arguments": {"id": "{{ vars.q }}"}}]}
+                for s_id, ep in (("openai_step", "oa"), ("anthropic_step", "an"))],
+        }
+        path = write_pipeline(tmp_path / "p", pipeline, cases(3))
+        results = run(path, tmp_path / "out")
+    assert results["end_to_end"]["passed"] == 3, json.dumps(results["steps"], indent=1)[:2000]

@@ -96,6 +96,11 @@ class _HttpEndpoint:
                                throttled=throttled) from None
         response.latency_ms = latency
         response.throttled = throttled
+        key = self.api_key()
+        if key and len(key) >= 4 and key in response.text:  # a service echoing our key back
+            response.text = response.text.replace(key, "***")
+            if response.output is not None:
+                response.output = json.loads(json.dumps(response.output).replace(json.dumps(key)[1:-1], "***"))
         return response
 
     async def _exchange(self, request: Request, out: Outgoing) -> tuple[Exchange, int, float]:
@@ -296,7 +301,11 @@ class HttpToolEndpoint(_HttpEndpoint):
 
     def build_request(self, request: Request) -> Outgoing:
         extra, query = self.render_extras(request)
-        headers = dict(extra)
+        headers: dict[str, str] = {}
+        key = self.api_key()
+        if key and not any(k.lower() == "authorization" for k in extra):  # an explicit one wins
+            headers["authorization"] = f"Bearer {key}"
+        headers.update(extra)
         body = render_value(self._body, request.context) if self.config.json_body is not None else None
         if body is not None:
             headers = _json_headers(headers)

@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +39,8 @@ import httpx
 from .base import AttemptError
 
 __all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transport_name"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,9 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     # httpx's own timeouts are idle limits; they only back up the total deadline below.
     backstop = httpx.Timeout(deadline_s + 1.0)
     try:
-        async with asyncio.timeout(deadline_s):
-            response = await client.request(method, url, headers=dict(headers), params=params,
-                                            content=content, timeout=backstop)
-    except TimeoutError:
+        response = await _within(client.request(method, url, headers=dict(headers), params=params,
+                                                content=content, timeout=backstop), deadline_s)
+    except (TimeoutError, asyncio.TimeoutError):
         latency = (time.perf_counter() - started) * 1000
         raise AttemptError("timeout", f"no complete response within {deadline_s:g} s (total deadline)",
                            latency_ms=latency) from None
@@ -98,6 +100,15 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     latency = (time.perf_counter() - started) * 1000
     lowered = {k.lower(): v for k, v in response.headers.items()}
     return Exchange(response.status_code, lowered, response.content, latency)
+
+
+if sys.version_info >= (3, 11):
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:  # pragma: no cover - Python 3.10
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 def classify(exc: BaseException, url: str = "") -> tuple[str, str]:
@@ -114,7 +125,7 @@ def classify(exc: BaseException, url: str = "") -> tuple[str, str]:
     for item in _chain(exc):
         if isinstance(item, ConnectionRefusedError):
             return "connect", f"connection refused by {where}"
-        if isinstance(item, TimeoutError):
+        if isinstance(item, (TimeoutError, asyncio.TimeoutError)):
             return "timeout", f"timed out talking to {where}"
         if isinstance(item, (ConnectionError, EOFError)):
             return "protocol", f"connection to {where} broken ({type(item).__name__})"

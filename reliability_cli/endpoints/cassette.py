@@ -136,11 +136,11 @@ class Recorder:
         if exchange is not None:
             line.update(status=exchange.status, response_headers=_allowed(exchange.headers),
                         response=redact_text(exchange.body, fields),
-                        latency_ms=round(exchange.latency_ms, 3), error=None, reason=None)
+                        latency_ms=exchange.latency_ms, error=None, reason=None)
         else:
             assert error is not None
             line.update(status=None, response_headers={}, response=None,
-                        latency_ms=round(error.latency_ms or 0.0, 3), error=error.kind, reason=error.reason)
+                        latency_ms=error.latency_ms or 0.0, error=error.kind, reason=error.reason)
         text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
         leaked = self._leak(text)
         if leaked is not None:

@@ -248,3 +248,16 @@ def test_replay_sends_nothing_and_needs_no_key(tmp_path):
     response = asyncio.run(go())
     assert response.text == "from tape" and response.latency_ms == 123.0 and response.tokens_in == 1
 
+
+
+def test_missing_cassette_and_record_with_replay_are_refused_before_running(tmp_path, cli):
+    pipeline = {"name": "rr", "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1",
+                                                    "model": "m"}},
+                "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}]}
+    path = write_pipeline(tmp_path / "p", pipeline, [{"id": "c1"}])
+    code, _, err = cli("eval", path, "--replay", tmp_path / "missing.jsonl", "--out", tmp_path / "run")
+    assert code == 2 and "no such cassette" in err and not (tmp_path / "run").exists()
+    (tmp_path / "c.jsonl").write_text('{"relcheck_cassette": 1}\n')
+    code, _, err = cli("eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "d.jsonl",
+                       "--out", tmp_path / "run")
+    assert code == 2 and "cannot be combined" in err

@@ -119,6 +119,10 @@ def run_eval(pipeline_path: str, options: RunOptions,
     prep = prepare(pipeline_path, options)
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
     gates.precheck(gate_config, len(prep.evalset), options.trials)
+    if options.record and options.replay:
+        raise UsageError("--record and --replay cannot be combined", hint="replay a cassette, or record a new one")
+    if options.replay and not os.path.isfile(options.replay):
+        raise UsageError(f"--replay {options.replay}: no such cassette file")
     run_dir, lock = _open_run_dir(options)
     try:
         return _run_locked(pipeline_path, options, prep, gate_config, run_dir, on_start, on_unit)

@@ -67,6 +67,10 @@ def precheck(cfg: GateConfig, cases: int, trials: int) -> None:
     thresholds = [t for t in [cfg.end_to_end_min, *cfg.step_mins.values()] if t is not None]
     if not thresholds:
         return
+    if max(thresholds) >= 1.0:
+        raise RunAborted(
+            "a lower-bound gate of 1 can never pass: no finite number of cases puts a "
+            "confidence bound at 100%", hint="use a threshold below 1, or `mode: point`")
     need = stats.min_units_for_lower_bound(max(thresholds), cfg.confidence)
     if cases < need:
         raise RunAborted(

@@ -182,6 +182,8 @@ def _from_summaries(docs: Sequence[Mapping[str, Any]], info: dict[str, Any], ord
         row["rate"], row["ci"] = analysis._rate_ci(row["passed"], row["reached"], per_case, trials, confidence)
         row["first_try_rate"] = analysis._ratio(first_pass, row["reached"])
         row["recovery_rate"] = analysis._ratio(row["retry_recovered"], row["retried"])
+        if "recovery_rate_independent" in base:
+            row["recovery_rate_independent"] = row["first_try_rate"] if row["retried"] else None
         failures = [f for p in parts for f in p.get("failures", ())]
         failures.sort(key=lambda f: (order.get(f["case"], 0), f["trial"]))
         row["failures_omitted"] += max(0, len(failures) - analysis.FAILURES_KEPT)

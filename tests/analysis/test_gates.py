@@ -36,10 +36,9 @@ def test_reported_intervals_are_wilson(passed, n):
 @pytest.mark.parametrize("a,b,c,d", [(0, 0, 0, 5), (5, 0, 0, 5), (10, 2, 3, 10), (1, 9, 9, 1), (0, 10, 10, 0),
                                      (30, 1, 12, 40)])
 def test_fisher_matches_scipy(a, b, c, d):
-    if not hasattr(stats, "fisher_exact_one_sided"):
-        pytest.skip("stats.fisher_exact_one_sided is not written yet (stats engineer)")
     expected = fisher_exact([[a, b], [c, d]], alternative="greater")[1]
-    assert stats.fisher_exact_one_sided(a, b, c, d) == pytest.approx(expected, abs=1e-9)
+    # (a_pass, a_n, b_pass, b_n) for the table [[a_pass, a_fail], [b_pass, b_fail]]
+    assert stats.fisher_exact_one_sided(a, a + b, c, c + d) == pytest.approx(expected, abs=1e-9)
 
 
 def test_min_units_for_lower_bound_is_the_first_feasible_n():
@@ -89,3 +88,12 @@ def test_clustered_lower_bound_with_trials_uses_cases(tmp_path):
     (gate,) = outcome.results["gates"]
     assert gate["bound"] == pytest.approx(stats.clustered_lower_bound([1.0] * 120, 0.95), abs=1e-12)
     assert "n=360" in gate["detail"] or "n=120" in gate["detail"]
+
+
+def test_lower_bound_gate_of_one_is_refused_before_any_call():
+    from reliability_cli.errors import RunAborted
+
+    cfg = gates.GateConfig(end_to_end_min=1.0, mode="lower-bound")
+    with pytest.raises(RunAborted) as exc:
+        gates.precheck(cfg, 10_000, 1)
+    assert exc.value.exit_code == 3 and "can never pass" in str(exc.value)

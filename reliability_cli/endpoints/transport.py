@@ -43,12 +43,16 @@ __all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transp
 T = TypeVar("T")
 
 
+#: The response headers anything downstream reads (throttling, the cassette's allow-list).
+KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version")
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One HTTP exchange that got a complete response (any status)."""
 
     status: int
-    headers: Mapping[str, str]  # lower-case names
+    headers: Mapping[str, str]  # lower-case names; only KEPT_HEADERS from a live exchange
     body: bytes
     latency_ms: float
 
@@ -87,7 +91,7 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     # httpx's own timeouts are idle limits; they only back up the total deadline below.
     backstop = httpx.Timeout(deadline_s + 1.0)
     try:
-        response = await _within(client.request(method, url, headers=dict(headers), params=params,
+        response = await _within(client.request(method, _url(url), headers=headers, params=params,
                                                 content=content, timeout=backstop), deadline_s)
     except (TimeoutError, asyncio.TimeoutError):
         latency = (time.perf_counter() - started) * 1000
@@ -98,8 +102,22 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
         kind, reason = classify(exc, url)
         raise AttemptError(kind, reason, latency_ms=latency) from None
     latency = (time.perf_counter() - started) * 1000
-    lowered = {k.lower(): v for k, v in response.headers.items()}
-    return Exchange(response.status_code, lowered, response.content, latency)
+    found = response.headers
+    kept = {name: value for name in KEPT_HEADERS if (value := found.get(name)) is not None}
+    return Exchange(response.status_code, kept, response.content, latency)
+
+
+def _url(url: str) -> httpx.URL:
+    """Parsed once per distinct URL (parsing is a measurable share of a request's cost)."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        if len(_URLS) >= 512:
+            _URLS.clear()
+        parsed = _URLS[url] = httpx.URL(url)
+    return parsed
+
+
+_URLS: dict[str, httpx.URL] = {}
 
 
 if sys.version_info >= (3, 11):

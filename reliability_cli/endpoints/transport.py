@@ -161,6 +161,9 @@ def _classify_aiohttp(exc: BaseException, where: str) -> tuple[str, str] | None:
         return None
     name = type(exc).__name__
     # Order matters: several of these subclass each other (and asyncio.TimeoutError).
+    connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)  # aiohttp >= 3.10
+    if connect_timeout is not None and isinstance(exc, connect_timeout):
+        return "connect", f"connecting to {where} timed out"
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return "timeout", f"{where} went idle too long ({name})"
     if isinstance(exc, aiohttp.ClientConnectorError):

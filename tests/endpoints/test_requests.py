@@ -142,6 +142,8 @@ def test_classify_maps_every_transport_exception():
         (aiohttp.ServerDisconnectedError(), "protocol"),
         (aiohttp.ClientPayloadError("x"), "protocol"),
         (aiohttp.ServerTimeoutError("x"), "timeout"),
+        (aiohttp.ConnectionTimeoutError("x"), "connect"),
+        (aiohttp.ClientConnectorError(None, ConnectionRefusedError()), "connect"),
         (ConnectionResetError(), "protocol"),
         (ConnectionRefusedError(), "connect"),
         (RuntimeError("odd"), "protocol"),

@@ -261,3 +261,29 @@ def test_missing_cassette_and_record_with_replay_are_refused_before_running(tmp_
     code, _, err = cli("eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "d.jsonl",
                        "--out", tmp_path / "run")
     assert code == 2 and "cannot be combined" in err
+
+
+def test_validate_with_replay_needs_no_key(cli, monkeypatch):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "evalsets" / "support-agent"
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    code, _, err = cli("validate", root / "pipeline.yaml")
+    assert code == 2 and "is not set" in err
+    cassette = next(root.glob("*.jsonl"), None)
+    cassettes = [p for p in root.glob("*.jsonl") if p.name != "cases.jsonl"]
+    assert cassettes, cassette
+    code, out, err = cli("validate", root / "pipeline.yaml", "--replay", cassettes[0])
+    assert code == 0, err
+
+
+def test_record_never_overwrites_a_cassette(cli, tmp_path):
+    from pathlib import Path
+
+    six = Path(__file__).resolve().parent.parent / "evalsets" / "six-step-agent" / "pipeline.yaml"
+    cassette = tmp_path / "mine.jsonl"
+    cassette.write_text("precious\n")
+    code, _, err = cli("eval", six, "--record", cassette, "--out", tmp_path / "r", "--limit", "3")
+    assert code == 2 and "never overwrites" in err
+    assert cassette.read_text() == "precious\n"

@@ -40,6 +40,6 @@ def build_endpoint(name: str, config: Any, options: Mapping[str, Any] | None = N
         from .python import PythonEndpoint
 
         return PythonEndpoint(name, config)
-    from . import http as http_endpoints  # imported lazily: httpx is heavy
+    from .http import build  # imported lazily: httpx is heavy
 
-    return http_endpoints.build(name, config, options or {})
+    return build(name, config, options or {})

@@ -118,8 +118,11 @@ class Recorder:
         target = Path(path)
         if target.parent and not target.parent.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(target, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
-        self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
+        # Appends: `eval --resume --record F` adds the resumed units' exchanges to the cassette.
+        new = not target.exists() or target.stat().st_size == 0
+        self._fh = open(target, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        if new:
+            self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
 
     def record(self, endpoint: str, request: Request, method: str, url: str, headers: Mapping[str, str],
                body: Any, *, exchange: Exchange | None = None, error: AttemptError | None = None,

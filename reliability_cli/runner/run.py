@@ -121,6 +121,10 @@ def run_eval(pipeline_path: str, options: RunOptions,
     gates.precheck(gate_config, len(prep.evalset), options.trials)
     if options.record and options.replay:
         raise UsageError("--record and --replay cannot be combined", hint="replay a cassette, or record a new one")
+    if options.record and not options.resume and os.path.isfile(options.record) \
+            and os.path.getsize(options.record) > 0:
+        raise UsageError(f"--record {options.record}: the file exists; relcheck never overwrites a cassette",
+                         hint="record to a new file (with --resume, the resumed units are appended)")
     if options.replay and not os.path.isfile(options.replay):
         raise UsageError(f"--replay {options.replay}: no such cassette file")
     run_dir, lock = _open_run_dir(options)

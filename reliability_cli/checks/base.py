@@ -10,6 +10,7 @@ text call :func:`normalize` themselves on both sides.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,16 @@ class ToolCall:
 
     name: str
     arguments: Any  # parsed JSON arguments (dict) where they parse, else the raw string
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool-call arguments as JSON where they parse (OpenAI sends a JSON string), else as given."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ._common import (
     output_json,
     steps_of,
 )
-from .base import CheckInput, ToolCall, Verdict
+from .base import CheckInput, ToolCall, Verdict, parse_arguments
 
 
 def _parsed(inp: CheckInput) -> tuple[bool, Any, str]:
@@ -179,20 +179,11 @@ def tool_call(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     expected = spec["arguments"]
     mismatch = ""
     for call in named:
-        mismatch = subset_mismatch(expected, _arguments(call.arguments), "arguments")
+        mismatch = subset_mismatch(expected, parse_arguments(call.arguments), "arguments")
         if not mismatch:
             return held(f"the model called {excerpt(name)} with {excerpt(expected)}")
     more = f" (and {len(named) - 1} other calls to it)" if len(named) > 1 else ""
     return Verdict.fail(f"call to {excerpt(name)}: {mismatch}{more}")
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _calls_in_output(output: Any) -> list[ToolCall]:

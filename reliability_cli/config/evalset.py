@@ -177,17 +177,6 @@ def _decode(raw: bytes, file: str) -> str:
         raise EvalSetError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, line)) from None
 
 
-def _jsonl_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
-    for lineno, line in enumerate(io.StringIO(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, lineno, exc.colno)) from None
-        yield row, Location(file, lineno)
-
-
 def _json_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
     try:
         data = json.loads(text)

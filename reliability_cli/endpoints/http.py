@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..checks.base import ToolCall
+from ..checks.base import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
@@ -241,7 +241,7 @@ class OpenAIEndpoint(_HttpEndpoint):
         for call in message.get("tool_calls") or ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-                calls.append(ToolCall(fn["name"], _arguments(fn.get("arguments"))))
+                calls.append(ToolCall(fn["name"], parse_arguments(fn.get("arguments"))))
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
         return Response(content if isinstance(content, str) else "", tool_calls=tuple(calls),
@@ -336,15 +336,6 @@ def _parse_path(path: str) -> tuple[str | int, ...]:
     for name, index in _SEGMENT.findall(path):
         out.append(int(index) if index else name)
     return tuple(out)
-
-
-def _arguments(raw: Any) -> Any:
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
 
 
 def _int(value: Any) -> int | None:

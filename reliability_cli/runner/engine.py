@@ -349,7 +349,7 @@ class Engine:
             record["outcome"] = "error" if response is None else "pass"
             self.journal.write(record)
             if response is None:
-                judge.error = record.get("error_kind"), f"llm-rubric judge: {record.get('reason')}"
+                judge.error = record.get("error_kind"), f"llm-rubric judge: {record.get('reason')}"  # type: ignore[attr-defined]
                 raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
             return response.text
 

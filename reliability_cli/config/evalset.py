@@ -12,6 +12,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,14 +134,8 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
 def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
     """JSONL rows read line by line (bounded memory), hashing the bytes as they pass."""
     digest = hashlib.sha256()
-    try:
+    with _file_errors(file):
         fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
-    except FileNotFoundError:
-        raise EvalSetError("no such eval set file", Location(file)) from None
-    except IsADirectoryError:
-        raise EvalSetError("is a directory, not an eval set file", Location(file)) from None
-    except OSError as exc:
-        raise EvalSetError(f"cannot read: {exc.strerror}", Location(file)) from None
     with fh:
         for lineno, raw in enumerate(fh, start=1):
             digest.update(raw)
@@ -159,8 +154,15 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
 
 
 def _read(path: Path, file: str) -> bytes:
-    try:
+    with _file_errors(file):
         return path.read_bytes()
+
+
+@contextmanager
+def _file_errors(file: str) -> Iterator[None]:
+    """Turn the OS's complaints about an eval set file into one EvalSetError."""
+    try:
+        yield
     except FileNotFoundError:
         raise EvalSetError("no such eval set file", Location(file)) from None
     except IsADirectoryError:

@@ -18,18 +18,13 @@ from typing import Any
 
 from . import stats
 from .config import EvalSet, Pipeline
+from .outcomes import is_infrastructure
 from .runner.journal import read_lines
 
 SCHEMA = "relcheck.results/v1"
-INFRA_PREFIX = "http_"
-INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
 FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the rest
 UNIT_KEYS = ("case", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts")
 SLIM_DROP = ("output", "reason", "case", "trial", "attempt")
-
-
-def is_infrastructure(kind: str | None) -> bool:
-    return bool(kind) and (kind in INFRA_KINDS or str(kind).startswith(INFRA_PREFIX))
 
 
 @dataclass

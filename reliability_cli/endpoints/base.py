@@ -13,29 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..checks.base import ToolCall
+from ..outcomes import INFRA_KINDS, is_infrastructure, is_retryable_error
 
-INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
-NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 422})
-RETRYABLE_STATUS = frozenset({408, 409, 425})
-
-
-def is_infrastructure(kind: str | None) -> bool:
-    """``timeout``, ``connect``, ``protocol``, ``http_<status>``, ``parse``, ``replay_miss``."""
-    return bool(kind) and (kind in INFRA_KINDS or kind.startswith("http_"))  # type: ignore[union-attr]
-
-
-def is_retryable_error(kind: str | None) -> bool:
-    """What ``retry.on: [error]`` retries (SPEC §4)."""
-    if kind in ("timeout", "connect", "protocol", "parse", "exception"):
-        return True
-    if kind and kind.startswith("http_"):
-        try:
-            status = int(kind[5:])
-        except ValueError:
-            return False
-        return status in RETRYABLE_STATUS or 500 <= status <= 599
-    return False
-
+__all__ = ["INFRA_KINDS", "AttemptError", "AttemptKey", "Endpoint", "Request", "Response",
+           "is_infrastructure", "is_retryable_error"]
 
 @dataclass(frozen=True)
 class AttemptKey:

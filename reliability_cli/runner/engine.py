@@ -26,7 +26,6 @@ from ..endpoints import (
     Endpoint,
     Request,
     Response,
-    is_infrastructure,
     is_retryable_error,
 )
 from ..templating import RenderError, render_value
@@ -396,7 +395,3 @@ def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:
 def shard_of(case_id: str, shards: int) -> int:
     """The shard (1-based) a case belongs to: SHA-256 of its id, modulo N."""
     return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % shards + 1
-
-
-def is_infra(kind: str | None) -> bool:
-    return is_infrastructure(kind)

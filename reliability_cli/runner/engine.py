@@ -313,7 +313,7 @@ class Engine:
 
     async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], response: Response,
                             output: Any, text: str, record: dict[str, Any]) -> None:
-        judge = self._judge_for(case, step, context)
+        judge = Judge(self, case, step, context)
         inp = CheckInput(output=output, text=text, tool_calls=tuple(response.tool_calls),
                          latency_ms=record["latency_ms"], judge=judge, context=context)
         for plan in (*step.checks, *case.checks.get(step.id, ())):
@@ -329,30 +329,13 @@ class Engine:
             except CheckCodeError as exc:
                 record.update(outcome="error", error_kind="exception", reason=one_line(str(exc)))
                 return
-            judge_error = getattr(judge, "error", None)
-            if judge_error is not None:  # the judge's infrastructure failed: an error, not the model's fail
-                record.update(outcome="error", error_kind=judge_error[0], reason=one_line(judge_error[1]))
+            if judge.error is not None:  # the judge's infrastructure failed: an error, not the model's fail
+                record.update(outcome="error", error_kind=judge.error[0], reason=one_line(judge.error[1]))
                 return
             if not verdict.passed:
                 record.update(outcome="fail", reason=f"{plan.type}: {verdict.reason}")
                 return
         record["outcome"] = "pass"
-
-    def _judge_for(self, case: Case, step: StepPlan, context: Mapping[str, Any]) -> Callable[..., Any]:
-        async def judge(endpoint_name: str, messages: Sequence[Mapping[str, str]]) -> str:
-            key = AttemptKey(case.id, context["trial"], f"{step.id}:judge", context["attempt"])
-            request = Request(key, messages, {}, context, step.timeout_s, self.seed, "judge")
-            record: dict[str, Any] = {"case": case.id, "trial": context["trial"], "step": step.id,
-                                      "attempt": context["attempt"], "phase": "judge", "endpoint": endpoint_name}
-            response = await self._call(endpoint_name, request, record)
-            record["outcome"] = "error" if response is None else "pass"
-            self.journal.write(record)
-            if response is None:
-                judge.error = record.get("error_kind"), f"llm-rubric judge: {record.get('reason')}"  # type: ignore[attr-defined]
-                raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
-            return response.text
-
-        return judge
 
     # ------------------------------------------------------------------ early stop
 
@@ -376,6 +359,33 @@ class Engine:
         self.stop_reason = f"endpoint_rejected:{endpoint}:{health.last_kind}"
         self._stopping = True
         raise EarlyStop(self.stop_reason)
+
+
+@dataclass
+class Judge:
+    """The ``llm-rubric`` judge for one attempt: calls the judge endpoint, journals the call
+    as phase ``judge`` (recorded, never counted as a pipeline step), and remembers an
+    infrastructure failure so the attempt ends as an ``error`` rather than the model's ``fail``."""
+
+    engine: Engine
+    case: Case
+    step: StepPlan
+    context: Mapping[str, Any]
+    error: tuple[str, str] | None = None
+
+    async def __call__(self, endpoint_name: str, messages: Sequence[Mapping[str, str]]) -> str:
+        ctx, engine = self.context, self.engine
+        key = AttemptKey(self.case.id, ctx["trial"], f"{self.step.id}:judge", ctx["attempt"])
+        request = Request(key, messages, {}, ctx, self.step.timeout_s, engine.seed, "judge")
+        record: dict[str, Any] = {"case": self.case.id, "trial": ctx["trial"], "step": self.step.id,
+                                  "attempt": ctx["attempt"], "phase": "judge", "endpoint": endpoint_name}
+        response = await engine._call(endpoint_name, request, record)
+        record["outcome"] = "error" if response is None else "pass"
+        engine.journal.write(record)
+        if response is None:
+            self.error = (str(record.get("error_kind")), f"llm-rubric judge: {record.get('reason')}")
+            raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
+        return response.text
 
 
 def _excerpt(text: str | None, limit: int) -> str | None:

@@ -112,11 +112,9 @@ class StepTally:
             "errors": self.errors,
             "rate": rate,
             "ci": ci,
-            "first_try_rate": _ratio(self.first_pass, self.reached),
+            **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried),
             "retry_recovered": self.retry_recovered,
-            "recovery_rate": _ratio(self.retry_recovered, self.retried),
             # what independence predicts for a retry: it passes as often as a first try
-            "recovery_rate_independent": _ratio(self.first_pass, self.reached) if self.retried else None,
             "retried": self.retried,
             "attempts": self.attempts,
             "attempt_outcomes": {k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
@@ -128,6 +126,14 @@ class StepTally:
             "failures": [f for _, f in sorted(self.failures, key=lambda e: e[0], reverse=True)],
             "failures_omitted": self.failures_total - len(self.failures),
         }
+
+
+def retry_ratios(first_pass: int, reached: int, recovered: int, retried: int) -> dict[str, float | None]:
+    """``first_try_rate``, ``recovery_rate`` (measured) and ``recovery_rate_independent``
+    (what a retry would recover if attempts were independent: the first-try rate)."""
+    first = _ratio(first_pass, reached)
+    return {"first_try_rate": first, "recovery_rate": _ratio(recovered, retried),
+            "recovery_rate_independent": first if retried else None}
 
 
 def _ratio(a: int, b: int) -> float | None:

@@ -180,10 +180,7 @@ def _from_summaries(docs: Sequence[Mapping[str, Any]], info: dict[str, Any], ord
         row["latency_ms"] = _latency(parts)
         per_case = _step_shares(units, docs[0]["steps"], base["id"]) if trials > 1 else {}
         row["rate"], row["ci"] = analysis._rate_ci(row["passed"], row["reached"], per_case, trials, confidence)
-        row["first_try_rate"] = analysis._ratio(first_pass, row["reached"])
-        row["recovery_rate"] = analysis._ratio(row["retry_recovered"], row["retried"])
-        if "recovery_rate_independent" in base:
-            row["recovery_rate_independent"] = row["first_try_rate"] if row["retried"] else None
+        row.update(analysis.retry_ratios(first_pass, row["reached"], row["retry_recovered"], row["retried"]))
         failures = [f for p in parts for f in p.get("failures", ())]
         failures.sort(key=lambda f: (order.get(f["case"], 0), f["trial"]))
         row["failures_omitted"] += max(0, len(failures) - analysis.FAILURES_KEPT)

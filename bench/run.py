@@ -91,6 +91,29 @@ async def _aiohttp_loop(url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - start
 
 
+async def _httpx_objects_loop(url: str, n: int, concurrency: int) -> float:
+    """The aiohttp loop with each exchange wrapped in ``httpx.Request``/``httpx.Response``,
+    and nothing else: the least any client whose HTTP API is httpx can cost over aiohttp."""
+    import aiohttp
+    import httpx
+
+    left = iter(range(n))
+    target = httpx.URL(url)
+    headers = {"content-type": "application/json"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        async def worker() -> None:
+            for _ in left:
+                request = httpx.Request("POST", target, headers=headers, content=json.dumps(BODY).encode())
+                async with session.post(url, headers=request.headers.multi_items(), data=request.content) as resp:
+                    response = httpx.Response(resp.status, headers=resp.raw_headers, content=await resp.read(),
+                                              request=request)
+                response.json()["choices"][0]["message"]["content"]
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start
+
+
 async def _httpx_loop(url: str, n: int, concurrency: int) -> float:
     import httpx
 
@@ -159,6 +182,7 @@ def bench_http(tmp: Path, latency_ms: float, units: int, concurrency: int) -> No
         url = f"{base_url}/v1/chat/completions"
         asyncio.run(_aiohttp_loop(url, 200, concurrency))  # warm up the server and imports
         bare_aiohttp = min(asyncio.run(_aiohttp_loop(url, units, concurrency)) for _ in range(3))
+        httpx_floor = min(asyncio.run(_httpx_objects_loop(url, units, concurrency)) for _ in range(3))
         bare_httpx = min(asyncio.run(_httpx_loop(url, units, concurrency)) for _ in range(2))
         print(f"  ({label}) bare loops, {units} requests at concurrency {concurrency}, latency {latency_ms:g} ms: "
               f"aiohttp {bare_aiohttp:.3f} s, httpx (default transport) {bare_httpx:.3f} s", flush=True)
@@ -179,6 +203,9 @@ def bench_http(tmp: Path, latency_ms: float, units: int, concurrency: int) -> No
     if latency_ms == 0:
         record("(a) relcheck / bare aiohttp", wall / bare_aiohttp, 1.5, "×",
                note=f"(httpx default transport / aiohttp: {bare_httpx / bare_aiohttp:.2f}×)")
+        print(f"  (a) floor: the aiohttp loop wrapping each exchange in httpx.Request/Response, nothing else: "
+              f"{httpx_floor:.3f} s = {httpx_floor / bare_aiohttp:.2f}× the bare aiohttp loop; "
+              f"relcheck = {wall / httpx_floor:.2f}× that floor", flush=True)
     else:
         ideal = units * latency_ms / 1000 / concurrency
         record("(b) relcheck / ideal", wall / ideal, 1.25, "×", note=f"(ideal {ideal:.3f} s)")

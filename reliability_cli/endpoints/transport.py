@@ -17,16 +17,19 @@ Reasons are built here from the exception *type* and host, never from ``str(exc)
 request (which may carry a URL with a query key) and never from headers, so no secret can
 reach ``attempts.jsonl`` through an error message.
 
-The client uses ``httpx_aiohttp.AiohttpTransport`` (aiohttp's connection pool behind httpx's
-API) by default: measured several times faster than httpx's own transport at high
-concurrency (README, "Live endpoints, mock server and record/replay"). Set
+httpx is the HTTP API: requests and responses are ``httpx.Request`` and ``httpx.Response``, and
+the transport is an ``httpx.AsyncBaseTransport``. By default that transport is
+:class:`AiohttpTransport`, aiohttp's connection pool behind httpx's interface, measured many
+times faster than httpx's own transport at high concurrency (README, "Transport"). Set
 ``RELCHECK_HTTP_TRANSPORT=httpx`` to use httpx's default transport instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Mapping
@@ -80,17 +83,72 @@ def make_client(max_connections: int = 256, transport: str | None = None) -> Cli
     """The endpoint's one shared client. Call inside the event loop that will use it."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
     kind = transport or transport_name()
-    chosen: httpx.AsyncBaseTransport | None = None
+    chosen: httpx.AsyncBaseTransport
     if kind == "aiohttp":
-        try:
-            from httpx_aiohttp import AiohttpTransport
-        except ImportError:  # pragma: no cover - declared dependency
-            pass
-        else:
-            chosen = AiohttpTransport(limits=limits, trust_env=False)
-    if chosen is None:
-        chosen = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+        chosen = AiohttpTransport(max_connections)
+    else:
+        chosen = httpx.AsyncHTTPTransport(limits=limits, trust_env=False, verify=_ssl_context())
     return Client(chosen, limits=limits, timeout=None, follow_redirects=False, trust_env=False)
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx's transport interface on one ``aiohttp.ClientSession``, reading each body whole.
+
+    relcheck never streams a response: it needs the status, a few headers and the whole
+    body. So this adapter reads the body with aiohttp and hands httpx a complete
+    ``httpx.Response`` (httpx still decodes any ``content-encoding``), instead of wrapping
+    aiohttp's stream in httpx's streaming machinery as the general-purpose ``httpx-aiohttp``
+    package does; that wrapping was most of the cost between relcheck and a bare aiohttp loop
+    (``bench/RESULTS.md``). aiohttp's exceptions pass through unchanged: :func:`classify`
+    maps them. No aiohttp timeout is set: :func:`send` enforces one total deadline.
+    """
+
+    def __init__(self, max_connections: int = 256) -> None:
+        self.max_connections = max_connections
+        self._session: Any = None
+
+    def _open(self) -> Any:
+        import aiohttp
+
+        connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=_ssl_context())
+        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+                                              auto_decompress=False, trust_env=False)
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        body = request.content  # relcheck always sends bytes (or nothing)
+        async with session.request(request.method, _yarl(request.url), headers=request.headers.multi_items(),
+                                   data=body or None, allow_redirects=False) as response:
+            content = await response.read()
+        return httpx.Response(response.status, headers=response.raw_headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's verifying context (certifi's roots), built once per process: loading the
+    certificates costs more than a whole run of a small eval set."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def _yarl(url: httpx.URL) -> Any:
+    """aiohttp's URL for httpx's, parsed once per distinct URL (:func:`_url` hands out one
+    ``httpx.URL`` object per distinct URL string)."""
+    held = _YARL.get(id(url))
+    if held is None or held[0] is not url:
+        import yarl
+
+        if len(_YARL) >= 512:
+            _YARL.clear()
+        held = _YARL[id(url)] = (url, yarl.URL(str(url), encoded=True))
+    return held[1]
+
+
+_YARL: dict[int, tuple[httpx.URL, Any]] = {}
 
 
 USER_AGENT = "relcheck"
@@ -119,11 +177,12 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     if deadline_s <= 0:
         raise AttemptError("timeout", "no time left before the deadline", latency_ms=0.0)
     # httpx's own timeouts are idle limits; they only back up the total deadline below.
-    backstop = httpx.Timeout(deadline_s + 1.0)
+    backstop = deadline_s + 1.0
     try:
         request = httpx.Request(method, _url(url), headers={"user-agent": USER_AGENT, **headers},
                                 params=params, content=content,
-                                extensions={"timeout": backstop.as_dict()})
+                                extensions={"timeout": {"connect": backstop, "read": backstop,
+                                                        "write": backstop, "pool": backstop}})
         response = await _within(_exchange(client, request), deadline_s)
     except (TimeoutError, asyncio.TimeoutError):
         latency = (time.perf_counter() - started) * 1000

@@ -141,10 +141,14 @@ async def echo_headers(reader, writer):
         await writer.drain()
 
 
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await read_request(reader)  # then close without answering: a protocol error
+
+
 def test_api_key_appears_in_no_file_and_no_output(tmp_path):
     key = "sk-test-" + secrets.token_hex(12)
     with run_in_thread(FaultConfig(status_rates={500: 0.1, 401: 0.05}, drop_rate=0.05, seed=4)) as server, \
-            raw_server(echo_headers) as echo_url:
+            raw_server(echo_headers) as echo_url, raw_server(hang_up) as broken_url:
         pipeline = {
             "name": "secrets",
             "endpoints": {
@@ -152,7 +156,7 @@ def test_api_key_appears_in_no_file_and_no_output(tmp_path):
                         "api_key_env": "OPENAI_API_KEY"},
                 "echo": {"type": "http", "url": echo_url, "json": {"q": "{{ vars.q }}"},
                          "api_key_env": "OPENAI_API_KEY"},
-                "bad": {"type": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1?key=x", "model": "m",
+                "bad": {"type": "openai", "base_url": f"{broken_url}/v1?key=x", "model": "m",
                         "api_key_env": "OPENAI_API_KEY", "headers": {"api-key": "{{ vars.q }}"}},
             },
             "defaults": {"retry": {"max_attempts": 2, "backoff": {"initial_s": 0, "max_s": 0}}},

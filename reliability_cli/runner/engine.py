@@ -70,6 +70,8 @@ class EndpointHealth:
     seen: int = 0
     fatal: int = 0
     last_kind: str | None = None
+    unreachable: int = 0  # ``connect`` errors: refused, unknown host, no route
+    last_reason: str | None = None
 
 
 @dataclass
@@ -87,7 +89,10 @@ class Engine:
     stop_reason: str | None = None
     interrupted: bool = False
     _health: dict[str, EndpointHealth] = field(default_factory=dict)
+    #: ``(endpoint, last reason, requests)`` when an endpoint's first requests all failed to connect
+    unreachable: tuple[str, str, int] | None = None
     _stopping: bool = False
+    _halt: bool = False  # an early-stop rule fired: end the run once the deciding attempt is journaled
     _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -215,6 +220,8 @@ class Engine:
             record, output, text = await self.run_attempt(step, case, trial, attempt, steps_ctx, phase)
             record["output"] = _excerpt(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
             self.journal.write(record)
+            if self._halt:
+                raise EarlyStop(self.stop_reason)
             first = first or record["outcome"]
             last = record
             if record["outcome"] == "pass" or not self._should_retry(step, record):
@@ -281,7 +288,7 @@ class Engine:
             record.update(error_kind=exc.kind, reason=one_line(exc.reason),
                           latency_ms=round(exc.latency_ms if exc.latency_ms is not None else measured, 3),
                           throttled=exc.throttled)
-            self._health_update(endpoint_name, exc.kind, exc.fatal)
+            self._health_update(endpoint_name, exc.kind, exc.fatal, exc.reason)
             return None
         measured = (time.perf_counter() - started) * 1000
         record.update(latency_ms=round(response.latency_ms if response.latency_ms is not None else measured, 3),
@@ -339,7 +346,7 @@ class Engine:
 
     # ------------------------------------------------------------------ early stop
 
-    def _health_update(self, endpoint: str, kind: str | None, fatal: bool) -> None:
+    def _health_update(self, endpoint: str, kind: str | None, fatal: bool, reason: str | None = None) -> None:
         health = self._health.setdefault(endpoint, EndpointHealth())
         if health.seen >= EARLY_STOP_WINDOW:
             return
@@ -347,18 +354,31 @@ class Engine:
         if fatal or kind in FATAL_STATUS:
             health.fatal += 1
             health.last_kind = kind
-        if health.seen == EARLY_STOP_WINDOW and health.fatal == EARLY_STOP_WINDOW:
-            self._early_stop(endpoint, health)
+        if kind == "connect":
+            health.unreachable += 1
+            health.last_reason = reason
+        if health.seen == EARLY_STOP_WINDOW:
+            if health.fatal == EARLY_STOP_WINDOW:
+                self._early_stop(f"endpoint_rejected:{endpoint}:{health.last_kind}")
+            if health.unreachable == EARLY_STOP_WINDOW:
+                self.unreachable = (endpoint, health.last_reason or "", health.seen)
+                self._early_stop(f"endpoint_unreachable:{endpoint}")
 
     def _check_short_runs(self) -> None:
         for name, health in self._health.items():
-            if 0 < health.seen < EARLY_STOP_WINDOW and health.fatal == health.seen and self.stop_reason is None:
+            if self.stop_reason is not None or not 0 < health.seen < EARLY_STOP_WINDOW:
+                continue
+            if health.fatal == health.seen:
                 self.stop_reason = f"endpoint_rejected:{name}:{health.last_kind}"
+            elif health.unreachable == health.seen:
+                self.stop_reason = f"endpoint_unreachable:{name}"
+                self.unreachable = (name, health.last_reason or "", health.seen)
 
-    def _early_stop(self, endpoint: str, health: EndpointHealth) -> None:
-        self.stop_reason = f"endpoint_rejected:{endpoint}:{health.last_kind}"
+    def _early_stop(self, reason: str) -> None:
+        """Stop the run; the attempt that decided it is journaled first (see :meth:`run_step`)."""
+        self.stop_reason = reason
         self._stopping = True
-        raise EarlyStop(self.stop_reason)
+        self._halt = True
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 
 from .._version import __version__
 from ..config import EvalSet, Pipeline, evalset_hash, load_pipeline
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 from . import resume
 from .cases import CaseSelection, select_cases
-from .engine import Engine, shard_of, units_of
+from .engine import EARLY_STOP_WINDOW, Engine, shard_of, units_of
 from .journal import JournalWriter
 
 RUNS_DIR = Path(".relcheck") / "runs"
@@ -163,6 +163,8 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         asyncio.run(_drive(engine, prep, options, done))
     finally:
         journal.close()
+    if engine.unreachable is not None:
+        raise _unreachable(prep.pipeline, *engine.unreachable, journal_path)
     info = {
         "id": manifest["run_id"], "pipeline": prep.pipeline.name, "pipeline_hash": prep.pipeline.hash,
         "evalset_hash": manifest["evalset_hash"], "flags": manifest["flags"],
@@ -200,6 +202,19 @@ async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[
     finally:
         for ep in endpoints.values():
             await ep.aclose()
+
+
+def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, journal_path: Path) -> ConfigError:
+    """Exit 2 for an endpoint none of whose first requests could connect: bad input (a wrong
+    ``base_url``, a server not started), not an unreliable model."""
+    config = pipeline.endpoints[endpoint]
+    key = "url" if getattr(config, "type", None) == "http" else "base_url"
+    where = pipeline.positions.locate(("endpoints", endpoint, key))
+    detail = reason.removeprefix(f"endpoint {endpoint}: ")
+    which = f"each of its first {requests} requests" if requests >= EARLY_STOP_WINDOW else \
+        f"all {requests} of its requests" if requests > 1 else "its only request"
+    return ConfigError(f"endpoint '{endpoint}' is unreachable: {detail} on {which}; no case was judged", where,
+                       hint=f"start the server or correct {key}; the attempts are in {journal_path}")
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:

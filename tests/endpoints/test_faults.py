@@ -49,13 +49,52 @@ def test_each_fault_kind_is_counted_exactly(tmp_path, monkeypatch, transport):
     assert hangs and all(550 <= r["latency_ms"] <= 1500 for r in hangs)
 
 
-def test_connection_refused_is_connect(tmp_path):
-    path = write_pipeline(tmp_path / "p", one_step(f"http://127.0.0.1:{free_port()}/v1", attempts=2), cases(3))
-    results = run(path, tmp_path / "out")
-    s = step(results, "answer")
-    assert s["error_kinds"] == {"connect": 6}  # connect errors are retried
-    assert {u["error_kind"] for u in results["units"]} == {"connect"}
-    assert "connection refused" in s["failures"][0]["reason"]
+@pytest.mark.parametrize("n", [3, 40])
+def test_an_endpoint_refusing_from_the_start_is_bad_input_naming_base_url(tmp_path, cli, n):
+    path = write_pipeline(tmp_path / "p", one_step(f"http://127.0.0.1:{free_port()}/v1", attempts=2), cases(n))
+    base_url_line = next(i for i, line in enumerate(path.read_text().splitlines(), 1) if "base_url:" in line)
+    code, stdout, stderr = cli("eval", path, "--out", tmp_path / "out", "--concurrency", "4")
+    assert code == 2
+    assert f"pipeline.yaml:{base_url_line}:" in stderr and "endpoints.llm.base_url" in stderr
+    assert "endpoint 'llm' is unreachable: connection refused by 127.0.0.1" in stderr
+    assert ("each of its first 20 requests" if n == 40 else f"all {2 * n} of its requests") in stderr
+    assert "Traceback" not in stdout + stderr
+    # No verdict was written; what was tried stays in the journal, classified as connect.
+    assert not (tmp_path / "out" / "results.json").exists()
+    rows = attempts(tmp_path / "out")
+    assert rows and {r["error_kind"] for r in rows} == {"connect"}  # connect errors are retried
+    assert len(rows) == 2 * n if n == 3 else 20 <= len(rows) < 2 * n
+
+
+def test_a_server_lost_mid_run_is_counted_as_connect_errors(tmp_path):
+    import threading
+
+    from reliability_cli.runner import RunOptions, run_eval
+
+    server_ctx = run_in_thread()
+    server = server_ctx.__enter__()
+    stopped = threading.Event()
+
+    def on_unit(record: dict) -> None:  # after 30 units the server goes away: the rest cannot connect
+        done.append(record)
+        if len(done) == 30:
+            stopper = threading.Thread(target=server_ctx.__exit__, args=(None, None, None))
+            stopper.start()
+            stopper.join(30)  # (its own loop, in its own thread)
+            stopped.set()
+
+    done: list[dict] = []
+    try:
+        path = write_pipeline(tmp_path / "p", one_step(f"{server.base_url}/v1"), cases(80))
+        outcome = run_eval(str(path), RunOptions(out=str(tmp_path / "out"), concurrency=1), on_unit=on_unit)
+    finally:
+        if not stopped.is_set():
+            server_ctx.__exit__(None, None, None)
+    s = step(outcome.results, "answer")
+    assert s["passed"] == 30
+    kinds = s["error_kinds"]  # (the first request may still go out on a kept-alive connection: protocol)
+    assert sum(kinds.values()) == 50 and kinds["connect"] >= 49 and set(kinds) <= {"connect", "protocol"}
+    assert outcome.exit_code == 3 and outcome.results["run"]["stop_reason"] is None  # above max_error_rate
 
 
 def test_retries_recover_injected_errors(tmp_path):

@@ -152,7 +152,7 @@ def test_classify_maps_every_transport_exception():
         got, reason = classify(exc, url)
         assert got == kind, (exc, got)
         assert "SECRET" not in reason and "/v1/chat" not in reason
-    # httpx_aiohttp wraps aiohttp errors; the cause decides (a refused connection is not a timeout).
+    # An adapter that wraps aiohttp errors in httpx ones (as httpx-aiohttp does): the cause decides.
     try:
         try:
             raise aiohttp.ServerDisconnectedError()
@@ -186,17 +186,28 @@ def test_llm_rubric_judge_is_an_openai_endpoint_on_the_mock_server(tmp_path):
 
 
 def test_judge_infrastructure_error_is_an_error_not_a_fail(tmp_path):
-    with run_in_thread() as server:
+    async def overloaded(reader, writer):
+        while True:
+            try:
+                await read_request(reader)
+            except (asyncio.IncompleteReadError, ValueError):
+                return
+            writer.write(http_response(500, {"error": {"message": "judge overloaded"}}))
+            await writer.drain()
+
+    with run_in_thread() as server, raw_server(overloaded) as judge_url:
         pipeline = {
             "name": "judged",
             "endpoints": {"llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m"},
-                          "judge": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "j"}},
+                          "judge": {"type": "openai", "base_url": f"{judge_url}/v1", "model": "j"}},
             "steps": [{"id": "draft", "endpoint": "llm", "prompt": "hello",
                        "checks": [{"type": "llm-rubric", "endpoint": "judge", "rubric": "ok"}]}],
         }
         path = write_pipeline(tmp_path / "p", pipeline, cases(2))
         results = run(path, tmp_path / "out")
-    assert step(results, "draft")["error_kinds"] == {"connect": 2}
+    draft = step(results, "draft")
+    assert draft["error_kinds"] == {"http_500": 2} and draft["failed"] == 0
+    assert "judge overloaded" in draft["failures"][0]["reason"]
 
 
 def test_mock_server_command_serves_and_reports_counts():

@@ -1,16 +1,17 @@
 """Load eval sets (SPEC §3) from JSONL, YAML or CSV, with file and line in every error.
 
-Eval sets are data: their strings are never compiled as templates, and a ``python`` check in
-one is refused.
+JSONL and CSV are streamed (memory does not grow with the file); YAML and ``.json`` are read
+whole. Eval sets are data: their strings are never compiled as templates, and a ``python``
+check in one is refused.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,10 +75,14 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
                   hashes: dict[str, str] | None = None, unique: bool = True) -> Iterator[Case]:
     """Yield the cases of ``paths`` one by one, validating as :func:`load_evalsets` does.
 
-    JSONL is read line by line, so a large eval set is never held in memory; the other
-    formats are parsed whole. ``unique=False`` skips the duplicate-id check (for a second
-    pass over files already checked, so nothing grows with their size). ``hashes`` receives each file's SHA-256 as it is read; the
-    errors (malformed rows, duplicate ids) are raised once every file has been read.
+    JSONL and CSV are streamed: read in binary line by line, hashed and decoded as they pass,
+    so memory does not grow with the file. YAML and ``.json`` eval sets are read and parsed
+    whole (YAML needs the whole document to place its errors). ``unique=False`` skips the
+    duplicate-id check (for a second pass over files already checked, so nothing grows with
+    their size). ``hashes`` receives each file's SHA-256 (of its raw bytes) once it has been
+    read to the end. Invalid cases and duplicate ids are raised once every file has been
+    read; a line that breaks the file's format (not UTF-8, invalid JSON, a CSV row with the
+    wrong number of fields) raises at once, after the streamed cases before it.
     """
     if not paths:
         raise EvalSetError("no eval set: give --evalset FILE or set `evalset:` in the pipeline")
@@ -91,14 +96,14 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
         rows: Iterable[tuple[Any, Location]]
         if suffix in (".jsonl", ".ndjson"):
             rows = _jsonl_stream(Path(path), file, hashes)
+        elif suffix == ".csv":
+            rows = _csv_stream(Path(path), file, hashes)
         else:
             raw = _read(Path(path), file)
             hashes[file] = hashlib.sha256(raw).hexdigest()
             text = _decode(raw, file)
             if suffix in (".yaml", ".yml"):
                 rows = _yaml_rows(text, file)
-            elif suffix == ".csv":
-                rows = _csv_rows(text, file)
             elif suffix == ".json":
                 rows = _json_rows(text, file)
             else:
@@ -142,7 +147,7 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as exc:
-                raise EvalSetError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, lineno)) from None
+                raise _not_utf8(exc, Location(file, lineno)) from None
             if not line.strip():
                 continue
             try:
@@ -151,6 +156,49 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
                 raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, lineno, exc.colno)) from None
             yield row, Location(file, lineno)
     hashes[file] = digest.hexdigest()
+
+
+def _csv_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
+    """CSV rows read line by line (bounded memory), hashing the bytes as they pass."""
+    digest = hashlib.sha256()
+    with _file_errors(file):
+        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
+    with fh:
+        yield from _csv_rows(_text_lines(fh, file, digest), file)
+        for raw in fh:  # _csv_rows stops only at the end, but hash every byte regardless
+            digest.update(raw)
+    hashes[file] = digest.hexdigest()
+
+
+# A line as io.StringIO(text, newline="") splits it (what csv.reader expects): ends after
+# "\r\n", "\r" or "\n", and no other character.
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _text_lines(fh: Iterable[bytes], file: str, digest: Any) -> Iterator[str]:
+    """The UTF-8 text of binary ``fh`` (a BOM at the start is dropped) in the lines
+    ``io.StringIO(text, newline="")`` would give, so ``csv.reader``'s ``line_num`` is unchanged.
+
+    A UTF-8 sequence never contains the byte "\n", so decoding line by line accepts and
+    refuses exactly what decoding the whole file does, and the failing line is the physical one.
+    """
+    for lineno, raw in enumerate(fh, start=1):
+        digest.update(raw)
+        try:
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc, Location(file, lineno)) from None
+        cr = text.find("\r")
+        if cr == -1 or (cr == len(text) - 2 and text.endswith("\n")):
+            if text:  # a file that is only a BOM has no lines
+                yield text
+        else:  # a lone "\r" ends a line too
+            yield from _LINES.findall(text)
+
+
+def _not_utf8(exc: UnicodeDecodeError, loc: Location) -> EvalSetError:
+    # exc.object, not the raw bytes: with a BOM, "utf-8-sig" reports offsets past the BOM
+    return EvalSetError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x})", loc)
 
 
 def _read(path: Path, file: str) -> bytes:
@@ -175,8 +223,8 @@ def _decode(raw: bytes, file: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise EvalSetError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, line)) from None
+        line = exc.object[: exc.start].count(b"\n") + 1  # offsets in exc.object: past any BOM
+        raise _not_utf8(exc, Location(file, line)) from None
 
 
 def _json_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
@@ -205,8 +253,10 @@ def _yaml_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
         yield row, Location(file, loc.line, loc.column)
 
 
-def _csv_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_rows(lines: Iterable[str], file: str) -> Iterable[tuple[Any, Location]]:
+    """Rows of CSV ``lines`` (as ``io.StringIO(text, newline="")`` splits them); a row's line
+    is where it starts, from ``reader.line_num``, so quoted fields may span lines."""
+    reader = csv.reader(lines)
     try:
         header = next(reader)
     except StopIteration:

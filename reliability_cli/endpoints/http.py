@@ -58,6 +58,7 @@ class _HttpEndpoint:
         self._query = compile_value(dict(config.query))
         self._client: Any = None
         self._closed = False
+        self._key: object = _UNREAD
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -155,11 +156,11 @@ class _HttpEndpoint:
     # ---------------------------------------------------------------- helpers
 
     def api_key(self) -> str | None:
-        """The key from ``api_key_env``; never needed (nor sent) when replaying."""
-        name = getattr(self.config, "api_key_env", None)
-        if not name or self._replayer is not None:
-            return None
-        return self._env.get(name) or None
+        """The key from ``api_key_env`` (read once); never needed (nor sent) when replaying."""
+        if self._key is _UNREAD:
+            name = getattr(self.config, "api_key_env", None)
+            self._key = None if not name or self._replayer is not None else (self._env.get(name) or None)
+        return self._key  # type: ignore[return-value]
 
     def _status_reason(self, exchange: Exchange) -> str:
         reason = f"endpoint {self.name}: HTTP {exchange.status}: {error_message(exchange.body)}"
@@ -194,6 +195,7 @@ class _Unreadable(Exception):
 
 
 _NOT_JSON = object()
+_UNREAD = object()
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:

@@ -103,7 +103,7 @@ class Engine:
         or the run was stopped (``stop_reason`` says why)."""
         iterator = iter(units)
         for name, ep in self.pipeline.endpoints.items():
-            if ep.max_concurrency:
+            if ep.max_concurrency and ep.max_concurrency < self.concurrency:  # else it never binds
                 self._endpoint_limits[name] = asyncio.Semaphore(ep.max_concurrency)
 
         async def worker() -> None:

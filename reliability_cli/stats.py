@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 def _check_count(passed: int, n: int) -> None:
@@ -365,7 +368,7 @@ def simulate_chain(steps: int, p: float, retries: int, runs: int, seed: int,
             "monte_carlo_attempts_per_run": attempts / runs, "step_rate": sr}
 
 
-def percentiles(values: Sequence[float]) -> dict[str, float | None]:
+def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float | None]:
     """``p50``, ``p95`` (numpy linear interpolation) and ``max``; all None when empty."""
     if len(values) == 0:
         return {"p50": None, "p95": None, "max": None}

@@ -106,9 +106,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int = 256) -> None:
         self.max_connections = max_connections
         self._session: Any = None
+        self._url_type: Any = None
 
     def _open(self) -> Any:
         import aiohttp
+        import yarl
+
+        self._url_type = yarl.URL
 
         connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=_ssl_context())
         self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
@@ -118,7 +122,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         body = request.content  # relcheck always sends bytes (or nothing)
-        async with session.request(request.method, _yarl(request.url), headers=request.headers.multi_items(),
+        url = self._url_type(str(request.url), encoded=True)  # httpx's URL is already percent-encoded
+        async with session.request(request.method, url, headers=request.headers.multi_items(),
                                    data=body or None, allow_redirects=False) as response:
             content = await response.read()
         return httpx.Response(response.status, headers=response.raw_headers, content=content, request=request)
@@ -133,22 +138,6 @@ def _ssl_context() -> ssl.SSLContext:
     """httpx's verifying context (certifi's roots), built once per process: loading the
     certificates costs more than a whole run of a small eval set."""
     return httpx.create_ssl_context(trust_env=False)
-
-
-def _yarl(url: httpx.URL) -> Any:
-    """aiohttp's URL for httpx's, parsed once per distinct URL (:func:`_url` hands out one
-    ``httpx.URL`` object per distinct URL string)."""
-    held = _YARL.get(id(url))
-    if held is None or held[0] is not url:
-        import yarl
-
-        if len(_YARL) >= 512:
-            _YARL.clear()
-        held = _YARL[id(url)] = (url, yarl.URL(str(url), encoded=True))
-    return held[1]
-
-
-_YARL: dict[int, tuple[httpx.URL, Any]] = {}
 
 
 USER_AGENT = "relcheck"

@@ -142,12 +142,7 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
     with _file_errors(file):
         fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
     with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            digest.update(raw)
-            try:
-                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise _not_utf8(exc, Location(file, lineno)) from None
+        for lineno, line in _decoded(fh, file, digest):
             if not line.strip():
                 continue
             try:
@@ -182,18 +177,25 @@ def _text_lines(fh: Iterable[bytes], file: str, digest: Any) -> Iterator[str]:
     A UTF-8 sequence never contains the byte "\n", so decoding line by line accepts and
     refuses exactly what decoding the whole file does, and the failing line is the physical one.
     """
-    for lineno, raw in enumerate(fh, start=1):
-        digest.update(raw)
-        try:
-            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            raise _not_utf8(exc, Location(file, lineno)) from None
+    for _, text in _decoded(fh, file, digest):
         cr = text.find("\r")
         if cr == -1 or (cr == len(text) - 2 and text.endswith("\n")):
             if text:  # a file that is only a BOM has no lines
                 yield text
         else:  # a lone "\r" ends a line too
             yield from _LINES.findall(text)
+
+
+def _decoded(fh: Iterable[bytes], file: str, digest: Any) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for each line of binary ``fh``, decoded as UTF-8 (a BOM at the
+    start is dropped), hashing the bytes into ``digest`` as they pass."""
+    for lineno, raw in enumerate(fh, start=1):
+        digest.update(raw)
+        try:
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(exc, Location(file, lineno)) from None
+        yield lineno, text
 
 
 def _not_utf8(exc: UnicodeDecodeError, loc: Location) -> EvalSetError:

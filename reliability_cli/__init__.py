@@ -9,10 +9,9 @@ Python users can do what the CLI does::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .config import Case, EvalSet, Pipeline, load_evalsets, load_pipeline
 from .errors import (
     ConfigError,
     EvalSetError,
@@ -46,8 +45,19 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from .config import Case, EvalSet, Pipeline, load_evalsets, load_pipeline
+    from .reports.load import load_results
+    from .runner import RunOptions, RunOutcome, run_eval
+
+
 def __getattr__(name: str) -> Any:
-    # The runner and reports are imported on first use: `import reliability_cli` stays light.
+    # Config (pydantic models), the runner and reports are imported on first use:
+    # `import reliability_cli` stays light, and `relcheck --help` builds no model.
+    if name in ("Case", "EvalSet", "Pipeline", "load_evalsets", "load_pipeline"):
+        from . import config
+
+        return getattr(config, name)
     if name in ("RunOptions", "RunOutcome", "run_eval"):
         from . import runner
 

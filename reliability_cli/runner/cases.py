@@ -7,6 +7,7 @@ ids and their positions and re-reads its files, line by line, as the engine pull
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -69,3 +70,8 @@ def select_cases(paths: Sequence[str], pipeline: Pipeline | None, tags: Sequence
             if len(kept) > IN_MEMORY_CASES:
                 kept = None
     return CaseSelection(paths, pipeline, hashes, positions, tuple(kept) if kept is not None else None)
+
+
+def shard_of(case_id: str, shards: int) -> int:
+    """The shard (1-based) a case belongs to: SHA-256 of its id, modulo N."""
+    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % shards + 1

@@ -9,7 +9,6 @@ out of here. Only the early-stop rules (an endpoint rejecting its first requests
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import time
@@ -420,8 +419,3 @@ def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:
     for case in cases:
         for trial in range(1, trials + 1):
             yield Unit(case, trial)
-
-
-def shard_of(case_id: str, shards: int) -> int:
-    """The shard (1-based) a case belongs to: SHA-256 of its id, modulo N."""
-    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % shards + 1

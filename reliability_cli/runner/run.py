@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import platform
@@ -13,15 +12,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..config import EvalSet, Pipeline, evalset_hash, load_pipeline
 from ..errors import ConfigError, UsageError
-from . import resume
-from .cases import CaseSelection, select_cases
-from .engine import EARLY_STOP_WINDOW, Engine, shard_of, units_of
-from .journal import JournalWriter
+from .cases import CaseSelection, select_cases, shard_of
+
+if TYPE_CHECKING:  # the engine, the journal and asyncio are imported only to run (not to validate)
+    import asyncio
+
+    from .engine import Engine
+    from .resume import RunLock
 
 RUNS_DIR = Path(".relcheck") / "runs"
 
@@ -137,7 +139,12 @@ def run_eval(pipeline_path: str, options: RunOptions,
 def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_config: Any, run_dir: Path,
                 on_start: Callable[[int], None] | None,
                 on_unit: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
+    import asyncio
+
     from .. import analysis, gates
+    from . import resume
+    from .engine import Engine
+    from .journal import JournalWriter
 
     journal_path = run_dir / "attempts.jsonl"
     manifest = _manifest(run_dir, pipeline_path, prep, options)
@@ -185,7 +192,10 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
 
 
 async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[tuple[str, int]]) -> None:
+    import asyncio
+
     from ..endpoints import build_endpoint
+    from .engine import units_of
 
     endpoints = {}
     try:
@@ -207,6 +217,8 @@ async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[
 def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, journal_path: Path) -> ConfigError:
     """Exit 2 for an endpoint none of whose first requests could connect: bad input (a wrong
     ``base_url``, a server not started), not an unreliable model."""
+    from .engine import EARLY_STOP_WINDOW
+
     config = pipeline.endpoints[endpoint]
     key = "url" if getattr(config, "type", None) == "http" else "base_url"
     where = pipeline.positions.locate(("endpoints", endpoint, key))
@@ -259,8 +271,10 @@ class _Indented:
         self.fh.write(text.replace("\n", "\n  "))  # a newline inside a JSON string is escaped
 
 
-def _open_run_dir(options: RunOptions) -> tuple[Path, resume.RunLock]:
+def _open_run_dir(options: RunOptions) -> tuple[Path, RunLock]:
     """The run directory, locked for this process (a second writer is refused, exit 2)."""
+    from . import resume
+
     if options.resume:
         path = Path(options.resume)
         if options.out and Path(options.out).resolve() != path.resolve():

@@ -139,3 +139,19 @@ def test_cli_start_imports_no_pandas_or_scipy():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_help_builds_no_model_and_validate_loads_no_engine():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from reliability_cli.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
+        "print(','.join(m for m in ('reliability_cli.config.models', 'jinja2') if m in sys.modules))\n"
+        f"assert CliRunner().invoke(app, ['validate', {str(SIX)!r}]).exit_code == 0\n"
+        "print(','.join(m for m in ('asyncio', 'reliability_cli.runner.engine', 'reliability_cli.runner.journal')"
+        " if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["", ""]

@@ -10,6 +10,7 @@ throttled → read the response into a :class:`~.base.Response`, or raise
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -175,6 +176,8 @@ class _HttpEndpoint:
         return text.replace(key, "***") if key and len(key) >= 4 else text
 
     def render_extras(self, request: Request) -> tuple[dict[str, str], dict[str, str]]:
+        if not self._headers and not self._query:
+            return {}, {}
         headers = {k: str(v) for k, v in render_value(self._headers, request.context, native=False).items()}
         query = {k: str(v) for k, v in render_value(self._query, request.context, native=False).items()}
         return headers, query
@@ -226,8 +229,12 @@ class OpenAIEndpoint(_HttpEndpoint):
         headers.update(extra)
         body = {"model": cfg.model, "messages": [dict(m) for m in request.messages],
                 **cfg.params, **request.params}
-        url = _with_query(cfg.base_url.rstrip("/") + "/" + cfg.path.lstrip("/"), query)
+        url = _with_query(self._endpoint_url, query)
         return Outgoing("POST", url, _json_headers(headers), body)
+
+    @functools.cached_property
+    def _endpoint_url(self) -> str:
+        return str(self.config.base_url.rstrip("/") + "/" + self.config.path.lstrip("/"))
 
     def read_response(self, data: Any, text: str) -> Response:
         try:

@@ -257,7 +257,7 @@ class Engine:
         }
         try:
             messages = [{"role": role, "content": tpl.render(context)} for role, tpl in step.messages]
-            params = render_value(step.params, context)
+            params = render_value(step.params, context) if step.params else {}
         except RenderError as exc:
             record.update(error_kind="template", reason=str(exc))
             return record, None, ""

@@ -253,45 +253,45 @@ class _Aggregator:
             self._add_unit_steps(frame)
 
     def _add_attempts(self, frame: pd.DataFrame) -> None:
-        groups = frame.groupby("slot", sort=False)
-        sums = groups[["throttled", "tokens_in", "tokens_out"]].sum()
-        sums["cost"] = groups["cost_usd"].sum()
-        sums["attempts"] = groups.size()
-        sums["priced"] = groups["cost_usd"].count()
-        for slot, n, throttled, tokens_in, tokens_out, cost, priced in sums[
-                ["attempts", "throttled", "tokens_in", "tokens_out", "cost", "priced"]].itertuples(name=None):
+        import numpy as np
+
+        outcome = frame["outcome"]
+        counts = frame[["slot", "throttled", "tokens_in", "tokens_out"]].assign(
+            attempts=1, passes=outcome == "pass", fails=outcome == "fail", errors=outcome == "error",
+            cost=frame["cost_usd"].fillna(0.0), priced=frame["cost_usd"].notna())
+        sums = counts.groupby("slot", sort=True).sum()
+        for slot, throttled, tokens_in, tokens_out, n, passes, fails, errors, cost, priced in sums.itertuples(name=None):
             tally = self.tallies[slot]
-            tally.attempts += n
+            tally.attempts += int(n)
+            tally.outcomes.update({"pass": int(passes), "fail": int(fails), "error": int(errors)})
             tally.throttled += int(throttled)
             tally.tokens_in += int(tokens_in)
             tally.tokens_out += int(tokens_out)
             if priced:
                 tally.cost += float(cost)
                 tally.priced = True
-        for slot, latencies in groups["latency_ms"]:
-            self.tallies[slot].latencies.append(latencies.to_numpy(dtype=float))
-        for (slot, outcome), n in frame.groupby(["slot", "outcome"], sort=False).size().items():
-            self.tallies[slot].outcomes[outcome] += int(n)
-        errors = frame[frame["outcome"] == "error"]
-        if len(errors):
-            kinds = errors.assign(error_kind=errors["error_kind"].fillna("unknown"))
-            for (slot, kind), n in kinds.groupby(["slot", "error_kind"], sort=False).size().items():
+        # latencies, slot by slot: one stable sort, then the runs of each slot
+        order = np.argsort(frame["slot"].to_numpy(), kind="stable")
+        latencies = frame["latency_ms"].to_numpy(dtype=float)[order]
+        for slot, run in zip(sums.index, np.split(latencies, np.cumsum(sums["attempts"].to_numpy())[:-1])):
+            self.tallies[slot].latencies.append(run)
+        if sums["errors"].any():
+            errors = frame.loc[outcome == "error", ["slot", "error_kind"]].fillna({"error_kind": "unknown"})
+            for (slot, kind), n in errors.value_counts(sort=False).items():
                 self.tallies[slot].error_kinds[kind] += int(n)
 
     def _add_unit_steps(self, frame: pd.DataFrame) -> None:
-        skipped = frame["final"] == "skipped"
-        for slot, n in frame.loc[skipped, "slot"].value_counts(sort=False).items():
-            self.tallies[slot].skipped_no_gold += int(n)
-        reached = frame[~skipped]
-        passed = reached["final"] == "pass"
-        retried = reached["attempts"].fillna(1) > 1
-        flags = reached[["slot"]].assign(
-            reached=1, passed=passed, failed=reached["final"] == "fail", first_pass=reached["first"] == "pass",
-            retried=retried, recovered=retried & passed)
+        final = frame["final"]
+        reached = final != "skipped"
+        passed = final == "pass"
+        retried = reached & (frame["attempts"].fillna(1) > 1)
+        flags = frame[["slot"]].assign(
+            skipped=~reached, reached=reached, passed=passed, failed=final == "fail",
+            first_pass=reached & (frame["first"] == "pass"), retried=retried, recovered=retried & passed)
         sums = flags.groupby("slot", sort=False).sum()
-        for slot, n, p, f, first, again, recovered in sums[
-                ["reached", "passed", "failed", "first_pass", "retried", "recovered"]].itertuples(name=None):
+        for slot, skipped, n, p, f, first, again, recovered in sums.itertuples(name=None):
             tally = self.tallies[slot]
+            tally.skipped_no_gold += int(skipped)
             tally.reached += int(n)
             tally.passed += int(p)
             tally.failed += int(f)
@@ -300,17 +300,18 @@ class _Aggregator:
             tally.retried += int(again)
             tally.retry_recovered += int(recovered)
             tally.failures_total += int(n - p)
-        failures = reached[~passed]
-        if len(failures):
-            self.failures.append(_first_failures(failures))
-            if len(self.failures) > 1:  # keep only the running first FAILURES_KEPT per slot
-                import pandas as pd
-
-                self.failures = [_first_failures(pd.concat(self.failures, ignore_index=True))]
+        if len(sums) and (sums["reached"] - sums["passed"]).any():
+            self._add_failures(frame[reached & ~passed])
         if self.clustered:
-            shares = reached.assign(passed=passed.astype(int)).groupby(
-                ["slot", "position", "case"], sort=False)["passed"].agg(["sum", "size"])
-            self.per_case.append(shares)
+            self.per_case.append(frame[reached].assign(passed=passed[reached].astype(int)).groupby(
+                ["slot", "position", "case"], sort=False)["passed"].agg(["sum", "size"]))
+
+    def _add_failures(self, failures: pd.DataFrame) -> None:
+        self.failures.append(_first_failures(failures))
+        if len(self.failures) > 1:  # keep only the running first FAILURES_KEPT per slot
+            import pandas as pd
+
+            self.failures = [_first_failures(pd.concat(self.failures, ignore_index=True))]
 
     def finish(self) -> tuple[dict[str, StepTally], dict[str, StepTally] | None]:
         import pandas as pd

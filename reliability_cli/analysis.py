@@ -39,7 +39,7 @@ FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the 
 CHUNK_LINES = 20_000  # journal lines per pandas chunk
 PHASES = ("chained", "isolated")
 ATTEMPT_COLUMNS = ["slot", "outcome", "error_kind", "latency_ms", "throttled", "tokens_in", "tokens_out",
-                   "cost_usd"]
+                   "cost_usd", "priced"]
 STEP_COLUMNS = ["slot", "case", "trial", "position", "final", "first", "attempts", "error_kind", "reason",
                 "output"]
 FAILURE_KEYS = ["case", "trial", "outcome", "error_kind", "reason", "output"]
@@ -218,10 +218,12 @@ class _Aggregator:
                 if "step" in rec and "case" in rec:
                     slot = slots.get((rec.get("phase", "chained"), rec["step"]))
                     if slot is not None:
+                        cost = rec.get("cost_usd")
                         pending.setdefault((rec["case"], rec["trial"]), []).append(
-                            (slot, rec.get("outcome", "error"), rec.get("error_kind"),
+                            (slot, rec.get("outcome", "error"), rec.get("error_kind") or "unknown",
                              float(rec.get("latency_ms") or 0.0), rec.get("throttled") or 0,
-                             rec.get("tokens_in") or 0, rec.get("tokens_out") or 0, rec.get("cost_usd")))
+                             rec.get("tokens_in") or 0, rec.get("tokens_out") or 0, float(cost or 0.0),
+                             cost is not None))
                     lines += 1
                 continue
             case, trial = unit["case"], unit["trial"]
@@ -258,7 +260,7 @@ class _Aggregator:
         outcome = frame["outcome"]
         counts = frame[["slot", "throttled", "tokens_in", "tokens_out"]].assign(
             attempts=1, passes=outcome == "pass", fails=outcome == "fail", errors=outcome == "error",
-            cost=frame["cost_usd"].fillna(0.0), priced=frame["cost_usd"].notna())
+            cost=frame["cost_usd"], priced=frame["priced"])
         sums = counts.groupby("slot", sort=True).sum()
         for slot, throttled, tokens_in, tokens_out, n, passes, fails, errors, cost, priced in sums.itertuples(name=None):
             tally = self.tallies[slot]
@@ -276,7 +278,7 @@ class _Aggregator:
         for slot, run in zip(sums.index, np.split(latencies, np.cumsum(sums["attempts"].to_numpy())[:-1])):
             self.tallies[slot].latencies.append(run)
         if sums["errors"].any():
-            errors = frame.loc[outcome == "error", ["slot", "error_kind"]].fillna({"error_kind": "unknown"})
+            errors = frame.loc[outcome == "error", ["slot", "error_kind"]]
             for (slot, kind), n in errors.value_counts(sort=False).items():
                 self.tallies[slot].error_kinds[kind] += int(n)
 
@@ -284,7 +286,7 @@ class _Aggregator:
         final = frame["final"]
         reached = final != "skipped"
         passed = final == "pass"
-        retried = reached & (frame["attempts"].fillna(1) > 1)
+        retried = reached & (frame["attempts"] > 1)
         flags = frame[["slot"]].assign(
             skipped=~reached, reached=reached, passed=passed, failed=final == "fail",
             first_pass=reached & (frame["first"] == "pass"), retried=retried, recovered=retried & passed)

@@ -59,7 +59,8 @@ class _HttpEndpoint:
         self._query = compile_value(dict(config.query))
         self._client: Any = None
         self._closed = False
-        self._key: object = _UNREAD
+        key_env = getattr(config, "api_key_env", None)
+        self._key: str | None = (self._env.get(key_env) or None) if key_env and not self._replayer else None
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -157,11 +158,9 @@ class _HttpEndpoint:
     # ---------------------------------------------------------------- helpers
 
     def api_key(self) -> str | None:
-        """The key from ``api_key_env`` (read once); never needed (nor sent) when replaying."""
-        if self._key is _UNREAD:
-            name = getattr(self.config, "api_key_env", None)
-            self._key = None if not name or self._replayer is not None else (self._env.get(name) or None)
-        return self._key  # type: ignore[return-value]
+        """The key from ``api_key_env`` (read when the endpoint is built); never needed (nor
+        sent) when replaying."""
+        return self._key
 
     def _status_reason(self, exchange: Exchange) -> str:
         reason = f"endpoint {self.name}: HTTP {exchange.status}: {error_message(exchange.body)}"
@@ -198,7 +197,6 @@ class _Unreadable(Exception):
 
 
 _NOT_JSON = object()
-_UNREAD = object()
 
 
 def _with_query(url: str, query: Mapping[str, str]) -> str:

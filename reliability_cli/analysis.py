@@ -149,7 +149,7 @@ def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: E
     agg.read(_journal_lines(journal))
     steps, isolated = agg.finish()
     units = agg.units.records()
-    e2e_cases = _per_case_of_units(units) if clustered else {}
+    e2e_cases = per_case_of_units(units) if clustered else {}
     step_rows = []
     for plan in pipeline.steps:
         row = steps[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
@@ -352,7 +352,8 @@ def _plain(value: Any) -> Any:
     return item() if item is not None else value
 
 
-def _per_case_of_units(units: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+def per_case_of_units(units: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
+    """case → [units passed, units], in the units' order (for per-case shares when K > 1)."""
     per_case: dict[str, list[int]] = {}
     for u in units:
         pc = per_case.setdefault(u["case"], [0, 0])

@@ -194,12 +194,7 @@ def _from_summaries(docs: Sequence[Mapping[str, Any]], info: dict[str, Any], ord
             row["isolated"] = {k: iso[k] for k in ("reached", "passed", "failed", "errors", "rate", "ci",
                                                    "first_try_rate", "attempts", "skipped_no_gold")}
         rows.append(row)
-    e2e_cases: dict[str, list[int]] = {}
-    if trials > 1:
-        for u in units:
-            pc = e2e_cases.setdefault(u["case"], [0, 0])
-            pc[0] += int(bool(u["passed"]))
-            pc[1] += 1
+    e2e_cases = analysis.per_case_of_units(units) if trials > 1 else {}
     end_to_end = analysis._end_to_end(units, e2e_cases, trials, confidence, rows, "isolated" in rows[0] if rows else False)
     priced = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
     run = {**info, "units": len(units),

@@ -298,8 +298,6 @@ def _csv_rows(lines: Iterable[str], file: str) -> Iterable[tuple[Any, Location]]
 
 
 def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
-    from ..checks import REGISTRY, validate_spec
-
     def err(msg: str, key: str | None = None, hint: str | None = None) -> EvalSetError:
         return EvalSetError(msg, Location(loc.file, loc.line, loc.column, key or loc.key), hint=hint)
 
@@ -324,6 +322,8 @@ def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
     if not isinstance(checks_raw, dict):
         raise err("'checks' must map a step id to a list of checks", "checks")
     checks: dict[str, tuple[CheckPlan, ...]] = {}
+    if checks_raw:
+        from ..checks import REGISTRY, validate_spec
     for step_id, specs in checks_raw.items():
         key = f"checks.{step_id}"
         if step_ids is not None and step_id not in step_ids:

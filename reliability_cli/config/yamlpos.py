@@ -78,6 +78,11 @@ def data_scalar(text: str) -> Any:
     return text
 
 
+#: libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one;
+#: both give every node its line and column, and both resolve tags with the same safe resolver.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_yaml(
     text: str,
     file: str,
@@ -98,7 +103,7 @@ def load_yaml(
             position; used for ``${VAR}`` interpolation.
     """
     positions = Positions(file)
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -146,9 +151,10 @@ def load_yaml(
     def build_scalar(n: yaml.Node, path: Path, is_key: bool = False) -> Any:
         if not isinstance(n, yaml.ScalarNode):
             raise error("a key must be a plain string", _loc(n, path))
-        if is_key and n.style is None and n.tag in _IMPLICIT_TAGS:
+        plain = not n.style  # (None from the pure-Python parser, "" from libyaml's)
+        if is_key and plain and n.tag in _IMPLICIT_TAGS:
             value = n.value  # `on:` is a key named "on", not True
-        elif data_scalars and n.style is None and n.tag in _IMPLICIT_TAGS:
+        elif data_scalars and plain and n.tag in _IMPLICIT_TAGS:
             value = data_scalar(n.value)
         else:
             try:

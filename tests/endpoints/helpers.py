@@ -76,6 +76,23 @@ def http_response(status: int, body: Any, headers: dict[str, str] | None = None)
             f"{extra}\r\n").encode() + data
 
 
+def always(status: int, body: Any, headers: dict[str, str] | None = None,
+           seen: list[tuple[str, dict[str, str], bytes]] | None = None) -> Handler:
+    """A handler answering every request on a kept-alive connection with the same response;
+    each request read is appended to ``seen``."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                request = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                return
+            if seen is not None:
+                seen.append(request)
+            writer.write(http_response(status, body, headers))
+            await writer.drain()
+    return handler
+
+
 def completion(text: str, tokens: tuple[int, int] = (3, 2)) -> dict[str, Any]:
     return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
             "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]}}

@@ -21,6 +21,7 @@ from reliability_cli.endpoints.transport import classify
 from reliability_cli.mockserver import run_in_thread
 
 from .helpers import (
+    always,
     cases,
     completion,
     http_response,
@@ -186,15 +187,7 @@ def test_llm_rubric_judge_is_an_openai_endpoint_on_the_mock_server(tmp_path):
 
 
 def test_judge_infrastructure_error_is_an_error_not_a_fail(tmp_path):
-    async def overloaded(reader, writer):
-        while True:
-            try:
-                await read_request(reader)
-            except (asyncio.IncompleteReadError, ValueError):
-                return
-            writer.write(http_response(500, {"error": {"message": "judge overloaded"}}))
-            await writer.drain()
-
+    overloaded = always(500, {"error": {"message": "judge overloaded"}})
     with run_in_thread() as server, raw_server(overloaded) as judge_url:
         pipeline = {
             "name": "judged",

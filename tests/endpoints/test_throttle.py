@@ -17,6 +17,7 @@ from reliability_cli.mockserver import FaultConfig, run_in_thread
 
 from ..conftest import run_relcheck
 from .helpers import (
+    always,
     cases,
     completion,
     http_response,
@@ -116,15 +117,7 @@ def test_insufficient_quota_is_never_waited_and_stops_the_run(tmp_path):
 
 
 def test_401_everywhere_stops_with_exit_3_naming_the_endpoint(tmp_path):
-    async def denies(reader, writer):
-        while True:
-            try:
-                await read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            writer.write(http_response(401, {"error": {"message": "Incorrect API key provided"}}))
-            await writer.drain()
-
+    denies = always(401, {"error": {"message": "Incorrect API key provided"}})
     with raw_server(denies) as url:
         pipeline = one_step(url, attempts=3)
         pipeline["endpoints"]["llm"]["api_key_env"] = "RELCHECK_TEST_KEY"

@@ -12,23 +12,9 @@ import pytest
 from reliability_cli.endpoints import transport
 from reliability_cli.endpoints.transport import AiohttpTransport, make_client, send
 
-from .helpers import raw_server, read_request
+from .helpers import always, raw_server
 
 seen: list[tuple[str, dict[str, str], bytes]] = []
-
-
-def answer(status: int, body: bytes, headers: dict[str, str]):
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                seen.append(await read_request(reader))
-            except (asyncio.IncompleteReadError, ValueError):
-                return
-            head = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}",
-                    *(f"{k}: {v}" for k, v in headers.items())]
-            writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-            await writer.drain()
-    return handler
 
 
 def exchange(url: str, kind: str = "aiohttp", n: int = 1, **headers: str) -> list[transport.Exchange]:
@@ -62,8 +48,8 @@ def test_the_default_transport_is_the_buffered_aiohttp_one(monkeypatch):
 def test_request_and_gzip_response_round_trip(kind):
     seen.clear()
     body = json.dumps({"choices": [{"message": {"content": "é ok"}}]}).encode()
-    with raw_server(answer(200, gzip.compress(body), {"content-encoding": "gzip", "retry-after": "3",
-                                                        "content-type": "application/json"})) as url:
+    with raw_server(always(200, gzip.compress(body), {"content-encoding": "gzip", "retry-after": "3"},
+                           seen)) as url:
         got = exchange(url, kind, n=3, authorization="Bearer k")
     # three requests on one kept-alive connection pool, each read whole and decoded
     assert [g.body for g in got] == [body] * 3
@@ -79,7 +65,7 @@ def test_request_and_gzip_response_round_trip(kind):
 
 @pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
 def test_an_error_status_is_an_exchange_not_an_exception(kind):
-    with raw_server(answer(503, b'{"error": {"message": "busy"}}', {"retry-after-ms": "250"})) as url:
+    with raw_server(always(503, b'{"error": {"message": "busy"}}', {"retry-after-ms": "250"})) as url:
         got = exchange(url, kind)[0]
     assert got.status == 503
     assert got.headers["retry-after-ms"] == "250"

@@ -47,7 +47,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .config import Case, EvalSet, Pipeline, load_evalsets, load_pipeline
-    from .reports.load import load_results
+    from .results.schema import load_results
     from .runner import RunOptions, RunOutcome, run_eval
 
 
@@ -63,7 +63,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(runner, name)
     if name == "load_results":
-        from .reports.load import load_results
+        from .results.schema import load_results
 
         return load_results
     raise AttributeError(name)

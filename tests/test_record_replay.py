@@ -19,7 +19,6 @@ from reliability_cli.endpoints.http import build
 from reliability_cli.endpoints.transport import Exchange
 from reliability_cli.mockserver import FaultConfig, run_in_thread
 
-from .conftest import run_relcheck, strip_volatile
 from .endpoints.helpers import (
     free_port,
     http_response,
@@ -29,6 +28,7 @@ from .endpoints.helpers import (
     step,
     write_pipeline,
 )
+from .helpers import run_relcheck, strip_volatile
 
 TOOLS_REPLY = '{"plan": "{{ vars.plan }}", "tier": 2}'
 

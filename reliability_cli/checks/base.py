@@ -10,29 +10,16 @@ text call :func:`normalize` themselves on both sides.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One tool call the model asked for (OpenAI ``tool_calls`` / Anthropic ``tool_use``)."""
-
-    name: str
-    arguments: Any  # parsed JSON arguments (dict) where they parse, else the raw string
+from ..records import ToolCall
 
 
-def parse_arguments(raw: Any) -> Any:
-    """Tool-call arguments as JSON where they parse (OpenAI sends a JSON string), else as given."""
-    if isinstance(raw, str):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
+class CheckCodeError(Exception):
+    """A ``python`` check's code raised, failed to import, or returned something unusable."""
 
 
 @dataclass(frozen=True)

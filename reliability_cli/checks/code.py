@@ -15,7 +15,7 @@ Return ``True``/``False``, or ``(passed, reason)``; promptfoo's ``{"pass": …, 
 mapping is accepted too. A failing result without a reason is reported as
 ``python check <callable> returned False``. Sync functions run in a worker thread so they
 cannot stall other units. An exception in the function (or its import), or a return value
-of another type, raises :class:`~reliability_cli.checks.registry.CheckCodeError`: the
+of another type, raises :class:`~reliability_cli.checks.base.CheckCodeError`: the
 runner records the attempt as an error of kind ``exception``, not as a failed check.
 
 Code checks are refused in eval sets (eval sets are data, never code).
@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ._common import CheckValueError, excerpt, held
-from .base import CheckInput, Verdict, one_line
+from .base import CheckCodeError, CheckInput, Verdict, one_line
 
 
 def valid_callable_name(spec: Any) -> bool:
@@ -46,7 +46,6 @@ def valid_callable_name(spec: Any) -> bool:
 @lru_cache(maxsize=128)
 def load_callable(spec: str) -> Callable[..., Any]:
     """Import ``package.module:function`` (cached); raise CheckCodeError if that fails."""
-    from .registry import CheckCodeError
 
     module_name, _, attr = spec.partition(":")
     try:
@@ -65,7 +64,6 @@ async def python_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     """Call the pipeline's function with ``(output, context)`` and read its verdict."""
     import asyncio
 
-    from .registry import CheckCodeError
 
     name = spec.get("callable")
     if not isinstance(name, str) or not valid_callable_name(name):
@@ -86,7 +84,6 @@ async def python_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
 
 
 def _verdict(name: str, result: Any) -> Verdict:
-    from .registry import CheckCodeError
 
     passed: Any = result
     reason: Any = None

@@ -20,12 +20,7 @@ from typing import Any
 
 from . import code, model_graded, perf, similarity, structured, text
 from ._common import CheckValueError, is_template
-from .base import NORMALIZERS, CheckFn, CheckInput, Registered, Verdict, one_line
-
-
-class CheckCodeError(Exception):
-    """A ``python`` check's code raised, failed to import, or returned something unusable."""
-
+from .base import NORMALIZERS, CheckCodeError, CheckFn, CheckInput, Registered, Verdict, one_line
 
 _TEXT = ("value", "normalize")
 _KEY_ORDER = ("value", "path", "name", "arguments", "threshold", "max_ms", "callable",

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from ..records import ToolCall, parse_arguments
 from ._common import (
     CheckValueError,
     NotJson,
@@ -36,7 +37,7 @@ from ._common import (
     output_json,
     steps_of,
 )
-from .base import CheckInput, ToolCall, Verdict, parse_arguments
+from .base import CheckInput, Verdict
 
 
 def _parsed(inp: CheckInput) -> tuple[bool, Any, str]:

@@ -37,17 +37,28 @@ def root(
     set_debug(debug)
 
 
-def _register() -> None:
-    from . import eval as eval_cmd
-    from . import misc, validate
+#: ``relcheck NAME`` → the module of this package that defines ``NAME_command`` (dashes as
+#: underscores in the module name). Each command is registered the same way, in this order.
+COMMANDS = (
+    ("eval", "eval"),
+    ("validate", "validate"),
+    ("report", "report"),
+    ("compare", "compare"),
+    ("merge", "merge"),
+    ("plan", "plan"),
+    ("simulate", "simulate"),
+    ("mock-server", "mockserver"),
+    ("init", "init"),
+    ("schema", "schema"),
+)
 
-    app.command("eval")(eval_cmd.eval_command)
-    app.command("validate")(validate.validate_command)
-    app.command("merge")(__import__(f"{__package__}.merge", fromlist=["merge_command"]).merge_command)
-    misc.register(app)
-    app.command("compare")(__import__(f"{__package__}.compare", fromlist=["compare_command"]).compare_command)
-    app.command("plan")(__import__(f"{__package__}.plan", fromlist=["plan_command"]).plan_command)
-    app.command("mock-server")(__import__(f"{__package__}.mockserver", fromlist=["x"]).mock_server_command)
+
+def _register() -> None:
+    from importlib import import_module
+
+    for name, module in COMMANDS:
+        command = getattr(import_module(f"{__package__}.{module}"), f"{module}_command")
+        app.command(name)(command)
 
 
 _register()

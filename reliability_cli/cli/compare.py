@@ -29,10 +29,10 @@ def compare_command(
     """
     import json
 
-    from ..compare import compare
     from ..errors import ResultsError
-    from ..reports.load import load_results
     from ..reports.markdown import render_compare_markdown
+    from ..results.compare import compare
+    from ..results.schema import load_results
 
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)
     if doc["shared_units"] == 0:
@@ -48,7 +48,7 @@ def compare_command(
 
 
 def _print(doc: dict[str, Any]) -> None:
-    from ..compare import row_detail
+    from ..results.compare import row_detail
 
     b, c = doc["baseline"], doc["candidate"]
     typer.echo(f"relcheck compare · {c.get('pipeline') or '?'} · paired on {doc['shared_units']} shared units"

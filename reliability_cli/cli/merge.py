@@ -28,7 +28,7 @@ def merge_command(
     """
     from pathlib import Path
 
-    from ..merge import merge
+    from ..results.merge import merge
     from ..runner.run import write_results
     from .render import emit_reports
 

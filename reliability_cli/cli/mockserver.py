@@ -12,7 +12,7 @@ from .common import handle_errors
 
 
 @handle_errors
-def mock_server_command(
+def mockserver_command(
     host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to bind (127.0.0.1 or ::1)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one."),
     fail_rate: float = typer.Option(0.0, "--fail-rate", min=0, max=1,

@@ -25,8 +25,8 @@ def plan_command(
     """
     import json
 
-    from ..planning import plan
-    from ..reports.load import load_results
+    from ..results.planning import plan
+    from ..results.schema import load_results
 
     doc = plan(load_results(results), target, max_retries)
     if json_out:

@@ -23,7 +23,7 @@ def validate_command(
     """Check the pipeline, its eval sets, template references and env vars without calling
     anything; print the number of units and the upper bound of requests (and of cost)."""
     from ..runner import RunOptions
-    from ..validation import validate
+    from ..runner.validation import validate
 
     result = validate(pipeline, RunOptions(evalsets=evalset, trials=trials, retries=retries,
                                            isolate=isolate, endpoint_overrides=endpoint,

@@ -12,8 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..checks.base import ToolCall
-from ..outcomes import INFRA_KINDS, is_infrastructure, is_retryable_error
+from ..records import INFRA_KINDS, ToolCall, is_infrastructure, is_retryable_error
 
 __all__ = ["INFRA_KINDS", "AttemptError", "AttemptKey", "Endpoint", "Request", "Response",
            "is_infrastructure", "is_retryable_error"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..checks.base import ToolCall, parse_arguments
+from ..records import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response

@@ -27,8 +27,8 @@ from ..endpoints import (
     Response,
     is_retryable_error,
 )
+from ..journal import JournalWriter
 from ..templating import RenderError, render_value
-from .journal import JournalWriter
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..endpoints import is_infrastructure
 from ..errors import ResultsError, UsageError
-from .journal import read_lines
+from ..journal import read_lines
 
 LOCK_NAME = ".lock"
 FLAG_NAMES = {"trials": "--trials", "retries": "--retries", "seed": "--seed", "isolate": "--isolate",

@@ -116,7 +116,7 @@ def run_eval(pipeline_path: str, options: RunOptions,
     Raises:
         RelcheckError: bad input (exit 2) — nothing was run.
     """
-    from .. import gates
+    from ..results import gates
 
     prep = prepare(pipeline_path, options)
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
@@ -141,10 +141,10 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
                 on_unit: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
     import asyncio
 
-    from .. import analysis, gates
+    from ..journal import JournalWriter
+    from ..results import analysis, gates
     from . import resume
     from .engine import Engine
-    from .journal import JournalWriter
 
     journal_path = run_dir / "attempts.jsonl"
     manifest = _manifest(run_dir, pipeline_path, prep, options)

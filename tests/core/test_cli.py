@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import SIX, run_relcheck
+from tests.helpers import SIX, run_relcheck
 
 
 def test_version_and_help(cli):
@@ -149,7 +149,7 @@ def test_help_builds_no_model_and_validate_loads_no_engine():
         "assert CliRunner().invoke(app, ['--help']).exit_code == 0\n"
         "print(','.join(m for m in ('reliability_cli.config.models', 'jinja2') if m in sys.modules))\n"
         f"assert CliRunner().invoke(app, ['validate', {str(SIX)!r}]).exit_code == 0\n"
-        "print(','.join(m for m in ('asyncio', 'reliability_cli.runner.engine', 'reliability_cli.runner.journal')"
+        "print(','.join(m for m in ('asyncio', 'reliability_cli.runner.engine', 'reliability_cli.journal')"
         " if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

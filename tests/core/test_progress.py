@@ -12,7 +12,7 @@ import time
 import pytest
 
 from reliability_cli.cli import progress
-from tests.conftest import SIX
+from tests.helpers import SIX
 
 
 class Clock:

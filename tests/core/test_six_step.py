@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reliability_cli import stats
-from tests.conftest import SIX, strip_volatile
+from tests.helpers import SIX, strip_volatile
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from reliability_cli.reports.terminal import TerminalReport
-from tests.conftest import SIX
+from tests.helpers import SIX
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from reliability_cli.runner import RunOptions
-from reliability_cli.validation import validate
+from reliability_cli.runner.validation import validate
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 from .helpers import free_port, run, step
 
 SET = ROOT / "evalsets" / "support-agent"

@@ -15,7 +15,7 @@ from reliability_cli.endpoints.http import build
 from reliability_cli.endpoints.throttle import Pacer, quota_exhausted, retry_after_s
 from reliability_cli.mockserver import FaultConfig, run_in_thread
 
-from ..conftest import run_relcheck
+from ..helpers import run_relcheck
 from .helpers import (
     always,
     cases,

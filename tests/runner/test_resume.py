@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.conftest import run_relcheck
+from tests.helpers import run_relcheck
 
-from .conftest import comparable, load
+from .helpers import comparable, load
 
 ARGS = ("--concurrency", "4", "--retries", "1", "-q", "--no-progress")
 
@@ -130,7 +130,7 @@ def test_out_must_be_new_or_empty(project: Path, tmp_path: Path) -> None:
 
 
 def test_retry_errors_reruns_infrastructure_errors(tmp_path: Path) -> None:
-    from .conftest import make_project
+    from .helpers import make_project
 
     pipeline = make_project(tmp_path / "p", cases=40, latency_ms=0, fail_rate=0.2, failure="error")
     run = tmp_path / "run"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.conftest import run_relcheck
+from tests.helpers import run_relcheck
 
-from .conftest import comparable, load
+from .helpers import comparable, load
 
 ARGS = ("--trials", "2", "-q", "--no-progress", "--concurrency", "16")
 
@@ -24,7 +24,7 @@ def _shards(project: Path, tmp_path: Path, n: int = 4) -> list[Path]:
 
 
 def test_four_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
-    from .conftest import make_project
+    from .helpers import make_project
 
     project = make_project(tmp_path / "p", cases=120, latency_ms=0)
     full = run_relcheck("eval", project, "--out", tmp_path / "full", *ARGS, cwd=project.parent)
@@ -50,7 +50,7 @@ def test_four_shards_merged_equal_the_unsharded_run(tmp_path: Path) -> None:
 
 
 def test_merge_refuses_inconsistent_shards(tmp_path: Path) -> None:
-    from .conftest import make_project
+    from .helpers import make_project
 
     project = make_project(tmp_path / "p", cases=30, latency_ms=0)
     dirs = _shards(project, tmp_path, n=2)

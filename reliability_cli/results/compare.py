@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import stats
-from .errors import ResultsError
+from .. import stats
+from ..errors import ResultsError
 
 SCHEMA = "relcheck.compare/v1"
 E2E = "end_to_end"

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from ..errors import UsageError
 from . import analysis
-from .errors import UsageError
 
 VOLATILE_RUN_KEYS = ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "shard",
                      "flags", "cases", "units_planned", "stop_reason", "interrupted", "units", "requests",
@@ -56,7 +56,7 @@ def merge(paths: Sequence[str | Path], docs: Sequence[Mapping[str, Any]] | None 
         UsageError: the shards do not belong together (exit 2).
     """
     from . import gates
-    from .reports.load import load_results
+    from .schema import load_results
 
     if docs is None:
         docs = [load_results(p) for p in paths]
@@ -73,7 +73,7 @@ def merge(paths: Sequence[str | Path], docs: Sequence[Mapping[str, Any]] | None 
     trials = first.get("trials", 1)
     confidence = first.get("confidence", 0.95)
     if len(journals) == len(docs) and all(_journal_matches(j, first) for j in journals):
-        from .config import EvalSet
+        from ..config import EvalSet
 
         results = analysis.build_results(journals, cast(Any, pipeline), EvalSet((), {}), trials, info,
                                          confidence, order=order)
@@ -123,7 +123,7 @@ def _check_consistent(docs: Sequence[Mapping[str, Any]], names: Sequence[str]) -
 
 
 def _journal_matches(path: Path, run: Mapping[str, Any]) -> bool:
-    from .runner.journal import read_header
+    from ..journal import read_header
 
     try:
         header = read_header(path)

@@ -1,7 +1,12 @@
-"""The vocabulary of attempt outcomes (SPEC §4): which error kinds are infrastructure, and
-which ones ``retry.on: [error]`` retries. Shared by the endpoints, the runner and analysis."""
+"""Records shared by every layer: the vocabulary of attempt outcomes (SPEC §4) — which error
+kinds are infrastructure, and which ones ``retry.on: [error]`` retries — and the tool calls a
+model asks for. Imports nothing of relcheck; endpoints, checks, the runner and results use it."""
 
 from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
 
 INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
 NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 422})
@@ -25,3 +30,21 @@ def is_retryable_error(kind: str | None) -> bool:
             return False
         return status in RETRYABLE_STATUS or 500 <= status <= 599
     return False
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call the model asked for (OpenAI ``tool_calls`` / Anthropic ``tool_use``)."""
+
+    name: str
+    arguments: Any  # parsed JSON arguments (dict) where they parse, else the raw string
+
+
+def parse_arguments(raw: Any) -> Any:
+    """Tool-call arguments as JSON where they parse (OpenAI sends a JSON string), else as given."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw

@@ -6,7 +6,8 @@ import pytest
 from scipy.stats import beta, fisher_exact
 from statsmodels.stats.proportion import proportion_confint
 
-from reliability_cli import analysis, gates, stats
+from reliability_cli import stats
+from reliability_cli.results import analysis, gates
 
 from .helpers import doc_from_fail_idx, run, write_pipeline
 

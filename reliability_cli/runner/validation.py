@@ -7,10 +7,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import Pipeline
-from .errors import ConfigError, EvalSetError, MultipleErrors, RelcheckError
-from .runner.run import RunOptions, prepare
-from .templating import Template, references
+from ..config import Pipeline
+from ..errors import ConfigError, EvalSetError, MultipleErrors, RelcheckError
+from ..templating import Template, references
+from .run import RunOptions, prepare
 
 
 @dataclass
@@ -46,7 +46,7 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
                 pipeline.positions.locate(("endpoints", name, "api_key_env")),
                 hint=f"export {key_env}=…, or run offline with --endpoint {name}=mock or --replay CASSETTE"))
         if ep.type == "python":
-            from .endpoints.python import import_callable
+            from ..endpoints.python import import_callable
 
             try:
                 import_callable(ep.callable)
@@ -55,7 +55,7 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
     for step in pipeline.steps:
         for plan in step.checks:
             if plan.type in ("python", "not-python"):
-                from .endpoints.python import import_callable
+                from ..endpoints.python import import_callable
 
                 try:
                     import_callable(str(plan.spec.get("callable")))

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import binomtest
 
 from reliability_cli import stats
-from reliability_cli.compare import baseline_gates, compare
+from reliability_cli.results.compare import baseline_gates, compare
 
 from .helpers import doc_from_fail_idx, run, simulate_fail_idx, write_pipeline
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reliability_cli.planning import plan
+from reliability_cli.results.planning import plan
 
 
 def _results(p: float, steps: int = 6, retries: int = 0, recovery: float | None = None, units: int = 1000,

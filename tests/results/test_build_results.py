@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from reliability_cli import analysis
 from reliability_cli.config import EvalSet, load_pipeline
+from reliability_cli.results import analysis
 from reliability_cli.runner import RunOptions, run_eval
 from reliability_cli.runner.cases import select_cases
 from reliability_cli.runner.run import apply_overrides
-from tests.conftest import SIX
+from tests.helpers import SIX
 
 CASES = 150
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import stats
-from .config import EvalSet, Pipeline
-from .outcomes import is_infrastructure
-from .runner.journal import read_lines
+from .. import stats
+from ..config import EvalSet, Pipeline
+from ..journal import read_lines
+from ..records import is_infrastructure
 
 if TYPE_CHECKING:
     import pandas as pd

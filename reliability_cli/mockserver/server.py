@@ -40,7 +40,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .mockserver_faults import (
+from .faults import (
     MALFORMED_BODY,
     WRONG_REPLY,
     FaultConfig,

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import stats
-from .errors import RunAborted
+from .. import stats
+from ..errors import RunAborted
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_UNTRUSTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -103,7 +103,7 @@ def apply(results: dict[str, Any], cfg: GateConfig, baseline: Mapping[str, Any] 
 
 
 def _load_baseline(path: str) -> Mapping[str, Any]:
-    from .reports.load import load_results
+    from .schema import load_results
 
     return load_results(path)
 

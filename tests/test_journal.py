@@ -8,8 +8,8 @@ import json
 import threading
 import time
 
-from reliability_cli.runner import journal
-from reliability_cli.runner.journal import JournalWriter, read_lines
+from reliability_cli import journal
+from reliability_cli.journal import JournalWriter, read_lines
 
 
 class Clock:

@@ -1,0 +1,32 @@
+"""``relcheck report``: re-render a saved run."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from .common import handle_errors, write_output
+
+
+@handle_errors
+def report_command(
+    results: str = typer.Argument(..., help="A results.json or run directory."),
+    fmt: str = typer.Option("terminal", "--format", "-f", help="terminal, json, junit, markdown or html."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write to this file."),
+    show_failures: Optional[int] = typer.Option(None, "--show-failures", min=0),
+) -> None:
+    """Re-render a saved run."""
+    from ..errors import UsageError
+    from ..reports import FORMATS, render
+    from ..results.schema import load_results
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    data = load_results(results)
+    if fmt == "terminal" and output is None:
+        from .render import print_terminal
+
+        print_terminal(data, 5 if show_failures is None else show_failures)
+        return
+    write_output(output or "-", render(data, fmt, show_failures=show_failures))

@@ -194,7 +194,7 @@ def bench_http(tmp: Path, latency_ms: float, units: int, concurrency: int) -> No
         walls = []
         for k in range(3):
             wall, res = _run_eval(work / "pipeline.yaml", work / f"run{k}", concurrency, None)
-            assert res["end_to_end"]["total"] == units, res["end_to_end"]
+            assert res.end_to_end.total == units, res.end_to_end
             walls.append(wall)
         wall = min(walls)
     print(f"  ({label}) {units} units at concurrency {concurrency}, server latency {latency_ms:g} ms: "
@@ -221,8 +221,8 @@ def bench_throughput(tmp: Path, cases: int) -> None:
     rates, walls = [], []
     for k in range(3):
         wall, res = _run_eval(work / "pipeline.yaml", work / f"run{k}", 64, work / "cases.jsonl")
-        rates.append(res["run"]["requests"] / res["run"]["duration_s"])
-        walls.append(res["run"]["requests"] / wall)
+        rates.append(res.run.requests / res.run.duration_s)
+        walls.append(res.run.requests / wall)
     print(f"  (c) six-step, {cases:,} cases, concurrency 64: {max(rates):,.0f} attempts/s while running "
           f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}); {max(walls):,.0f}/s over the whole call "
           f"including load, analysis and results.json", flush=True)

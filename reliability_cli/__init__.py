@@ -4,7 +4,7 @@ Python users can do what the CLI does::
 
     from reliability_cli import load_pipeline, run_eval, RunOptions
     outcome = run_eval("evalsets/six-step-agent/pipeline.yaml", RunOptions(retries=1))
-    outcome.results["end_to_end"]["rate"]
+    outcome.results.end_to_end.rate
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "Location",
     "Pipeline",
     "RelcheckError",
+    "Results",
     "ResultsError",
     "RunAborted",
     "RunOptions",
@@ -47,7 +48,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .config import Case, EvalSet, Pipeline, load_evalsets, load_pipeline
-    from .results.schema import load_results
+    from .results.schema import Results
+    from .results.schema import load as load_results
     from .runner import RunOptions, RunOutcome, run_eval
 
 
@@ -62,8 +64,8 @@ def __getattr__(name: str) -> Any:
         from . import runner
 
         return getattr(runner, name)
-    if name == "load_results":
-        from .results.schema import load_results
+    if name in ("load_results", "Results"):
+        from .results import schema
 
-        return load_results
+        return schema.load if name == "load_results" else schema.Results
     raise AttributeError(name)

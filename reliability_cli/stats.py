@@ -377,3 +377,47 @@ def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float |
     a = np.asarray(values, dtype=float)
     p50, p95 = np.percentile(a, [50, 95])
     return {"p50": float(p50), "p95": float(p95), "max": float(a.max())}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over the tests), in input order."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    m = len(order)
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def newcombe_paired_difference(both: int, b: int, c: int, neither: int,
+                               confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (method 10) for p2 − p1 of paired proportions.
+
+    ``both``/``neither``: pairs where both/neither passed; ``b``: only the first passed;
+    ``c``: only the second passed.
+    """
+    n = both + b + c + neither
+    p1, p2 = (both + b) / n, (both + c) / n
+    l1, u1 = wilson(both + b, n, confidence)
+    l2, u2 = wilson(both + c, n, confidence)
+    denom = (both + b) * (c + neither) * (both + c) * (b + neither)
+    phi = (both * neither - b * c) / math.sqrt(denom) if denom > 0 else 0.0
+    theta = p2 - p1
+    lo = theta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    hi = theta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (per-case differences), clipped to [-1, 1]."""
+    from scipy.stats import t
+
+    m = len(values)
+    if m < 2:
+        return -1.0, 1.0
+    mean = sum(values) / m
+    var = sum((v - mean) ** 2 for v in values) / (m - 1)
+    half = float(t.ppf(1 - (1 - confidence) / 2, m - 1)) * math.sqrt(var / m)
+    return max(-1.0, mean - half), min(1.0, mean + half)

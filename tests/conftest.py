@@ -17,3 +17,14 @@ def cli():
         return result.exit_code, result.stdout, result.stderr
 
     return invoke
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_results_file_round_trips(tmp_path_factory):
+    """After the suite: every results document any test wrote loads and writes back unchanged."""
+    yield
+    from tests.helpers import assert_round_trips
+
+    base = tmp_path_factory.getbasetemp()
+    for path in base.rglob("*.json"):
+        assert_round_trips(path)

@@ -32,7 +32,7 @@ def compare_command(
     from ..errors import ResultsError
     from ..reports.markdown import render_compare_markdown
     from ..results.compare import compare
-    from ..results.schema import load_results
+    from ..results.schema import load as load_results
 
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)
     if doc["shared_units"] == 0:

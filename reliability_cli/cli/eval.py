@@ -80,21 +80,18 @@ def eval_command(
     3: no trustworthy verdict (infrastructure errors, endpoint rejected, --max-cost).
     130: interrupted; resume with --resume RUN_DIR.
     """
+    from ..results.schema import GateOverrides
     from ..runner import RunOptions, run_eval
     from .progress import make_progress
     from .render import emit_reports
 
-    if mode is not None and mode not in ("point", "lower-bound"):
-        raise UsageError(f"--mode {mode!r}: expected point or lower-bound")
-    if retry_errors and not resume:
-        raise UsageError("--retry-errors needs --resume RUN_DIR")
     options = RunOptions(
         evalsets=evalset, trials=trials, concurrency=concurrency, isolate=isolate, retries=retries,
         seed=seed, limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard), resume=resume,
         retry_errors=retry_errors, out=out, record=record, replay=replay, endpoint_overrides=endpoint,
         max_throttle_wait=max_throttle_wait, max_cost=max_cost,
-        gate_overrides={"end_to_end_min": min_e2e, "step_mins": _parse_min_step(min_step) or None,
-                        "mode": mode, "baseline_path": baseline, "max_drop": max_drop, "alpha": alpha},
+        gate_overrides=GateOverrides(end_to_end_min=min_e2e, step_mins=_parse_min_step(min_step), mode=mode,
+                                     baseline_path=baseline, max_drop=max_drop, alpha=alpha),
         command=["relcheck", *sys.argv[1:]],
     )
     progress = make_progress(enabled=not (no_progress or quiet))

@@ -28,8 +28,8 @@ def merge_command(
     """
     from pathlib import Path
 
+    from ..results import schema
     from ..results.merge import merge
-    from ..runner.run import write_results
     from .render import emit_reports
 
     merged = merge(results)
@@ -39,6 +39,6 @@ def merge_command(
     else:
         target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_results(target, merged)
+        schema.write(merged, target)
         emit_reports(merged, junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet)
-    raise typer.Exit(merged["exit_code"])
+    raise typer.Exit(merged.exit_code)

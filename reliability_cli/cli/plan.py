@@ -26,7 +26,7 @@ def plan_command(
     import json
 
     from ..results.planning import plan
-    from ..results.schema import load_results
+    from ..results.schema import load as load_results
 
     doc = plan(load_results(results), target, max_retries)
     if json_out:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .common import write_output
 
+if TYPE_CHECKING:
+    from ..results.schema import Results
 
-def print_terminal(results: dict[str, Any], show_failures: int) -> None:
+
+def print_terminal(results: Results, show_failures: int) -> None:
     from rich.console import Console
 
     from ..reports.terminal import TerminalReport
 
     console = Console(highlight=False, emoji=False)
-    console.print(TerminalReport(results, show_failures))
+    console.print(TerminalReport(results.to_dict(), show_failures))
 
 
-def emit_reports(results: dict[str, Any], *, json_out: str | None = None, junit: str | None = None,
+def emit_reports(results: Results, *, json_out: str | None = None, junit: str | None = None,
                  markdown: str | None = None, html: str | None = None, show_failures: int = 5,
                  quiet: bool = False) -> None:
     """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations."""
@@ -36,13 +39,13 @@ def emit_reports(results: dict[str, Any], *, json_out: str | None = None, junit:
     if json_out == "-":
         return
     if quiet:
-        sys.stdout.write(f"relcheck: {results['verdict']} (exit {results['exit_code']}); "
-                         f"e2e {_pct(results['end_to_end']['rate'])}; run {results['run'].get('dir', '')}\n")
+        sys.stdout.write(f"relcheck: {results.verdict} (exit {results.exit_code}); "
+                         f"e2e {_pct(results.end_to_end.rate)}; run {results.run.dir or results.run.id}\n")
         return
     print_terminal(results, show_failures)
 
 
-def _github(results: dict[str, Any], show_failures: int) -> None:
+def _github(results: Results, show_failures: int) -> None:
     """Markdown to $GITHUB_STEP_SUMMARY; ``::error::`` for failed gates under GitHub Actions."""
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
@@ -54,9 +57,9 @@ def _github(results: dict[str, Any], show_failures: int) -> None:
         except (OSError, ImportError):
             pass
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        for gate in results.get("gates", []):
-            if not gate["passed"]:
-                sys.stdout.write(f"::error title=relcheck gate {gate['name']} failed::{gate['detail']}\n")
+        for gate in results.gates:
+            if not gate.passed:
+                sys.stdout.write(f"::error title=relcheck gate {gate.name} failed::{gate.detail}\n")
 
 
 def _pct(value: float | None) -> str:

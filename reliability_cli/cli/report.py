@@ -19,7 +19,7 @@ def report_command(
     """Re-render a saved run."""
     from ..errors import UsageError
     from ..reports import FORMATS, render
-    from ..results.schema import load_results
+    from ..results.schema import load as load_results
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..results.schema import Results
 
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
 
 
-def render(results: dict[str, Any], fmt: str, *, show_failures: int | None = None, width: int = 100) -> str:
+def render(results: Results, fmt: str, *, show_failures: int | None = None, width: int = 100) -> str:
     """Render ``results`` as text in ``fmt``."""
     if fmt == "json":
-        import json
+        import io
 
-        return json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+        from ..results.schema import dump
+
+        buffer = io.StringIO()
+        dump(results, buffer)
+        return buffer.getvalue()
+    data = results.to_dict()
     if fmt == "terminal":
         from .terminal import render_text
 
-        return render_text(results, show_failures=5 if show_failures is None else show_failures, width=width)
+        return render_text(data, show_failures=5 if show_failures is None else show_failures, width=width)
     if fmt == "junit":
         from .junit import render_junit
 
-        return render_junit(results)
+        return render_junit(data)
     if fmt == "markdown":
         from .markdown import render_markdown
 
-        return render_markdown(results, show_failures=show_failures)
+        return render_markdown(data, show_failures=show_failures)
     if fmt == "html":
         from .html import render_html
 
-        return render_html(results)
+        return render_html(data)
     raise ValueError(f"unknown format {fmt!r}")

@@ -27,14 +27,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import stats
-from ..config import EvalSet, Pipeline
 from ..journal import read_lines
 from ..records import is_infrastructure
+from . import units as unit_steps
+from .schema import (
+    EndToEnd,
+    Failure,
+    Interval,
+    IsolatedRow,
+    Latency,
+    Results,
+    RunInfo,
+    StepRow,
+    Tokens,
+    UnitRecord,
+    WhatIfRow,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA = "relcheck.results/v1"
 FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the rest
 CHUNK_LINES = 20_000  # journal lines per pandas chunk
 PHASES = ("chained", "isolated")
@@ -43,6 +55,15 @@ ATTEMPT_COLUMNS = ["slot", "outcome", "error_kind", "latency_ms", "throttled", "
 STEP_COLUMNS = ["slot", "case", "trial", "position", "final", "first", "attempts", "error_kind", "reason",
                 "output"]
 FAILURE_KEYS = ["case", "trial", "outcome", "error_kind", "reason", "output"]
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What analysis needs to know of a step: its id, endpoint and attempts allowed."""
+
+    id: str
+    endpoint: str
+    max_attempts: int
 
 
 @dataclass
@@ -71,46 +92,47 @@ class StepTally:
     failures_total: int = 0
     per_case: dict[str, list[int]] = field(default_factory=dict)  # case → [passed, reached]; trials > 1 only
 
-    def to_dict(self, trials: int, confidence: float, max_attempts: int, endpoint: str) -> dict[str, Any]:
+    def _common(self, trials: int, confidence: float) -> dict[str, Any]:
+        rate, ci = rate_ci(self.passed, self.reached, self.per_case, trials, confidence)
+        return {"reached": self.reached, "passed": self.passed, "failed": self.failed, "errors": self.errors,
+                "rate": rate, "ci": ci, "first_try_rate": ratio(self.first_pass, self.reached),
+                "attempts": self.attempts, "first_try_passed": self.first_pass}
+
+    def to_row(self, spec: StepSpec, trials: int, confidence: float,
+               isolated: IsolatedRow | None = None) -> StepRow:
         import numpy as np
 
-        rate, ci = _rate_ci(self.passed, self.reached, self.per_case, trials, confidence)
         latencies = np.concatenate(self.latencies) if self.latencies else np.empty(0)
-        return {
-            "id": self.id,
-            "endpoint": endpoint,
-            "max_attempts": max_attempts,
-            "reached": self.reached,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "rate": rate,
-            "ci": ci,
+        extra: dict[str, Any] = {"isolated": isolated} if isolated is not None else {}
+        return StepRow(
+            id=self.id, endpoint=spec.endpoint, max_attempts=spec.max_attempts,
+            **self._common(trials, confidence),
             **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried),
-            "retry_recovered": self.retry_recovered,
-            # what independence predicts for a retry: it passes as often as a first try
-            "retried": self.retried,
-            "attempts": self.attempts,
-            "attempt_outcomes": {k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
-            "error_kinds": dict(sorted(self.error_kinds.items())),
-            "throttled": self.throttled,
-            "latency_ms": _round_dict(stats.percentiles(latencies)),
-            "tokens": {"input": self.tokens_in, "output": self.tokens_out},
-            "cost_usd": round(self.cost, 6) if self.priced else None,
-            "failures": self.failures,
-            "failures_omitted": self.failures_total - len(self.failures),
-        }
+            retry_recovered=self.retry_recovered, retried=self.retried,
+            attempt_outcomes={k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
+            error_kinds=dict(sorted(self.error_kinds.items())),
+            throttled=self.throttled,
+            latency_ms=Latency(**_round_dict(stats.percentiles(latencies))),
+            tokens=Tokens(input=self.tokens_in, output=self.tokens_out),
+            cost_usd=round(self.cost, 6) if self.priced else None,
+            failures=tuple(Failure(**f) for f in self.failures),
+            failures_omitted=self.failures_total - len(self.failures),
+            **extra,
+        )
+
+    def to_isolated(self, trials: int, confidence: float) -> IsolatedRow:
+        extra: dict[str, Any] = {"case_counts": {c: (p, n) for c, (p, n) in self.per_case.items()}} if trials > 1 else {}
+        return IsolatedRow(**self._common(trials, confidence), skipped_no_gold=self.skipped_no_gold, **extra)
 
 
-def retry_ratios(first_pass: int, reached: int, recovered: int, retried: int) -> dict[str, float | None]:
-    """``first_try_rate``, ``recovery_rate`` (measured) and ``recovery_rate_independent``
-    (what a retry would recover if attempts were independent: the first-try rate)."""
-    first = _ratio(first_pass, reached)
-    return {"first_try_rate": first, "recovery_rate": _ratio(recovered, retried),
-            "recovery_rate_independent": first if retried else None}
+def retry_ratios(first_pass: int, reached: int, recovered: int, retried: int) -> dict[str, Any]:
+    """``recovery_rate`` (measured) and ``recovery_rate_independent`` (what a retry would
+    recover if attempts were independent: the first-try rate)."""
+    first = ratio(first_pass, reached)
+    return {"recovery_rate": ratio(recovered, retried), "recovery_rate_independent": first if retried else None}
 
 
-def _ratio(a: int, b: int) -> float | None:
+def ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
@@ -118,65 +140,52 @@ def _round_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def _ci(low_high: tuple[float, float]) -> dict[str, float]:
-    return {"low": low_high[0], "high": low_high[1]}
-
-
-def _rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], trials: int,
-             confidence: float) -> tuple[float | None, dict[str, float] | None]:
+def rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], trials: int,
+            confidence: float) -> tuple[float | None, Interval | None]:
+    """A rate and its interval: Wilson over units, or clustered over cases with trials > 1
+    (``per_case``: case → (passed, reached))."""
     if total == 0:
         return None, None
     if trials <= 1:
-        return passed / total, _ci(stats.wilson(passed, total, confidence))
+        low, high = stats.wilson(passed, total, confidence)
+        return passed / total, Interval(low=low, high=high)
     shares = [p / n for p, n in per_case.values() if n]
-    rate, interval = stats.clustered_rate_ci(shares, confidence)
-    return rate, _ci(interval)
+    rate, (low, high) = stats.clustered_rate_ci(shares, confidence)
+    return rate, Interval(low=low, high=high)
 
 
-def build_results(journal: Path | Sequence[Path], pipeline: Pipeline, evalset: EvalSet, trials: int,
-                  run: dict[str, Any], confidence: float, order: Mapping[str, int] | None = None) -> dict[str, Any]:
-    """Read ``journal`` (or several shard journals) and compute the results document (without gates).
+def build_results(journal: Path | Sequence[Path], steps: Sequence[StepSpec], run: Mapping[str, Any], *,
+                  trials: int, confidence: float, isolate: bool, order: Mapping[str, int]) -> Results:
+    """Read ``journal`` (or several shard journals) and compute the results (without gates).
 
     One streaming pass in chunks of :data:`CHUNK_LINES` lines, aggregated with pandas (see the
     module's docstring). ``order`` maps a case id to its position in the unsharded eval set
-    (``index`` of each unit); by default the position in ``evalset``.
+    (``index`` of each unit). ``run`` holds the descriptive fields of :class:`RunInfo`; the
+    counted ones (units, requests, cost) are added here.
     """
-    if order is None:
-        order = {c.id: i for i, c in enumerate(evalset.cases)}
     clustered = trials > 1
-    phases = PHASES if run.get("isolate") else PHASES[:1]
-    agg = _Aggregator([s.id for s in pipeline.steps], phases, clustered, order)
+    phases = PHASES if isolate else PHASES[:1]
+    agg = _Aggregator([s.id for s in steps], phases, clustered, order)
     agg.read(_journal_lines(journal))
-    steps, isolated = agg.finish()
+    chained, isolated = agg.finish()
     units = agg.units.records()
-    e2e_cases = per_case_of_units(units) if clustered else {}
-    step_rows = []
-    for plan in pipeline.steps:
-        row = steps[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
-        if isolated is not None:
-            iso = isolated[plan.id].to_dict(trials, confidence, plan.retry.max_attempts, plan.endpoint)
-            row["isolated"] = {k: iso[k] for k in ("reached", "passed", "failed", "errors", "rate", "ci",
-                                                  "first_try_rate", "attempts")}
-            row["isolated"]["skipped_no_gold"] = isolated[plan.id].skipped_no_gold
-        step_rows.append(row)
-    end_to_end = _end_to_end(units, e2e_cases, trials, confidence, step_rows, isolated is not None)
-    total_cost = sum(s["cost_usd"] or 0 for s in step_rows)
-    run = {**run, "units": len(units),
-           "requests": sum(s["attempts"] for s in step_rows) + sum(
-               s["isolated"]["attempts"] for s in step_rows if "isolated" in s),
-           "cost_usd": round(total_cost, 6) if any(s["cost_usd"] is not None for s in step_rows) else None,
-           "confidence": confidence}
-    return {
-        "schema": SCHEMA,
-        "run": run,
-        "steps": step_rows,
-        "end_to_end": end_to_end,
-        "what_if": what_if(step_rows, end_to_end),
-        "gates": [],
-        "units": units,
-        "verdict": "pass",
-        "exit_code": 0,
-    }
+    step_rows = tuple(
+        chained[spec.id].to_row(spec, trials, confidence,
+                                isolated[spec.id].to_isolated(trials, confidence) if isolated else None)
+        for spec in steps)
+    return assemble(run, step_rows, units, trials=trials, confidence=confidence, isolate=isolated is not None)
+
+
+def assemble(run: Mapping[str, Any], steps: Sequence[StepRow], units: Sequence[UnitRecord], *, trials: int,
+             confidence: float, isolate: bool, **run_extra: Any) -> Results:
+    """Results from step rows and units: end to end, what-if, and the run's counted fields."""
+    end_to_end = end_to_end_of(units, steps, trials, confidence, isolate)
+    costs = [s.cost_usd for s in steps if s.cost_usd is not None]
+    requests = sum(s.attempts + (s.isolated.attempts if s.isolated else 0) for s in steps)
+    info = RunInfo(**{**run, "units": len(units), "requests": requests,
+                      "cost_usd": round(sum(costs), 6) if costs else None, "confidence": confidence, **run_extra})
+    return Results(run=info, steps=tuple(steps), end_to_end=end_to_end, what_if=what_if(steps, end_to_end),
+                   gates=(), units=tuple(units), verdict="pass", exit_code=0)
 
 
 class _Aggregator:
@@ -352,16 +361,6 @@ def _plain(value: Any) -> Any:
     return item() if item is not None else value
 
 
-def per_case_of_units(units: Sequence[Mapping[str, Any]]) -> dict[str, list[int]]:
-    """case → [units passed, units], in the units' order (for per-case shares when K > 1)."""
-    per_case: dict[str, list[int]] = {}
-    for u in units:
-        pc = per_case.setdefault(u["case"], [0, 0])
-        pc[0] += 1 if u["passed"] else 0
-        pc[1] += 1
-    return per_case
-
-
 class _UnitTable:
     """The finished units, column by column in arrays while the journal is read.
 
@@ -401,7 +400,7 @@ class _UnitTable:
         for key in ("failed_step", "outcome", "error_kind"):
             c[key].append(self._code(unit[key]))
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> tuple[UnitRecord, ...]:
         import numpy as np
         import pandas as pd
 
@@ -413,28 +412,11 @@ class _UnitTable:
                 if p < len(ids):
                     ids[p] = case
         vocab = self.vocab
-        return [_UnitRecord(ids[index], trial, bool(passed), vocab[failed_step], vocab[outcome], vocab[error_kind],
-                            attempts, index).__dict__
-                for index, trial, passed, failed_step, outcome, error_kind, attempts in frame[
-                    ["index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts"]].itertuples(
-                        index=False, name=None)]
-
-
-class _UnitRecord:
-    """Builds one unit's record, a plain ``dict``: an instance's ``__dict__`` shares its key
-    table with every other (PEP 412), which makes 100,000 records about 40% smaller than
-    dict literals would (``bench/run.py``, figure d)."""
-
-    def __init__(self, case: str | None, trial: int, passed: bool, failed_step: Any, outcome: Any,
-                 error_kind: Any, attempts: int, index: int) -> None:
-        self.case = case
-        self.trial = trial
-        self.passed = passed
-        self.failed_step = failed_step
-        self.outcome = outcome
-        self.error_kind = error_kind
-        self.attempts = attempts
-        self.index = index
+        return tuple(UnitRecord(str(ids[index]), int(trial), bool(passed), vocab[failed_step], vocab[outcome],
+                                vocab[error_kind], int(attempts), int(index))
+                     for index, trial, passed, failed_step, outcome, error_kind, attempts in frame[
+                         ["index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts"]].itertuples(
+                             index=False, name=None))
 
 
 def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
@@ -443,37 +425,38 @@ def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
         yield from read_lines(path)
 
 
-def _end_to_end(units: Sequence[Mapping[str, Any]], per_case: Mapping[str, Sequence[int]], trials: int,
-                confidence: float, step_rows: Sequence[Mapping[str, Any]], isolate: bool) -> dict[str, Any]:
-    passed = sum(1 for u in units if u["passed"])
+def end_to_end_of(units: Sequence[UnitRecord], steps: Sequence[StepRow], trials: int, confidence: float,
+                  isolate: bool) -> EndToEnd:
+    """The end-to-end row: clustered over cases with trials > 1 (SPEC §5)."""
+    passed = sum(1 for u in units if u.passed)
     total = len(units)
-    rate, ci = _rate_ci(passed, total, per_case, trials, confidence)
-    infra = sum(1 for u in units if u["outcome"] == "error" and is_infrastructure(u.get("error_kind")))
-    out: dict[str, Any] = {"passed": passed, "total": total, "rate": rate, "ci": ci,
-                           "cases": len(per_case) if trials > 1 else total, "infra_errors": infra,
-                           "error_rate": infra / total if total else None}
+    per_case = unit_steps.case_counts(units) if trials > 1 else {}
+    rate, ci = rate_ci(passed, total, per_case, trials, confidence)
+    infra = sum(1 for u in units if u.outcome == "error" and is_infrastructure(u.error_kind))
+    extra: dict[str, Any] = {}
     if trials > 1:
         counts = [(n, c) for c, n in per_case.values()]
-        out["pass_at_k"] = {str(k): stats.mean_pass_at_k(counts, k) for k in range(1, trials + 1)}
-        out["pass_hat_k"] = {str(k): stats.mean_pass_hat_k(counts, k) for k in range(1, trials + 1)}
-        out["flaky"] = [case for case, (c, n) in per_case.items() if 0 < c < n]
+        extra["pass_at_k"] = {str(k): stats.mean_pass_at_k(counts, k) for k in range(1, trials + 1)}
+        extra["pass_hat_k"] = {str(k): stats.mean_pass_hat_k(counts, k) for k in range(1, trials + 1)}
+        extra["flaky"] = tuple(case for case, (c, n) in per_case.items() if 0 < c < n)
     if isolate:
-        rates = [s["isolated"]["rate"] for s in step_rows]
+        rates = [s.isolated.rate if s.isolated else None for s in steps]
         product = stats.chain_rate([r for r in rates if r is not None]) if all(r is not None for r in rates) else None
-        out["independence_prediction"] = product
-        out["independence_gap"] = (rate - product) if (rate is not None and product is not None) else None
-    return out
+        extra["independence_prediction"] = product
+        extra["independence_gap"] = (rate - product) if (rate is not None and product is not None) else None
+    return EndToEnd(passed=passed, total=total, rate=rate, ci=ci, cases=len(per_case) if trials > 1 else total,
+                    infra_errors=infra, error_rate=infra / total if total else None, **extra)
 
 
-def what_if(step_rows: Sequence[Mapping[str, Any]], e2e: Mapping[str, Any]) -> list[dict[str, Any]]:
+def what_if(steps: Sequence[StepRow], e2e: EndToEnd) -> tuple[WhatIfRow, ...]:
     """One more retry on each step: projected end to end, independent and measured."""
     rows = []
-    rates = [s["rate"] for s in step_rows]
-    for i, s in enumerate(step_rows):
-        p, rate, rho = s["first_try_rate"], s["rate"], s["recovery_rate"]
+    rates = [s.rate for s in steps]
+    for i, s in enumerate(steps):
+        p, rate, rho = s.first_try_rate, s.rate, s.recovery_rate
         if p is None or rate is None:
             continue
-        retries = s["max_attempts"] - 1
+        retries = s.max_attempts - 1
         indep = stats.step_rate_with_retries(p, retries + 1)
         measured = 1 - (1 - rate) * (1 - rho) if rho is not None else None
         others = [r for j, r in enumerate(rates) if j != i and r is not None]
@@ -481,14 +464,12 @@ def what_if(step_rows: Sequence[Mapping[str, Any]], e2e: Mapping[str, Any]) -> l
         def project(step_rate: float | None, *, others: list[float] = others, rate: float = rate) -> float | None:
             if step_rate is None:
                 return None
-            if rate > 0 and e2e.get("rate") is not None:
-                return min(1.0, e2e["rate"] * step_rate / rate)
+            if rate > 0 and e2e.rate is not None:
+                return min(1.0, e2e.rate * step_rate / rate)
             return stats.chain_rate([*others, step_rate])
 
-        rows.append({"step": s["id"], "retries_now": retries, "retries_then": retries + 1,
-                     "first_try_rate": p, "rate_now": rate, "recovery_rate": rho,
-                     "step_rate_independent": indep, "step_rate_measured": measured,
-                     "end_to_end_now": e2e.get("rate"),
-                     "end_to_end_independent": project(indep),
-                     "end_to_end_measured": project(measured)})
-    return rows
+        rows.append(WhatIfRow(step=s.id, retries_now=retries, retries_then=retries + 1, first_try_rate=p,
+                              rate_now=rate, recovery_rate=rho, step_rate_independent=indep,
+                              step_rate_measured=measured, end_to_end_now=e2e.rate,
+                              end_to_end_independent=project(indep), end_to_end_measured=project(measured)))
+    return tuple(rows)

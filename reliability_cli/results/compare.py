@@ -18,19 +18,19 @@ pipeline with seven rows does not fail seven times as often on noise alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import stats
 from ..errors import ResultsError
+from . import units as unit_steps
+from .schema import GateRow, Results
 
 SCHEMA = "relcheck.compare/v1"
 E2E = "end_to_end"
 
 
-def compare(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 0.0,
-            alpha: float = 0.05) -> dict[str, Any]:
+def compare(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05) -> dict[str, Any]:
     """Compare ``cand`` with ``base`` on their shared units.
 
     Returns:
@@ -43,8 +43,7 @@ def compare(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 
         ResultsError: a results document whose units cannot be read.
     """
     bt, ct = _unit_table(base, "baseline"), _unit_table(cand, "candidate")
-    base_steps = [s["id"] for s in base["steps"]]
-    cand_steps = [s["id"] for s in cand["steps"]]
+    base_steps, cand_steps = base.step_ids, cand.step_ids
     common = [s for s in cand_steps if s in base_steps]
     joined = bt.merge(ct, on=["case", "trial"], how="inner", suffixes=("_b", "_c"))
     clustered = _max_trial(bt) > 1 or _max_trial(ct) > 1
@@ -77,21 +76,18 @@ def compare(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 
     }
 
 
-def baseline_gates(baseline: Mapping[str, Any], results: Mapping[str, Any], max_drop: float,
-                   alpha: float) -> list[dict[str, Any]]:
+def baseline_gates(baseline: Results, results: Results, max_drop: float, alpha: float) -> list[GateRow]:
     """The baseline gate rows of ``results``: one per step and one end to end."""
     doc = compare(baseline, results, max_drop, alpha)
     if doc["shared_units"] == 0:
-        return [{"name": "baseline", "threshold": max_drop, "observed": None, "bound": None, "passed": False,
-                 "detail": "no unit (case, trial) is shared with the baseline: nothing to compare "
-                           "(different eval set, --filter-tag or --shard?)"}]
-    gates = []
-    for r in doc["rows"]:
-        gates.append({"name": f"baseline:{r['name']}", "threshold": max_drop, "observed": r["drop"],
-                      "bound": None, "passed": not r["regressed"], "detail": row_detail(r, max_drop, alpha),
-                      "p_value": r["p_value"], "p_adjusted": r["p_adjusted"], "n_shared": r["n_shared"],
-                      "base_rate": r["base_rate"], "cand_rate": r["cand_rate"]})
-    return gates
+        return [GateRow(name="baseline", threshold=max_drop, observed=None, bound=None, passed=False,
+                        detail="no unit (case, trial) is shared with the baseline: nothing to compare "
+                               "(different eval set, --filter-tag or --shard?)")]
+    return [GateRow(name=f"baseline:{r['name']}", threshold=max_drop, observed=r["drop"], bound=None,
+                    passed=not r["regressed"], detail=row_detail(r, max_drop, alpha), p_value=r["p_value"],
+                    p_adjusted=r["p_adjusted"], n_shared=r["n_shared"], base_rate=r["base_rate"],
+                    cand_rate=r["cand_rate"])
+            for r in doc["rows"]]
 
 
 def row_detail(r: Mapping[str, Any], max_drop: float, alpha: float) -> str:
@@ -118,20 +114,12 @@ def _p(p: float | None) -> str:
 # ---------------------------------------------------------------------- internals
 
 
-def _unit_table(doc: Mapping[str, Any], which: str) -> Any:
+def _unit_table(doc: Results, which: str) -> Any:
     """``units`` as a DataFrame: case, trial, passed, fail_idx (the step index where it failed)."""
     import pandas as pd
 
-    order = {s["id"]: i for i, s in enumerate(doc.get("steps") or [])}
-    n = len(order)
-    rows = []
-    try:
-        for u in doc["units"]:
-            # a failed unit with no known failed step reached nothing we can compare
-            idx = n if u.get("passed") else order.get(u.get("failed_step"), -1)
-            rows.append((str(u["case"]), int(u["trial"]), bool(u.get("passed")), idx))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ResultsError(f"{which}: malformed units list ({type(exc).__name__}: {exc})") from None
+    steps = doc.step_ids
+    rows = [(u.case, u.trial, u.passed, unit_steps.failed_index(u, steps)) for u in doc.units]
     table = pd.DataFrame(rows, columns=["case", "trial", "passed", "fail_idx"])
     if table.duplicated(["case", "trial"]).any():
         dup = table[table.duplicated(["case", "trial"])].iloc[0]
@@ -143,10 +131,9 @@ def _max_trial(table: Any) -> int:
     return int(table["trial"].max()) if len(table) else 1
 
 
-def _describe(doc: Mapping[str, Any], units: int) -> dict[str, Any]:
-    run = doc.get("run") or {}
-    return {"pipeline": run.get("pipeline"), "id": run.get("id"), "trials": run.get("trials", 1),
-            "units": units, "rate": (doc.get("end_to_end") or {}).get("rate")}
+def _describe(doc: Results, units: int) -> dict[str, Any]:
+    return {"pipeline": doc.run.pipeline, "id": doc.run.id, "trials": doc.run.trials, "units": units,
+            "rate": doc.end_to_end.rate}
 
 
 def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc: Any, clustered: bool,
@@ -175,7 +162,7 @@ def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc
         base_rate, cand_rate = float(shares["b"].mean()), float(shares["c"].mean())
         drop = sum(diffs) / m
         p = stats.paired_shares_test_one_sided(diffs)
-        row.update(n_shared=m, ci=_t_interval([-d for d in diffs], 1 - alpha))
+        row.update(n_shared=m, ci=_interval(stats.t_interval([-d for d in diffs], 1 - alpha)))
     else:
         both_reached = (rb & rc).to_numpy(dtype=bool)
         b_arr, c_arr = pb.to_numpy(dtype=bool)[both_reached], pc.to_numpy(dtype=bool)[both_reached]
@@ -191,44 +178,18 @@ def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc
         drop = (b - c) / n
         p = stats.mcnemar_exact_one_sided(b, c)
         row.update(n_shared=n, discordant={"base_only_passed": b, "cand_only_passed": c},
-                   ci=_newcombe_paired(both, b, c, neither, 1 - alpha))
+                   ci=_interval(stats.newcombe_paired_difference(both, b, c, neither, 1 - alpha)))
     row.update(base_rate=base_rate, cand_rate=cand_rate, delta=cand_rate - base_rate, drop=drop,
                p_value=float(p))
     return row
 
 
 def _holm(rows: Sequence[dict[str, Any]]) -> None:
-    """Holm's step-down adjusted p-values (family-wise error at ``alpha`` over the rows)."""
-    tested = sorted((r for r in rows if r["p_value"] is not None), key=lambda r: r["p_value"])
-    m = len(tested)
-    running = 0.0
-    for i, r in enumerate(tested):
-        running = max(running, min(1.0, (m - i) * r["p_value"]))
-        r["p_adjusted"] = running
+    """Holm-adjusted p-values of the tested rows, in place."""
+    tested = [r for r in rows if r["p_value"] is not None]
+    for r, adjusted in zip(tested, stats.holm([r["p_value"] for r in tested])):
+        r["p_adjusted"] = adjusted
 
 
-def _newcombe_paired(both: int, b: int, c: int, neither: int, confidence: float) -> dict[str, float]:
-    """Newcombe's hybrid score interval (method 10) for candidate − baseline, paired units."""
-    n = both + b + c + neither
-    p1, p2 = (both + b) / n, (both + c) / n  # baseline, candidate
-    l1, u1 = stats.wilson(both + b, n, confidence)
-    l2, u2 = stats.wilson(both + c, n, confidence)
-    denom = (both + b) * (c + neither) * (both + c) * (b + neither)
-    phi = (both * neither - b * c) / math.sqrt(denom) if denom > 0 else 0.0
-    theta = p2 - p1
-    lo = theta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
-    hi = theta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
-    return {"low": max(-1.0, lo), "high": min(1.0, hi)}
-
-
-def _t_interval(values: Sequence[float], confidence: float) -> dict[str, float]:
-    """Student-t interval of the mean of per-case differences."""
-    from scipy.stats import t
-
-    m = len(values)
-    mean = sum(values) / m
-    if m < 2:
-        return {"low": -1.0, "high": 1.0}
-    var = sum((v - mean) ** 2 for v in values) / (m - 1)
-    half = float(t.ppf(1 - (1 - confidence) / 2, m - 1)) * math.sqrt(var / m)
-    return {"low": max(-1.0, mean - half), "high": min(1.0, mean + half)}
+def _interval(low_high: tuple[float, float]) -> dict[str, float]:
+    return {"low": low_high[0], "high": low_high[1]}

@@ -6,61 +6,43 @@ precedence over exit 1 (a gate failed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .. import stats
 from ..errors import RunAborted
+from . import units as unit_steps
+from .schema import GateOverrides, GateRow, GateSettings, Results, Verdict, load
 
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_UNTRUSTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-@dataclass
-class GateConfig:
-    end_to_end_min: float | None = None
-    step_mins: dict[str, float] = field(default_factory=dict)
-    mode: str = "point"
-    confidence: float = 0.95
-    max_error_rate: float = 0.10
-    baseline_path: str | None = None
-    max_drop: float = 0.0
-    alpha: float = 0.05
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+EXIT_PASS, EXIT_FAIL, EXIT_UNTRUSTED, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
-def resolve(pipeline: Any, overrides: Mapping[str, Any]) -> GateConfig:
+def resolve(pipeline: Any, overrides: GateOverrides | None = None) -> GateSettings:
     """Gate settings from the pipeline's ``gates:`` with CLI flags on top."""
     g = pipeline.model.gates
-    cfg = GateConfig(
-        end_to_end_min=g.end_to_end.min if g.end_to_end else None,
-        step_mins={k: v.min for k, v in g.steps.items()},
-        mode=g.mode, confidence=g.confidence, max_error_rate=g.max_error_rate,
-        baseline_path=g.baseline.path if g.baseline else None,
-        max_drop=g.baseline.max_drop if g.baseline else 0.0,
-        alpha=g.baseline.alpha if g.baseline else 0.05,
-    )
-    if g.baseline and not _is_abs(g.baseline.path):
-        cfg.baseline_path = str(pipeline.path.parent / g.baseline.path)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        if key == "step_mins":
-            cfg.step_mins.update(value)
-        else:
-            setattr(cfg, key, value)
-    return cfg
+    baseline_path = None
+    if g.baseline:
+        baseline_path = g.baseline.path if Path(g.baseline.path).is_absolute() else \
+            str(pipeline.path.parent / g.baseline.path)
+    settings: dict[str, Any] = {
+        "end_to_end_min": g.end_to_end.min if g.end_to_end else None,
+        "step_mins": {k: v.min for k, v in g.steps.items()},
+        "mode": g.mode, "confidence": g.confidence, "max_error_rate": g.max_error_rate,
+        "baseline_path": baseline_path,
+        "max_drop": g.baseline.max_drop if g.baseline else 0.0,
+        "alpha": g.baseline.alpha if g.baseline else 0.05,
+    }
+    if overrides is not None:
+        for key, value in overrides.model_dump(exclude_none=True).items():
+            if key == "step_mins":
+                settings["step_mins"] = {**settings["step_mins"], **value}
+            else:
+                settings[key] = value
+    return GateSettings(**settings)
 
 
-def _is_abs(path: str) -> bool:
-    from pathlib import Path
-
-    return Path(path).is_absolute()
-
-
-def precheck(cfg: GateConfig, cases: int, trials: int) -> None:
+def precheck(cfg: GateSettings, cases: int, trials: int) -> None:
     """Before any call: refuse a lower-bound gate the eval set could never pass (exit 3)."""
     if cfg.mode != "lower-bound":
         return
@@ -80,98 +62,63 @@ def precheck(cfg: GateConfig, cases: int, trials: int) -> None:
             hint="add cases, lower the threshold, or use `mode: point`")
 
 
-def apply(results: dict[str, Any], cfg: GateConfig, baseline: Mapping[str, Any] | None = None) -> None:
-    """Fill ``gates``, ``verdict`` and ``exit_code`` of ``results`` in place."""
-    results["run"]["gate_settings"] = cfg.as_dict()
-    verdicts: list[dict[str, Any]] = []
-    e2e = results["end_to_end"]
-    trials = results["run"].get("trials", 1)
+def apply(results: Results, cfg: GateSettings, baseline: Results | None = None) -> Results:
+    """``results`` judged by ``cfg``: its ``gates``, ``verdict`` and ``exit_code`` filled in."""
+    verdicts: list[GateRow] = []
     if cfg.end_to_end_min is not None:
-        verdicts.append(_min_gate("end_to_end", e2e, cfg.end_to_end_min, cfg, trials, results, None))
-    for step in results["steps"]:
-        if step["id"] in cfg.step_mins:
-            verdicts.append(_min_gate(f"step:{step['id']}", step, cfg.step_mins[step["id"]], cfg, trials,
-                                      results, step["id"]))
+        verdicts.append(_min_gate(results, None, cfg.end_to_end_min, cfg))
+    for step in results.steps:
+        if step.id in cfg.step_mins:
+            verdicts.append(_min_gate(results, step.id, cfg.step_mins[step.id], cfg))
     if cfg.baseline_path and baseline is None:
-        baseline = _load_baseline(cfg.baseline_path)
+        baseline = load(cfg.baseline_path)
     if baseline is not None:
         from .compare import baseline_gates
 
         verdicts.extend(baseline_gates(baseline, results, cfg.max_drop, cfg.alpha))
-    results["gates"] = verdicts
-    results["verdict"], results["exit_code"] = _verdict(results, verdicts, cfg)
+    run = results.run.model_copy(update={"gate_settings": cfg})
+    judged = results.model_copy(update={"run": run, "gates": tuple(verdicts)})
+    verdict, code = _verdict(judged, verdicts, cfg)
+    return judged.model_copy(update={"verdict": verdict, "exit_code": code})
 
 
-def _load_baseline(path: str) -> Mapping[str, Any]:
-    from .schema import load_results
-
-    return load_results(path)
-
-
-def _min_gate(name: str, row: Mapping[str, Any], threshold: float, cfg: GateConfig, trials: int,
-              results: Mapping[str, Any], step: str | None) -> dict[str, Any]:
-    observed = row.get("rate")
-    n = row.get("reached", row.get("total", 0))
+def _min_gate(results: Results, step: str | None, threshold: float, cfg: GateSettings) -> GateRow:
+    row = results.end_to_end if step is None else results.step(step)
+    name = "end_to_end" if step is None else f"step:{step}"
+    observed = row.rate
+    n = row.total if step is None else row.reached  # type: ignore[union-attr]
     if observed is None:
-        return {"name": name, "threshold": threshold, "observed": None, "bound": None, "passed": False,
-                "detail": "no unit reached this step"}
+        return GateRow(name=name, threshold=threshold, observed=None, bound=None, passed=False,
+                       detail="no unit reached this step")
     bound = None
     if cfg.mode == "lower-bound":
-        if trials > 1:
-            shares = _case_shares(results, step)
-            bound = stats.clustered_lower_bound(shares, cfg.confidence)
+        if results.run.trials > 1:
+            counts = unit_steps.case_counts(results.units, results.step_ids, step)
+            bound = stats.clustered_lower_bound(unit_steps.shares(counts), cfg.confidence)
         else:
-            bound = stats.clopper_pearson_lower(row["passed"], n, cfg.confidence)
+            bound = stats.clopper_pearson_lower(row.passed, n, cfg.confidence)
         passed = bound >= threshold
         detail = (f"{cfg.confidence:.0%} lower bound {bound:.4f} {'≥' if passed else '<'} {threshold:g} "
                   f"(observed {observed:.4f}, n={n})")
     else:
         passed = observed >= threshold
         detail = f"observed {observed:.4f} {'≥' if passed else '<'} {threshold:g} (n={n})"
-    return {"name": name, "threshold": threshold, "observed": observed, "bound": bound,
-            "passed": bool(passed), "detail": detail}
+    return GateRow(name=name, threshold=threshold, observed=observed, bound=bound, passed=bool(passed),
+                   detail=detail)
 
 
-def _case_shares(results: Mapping[str, Any], step: str | None) -> list[float]:
-    """Per-case pass shares (end to end, or at ``step`` among the trials that reached it)."""
-    order = {s["id"]: i for i, s in enumerate(results["steps"])}
-    per_case: dict[str, list[int]] = {}
-    for u in results["units"]:
-        failed_at = order.get(u["failed_step"], len(order)) if not u["passed"] else len(order)
-        if step is None:
-            reached, passed = True, bool(u["passed"])
-        else:
-            reached, passed = failed_at >= order[step], failed_at > order[step]
-        if reached:
-            pc = per_case.setdefault(u["case"], [0, 0])
-            pc[1] += 1
-            pc[0] += int(passed)
-    return [p / n for p, n in per_case.values() if n]
-
-
-def _verdict(results: Mapping[str, Any], verdicts: Sequence[Mapping[str, Any]], cfg: GateConfig) -> tuple[str, int]:
-    run = results["run"]
-    if run.get("interrupted"):
+def _verdict(results: Results, verdicts: Sequence[GateRow], cfg: GateSettings) -> tuple[Verdict, int]:
+    run, e2e = results.run, results.end_to_end
+    if run.interrupted:
         return "error", EXIT_INTERRUPTED
-    if run.get("stop_reason"):
+    if run.stop_reason:
         return "error", EXIT_UNTRUSTED
-    rate = results["end_to_end"].get("error_rate")
-    if rate is not None and rate > cfg.max_error_rate:
+    if e2e.error_rate is not None and e2e.error_rate > cfg.max_error_rate:
         return "error", EXIT_UNTRUSTED
-    if results["end_to_end"]["total"] == 0:
+    if e2e.total == 0:
         return "error", EXIT_UNTRUSTED
-    if run.get("shard"):
+    if run.shard:
         return "pass", EXIT_PASS  # a shard reports but does not gate: `relcheck merge` gates
-    if any(not v["passed"] for v in verdicts):
+    if any(not v.passed for v in verdicts):
         return "fail", EXIT_FAIL
     return "pass", EXIT_PASS
-
-
-def error_gate(results: Mapping[str, Any], cfg: GateConfig) -> dict[str, Any] | None:
-    """The infrastructure error budget as a gate row, for reports."""
-    rate = results["end_to_end"].get("error_rate")
-    if rate is None:
-        return None
-    return {"name": "max_error_rate", "threshold": cfg.max_error_rate, "observed": rate, "bound": None,
-            "passed": rate <= cfg.max_error_rate,
-            "detail": f"infrastructure errors in {rate:.2%} of units (max {cfg.max_error_rate:.0%})"}

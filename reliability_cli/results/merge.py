@@ -16,105 +16,86 @@ cannot be merged from percentiles; they are the attempt-weighted mean of the sha
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ..errors import UsageError
-from . import analysis
+from ..journal import read_header
+from . import analysis, gates
+from . import units as unit_steps
+from .schema import (
+    GateSettings,
+    IsolatedRow,
+    Latency,
+    Results,
+    RunInfo,
+    StepRow,
+    Tokens,
+    load,
+)
 
-VOLATILE_RUN_KEYS = ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "shard",
-                     "flags", "cases", "units_planned", "stop_reason", "interrupted", "units", "requests",
-                     "cost_usd", "gate_settings")
-
-
-@dataclass(frozen=True)
-class _Retry:
-    max_attempts: int
-
-
-@dataclass(frozen=True)
-class _Step:
-    """What analysis needs of a step, rebuilt from a results row."""
-
-    id: str
-    endpoint: str
-    retry: _Retry
-
-
-@dataclass(frozen=True)
-class _Pipeline:
-    steps: tuple[_Step, ...] = field(default_factory=tuple)
+#: run fields that differ between shards and are recomputed for the merged run
+VOLATILE_RUN_KEYS = {"id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "shard", "flags",
+                     "cases", "units_planned", "stop_reason", "interrupted", "units", "requests", "cost_usd",
+                     "confidence", "gate_settings", "merged_from", "latency_approximate", "source"}
 
 
-def merge(paths: Sequence[str | Path], docs: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """Merge shard results (files or run directories) into one results document, with gates.
+def merge(paths: Sequence[str | Path], docs: Sequence[Results] | None = None) -> Results:
+    """Merge shard results (files or run directories) into one run's results, with gates.
 
     Raises:
         ResultsError: a file cannot be read (exit 2).
         UsageError: the shards do not belong together (exit 2).
     """
-    from . import gates
-    from .schema import load_results
-
     if docs is None:
-        docs = [load_results(p) for p in paths]
+        docs = [load(p) for p in paths]
     names = [str(p) for p in paths] or [f"#{i + 1}" for i in range(len(docs))]
     if not docs:
         raise UsageError("merge: give at least one shard results file")
     _check_consistent(docs, names)
-    first = docs[0]["run"]
-    order = {u["case"]: u.get("index", 0) for d in docs for u in d["units"]}
-    pipeline = _Pipeline(tuple(_Step(s["id"], s.get("endpoint", ""), _Retry(s.get("max_attempts", 1)))
-                               for s in docs[0]["steps"]))
+    first = docs[0].run
+    order = {u.case: u.index for d in docs for u in d.units}
     info = _run_info(docs)
-    journals = [Path(d["run"]["dir"]) / "attempts.jsonl" for d in docs if d["run"].get("dir")]
-    trials = first.get("trials", 1)
-    confidence = first.get("confidence", 0.95)
+    journals = [Path(d.run.dir) / "attempts.jsonl" for d in docs if d.run.dir]
     if len(journals) == len(docs) and all(_journal_matches(j, first) for j in journals):
-        from ..config import EvalSet
-
-        results = analysis.build_results(journals, cast(Any, pipeline), EvalSet((), {}), trials, info,
-                                         confidence, order=order)
+        steps = [analysis.StepSpec(s.id, s.endpoint, s.max_attempts) for s in docs[0].steps]
+        results = analysis.build_results(journals, steps, info, trials=first.trials, confidence=first.confidence,
+                                         isolate=first.isolate, order=order)
     else:
-        results = _from_summaries(docs, info, order, trials, confidence)
-    cfg = gates.GateConfig(**first.get("gate_settings") or {})
-    gates.apply(results, cfg)
-    return results
+        results = _from_summaries(docs, info, order)
+    return gates.apply(results, first.gate_settings or GateSettings())
 
 
-def _check_consistent(docs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
-    base = docs[0]["run"]
+def _check_consistent(docs: Sequence[Results], names: Sequence[str]) -> None:
+    base = docs[0].run
     shards: dict[str, str] = {}
     seen: dict[tuple[str, int], str] = {}
     for doc, name in zip(docs, names):
-        run = doc["run"]
+        run = doc.run
         for key, label in (("pipeline_hash", "resolved pipeline"), ("evalset_hash", "eval sets")):
-            if run.get(key) is None:
-                raise UsageError(f"merge: {name} records no {key}; it was written by an older relcheck",
-                                 hint="rerun the shard with this version")
-            if run[key] != base[key]:
+            if getattr(run, key) != getattr(base, key):
                 raise UsageError(f"merge: {name} has a different {label} than {names[0]} "
-                                 f"({run[key][:12]} ≠ {base[key][:12]}): these are not shards of one run")
-        flags = {k: v for k, v in (run.get("flags") or {}).items() if k != "shard"}
-        base_flags = {k: v for k, v in (base.get("flags") or {}).items() if k != "shard"}
+                                 f"({getattr(run, key)[:12]} ≠ {getattr(base, key)[:12]}): "
+                                 "these are not shards of one run")
+        flags = run.flags.model_dump(exclude={"shard"})
+        base_flags = base.flags.model_dump(exclude={"shard"})
         if flags != base_flags:
             differ = sorted(k for k in set(flags) | set(base_flags) if flags.get(k) != base_flags.get(k))
             raise UsageError(f"merge: {name} was run with different flags than {names[0]} "
                              f"({', '.join('--' + k.replace('_', '-') for k in differ)})")
-        if (run.get("gate_settings") or {}) != (base.get("gate_settings") or {}):
+        if run.gate_settings != base.gate_settings:
             raise UsageError(f"merge: {name} has different gate settings than {names[0]}",
                              hint="run every shard with the same --min-e2e/--min-step/--mode/--baseline")
-        shard = run.get("shard")
+        shard = run.shard
         if shard is not None:
             if shard in shards:
                 raise UsageError(f"merge: {name} and {shards[shard]} are both shard {shard}")
             shards[shard] = name
-        for u in doc["units"]:
-            unit = (u["case"], u["trial"])
+        for u in doc.units:
+            unit = (u.case, u.trial)
             if unit in seen:
-                raise UsageError(f"merge: unit {u['case']}[{u['trial']}] is in both {seen[unit]} and {name}",
+                raise UsageError(f"merge: unit {u.case}[{u.trial}] is in both {seen[unit]} and {name}",
                                  hint="merge each shard once; shards of one run never overlap")
             seen[unit] = name
     totals = {s.split("/")[1] for s in shards}
@@ -122,109 +103,96 @@ def _check_consistent(docs: Sequence[Mapping[str, Any]], names: Sequence[str]) -
         raise UsageError(f"merge: the shards split the run differently ({', '.join(sorted(shards))})")
 
 
-def _journal_matches(path: Path, run: Mapping[str, Any]) -> bool:
-    from ..journal import read_header
-
+def _journal_matches(path: Path, run: RunInfo) -> bool:
     try:
         header = read_header(path)
     except OSError:
         return False
-    return header is not None and header.get("pipeline_hash") == run.get("pipeline_hash")
+    return header is not None and header.get("pipeline_hash") == run.pipeline_hash
 
 
-def _run_info(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    runs = [d["run"] for d in docs]
-    info = {k: v for k, v in runs[0].items() if k not in VOLATILE_RUN_KEYS}
-    shards = [str(r.get("shard") or "") for r in runs]
+def _run_info(docs: Sequence[Results]) -> dict[str, Any]:
+    """The merged run's descriptive fields (the counted ones are added by analysis)."""
+    runs = [d.run for d in docs]
+    info = runs[0].model_dump(exclude=VOLATILE_RUN_KEYS, exclude_unset=True)
+    shards = [r.shard or "" for r in runs]
     complete = all(shards) and all(len(runs) == int(s.partition("/")[2]) for s in shards)
+    stop = next((r.stop_reason for r in runs if r.stop_reason), None)
     info.update({
         "id": "merged", "dir": None,
-        "started_at": min(r.get("started_at") or "" for r in runs),
-        "finished_at": max(r.get("finished_at") or "" for r in runs),
-        "duration_s": max(r.get("duration_s") or 0 for r in runs),
-        "concurrency": runs[0].get("concurrency"),
-        "flags": {**(runs[0].get("flags") or {}), "shard": None},
+        "started_at": min(r.started_at for r in runs),
+        "finished_at": max(r.finished_at for r in runs),
+        "duration_s": max(r.duration_s for r in runs),
+        "concurrency": runs[0].concurrency,
+        "flags": runs[0].flags.model_copy(update={"shard": None}),
         "shard": None,
-        "cases": sum(r.get("cases", 0) for r in runs),
-        "units_planned": sum(r.get("units_planned", 0) for r in runs),
-        "stop_reason": next((r["stop_reason"] for r in runs if r.get("stop_reason")), None),
-        "interrupted": any(r.get("interrupted") for r in runs),
-        "merged_from": [{"shard": r.get("shard"), "id": r.get("id"), "dir": r.get("dir")} for r in runs],
+        "cases": sum(r.cases for r in runs),
+        "units_planned": sum(r.units_planned for r in runs),
+        "stop_reason": stop or (None if complete else "incomplete_shards"),
+        "interrupted": any(r.interrupted for r in runs),
+        "merged_from": tuple({"shard": r.shard, "id": r.id, "dir": r.dir} for r in runs),
+        "source": "merge",
     })
-    if not complete:
-        info["stop_reason"] = info["stop_reason"] or "incomplete_shards"
     return info
 
 
-def _from_summaries(docs: Sequence[Mapping[str, Any]], info: dict[str, Any], order: Mapping[str, int],
-                    trials: int, confidence: float) -> dict[str, Any]:
+def _from_summaries(docs: Sequence[Results], info: dict[str, Any], order: dict[str, int]) -> Results:
     """Combine summaries when the journals are gone: exact but for latency p50/p95."""
-    units = sorted((u for d in docs for u in d["units"]), key=lambda u: (order.get(u["case"], 0), u["trial"]))
+    first = docs[0].run
+    trials, confidence = first.trials, first.confidence
+    units = sorted((u for d in docs for u in d.units), key=lambda u: (order.get(u.case, 0), u.trial))
+    step_ids = docs[0].step_ids
     rows = []
-    for i, base in enumerate(docs[0]["steps"]):
-        parts = [d["steps"][i] for d in docs]
-        row = dict(base)
-        for key in ("reached", "passed", "failed", "errors", "retry_recovered", "retried", "attempts",
-                    "throttled", "failures_omitted"):
-            row[key] = sum(p.get(key) or 0 for p in parts)
-        first_pass = sum(round((p["first_try_rate"] or 0) * p["reached"]) for p in parts)
-        row["attempt_outcomes"] = {k: sum(p["attempt_outcomes"].get(k, 0) for p in parts) for k in ("pass", "fail", "error")}
+    for i, base in enumerate(docs[0].steps):
+        parts = [d.steps[i] for d in docs]
+        total: dict[str, Any] = {key: sum(getattr(p, key) for p in parts)
+                 for key in ("reached", "passed", "failed", "errors", "retry_recovered", "retried", "attempts",
+                             "throttled", "failures_omitted", "first_try_passed")}
+        per_case = unit_steps.case_counts(units, step_ids, base.id) if trials > 1 else {}
+        rate, ci = analysis.rate_ci(total["passed"], total["reached"], per_case, trials, confidence)
         kinds: dict[str, int] = {}
         for p in parts:
-            for k, n in p["error_kinds"].items():
+            for k, n in p.error_kinds.items():
                 kinds[k] = kinds.get(k, 0) + n
-        row["error_kinds"] = dict(sorted(kinds.items()))
-        row["tokens"] = {k: sum(p["tokens"][k] for p in parts) for k in ("input", "output")}
-        costs = [p["cost_usd"] for p in parts if p.get("cost_usd") is not None]
-        row["cost_usd"] = round(sum(costs), 6) if costs else None
-        row["latency_ms"] = _latency(parts)
-        per_case = _step_shares(units, docs[0]["steps"], base["id"]) if trials > 1 else {}
-        row["rate"], row["ci"] = analysis._rate_ci(row["passed"], row["reached"], per_case, trials, confidence)
-        row.update(analysis.retry_ratios(first_pass, row["reached"], row["retry_recovered"], row["retried"]))
-        failures = [f for p in parts for f in p.get("failures", ())]
-        failures.sort(key=lambda f: (order.get(f["case"], 0), f["trial"]))
-        row["failures_omitted"] += max(0, len(failures) - analysis.FAILURES_KEPT)
-        row["failures"] = failures[: analysis.FAILURES_KEPT]
-        if "isolated" in base:
-            iso = {k: sum(p["isolated"].get(k) or 0 for p in parts)
-                   for k in ("reached", "passed", "failed", "errors", "attempts", "skipped_no_gold")}
-            iso_first = sum(round((p["isolated"]["first_try_rate"] or 0) * p["isolated"]["reached"]) for p in parts)
-            iso["rate"], iso["ci"] = analysis._rate_ci(iso["passed"], iso["reached"], {}, 1, confidence)
-            iso["first_try_rate"] = analysis._ratio(iso_first, iso["reached"])
-            row["isolated"] = {k: iso[k] for k in ("reached", "passed", "failed", "errors", "rate", "ci",
-                                                   "first_try_rate", "attempts", "skipped_no_gold")}
-        rows.append(row)
-    e2e_cases = analysis.per_case_of_units(units) if trials > 1 else {}
-    end_to_end = analysis._end_to_end(units, e2e_cases, trials, confidence, rows, "isolated" in rows[0] if rows else False)
-    priced = [r["cost_usd"] for r in rows if r["cost_usd"] is not None]
-    run = {**info, "units": len(units),
-           "requests": sum(r["attempts"] for r in rows) + sum(r["isolated"]["attempts"] for r in rows if "isolated" in r),
-           "cost_usd": round(sum(priced), 6) if priced else None, "confidence": confidence,
-           "latency_approximate": True}
-    return {"schema": analysis.SCHEMA, "run": run, "steps": rows, "end_to_end": end_to_end,
-            "what_if": analysis.what_if(rows, end_to_end), "gates": [], "units": units,
-            "verdict": "pass", "exit_code": 0}
+        costs = [p.cost_usd for p in parts if p.cost_usd is not None]
+        failures = sorted((f for p in parts for f in p.failures), key=lambda f: (order.get(f.case, 0), f.trial))
+        extra: dict[str, Any] = {"isolated": _isolated(parts, trials, confidence)} if base.isolated is not None else {}
+        rows.append(StepRow(
+            id=base.id, endpoint=base.endpoint, max_attempts=base.max_attempts, rate=rate, ci=ci,
+            first_try_rate=analysis.ratio(total["first_try_passed"], total["reached"]),
+            **analysis.retry_ratios(total["first_try_passed"], total["reached"], total["retry_recovered"],
+                                    total["retried"]),
+            attempt_outcomes={k: sum(p.attempt_outcomes.get(k, 0) for p in parts) for k in ("pass", "fail", "error")},
+            error_kinds=dict(sorted(kinds.items())),
+            latency_ms=_latency(parts),
+            tokens=Tokens(input=sum(p.tokens.input for p in parts), output=sum(p.tokens.output for p in parts)),
+            cost_usd=round(sum(costs), 6) if costs else None,
+            failures=tuple(failures[: analysis.FAILURES_KEPT]),
+            **{**total, "failures_omitted": total["failures_omitted"] + max(0, len(failures) - analysis.FAILURES_KEPT)},
+            **extra))
+    isolate = bool(rows) and rows[0].isolated is not None
+    return analysis.assemble(info, rows, units, trials=trials, confidence=confidence, isolate=isolate,
+                             latency_approximate=True)
 
 
-def _latency(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    weighted = [(p["attempts"], p["latency_ms"]) for p in parts if p["attempts"] and p["latency_ms"].get("p50") is not None]
+def _isolated(parts: Sequence[StepRow], trials: int, confidence: float) -> IsolatedRow:
+    rows = [p.isolated for p in parts if p.isolated is not None]
+    total: dict[str, Any] = {key: sum(getattr(r, key) for r in rows)
+             for key in ("reached", "passed", "failed", "errors", "attempts", "skipped_no_gold", "first_try_passed")}
+    counts: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        counts.update(r.case_counts or {})
+    rate, ci = analysis.rate_ci(total["passed"], total["reached"], counts, trials, confidence)
+    extra: dict[str, Any] = {"case_counts": counts} if trials > 1 else {}
+    return IsolatedRow(rate=rate, ci=ci, first_try_rate=analysis.ratio(total["first_try_passed"], total["reached"]),
+                       **total, **extra)
+
+
+def _latency(parts: Sequence[StepRow]) -> Latency:
+    weighted = [(p.attempts, p.latency_ms) for p in parts if p.attempts and p.latency_ms.p50 is not None]
     if not weighted:
-        return {"p50": None, "p95": None, "max": None}
+        return Latency(p50=None, p95=None, max=None)
     total = sum(n for n, _ in weighted)
-    out = {k: round(math.fsum(n * lat[k] for n, lat in weighted) / total, 3) for k in ("p50", "p95")}
-    out["max"] = max(lat["max"] for _, lat in weighted)
-    return out
-
-
-def _step_shares(units: Sequence[Mapping[str, Any]], steps: Sequence[Mapping[str, Any]],
-                 step: str) -> dict[str, list[int]]:
-    """Per-case [passed, reached] at ``step``, from the units (the chain stops at the first failure)."""
-    at = {s["id"]: i for i, s in enumerate(steps)}
-    per_case: dict[str, list[int]] = {}
-    for u in units:
-        failed_at = at.get(u["failed_step"], len(at)) if not u["passed"] else len(at)
-        if failed_at >= at[step]:
-            pc = per_case.setdefault(u["case"], [0, 0])
-            pc[1] += 1
-            pc[0] += int(failed_at > at[step])
-    return per_case
+    return Latency(p50=round(math.fsum(n * (lat.p50 or 0) for n, lat in weighted) / total, 3),
+                   p95=round(math.fsum(n * (lat.p95 or 0) for n, lat in weighted) / total, 3),
+                   max=max(lat.max or 0 for _, lat in weighted))

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .schema import Results
 
 EXHAUSTIVE_LIMIT = 200_000
 
@@ -55,25 +57,24 @@ class StepModel:
         return 1 + (1 - self.first_try_rate) * sum(keep ** j for j in range(retries))
 
 
-def step_models(results: Mapping[str, Any]) -> list[StepModel]:
+def step_models(results: Results) -> list[StepModel]:
     """A :class:`StepModel` per step of ``results``; steps no unit reached are skipped."""
     models = []
-    for s in results["steps"]:
-        p, rate = s.get("first_try_rate"), s.get("rate")
+    for s in results.steps:
+        p, rate = s.first_try_rate, s.rate
         if p is None or rate is None:
             continue
-        r0 = max(0, int(s.get("max_attempts", 1)) - 1)
-        rho = s.get("recovery_rate")
+        r0 = max(0, s.max_attempts - 1)
+        rho = s.recovery_rate
         if rho is not None and r0 >= 1:
             q, model = 1 - (1 - rho) ** (1 / r0), "measured"
         else:
             q, model = p, "independent"
-        attempts = s.get("attempts") or 0
-        cost = s.get("cost_usd")
+        cost = s.cost_usd
         models.append(StepModel(
-            id=s["id"], retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
-            p50_ms=(s.get("latency_ms") or {}).get("p50"),
-            usd_per_attempt=(cost / attempts) if (cost is not None and attempts) else None))
+            id=s.id, retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
+            p50_ms=s.latency_ms.p50,
+            usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None))
     return models
 
 
@@ -87,7 +88,7 @@ def _evaluate(models: Sequence[StepModel], budget: Sequence[int]) -> tuple[float
     return alive, calls, reach
 
 
-def plan(results: Mapping[str, Any], target: float, max_retries: int = 3) -> dict[str, Any]:
+def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any]:
     """The per-step retry budget that reaches ``target`` end to end with the fewest expected calls.
 
     Args:
@@ -103,10 +104,10 @@ def plan(results: Mapping[str, Any], target: float, max_retries: int = 3) -> dic
         within ``max_retries`` and ``reachable`` is false.
     """
     models = step_models(results)
-    units = (results.get("end_to_end") or {}).get("total") or 0
+    units = results.end_to_end.total
     now = [m.retries_now for m in models]
     e2e_now, calls_now, reach_now = _evaluate(models, now)
-    measured_e2e = (results.get("end_to_end") or {}).get("rate")
+    measured_e2e = results.end_to_end.rate
     grid = (max_retries + 1) ** len(models)
     if not models:
         best, method = [], "none"

@@ -1,22 +1,361 @@
-"""Read a saved ``results.json`` (or a run directory holding one)."""
+"""The results document, typed: what ``results.json`` holds (SPEC §5, §6, §8).
+
+Every producer (``relcheck eval``, ``merge``) builds a :class:`Results`; every consumer (gates,
+compare, plan, each report) reads one. On disk it is the JSON document
+``relcheck.results/v1``; :func:`load` and :func:`write` are the only ways in and out, and
+``write(load(x))`` gives back ``x``.
+
+The models are frozen pydantic models: loading validates a hand-edited file and names the key
+that is wrong. A key that is written only in some runs (``isolated`` with ``--isolate``,
+``pass_at_k`` with trials, the baseline gates' p-values…) has a default and is left out of
+the file unless it was given: the JSON written is ``model_dump(exclude_unset=True)``. Units are
+small slotted dataclasses, not models: a run holds one per (case, trial), 100,000 of them in
+the memory benchmark.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import Location, ResultsError
 
-SCHEMA = "relcheck.results/v1"
-REQUIRED = ("schema", "run", "steps", "end_to_end", "units", "gates", "verdict", "exit_code")
+SCHEMA: Final = "relcheck.results/v1"
+Verdict = Literal["pass", "fail", "error"]
+#: ``run.source``: what produced the results
+Source = Literal["eval", "merge", "traces"]
 
 
-def load_results(path: str | Path) -> dict[str, Any]:
-    """Load and sanity-check a results document.
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Interval(_Model):
+    """A two-sided interval of a rate (Wilson, or clustered over cases with trials)."""
+
+    low: float
+    high: float
+
+
+class Latency(_Model):
+    """Attempt latencies in milliseconds (``None`` when no attempt ran)."""
+
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+class Tokens(_Model):
+    input: int
+    output: int
+
+
+class Failure(_Model):
+    """One failing unit at a step: what reports list."""
+
+    case: str
+    trial: int
+    outcome: str
+    error_kind: str | None
+    reason: str | None
+    output: str | None
+
+
+class IsolatedRow(_Model):
+    """A step's figures in the isolated pass (``--isolate``): gold upstream outputs."""
+
+    reached: int
+    passed: int
+    failed: int
+    errors: int
+    rate: float | None
+    ci: Interval | None
+    first_try_rate: float | None
+    attempts: int
+    skipped_no_gold: int
+    first_try_passed: int = 0
+    #: case → (passed, reached) in the isolated pass; stored with trials > 1 (units do not hold it)
+    case_counts: dict[str, tuple[int, int]] | None = None
+
+
+class StepRow(_Model):
+    """One step of the chained pass (SPEC §5)."""
+
+    id: str
+    endpoint: str
+    max_attempts: int
+    reached: int
+    passed: int
+    failed: int
+    errors: int
+    rate: float | None
+    ci: Interval | None
+    first_try_rate: float | None
+    recovery_rate: float | None
+    recovery_rate_independent: float | None
+    retry_recovered: int
+    retried: int
+    attempts: int
+    attempt_outcomes: dict[str, int]
+    error_kinds: dict[str, int]
+    throttled: int
+    latency_ms: Latency
+    tokens: Tokens
+    cost_usd: float | None
+    failures: tuple[Failure, ...]
+    failures_omitted: int
+    #: units whose first attempt passed (stored: ``first_try_rate`` × ``reached`` loses it)
+    first_try_passed: int = 0
+    isolated: IsolatedRow | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        # results.json files written before first_try_passed was stored
+        if isinstance(data, dict) and "first_try_passed" not in data and data.get("first_try_rate") is not None:
+            data = {**data, "first_try_passed": round(data["first_try_rate"] * data.get("reached", 0))}
+        return data
+
+    @property
+    def retries(self) -> int:
+        return self.max_attempts - 1
+
+
+class EndToEnd(_Model):
+    """The chain as a whole; with trials, the case is the sample (clustered)."""
+
+    passed: int
+    total: int
+    rate: float | None
+    ci: Interval | None
+    cases: int
+    infra_errors: int
+    error_rate: float | None
+    pass_at_k: dict[str, float] | None = None
+    pass_hat_k: dict[str, float] | None = None
+    flaky: tuple[str, ...] | None = None
+    independence_prediction: float | None = None
+    independence_gap: float | None = None
+
+
+class WhatIfRow(_Model):
+    """One more retry on one step: the projected step and end-to-end rates."""
+
+    step: str
+    retries_now: int
+    retries_then: int
+    first_try_rate: float
+    rate_now: float
+    recovery_rate: float | None
+    step_rate_independent: float
+    step_rate_measured: float | None
+    end_to_end_now: float | None
+    end_to_end_independent: float | None
+    end_to_end_measured: float | None
+
+
+class GateRow(_Model):
+    """One gate's verdict (SPEC §6); baseline gates add the paired test's figures."""
+
+    name: str
+    threshold: float
+    observed: float | None
+    bound: float | None
+    passed: bool
+    detail: str
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    n_shared: int | None = None
+    base_rate: float | None = None
+    cand_rate: float | None = None
+
+
+class GateSettings(_Model):
+    """The gates a run was judged by: the pipeline's ``gates:`` with CLI flags on top."""
+
+    end_to_end_min: float | None = None
+    step_mins: dict[str, float] = {}
+    mode: Literal["point", "lower-bound"] = "point"
+    confidence: float = 0.95
+    max_error_rate: float = 0.10
+    baseline_path: str | None = None
+    max_drop: float = 0.0
+    alpha: float = 0.05
+
+
+class GateOverrides(_Model):
+    """CLI flags that override ``gates:`` (``None``: keep the pipeline's)."""
+
+    end_to_end_min: float | None = None
+    step_mins: dict[str, float] = {}
+    mode: str | None = None  # checked by RunOptions: point | lower-bound
+    confidence: float | None = None
+    max_error_rate: float | None = None
+    baseline_path: str | None = None
+    max_drop: float | None = None
+    alpha: float | None = None
+
+
+class RunFlags(_Model):
+    """The result-changing flags (SPEC §4): a resume or a merge must match them."""
+
+    trials: int = 1
+    retries: int | None = None
+    seed: int = 0
+    isolate: bool = False
+    endpoint: tuple[str, ...] = ()
+    limit: int | None = None
+    filter_tag: tuple[str, ...] = ()
+    shard: str | None = None
+
+
+class ShardRef(_Model):
+    shard: str | None
+    id: str | None
+    dir: str | None
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run stopped before every unit was done. On disk, ``run.stop_reason`` is one string:
+    ``reason``, or ``reason:endpoint[:kind]`` for the early-stop rules about an endpoint."""
+
+    reason: str  # interrupted | max_cost | endpoint_rejected | endpoint_unreachable | incomplete_shards
+    endpoint: str | None = None
+    kind: str | None = None
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.reason, self.endpoint, self.kind) if p is not None)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Stop | None:
+        if not text:
+            return None
+        reason, _, rest = text.partition(":")
+        endpoint, _, kind = rest.partition(":")
+        return cls(reason, endpoint or None, kind or None)
+
+
+class RunInfo(_Model):
+    """What ran: the pipeline, the eval sets, the flags, when, and how it ended."""
+
+    id: str
+    pipeline: str
+    pipeline_hash: str
+    evalset_hash: str
+    flags: RunFlags
+    pipeline_path: str | None = None
+    description: str | None = None
+    dir: str | None
+    started_at: str
+    finished_at: str
+    duration_s: float
+    relcheck_version: str
+    seed: int
+    trials: int
+    concurrency: int | None
+    isolate: bool
+    retries: int | None
+    shard: str | None
+    evalsets: tuple[str, ...]
+    cases: int
+    units_planned: int
+    stop_reason: str | None
+    interrupted: bool
+    units: int
+    requests: int
+    cost_usd: float | None
+    confidence: float
+    gate_settings: GateSettings | None = None
+    source: Source | None = None
+    merged_from: tuple[ShardRef, ...] | None = None
+    latency_approximate: bool | None = None
+
+    @property
+    def stop(self) -> Stop | None:
+        return Stop.parse(self.stop_reason)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRecord:
+    """One unit (case, trial): enough for compare, merge and JUnit (SPEC §8)."""
+
+    case: str
+    trial: int
+    passed: bool
+    failed_step: str | None
+    outcome: str
+    error_kind: str | None
+    attempts: int
+    index: int  # the case's position in the (unsharded) eval set
+
+
+UNIT_KEYS = tuple(f.name for f in fields(UnitRecord))
+
+
+class Results(_Model):
+    """A run's results document (``results.json``)."""
+
+    schema_: Literal["relcheck.results/v1"] = Field(SCHEMA, alias="schema")
+    run: RunInfo
+    steps: tuple[StepRow, ...]
+    end_to_end: EndToEnd
+    what_if: tuple[WhatIfRow, ...]
+    gates: tuple[GateRow, ...]
+    units: tuple[UnitRecord, ...]
+    verdict: Verdict
+    exit_code: int
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, protected_namespaces=())
+
+    def step(self, step_id: str) -> StepRow:
+        """The row of step ``step_id``.
+
+        Raises:
+            KeyError: no such step.
+        """
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    @property
+    def step_ids(self) -> list[str]:
+        return [s.id for s in self.steps]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document as plain data (what :func:`write` writes)."""
+        doc = self._head()
+        doc["units"] = [dict(zip(UNIT_KEYS, astuple(u))) for u in self.units]
+        return _ordered(doc)
+
+    def _head(self) -> dict[str, Any]:
+        doc = self.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude={"units"})
+        doc["schema"] = SCHEMA
+        doc.setdefault("verdict", self.verdict)
+        doc.setdefault("exit_code", self.exit_code)
+        return doc
+
+
+_ORDER = ("schema", "run", "steps", "end_to_end", "what_if", "gates", "units", "verdict", "exit_code")
+
+
+def _ordered(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: doc[k] for k in _ORDER if k in doc} | {k: v for k, v in doc.items() if k not in _ORDER}
+
+
+def load(path: str | Path) -> Results:
+    """Load and validate a ``results.json`` (or the one in a run directory).
 
     Raises:
-        ResultsError: missing file, invalid JSON, or not a relcheck results document.
+        ResultsError: missing file, invalid JSON, not a relcheck results document, or a key
+            with a value of the wrong type (the message names the key).
     """
     p = Path(path)
     if p.is_dir():
@@ -30,13 +369,88 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise ResultsError(f"cannot read: {exc}", Location(file)) from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"invalid JSON: {exc.msg}", Location(file, exc.lineno, exc.colno)) from None
+    except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+        where = Location(file, exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else Location(file)
+        raise ResultsError(f"invalid JSON: {getattr(exc, 'msg', exc)}", where) from None
+    return from_dict(data, file)
+
+
+def from_dict(data: Any, file: str = "<results>") -> Results:
+    """A :class:`Results` from the parsed JSON document.
+
+    Raises:
+        ResultsError: not a relcheck results document, or a key of the wrong type.
+    """
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ResultsError(f"not a relcheck results file (schema {found!r}, expected {SCHEMA!r})",
                            Location(file, 1, 1))
-    missing = [k for k in REQUIRED if k not in data]
+    missing = [k for k in _ORDER if k not in data]
     if missing:
         raise ResultsError(f"results file lacks {', '.join(missing)}", Location(file, 1, 1, missing[0]))
-    return data
+    try:
+        return Results.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ResultsError(f"{key}: {err['msg']} (got {_excerpt(err.get('input'))})",
+                           Location(file, key=key)) from None
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def write(results: Results, path: str | Path) -> None:
+    """Write ``results`` to ``path`` atomically (a reader never sees half a file).
+
+    ``units`` (and any list longer than 50 items) is streamed one compact item per line, so
+    a 100,000-unit run never builds the document as one string.
+    """
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            dump(results, fh)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def dump(results: Results, fh: IO[str]) -> None:
+    """Stream the JSON document of ``results`` into ``fh``."""
+    head = results._head()
+    fh.write("{")
+    for i, key in enumerate(k for k in _ORDER if k in head or k == "units"):
+        fh.write(("," if i else "") + f"\n  {json.dumps(key)}: ")
+        if key == "units":
+            _write_list(fh, (dict(zip(UNIT_KEYS, astuple(u))) for u in results.units), len(results.units))
+            continue
+        value = head[key]
+        if isinstance(value, list) and len(value) > 50:
+            _write_list(fh, iter(value), len(value))
+        else:
+            json.dump(value, _Indented(fh), indent=2, ensure_ascii=False)
+    fh.write("\n}\n")
+
+
+def _write_list(fh: IO[str], items: Iterator[Any], n: int) -> None:
+    if n == 0:
+        fh.write("[]")
+        return
+    fh.write("[")
+    for j, item in enumerate(items):
+        fh.write(("," if j else "") + "\n    " + json.dumps(item, ensure_ascii=False))
+    fh.write("\n  ]")
+
+
+class _Indented:
+    """A file that indents what ``json.dump`` streams into it by one level (2 spaces)."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self.fh = fh
+
+    def write(self, text: str) -> None:
+        self.fh.write(text.replace("\n", "\n  "))  # a newline inside a JSON string is escaped

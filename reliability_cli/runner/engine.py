@@ -28,6 +28,7 @@ from ..endpoints import (
     is_retryable_error,
 )
 from ..journal import JournalWriter
+from ..results.schema import Stop
 from ..templating import RenderError, render_value
 
 OUTPUT_LIMIT = 2048
@@ -85,7 +86,7 @@ class Engine:
     isolate: bool = False
     prices: Mapping[str, Any] = field(default_factory=dict)
     spent_usd: float = 0.0
-    stop_reason: str | None = None
+    stop: Stop | None = None  # why the run stopped early (``run.stop_reason`` in results.json)
     interrupted: bool = False
     _health: dict[str, EndpointHealth] = field(default_factory=dict)
     #: ``(endpoint, last reason, requests)`` when an endpoint's first requests all failed to connect
@@ -99,7 +100,7 @@ class Engine:
 
     async def run(self, units: Iterable[Unit]) -> None:
         """Run ``units`` with at most ``concurrency`` in flight; returns when all are done
-        or the run was stopped (``stop_reason`` says why)."""
+        or the run was stopped (``stop`` says why)."""
         iterator = iter(units)
         for name, ep in self.pipeline.endpoints.items():
             if ep.max_concurrency and ep.max_concurrency < self.concurrency:  # else it never binds
@@ -135,8 +136,8 @@ class Engine:
         self._stopping = True
         if reason == "interrupted":
             self.interrupted = True
-        if self.stop_reason is None:
-            self.stop_reason = reason
+        if self.stop is None:
+            self.stop = Stop(reason)
         if reason == "interrupted":
             try:
                 loop = asyncio.get_running_loop()
@@ -220,7 +221,7 @@ class Engine:
             record["output"] = _excerpt(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
             self.journal.write(record)
             if self._halt:
-                raise EarlyStop(self.stop_reason)
+                raise EarlyStop(str(self.stop))
             first = first or record["outcome"]
             last = record
             if record["outcome"] == "pass" or not self._should_retry(step, record):
@@ -358,24 +359,24 @@ class Engine:
             health.last_reason = reason
         if health.seen == EARLY_STOP_WINDOW:
             if health.fatal == EARLY_STOP_WINDOW:
-                self._early_stop(f"endpoint_rejected:{endpoint}:{health.last_kind}")
+                self._early_stop(Stop("endpoint_rejected", endpoint, health.last_kind))
             if health.unreachable == EARLY_STOP_WINDOW:
                 self.unreachable = (endpoint, health.last_reason or "", health.seen)
-                self._early_stop(f"endpoint_unreachable:{endpoint}")
+                self._early_stop(Stop("endpoint_unreachable", endpoint))
 
     def _check_short_runs(self) -> None:
         for name, health in self._health.items():
-            if self.stop_reason is not None or not 0 < health.seen < EARLY_STOP_WINDOW:
+            if self.stop is not None or not 0 < health.seen < EARLY_STOP_WINDOW:
                 continue
             if health.fatal == health.seen:
-                self.stop_reason = f"endpoint_rejected:{name}:{health.last_kind}"
+                self.stop = Stop("endpoint_rejected", name, health.last_kind)
             elif health.unreachable == health.seen:
-                self.stop_reason = f"endpoint_unreachable:{name}"
+                self.stop = Stop("endpoint_unreachable", name)
                 self.unreachable = (name, health.last_reason or "", health.seen)
 
-    def _early_stop(self, reason: str) -> None:
+    def _early_stop(self, stop: Stop) -> None:
         """Stop the run; the attempt that decided it is journaled first (see :meth:`run_step`)."""
-        self.stop_reason = reason
+        self.stop = stop
         self._stopping = True
         self._halt = True
 

@@ -9,23 +9,25 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
-from ..config import EvalSet, Pipeline, evalset_hash, load_pipeline
+from ..config import Pipeline, evalset_hash, load_pipeline
 from ..errors import ConfigError, UsageError
 from .cases import CaseSelection, select_cases, shard_of
 
 if TYPE_CHECKING:  # the engine, the journal and asyncio are imported only to run (not to validate)
     import asyncio
 
+    from ..results.schema import GateOverrides, Results
     from .engine import Engine
     from .resume import RunLock
 
 RUNS_DIR = Path(".relcheck") / "runs"
+GATE_MODES = ("point", "lower-bound")
 
 
 @dataclass
@@ -49,9 +51,19 @@ class RunOptions:
     endpoint_overrides: Sequence[str] = ()
     max_throttle_wait: float = 120.0
     max_cost: float | None = None
-    gate_overrides: dict[str, Any] = field(default_factory=dict)
+    gate_overrides: GateOverrides | None = None
     command: Sequence[str] = ()
     environ: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        """Flag combinations a Python caller can get wrong too (the CLI reaches them here)."""
+        mode = self.gate_overrides.mode if self.gate_overrides is not None else None
+        if mode is not None and mode not in GATE_MODES:
+            raise UsageError(f"--mode {mode!r}: expected point or lower-bound")
+        if self.retry_errors and not self.resume:
+            raise UsageError("--retry-errors needs --resume RUN_DIR")
+        if self.record and self.replay:
+            raise UsageError("--record and --replay cannot be combined", hint="replay a cassette, or record a new one")
 
     def result_flags(self, seed: int) -> dict[str, Any]:
         return {"trials": self.trials, "retries": self.retries, "seed": seed, "isolate": self.isolate,
@@ -65,7 +77,7 @@ class RunOutcome:
     """What a finished (or stopped) run produced."""
 
     run_dir: Path
-    results: dict[str, Any]
+    results: Results
     exit_code: int
 
 
@@ -121,8 +133,6 @@ def run_eval(pipeline_path: str, options: RunOptions,
     prep = prepare(pipeline_path, options)
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
     gates.precheck(gate_config, len(prep.evalset), options.trials)
-    if options.record and options.replay:
-        raise UsageError("--record and --replay cannot be combined", hint="replay a cassette, or record a new one")
     if options.record and not options.resume and os.path.isfile(options.record) \
             and os.path.getsize(options.record) > 0:
         raise UsageError(f"--record {options.record}: the file exists; relcheck never overwrites a cassette",
@@ -142,7 +152,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     import asyncio
 
     from ..journal import JournalWriter
-    from ..results import analysis, gates
+    from ..results import analysis, gates, schema
     from . import resume
     from .engine import Engine
 
@@ -156,7 +166,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         previous.setdefault("resumes", []).append({"started_at": manifest["started_at"],
                                                    "command": manifest["command"]})
         manifest = previous
-    write_results(run_dir / "manifest.json", manifest)
+    _write_json(run_dir / "manifest.json", manifest)
     journal = JournalWriter(journal_path, {
         "run_id": manifest["run_id"], "pipeline_hash": prep.pipeline.hash,
         "evalset_hash": manifest["evalset_hash"], "evalset_hashes": dict(prep.evalset.hashes),
@@ -182,13 +192,16 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         "concurrency": options.concurrency, "isolate": options.isolate, "retries": options.retries,
         "shard": manifest["flags"]["shard"], "evalsets": list(prep.evalset.hashes),
         "cases": len(prep.evalset), "units_planned": prep.units,
-        "stop_reason": engine.stop_reason, "interrupted": engine.interrupted,
+        "stop_reason": str(engine.stop) if engine.stop else None, "interrupted": engine.interrupted,
+        "source": "eval",
     }
-    results = analysis.build_results(journal_path, prep.pipeline, EvalSet((), prep.evalset.hashes), options.trials,
-                                     info, gate_config.confidence, order=prep.evalset.positions)
-    gates.apply(results, gate_config)
-    write_results(run_dir / "results.json", results)
-    return RunOutcome(run_dir, results, results["exit_code"])
+    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts) for s in prep.pipeline.steps]
+    results = analysis.build_results(journal_path, steps, info, trials=options.trials,
+                                     confidence=gate_config.confidence, isolate=options.isolate,
+                                     order=prep.evalset.positions)
+    results = gates.apply(results, gate_config)
+    schema.write(results, run_dir / "results.json")
+    return RunOutcome(run_dir, results, results.exit_code)
 
 
 async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[tuple[str, int]]) -> None:
@@ -239,36 +252,17 @@ def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
             pass
 
 
-def write_results(path: Path, results: dict[str, Any]) -> None:
-    """Write atomically: a reader never sees a half-written results.json.
-
-    Long lists (``units``) are written one compact item per line: readable, and streamed,
-    so a 100,000-unit run never builds the whole document as one string.
-    """
-    tmp = path.with_suffix(".json.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write("{")
-        for i, (key, value) in enumerate(results.items()):
-            fh.write(("," if i else "") + f"\n  {json.dumps(key)}: ")
-            if isinstance(value, list) and len(value) > 50:
-                fh.write("[")
-                for j, item in enumerate(value):
-                    fh.write(("," if j else "") + "\n    " + json.dumps(item, ensure_ascii=False))
-                fh.write("\n  ]")
-            else:
-                json.dump(value, _Indented(fh), indent=2, ensure_ascii=False)
-        fh.write("\n}\n")
-    os.replace(tmp, path)
-
-
-class _Indented:
-    """A file that indents what ``json.dump`` streams into it by one level (2 spaces)."""
-
-    def __init__(self, fh: Any) -> None:
-        self.fh = fh
-
-    def write(self, text: str) -> None:
-        self.fh.write(text.replace("\n", "\n  "))  # a newline inside a JSON string is escaped
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a small JSON file atomically (a reader never sees half of it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _open_run_dir(options: RunOptions) -> tuple[Path, RunLock]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from reliability_cli.results.schema import GateOverrides
 from reliability_cli.runner import RunOptions, run_eval
 
 MODULE = '''
@@ -31,8 +32,8 @@ def _run(tmp_path, monkeypatch, steps: str, cases: list[dict]) -> dict:
     evalset = tmp_path / "c.jsonl"
     evalset.write_text("".join(json.dumps(c) + "\n" for c in cases))
     options = RunOptions(evalsets=[str(evalset)], out=str(tmp_path / "run"),
-                         gate_overrides={"max_error_rate": 1.0})
-    return run_eval(str(pipeline), options).results
+                         gate_overrides=GateOverrides(max_error_rate=1.0))
+    return run_eval(str(pipeline), options).results.to_dict()
 
 
 def test_structured_checks_and_judge(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ def test_native_value_and_template_injection_is_data(tmp_path):
     ]
     e = write(tmp_path, "c.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     out = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "r"), environ={}))
-    units = {u["case"]: u for u in out.results["units"]}
+    units = {u["case"]: u for u in out.results.to_dict()["units"]}
     assert units["inj"]["passed"] is True
     assert units["no"]["passed"] is False
     attempts = [json.loads(line) for line in (tmp_path / "r" / "attempts.jsonl").read_text().splitlines()[1:]]
@@ -95,7 +95,7 @@ def test_sandbox_refuses_unsafe_attribute(tmp_path):
     p = write(tmp_path, "p.yaml", PIPE.replace('prompt: "{{ vars.q }}"', 'prompt: "{{ vars.__class__.__mro__ }}"'))
     e = write(tmp_path, "c.jsonl", '{"id": "c", "vars": {"q": "x"}, "expect": {"options": ["x"]}}\n')
     out = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "r"), environ={}))
-    unit = out.results["units"][0]
+    unit = out.results.to_dict()["units"][0]
     assert unit["outcome"] == "error" and unit["error_kind"] == "template"
 
 

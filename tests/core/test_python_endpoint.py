@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+from reliability_cli.results.schema import GateOverrides
 from reliability_cli.runner import RunOptions, run_eval
 
 MODULE = '''
@@ -46,7 +47,7 @@ def test_python_endpoint_chain(tmp_path, monkeypatch):
         {"id": "b", "vars": {"q": "boom"}, "expect": {"account": "BOOM"}},
     ]) + "\n")
     r = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "r"),
-                                    gate_overrides={"max_error_rate": 1.0})).results
+                                    gate_overrides=GateOverrides(max_error_rate=1.0))).results.to_dict()
     units = {u["case"]: u for u in r["units"]}
     assert units["a"]["passed"] is True
     assert units["b"]["outcome"] == "error" and units["b"]["error_kind"] == "exception"

@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from reliability_cli.endpoints import is_retryable_error
+from reliability_cli.results.schema import GateOverrides
 from reliability_cli.runner import RunOptions, run_eval
 
 
@@ -44,7 +45,7 @@ def pipeline(tmp_path, failure: str, on: str, fail_rate: float = 0.3, attempts: 
 ])
 def test_what_is_retried(tmp_path, failure, on, retried):
     p, e = pipeline(tmp_path, failure, on)
-    r = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"))).results
+    r = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"))).results.to_dict()
     step = r["steps"][0]
     first_failures = step["reached"] - round(step["first_try_rate"] * step["reached"])
     assert first_failures > 50
@@ -66,7 +67,7 @@ def test_what_is_retried(tmp_path, failure, on, retried):
 
 def test_retries_flag_overrides_max_attempts(tmp_path):
     p, e = pipeline(tmp_path, "wrong", "fail", attempts=1)
-    r = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), retries=2)).results
+    r = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), retries=2)).results.to_dict()
     assert r["steps"][0]["max_attempts"] == 3
     assert max(u["attempts"] for u in r["units"]) == 3
 
@@ -83,6 +84,6 @@ def test_retryable_error_kinds(kind, retry):
 
 def test_infrastructure_errors_above_budget_exit_3(tmp_path):
     p, e = pipeline(tmp_path, "error", "fail", fail_rate=0.5, attempts=1)
-    out = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), gate_overrides={"max_error_rate": 0.1}))
-    assert out.exit_code == 3 and out.results["verdict"] == "error"
-    assert out.results["end_to_end"]["error_rate"] > 0.4
+    out = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), gate_overrides=GateOverrides(max_error_rate=0.1)))
+    assert out.exit_code == 3 and out.results.to_dict()["verdict"] == "error"
+    assert out.results.to_dict()["end_to_end"]["error_rate"] > 0.4

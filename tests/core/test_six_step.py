@@ -29,29 +29,29 @@ def test_formulas():
 
 def test_six_steps_lose_about_17_percent(six_runs):
     plain, _ = six_runs
-    e2e = plain.results["end_to_end"]
+    e2e = plain.results.to_dict()["end_to_end"]
     assert e2e["total"] == 1200
     assert e2e["ci"]["low"] <= 0.97**6 <= e2e["ci"]["high"]
     assert plain.exit_code == 0
-    for step in plain.results["steps"]:
+    for step in plain.results.to_dict()["steps"]:
         assert step["ci"]["low"] <= 0.97 <= step["ci"]["high"], step["id"]
         assert step["attempts"] == step["reached"]  # no retries configured
         assert step["recovery_rate"] is None
     # chained: every later step is reached only by units that passed the earlier one
-    steps = plain.results["steps"]
+    steps = plain.results.to_dict()["steps"]
     for earlier, later in zip(steps, steps[1:]):
         assert later["reached"] == earlier["passed"]
 
 
 def test_one_retry_wins_them_back(six_runs):
     _, retried = six_runs
-    e2e = retried.results["end_to_end"]
+    e2e = retried.results.to_dict()["end_to_end"]
     target = (1 - 0.03**2) ** 6
     assert e2e["ci"]["low"] <= target <= e2e["ci"]["high"]
     assert e2e["rate"] > 0.98
-    recovered = sum(s["retry_recovered"] for s in retried.results["steps"])
+    recovered = sum(s["retry_recovered"] for s in retried.results.to_dict()["steps"])
     assert recovered > 100  # about 3% of 6 × 1200 attempts failed first and were retried
-    for s in retried.results["steps"]:
+    for s in retried.results.to_dict()["steps"]:
         assert s["max_attempts"] == 2
         assert s["recovery_rate"] is not None and s["recovery_rate"] > 0.9
 
@@ -79,16 +79,16 @@ def test_identical_whatever_the_concurrency(tmp_path):
 
     one = run_eval(str(SIX), RunOptions(out=str(tmp_path / "c1"), concurrency=1, limit=300, trials=2))
     many = run_eval(str(SIX), RunOptions(out=str(tmp_path / "c64"), concurrency=64, limit=300, trials=2))
-    a = json.dumps(strip_volatile(one.results), sort_keys=True)
-    b = json.dumps(strip_volatile(many.results), sort_keys=True)
+    a = json.dumps(strip_volatile(one.results.to_dict()), sort_keys=True)
+    b = json.dumps(strip_volatile(many.results.to_dict()), sort_keys=True)
     assert a == b
-    assert one.results["end_to_end"]["pass_at_k"]["2"] >= one.results["end_to_end"]["pass_at_k"]["1"]
+    assert one.results.to_dict()["end_to_end"]["pass_at_k"]["2"] >= one.results.to_dict()["end_to_end"]["pass_at_k"]["1"]
 
 
 def test_trials_are_clustered_by_case(tmp_path):
     from reliability_cli.runner import RunOptions, run_eval
 
-    r = run_eval(str(SIX), RunOptions(out=str(tmp_path / "k3"), limit=200, trials=3)).results
+    r = run_eval(str(SIX), RunOptions(out=str(tmp_path / "k3"), limit=200, trials=3)).results.to_dict()
     e2e = r["end_to_end"]
     assert e2e["total"] == 600 and e2e["cases"] == 200
     shares: dict[str, list[int]] = {}

@@ -8,6 +8,7 @@ import pytest
 from rich.console import Console
 
 from reliability_cli.reports.terminal import TerminalReport
+from reliability_cli.results.schema import GateOverrides
 from tests.helpers import SIX
 
 
@@ -16,7 +17,7 @@ def failed_gate_results(tmp_path_factory):
     from reliability_cli.runner import RunOptions, run_eval
 
     out = tmp_path_factory.mktemp("tr") / "run"
-    return run_eval(str(SIX), RunOptions(out=str(out), limit=400, gate_overrides={"end_to_end_min": 0.9})).results
+    return run_eval(str(SIX), RunOptions(out=str(out), limit=400, gate_overrides=GateOverrides(end_to_end_min=0.9))).results.to_dict()
 
 
 def render(results, width):

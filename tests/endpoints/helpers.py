@@ -134,7 +134,7 @@ def run(pipeline: Path, out: Path, **options: Any) -> dict[str, Any]:
     from reliability_cli.runner import RunOptions, run_eval
 
     outcome = run_eval(str(pipeline), RunOptions(out=str(out), **options))
-    return outcome.results
+    return outcome.results.to_dict()
 
 
 def attempts(out: Path) -> list[dict[str, Any]]:

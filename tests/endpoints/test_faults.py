@@ -90,11 +90,11 @@ def test_a_server_lost_mid_run_is_counted_as_connect_errors(tmp_path):
     finally:
         if not stopped.is_set():
             server_ctx.__exit__(None, None, None)
-    s = step(outcome.results, "answer")
+    s = step(outcome.results.to_dict(), "answer")
     assert s["passed"] == 30
     kinds = s["error_kinds"]  # (the first request may still go out on a kept-alive connection: protocol)
     assert sum(kinds.values()) == 50 and kinds["connect"] >= 49 and set(kinds) <= {"connect", "protocol"}
-    assert outcome.exit_code == 3 and outcome.results["run"]["stop_reason"] is None  # above max_error_rate
+    assert outcome.exit_code == 3 and outcome.results.to_dict()["run"]["stop_reason"] is None  # above max_error_rate
 
 
 def test_retries_recover_injected_errors(tmp_path):

@@ -9,9 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from reliability_cli.results import analysis
+from reliability_cli.results.schema import Latency, Results, RunFlags, StepRow, Tokens, UnitRecord
+
 
 def doc_from_fail_idx(step_ids: Sequence[str], fail_idx: Sequence[int], trials: int = 1,
-                      case_prefix: str = "c") -> dict[str, Any]:
+                      case_prefix: str = "c") -> Results:
     """A minimal results document; ``fail_idx[u]`` is the step index unit ``u`` failed at (len = passed).
 
     Units are ordered case by case, ``trials`` consecutive entries per case.
@@ -21,16 +24,26 @@ def doc_from_fail_idx(step_ids: Sequence[str], fail_idx: Sequence[int], trials: 
     for u, idx in enumerate(fail_idx):
         case, trial = f"{case_prefix}{u // trials:05d}", u % trials + 1
         passed = int(idx) >= n
-        units.append({"case": case, "trial": trial, "passed": passed,
-                      "failed_step": None if passed else step_ids[int(idx)],
-                      "outcome": "pass" if passed else "fail", "error_kind": None, "attempts": 1})
-    total = len(units)
-    passed = sum(u["passed"] for u in units)
-    return {"schema": "relcheck.results/v1",
-            "run": {"pipeline": "synthetic", "trials": trials, "cases": total // trials, "confidence": 0.95},
-            "steps": [{"id": s} for s in step_ids],
-            "end_to_end": {"passed": passed, "total": total, "rate": passed / total if total else None},
-            "what_if": [], "gates": [], "units": units, "verdict": "pass", "exit_code": 0}
+        units.append(UnitRecord(case, trial, passed, None if passed else step_ids[int(idx)],
+                                "pass" if passed else "fail", None, 1, u // trials))
+    steps = []
+    for k, sid in enumerate(step_ids):
+        reached = sum(1 for i in fail_idx if int(i) >= k)
+        passed = sum(1 for i in fail_idx if int(i) > k)
+        steps.append(StepRow(id=sid, endpoint="sim", max_attempts=1, reached=reached, passed=passed,
+                             failed=reached - passed, errors=0, rate=passed / reached if reached else None, ci=None,
+                             first_try_rate=passed / reached if reached else None, recovery_rate=None,
+                             recovery_rate_independent=None, retry_recovered=0, retried=0, attempts=reached,
+                             attempt_outcomes={"pass": passed, "fail": reached - passed, "error": 0},
+                             error_kinds={}, throttled=0, latency_ms=Latency(p50=None, p95=None, max=None),
+                             tokens=Tokens(input=0, output=0), cost_usd=None, failures=(), failures_omitted=0,
+                             first_try_passed=passed))
+    run = {"id": "synthetic", "pipeline": "synthetic", "pipeline_hash": "0" * 64, "evalset_hash": "0" * 64,
+           "flags": RunFlags(trials=trials), "dir": None, "started_at": "", "finished_at": "", "duration_s": 0.0,
+           "relcheck_version": "test", "seed": 0, "trials": trials, "concurrency": 1, "isolate": False,
+           "retries": None, "shard": None, "evalsets": (), "cases": len(units) // trials,
+           "units_planned": len(units), "stop_reason": None, "interrupted": False}
+    return analysis.assemble(run, steps, units, trials=trials, confidence=0.95, isolate=False)
 
 
 def simulate_fail_idx(rates: Sequence[float], units: int, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_cli.config import EvalSet, load_pipeline
+from reliability_cli.config import load_pipeline
 from reliability_cli.results import analysis
 from reliability_cli.runner import RunOptions, run_eval
 from reliability_cli.runner.cases import select_cases
@@ -32,8 +32,9 @@ def rebuild(run_dir: Path, journal: Path | None = None) -> dict:
     options = RunOptions(trials=2, retries=1)
     pipeline = apply_overrides(load_pipeline(str(SIX)), options)
     selection = select_cases([str(SIX.parent / "cases.jsonl")], pipeline, limit=CASES)
-    return analysis.build_results(journal or run_dir / "attempts.jsonl", pipeline, EvalSet((), selection.hashes), 2,
-                                  results["run"], 0.95, order=selection.positions)
+    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts) for s in pipeline.steps]
+    return analysis.build_results(journal or run_dir / "attempts.jsonl", steps, results["run"], trials=2,
+                                  confidence=0.95, isolate=True, order=selection.positions).to_dict()
 
 
 def lines(path: Path) -> list[dict]:

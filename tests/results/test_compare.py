@@ -10,6 +10,7 @@ from scipy.stats import binomtest
 
 from reliability_cli import stats
 from reliability_cli.results.compare import baseline_gates, compare
+from reliability_cli.results.schema import GateOverrides
 
 from .helpers import doc_from_fail_idx, run, simulate_fail_idx, write_pipeline
 
@@ -70,10 +71,10 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
     # recompute the per-case differences by hand
     def shares(d):
         out = {}
-        for u in d["units"]:
-            if u["passed"] or SIX.index(u["failed_step"]) >= 2:
-                p, n = out.get(u["case"], (0, 0))
-                out[u["case"]] = (p + (u["passed"] or SIX.index(u["failed_step"]) > 2), n + 1)
+        for u in d.units:
+            if u.passed or SIX.index(u.failed_step) >= 2:
+                p, n = out.get(u.case, (0, 0))
+                out[u.case] = (p + (u.passed or SIX.index(u.failed_step) > 2), n + 1)
         return {k: p / n for k, (p, n) in out.items()}
     sb, sc = shares(base), shares(cand)
     diffs = [sb[k] - sc[k] for k in sb if k in sc]
@@ -89,15 +90,15 @@ def test_a_step_dropping_from_97_to_90_percent_on_1000_units_fails_the_baseline_
     base = run(base_p, tmp_path / "run-base", seed=11, concurrency=64)
     assert base.exit_code == 0
     cand = run(cand_p, tmp_path / "run-cand", seed=11, concurrency=64,
-               gate_overrides={"baseline_path": str(tmp_path / "run-base" / "results.json"),
-                               "max_drop": 0.02, "alpha": 0.05})
-    gates = {g["name"]: g for g in cand.results["gates"]}
-    b_rate = next(s for s in cand.results["steps"] if s["id"] == "b")["rate"]
+               gate_overrides=GateOverrides(baseline_path=str(tmp_path / "run-base" / "results.json"),
+                               max_drop=0.02, alpha=0.05))
+    gates = {g["name"]: g for g in cand.results.to_dict()["gates"]}
+    b_rate = next(s for s in cand.results.to_dict()["steps"] if s["id"] == "b")["rate"]
     assert 0.87 < b_rate < 0.93
     assert not gates["baseline:step:b"]["passed"]
     assert gates["baseline:step:b"]["observed"] > 0.02 and gates["baseline:step:b"]["p_value"] < 1e-6
     assert gates["baseline:step:a"]["passed"] and gates["baseline:step:c"]["passed"]
-    assert cand.exit_code == 1 and cand.results["verdict"] == "fail"
+    assert cand.exit_code == 1 and cand.results.to_dict()["verdict"] == "fail"
     saved = json.loads((tmp_path / "run-cand" / "results.json").read_text())
     assert any(g["name"] == "baseline:end_to_end" for g in saved["gates"])
 
@@ -109,7 +110,7 @@ def test_seeded_noise_alone_passes_the_baseline_gate_in_at_least_95_of_100_seeds
     passes = 0
     for seed in range(1, 101):
         cand = doc_from_fail_idx(SIX, simulate_fail_idx(rates, 1000, np.random.default_rng(seed)))
-        passes += all(g["passed"] for g in baseline_gates(base, cand, max_drop=0.02, alpha=0.05))
+        passes += all(g.passed for g in baseline_gates(base, cand, max_drop=0.02, alpha=0.05))
     print(f"noise: {passes}/100 seeds pass the baseline gate")
     assert passes >= 95
     # and the same gate catches the 97% → 90% drop in every seed
@@ -117,7 +118,7 @@ def test_seeded_noise_alone_passes_the_baseline_gate_in_at_least_95_of_100_seeds
     for seed in range(101, 121):
         cand = doc_from_fail_idx(SIX, simulate_fail_idx([0.97, 0.97, 0.90, 0.97, 0.97, 0.97], 1000,
                                                         np.random.default_rng(seed)))
-        caught += not all(g["passed"] for g in baseline_gates(base, cand, max_drop=0.02, alpha=0.05))
+        caught += not all(g.passed for g in baseline_gates(base, cand, max_drop=0.02, alpha=0.05))
     assert caught == 20
 
 
@@ -128,9 +129,9 @@ def test_seeded_noise_of_the_real_mock_pipeline_passes(tmp_path):
     passed = 0
     for seed in (1, 2, 3):
         cand = run(pipeline, tmp_path / f"r{seed}", seed=seed, concurrency=64,
-                   gate_overrides={"baseline_path": str(tmp_path / "r0" / "results.json"), "max_drop": 0.02})
+                   gate_overrides=GateOverrides(baseline_path=str(tmp_path / "r0" / "results.json"), max_drop=0.02))
         passed += cand.exit_code == 0
-        assert len([g for g in cand.results["gates"] if g["name"].startswith("baseline:")]) == 7
+        assert len([g for g in cand.results.to_dict()["gates"] if g["name"].startswith("baseline:")]) == 7
     assert base.exit_code == 0 and passed == 3
 
 
@@ -138,14 +139,14 @@ def test_no_shared_units_fails_the_gate_with_a_reason():
     base = doc_from_fail_idx(["a"], [1] * 10, case_prefix="x")
     cand = doc_from_fail_idx(["a"], [1] * 10, case_prefix="y")
     (gate,) = baseline_gates(base, cand, 0.02, 0.05)
-    assert not gate["passed"] and "shared" in gate["detail"]
+    assert not gate.passed and "shared" in gate.detail
 
 
 # ---------------------------------------------------------------------- CLI
 
 
 def _write(path, doc):
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(doc if isinstance(doc, dict) else doc.to_dict()))
     return path
 
 

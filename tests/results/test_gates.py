@@ -8,6 +8,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from reliability_cli import stats
 from reliability_cli.results import analysis, gates
+from reliability_cli.results.schema import GateOverrides, GateSettings
 
 from .helpers import doc_from_fail_idx, run, write_pipeline
 
@@ -18,20 +19,18 @@ GRID = [(k, n) for n in (1, 2, 5, 10, 37, 100, 1000) for k in sorted({0, 1, n //
 @pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
 def test_lower_bound_gate_uses_one_sided_clopper_pearson(passed, n, confidence):
     doc = doc_from_fail_idx(["a"], [1] * passed + [0] * (n - passed))
-    doc["end_to_end"].update(passed=passed, total=n, rate=passed / n, error_rate=0.0)
-    cfg = gates.GateConfig(end_to_end_min=0.5, mode="lower-bound", confidence=confidence)
-    gates.apply(doc, cfg)
-    (gate,) = doc["gates"]
+    cfg = GateSettings(end_to_end_min=0.5, mode="lower-bound", confidence=confidence)
+    (gate,) = gates.apply(doc, cfg).gates
     expected = 0.0 if passed == 0 else beta.ppf(1 - confidence, passed, n - passed + 1)
-    assert gate["bound"] == pytest.approx(expected, abs=1e-9)
-    assert gate["passed"] == (expected >= 0.5)
+    assert gate.bound == pytest.approx(expected, abs=1e-9)
+    assert gate.passed == (expected >= 0.5)
 
 
 @pytest.mark.parametrize("passed,n", GRID)
 def test_reported_intervals_are_wilson(passed, n):
-    _, ci = analysis._rate_ci(passed, n, {}, 1, 0.95)
+    _, ci = analysis.rate_ci(passed, n, {}, 1, 0.95)
     lo, hi = proportion_confint(passed, n, alpha=0.05, method="wilson")
-    assert ci["low"] == pytest.approx(lo, abs=1e-9) and ci["high"] == pytest.approx(hi, abs=1e-9)
+    assert ci.low == pytest.approx(lo, abs=1e-9) and ci.high == pytest.approx(hi, abs=1e-9)
 
 
 @pytest.mark.parametrize("a,b,c,d", [(0, 0, 0, 5), (5, 0, 0, 5), (10, 2, 3, 10), (1, 9, 9, 1), (0, 10, 10, 0),
@@ -74,11 +73,11 @@ def test_infrastructure_errors_above_max_error_rate_exit_3(tmp_path):
     pipeline = write_pipeline(tmp_path / "p", [("a", 0.3, "error"), ("b", 0.0, "wrong")], 200,
                               gates="end_to_end: {min: 0.1}\nmax_error_rate: 0.10")
     outcome = run(pipeline, tmp_path / "r")
-    e2e = outcome.results["end_to_end"]
+    e2e = outcome.results.to_dict()["end_to_end"]
     assert e2e["error_rate"] > 0.10
-    assert outcome.exit_code == 3 and outcome.results["verdict"] == "error"
+    assert outcome.exit_code == 3 and outcome.results.to_dict()["verdict"] == "error"
     # the same run with a looser budget gives a verdict
-    outcome = run(pipeline, tmp_path / "r2", gate_overrides={"max_error_rate": 0.9})
+    outcome = run(pipeline, tmp_path / "r2", gate_overrides=GateOverrides(max_error_rate=0.9))
     assert outcome.exit_code == 0
 
 
@@ -86,7 +85,7 @@ def test_clustered_lower_bound_with_trials_uses_cases(tmp_path):
     pipeline = write_pipeline(tmp_path / "p", [("a", 0.0, "wrong")], 120,
                               gates="end_to_end: {min: 0.97}\nmode: lower-bound")
     outcome = run(pipeline, tmp_path / "r", trials=3)
-    (gate,) = outcome.results["gates"]
+    (gate,) = outcome.results.to_dict()["gates"]
     assert gate["bound"] == pytest.approx(stats.clustered_lower_bound([1.0] * 120, 0.95), abs=1e-12)
     assert "n=360" in gate["detail"] or "n=120" in gate["detail"]
 
@@ -94,7 +93,7 @@ def test_clustered_lower_bound_with_trials_uses_cases(tmp_path):
 def test_lower_bound_gate_of_one_is_refused_before_any_call():
     from reliability_cli.errors import RunAborted
 
-    cfg = gates.GateConfig(end_to_end_min=1.0, mode="lower-bound")
+    cfg = GateSettings(end_to_end_min=1.0, mode="lower-bound")
     with pytest.raises(RunAborted) as exc:
         gates.precheck(cfg, 10_000, 1)
     assert exc.value.exit_code == 3 and "can never pass" in str(exc.value)

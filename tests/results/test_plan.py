@@ -7,17 +7,17 @@ import json
 import pytest
 
 from reliability_cli.results.planning import plan
+from reliability_cli.results.schema import Results
+from tests.helpers import results_from
 
 
 def _results(p: float, steps: int = 6, retries: int = 0, recovery: float | None = None, units: int = 1000,
-             p50: float = 100.0, cost: float | None = None) -> dict:
+             p50: float = 100.0, cost: float | None = None, tweak: dict[int, dict] | None = None) -> Results:
     rate = 1 - (1 - p) * ((1 - recovery) if recovery is not None else 1) ** retries if retries else p
     rows = [{"id": f"s{i}", "max_attempts": retries + 1, "first_try_rate": p, "rate": rate,
              "recovery_rate": recovery if retries else None, "latency_ms": {"p50": p50},
-             "attempts": units, "cost_usd": cost} for i in range(steps)]
-    return {"schema": "relcheck.results/v1", "run": {}, "steps": rows,
-            "end_to_end": {"rate": rate ** steps, "total": units}, "units": [], "gates": [],
-            "verdict": "pass", "exit_code": 0}
+             "attempts": units, "cost_usd": cost, **(tweak or {}).get(i, {})} for i in range(steps)]
+    return results_from(rows, {"rate": rate ** steps, "total": units})
 
 
 def test_six_steps_at_97_percent_need_one_retry_each_for_99():
@@ -40,8 +40,7 @@ def test_six_steps_at_97_percent_need_one_retry_each_for_99():
 
 
 def test_cheapest_budget_prefers_the_weak_step():
-    res = _results(0.999, steps=3)
-    res["steps"][1].update(first_try_rate=0.9, rate=0.9)
+    res = _results(0.999, steps=3, tweak={1: {"first_try_rate": 0.9, "rate": 0.9}})
     doc = plan(res, 0.985)  # 0.999² × (1 − 0.1²) = 0.988
     assert [s["retries"] for s in doc["steps"]] == [0, 1, 0]
     assert [s["retries"] for s in plan(res, 0.99)["steps"]] == [0, 2, 0]  # 0.988 < 0.99
@@ -61,7 +60,7 @@ def test_unreachable_target_is_reported(cli, tmp_path):
     assert not doc["reachable"] and doc["end_to_end_planned"] < 0.999
     assert [s["retries"] for s in doc["steps"]] == [2] * 4
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(res))
+    path.write_text(json.dumps(res.to_dict()))
     code, out, _ = cli("plan", path, "--target", "0.999", "--max-retries", "2")
     assert code == 1 and "NOT reachable" in out
     code, out, _ = cli("plan", path, "--target", "0.5", "--json", tmp_path / "p.json")

@@ -36,7 +36,7 @@ def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
     suites = list(xml)
     assert len(suites) == 1 and suites[0].name == "p"
     cases = list(suites[0])
-    units, gates = results["units"], results["gates"]
+    units, gates = results.to_dict()["units"], results.to_dict()["gates"]
     assert len(cases) == len(units) + len(gates) == suites[0].tests
     names = [c.name for c in cases]
     assert names[: len(units)] == [f"{u['case']}[{u['trial']}]" for u in units]
@@ -83,7 +83,7 @@ def test_html_is_self_contained(results):
     # nothing is fetched at view time: no src/href to another place, no @import, no url()
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
     assert "@import" not in html and "url(" not in html
-    failures = sum(len(s["failures"]) for s in results["steps"])
+    failures = sum(len(s.failures) for s in results.steps)
     assert html.count("<tr><td><code>") >= failures  # every failing unit is listed
 
 

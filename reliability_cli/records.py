@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
-NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 422})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
 RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception"})
 

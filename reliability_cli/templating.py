@@ -44,6 +44,7 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 
 def is_template(text: str) -> bool:
+    """Whether ``text`` holds Jinja2 markup (``{{``, ``{%`` or ``{#``): the one definition."""
     return any(m in text for m in _MARKERS)
 
 

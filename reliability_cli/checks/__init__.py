@@ -5,7 +5,8 @@ returns a :class:`Verdict`; ``validate_spec(spec)`` lists a check mapping's prob
 anything runs; :data:`REGISTRY` holds every type (see :mod:`.registry`).
 """
 
-from .base import CheckCodeError, CheckInput, ToolCall, Verdict, normalize
+from ..records import ToolCall
+from .base import CheckCodeError, CheckInput, Verdict, normalize
 from .registry import ALL_KEYS, REGISTRY, get, run_check, validate_spec
 
 __all__ = [

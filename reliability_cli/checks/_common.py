@@ -13,7 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import CheckInput, Verdict, one_line
+from .. import templating
+from ..textfmt import one_line, truncate
+from .base import CheckInput, Verdict
 
 EXCERPT = 60
 
@@ -93,12 +95,8 @@ def excerpt(value: Any, limit: int = EXCERPT) -> str:
     look different); any other value is shown as compact JSON.
     """
     if not isinstance(value, str):
-        text = dumps(value)
-        return text if len(text) <= limit else text[: limit - 1] + "…"
-    inner = json.dumps(value, ensure_ascii=False)[1:-1]
-    if len(inner) > limit:
-        inner = inner[: limit - 1] + "…"
-    return f'"{inner}"'
+        return truncate(dumps(value), limit)
+    return '"' + truncate(json.dumps(value, ensure_ascii=False)[1:-1], limit) + '"'
 
 
 def dumps(value: Any) -> str:
@@ -239,4 +237,4 @@ def parse_comma_separated(value: str) -> list[str]:
 
 def is_template(value: Any) -> bool:
     """True when a literal still holds a template (validated only once rendered)."""
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
+    return isinstance(value, str) and templating.is_template(value)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, Union
 
 from ..records import ToolCall
+from ..textfmt import one_line
 
 
 class CheckCodeError(Exception):
@@ -54,15 +55,6 @@ class Verdict:
 CheckFn = Callable[[Mapping[str, Any], CheckInput], Union[Verdict, Awaitable[Verdict]]]
 
 
-class CheckType(Protocol):
-    """A registered check type."""
-
-    name: str
-    keys: frozenset[str]  # keys the spec may have besides ``type`` and ``normalize``
-    required: frozenset[str]
-    evaluate: CheckFn
-
-
 @dataclass(frozen=True)
 class Registered:
     name: str
@@ -89,7 +81,3 @@ def normalize(text: str, steps: Sequence[str] | None) -> str:
     return text
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """Squash a reason or excerpt to one line of at most ``limit`` characters."""
-    text = _SPACE.sub(" ", str(text)).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"

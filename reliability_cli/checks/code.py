@@ -30,8 +30,9 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from ..textfmt import one_line
 from ._common import CheckValueError, excerpt, held
-from .base import CheckCodeError, CheckInput, Verdict, one_line
+from .base import CheckCodeError, CheckInput, Verdict
 
 
 def valid_callable_name(spec: Any) -> bool:

@@ -18,9 +18,10 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from ..textfmt import one_line
 from . import code, model_graded, perf, similarity, structured, text
 from ._common import CheckValueError, is_template
-from .base import NORMALIZERS, CheckCodeError, CheckFn, CheckInput, Registered, Verdict, one_line
+from .base import NORMALIZERS, CheckCodeError, CheckFn, CheckInput, Registered, Verdict
 
 _TEXT = ("value", "normalize")
 _KEY_ORDER = ("value", "path", "name", "arguments", "threshold", "max_ms", "callable",

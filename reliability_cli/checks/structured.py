@@ -128,7 +128,7 @@ def compile_path(path: Any) -> Any:
 
 @lru_cache(maxsize=256)
 def _compile_path(path: str) -> Any:
-    from jsonpath_ng.ext import parse
+    from jsonpath_ng.ext.parser import parse
 
     return parse(path)
 

@@ -22,12 +22,6 @@ def set_debug(value: bool) -> None:
         DEBUG["on"] = True
 
 
-def err_console() -> Any:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one paragraph on stderr and return the Exit to raise."""
     sys.stderr.write(f"relcheck: error: {message}\n")

@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from ..records import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
+from ..textfmt import one_line
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
 from .throttle import MAX_RESENDS, Pacer, quota_exhausted, retry_after_s
@@ -90,7 +91,7 @@ class _HttpEndpoint:
         except ValueError:
             if self.needs_json:
                 raise AttemptError("parse", f"endpoint {self.name}: the {exchange.status} response body is not "
-                                   f"valid JSON ({_excerpt(text)})", latency_ms=latency, throttled=throttled) from None
+                                   f"valid JSON ({repr(one_line(text, 80))})", latency_ms=latency, throttled=throttled) from None
             data = _NOT_JSON
         try:
             response = self.read_response(data, text)
@@ -205,11 +206,6 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
     return url + ("&" if "?" in url else "?") + urlencode(query)
 
 
-def _excerpt(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
 def _json_headers(extra: Mapping[str, str]) -> dict[str, str]:
     return {"content-type": "application/json", "accept": "application/json", **extra}
 
@@ -238,7 +234,7 @@ class OpenAIEndpoint(_HttpEndpoint):
         try:
             message = data["choices"][0]["message"]
         except (KeyError, IndexError, TypeError):
-            raise _Unreadable(f"the response has no choices[0].message ({_excerpt(text)})") from None
+            raise _Unreadable(f"the response has no choices[0].message ({repr(one_line(text, 80))})") from None
         if not isinstance(message, dict):
             raise _Unreadable("choices[0].message is not an object")
         content = message.get("content")
@@ -279,7 +275,7 @@ class AnthropicEndpoint(_HttpEndpoint):
     def read_response(self, data: Any, text: str) -> Response:
         blocks = data.get("content") if isinstance(data, dict) else None
         if not isinstance(blocks, list):
-            raise _Unreadable(f"the response has no content blocks ({_excerpt(text)})")
+            raise _Unreadable(f"the response has no content blocks ({repr(one_line(text, 80))})")
         texts, calls = [], []
         for block in blocks:
             if not isinstance(block, dict):
@@ -328,7 +324,7 @@ class HttpToolEndpoint(_HttpEndpoint):
                 value = value[segment]
             except (KeyError, IndexError, TypeError):
                 raise _Unreadable(f"output_path {self.config.output_path} not found in the response "
-                                  f"({_excerpt(text)})") from None
+                                  f"({repr(one_line(text, 80))})") from None
         if isinstance(value, str):
             return Response(value)
         return Response(json.dumps(value, ensure_ascii=False), output=value)

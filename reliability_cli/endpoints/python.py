@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ..checks.base import one_line
 from ..config.models import PythonEndpoint as PythonConfig
 from ..errors import ConfigError
 from ..records import ToolCall
+from ..textfmt import one_line
 from .base import AttemptError, Request, Response
 
 

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..textfmt import one_line
 from .base import AttemptError
 
 __all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transport_name"]
@@ -313,16 +314,11 @@ def error_message(body: bytes | Any) -> str:
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return _short(err["message"])
+            return one_line(err["message"])
         if isinstance(err, str):
-            return _short(err)
+            return one_line(err)
         if isinstance(data.get("message"), str):
-            return _short(data["message"])
+            return one_line(data["message"])
         if isinstance(data.get("detail"), str):
-            return _short(data["detail"])
-    return _short(text)
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+            return one_line(data["detail"])
+    return one_line(text)

@@ -25,6 +25,7 @@ from typing import IO, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import Location, ResultsError
+from ..textfmt import truncate
 
 SCHEMA: Final = "relcheck.results/v1"
 Verdict = Literal["pass", "fail", "error"]
@@ -398,8 +399,7 @@ def from_dict(data: Any, file: str = "<results>") -> Results:
 
 
 def _excerpt(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return truncate(json.dumps(value, ensure_ascii=False, default=str), 60)
 
 
 def write(results: Results, path: str | Path) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checks import CheckCodeError, CheckInput, run_check
-from ..checks.base import one_line
 from ..config import Case, Pipeline, StepPlan
 from ..endpoints import (
     AttemptError,
@@ -30,6 +29,7 @@ from ..endpoints import (
 from ..journal import JournalWriter
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
+from ..textfmt import one_line, truncate
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20
@@ -84,7 +84,6 @@ class Engine:
     max_cost: float | None = None
     on_unit: Callable[[dict[str, Any]], None] | None = None
     isolate: bool = False
-    prices: Mapping[str, Any] = field(default_factory=dict)
     spent_usd: float = 0.0
     stop: Stop | None = None  # why the run stopped early (``run.stop_reason`` in results.json)
     interrupted: bool = False
@@ -218,7 +217,7 @@ class Engine:
             if attempt > 1:
                 await asyncio.sleep(self._backoff(step, case.id, trial, attempt))
             record, output, text = await self.run_attempt(step, case, trial, attempt, steps_ctx, phase)
-            record["output"] = _excerpt(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
+            record["output"] = truncate(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
             self.journal.write(record)
             if self._halt:
                 raise EarlyStop(str(self.stop))
@@ -228,7 +227,7 @@ class Engine:
                 break
         outcome = StepOutcome(step.id, last["attempt"], first or "error", last["outcome"],
                               last["error_kind"], last["reason"],
-                              _excerpt(text, 200) if last["outcome"] != "pass" else None)
+                              truncate(text, 200) if last["outcome"] != "pass" else None)
         return outcome, output, text
 
     def _should_retry(self, step: StepPlan, record: Mapping[str, Any]) -> bool:
@@ -406,14 +405,6 @@ class Judge:
             self.error = (str(record.get("error_kind")), f"llm-rubric judge: {record.get('reason')}")
             raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
         return response.text
-
-
-def _excerpt(text: str | None, limit: int) -> str | None:
-    if text is None:
-        return None
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
 
 
 def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:

@@ -13,7 +13,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..checks import CheckCodeError, CheckInput, run_check
@@ -57,6 +57,50 @@ class StepOutcome:
         return {"step": self.step, "attempts": self.attempts, "first": self.first,
                 "final": self.final, "error_kind": self.error_kind, "reason": self.reason,
                 "output": self.output}
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one request to an endpoint gave: a response, or the error it ended in."""
+
+    response: Response | None
+    latency_ms: float
+    throttled: int = 0
+    error_kind: str | None = None
+    reason: str | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of one step for one unit: one journal line (SPEC §8)."""
+
+    case: str
+    trial: int
+    step: str
+    attempt: int
+    phase: str
+    outcome: str  # pass | fail | error
+    error_kind: str | None = None
+    reason: str | None = None
+    latency_ms: float = 0.0
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    throttled: int = 0
+    output: str | None = None
+
+    @classmethod
+    def of_call(cls, key: AttemptKey, phase: str, call: Call, outcome: str, error_kind: str | None,
+                reason: str | None, output: str | None = None) -> Attempt:
+        response = call.response
+        return cls(key.case, key.trial, key.step, key.attempt, phase, outcome, error_kind, reason, call.latency_ms,
+                   response.tokens_in if response else None, response.tokens_out if response else None,
+                   call.cost_usd, call.throttled, output)
+
+    def line(self) -> dict[str, Any]:
+        """The journal line."""
+        return asdict(self)
 
 
 class EarlyStop(Exception):
@@ -210,30 +254,26 @@ class Engine:
                        phase: str = "chained") -> tuple[StepOutcome, Any, str]:
         retry = step.retry
         first: str | None = None
-        last: dict[str, Any] = {}
         output: Any = None
         text = ""
-        for attempt in range(1, retry.max_attempts + 1):
-            if attempt > 1:
-                await asyncio.sleep(self._backoff(step, case.id, trial, attempt))
-            record, output, text = await self.run_attempt(step, case, trial, attempt, steps_ctx, phase)
-            record["output"] = truncate(text, OUTPUT_LIMIT) if record["outcome"] != "error" or text else None
-            self.journal.write(record)
+        for number in range(1, retry.max_attempts + 1):
+            if number > 1:
+                await asyncio.sleep(self._backoff(step, case.id, trial, number))
+            attempt, output, text = await self.run_attempt(step, case, trial, number, steps_ctx, phase)
+            self.journal.write(attempt.line())
             if self._halt:
                 raise EarlyStop(str(self.stop))
-            first = first or record["outcome"]
-            last = record
-            if record["outcome"] == "pass" or not self._should_retry(step, record):
+            first = first or attempt.outcome
+            if attempt.outcome == "pass" or not self._should_retry(step, attempt):
                 break
-        outcome = StepOutcome(step.id, last["attempt"], first or "error", last["outcome"],
-                              last["error_kind"], last["reason"],
-                              truncate(text, 200) if last["outcome"] != "pass" else None)
+        outcome = StepOutcome(step.id, attempt.attempt, first or "error", attempt.outcome, attempt.error_kind,
+                              attempt.reason, truncate(text, 200) if attempt.outcome != "pass" else None)
         return outcome, output, text
 
-    def _should_retry(self, step: StepPlan, record: Mapping[str, Any]) -> bool:
-        if record["outcome"] == "fail":
+    def _should_retry(self, step: StepPlan, attempt: Attempt) -> bool:
+        if attempt.outcome == "fail":
             return "fail" in step.retry.on
-        return "error" in step.retry.on and is_retryable_error(record["error_kind"])
+        return "error" in step.retry.on and is_retryable_error(attempt.error_kind)
 
     def _backoff(self, step: StepPlan, case: str, trial: int, attempt: int) -> float:
         b = step.retry.backoff
@@ -244,35 +284,40 @@ class Engine:
         return delay
 
     async def run_attempt(self, step: StepPlan, case: Case, trial: int, attempt: int,
-                          steps_ctx: Mapping[str, Any], phase: str) -> tuple[dict[str, Any], Any, str]:
+                          steps_ctx: Mapping[str, Any], phase: str) -> tuple[Attempt, Any, str]:
+        """One attempt: render, call the endpoint, parse, judge. Never raises for what the
+        endpoint or the checks did: that is the attempt's outcome."""
         context = {
             "vars": case.vars, "expect": case.expect,
             "case": {"id": case.id, "tags": list(case.tags)},
             "steps": steps_ctx, "step": {"id": step.id}, "trial": trial, "attempt": attempt,
         }
-        record: dict[str, Any] = {
-            "case": case.id, "trial": trial, "step": step.id, "attempt": attempt, "phase": phase,
-            "outcome": "error", "error_kind": None, "reason": None, "latency_ms": 0.0,
-            "tokens_in": None, "tokens_out": None, "cost_usd": None, "throttled": 0,
-        }
+        key = AttemptKey(case.id, trial, step.id, attempt)
         try:
             messages = [{"role": role, "content": tpl.render(context)} for role, tpl in step.messages]
             params = render_value(step.params, context) if step.params else {}
         except RenderError as exc:
-            record.update(error_kind="template", reason=str(exc))
-            return record, None, ""
-        request = Request(AttemptKey(case.id, trial, step.id, attempt), messages, params, context,
-                          step.timeout_s, self.seed, phase)
-        response = await self._call(step.endpoint, request, record)
-        if response is None:
-            return record, None, ""
-        output, text = self._parse(step, response, record)
-        if record["outcome"] == "fail":
-            return record, output, text
-        await self._judge_checks(step, case, context, response, output, text, record)
-        return record, output, text
+            return Attempt(case.id, trial, step.id, attempt, phase, "error", "template", str(exc)), None, ""
+        request = Request(key, messages, params, context, step.timeout_s, self.seed, phase)
+        call = await self.call(step.endpoint, request)
+        if call.response is None:
+            return Attempt.of_call(key, phase, call, "error", call.error_kind, call.reason), None, ""
+        output, text, unparsed = self._parse(step, call.response)
+        outcome: str
+        kind: str | None
+        reason: str | None
+        if unparsed is not None:
+            outcome, kind, reason = "fail", None, unparsed
+        else:
+            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text)
+        excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
+        return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt), output, text
 
-    async def _call(self, endpoint_name: str, request: Request, record: dict[str, Any]) -> Response | None:
+    async def call(self, endpoint_name: str, request: Request) -> Call:
+        """Send ``request`` to the endpoint within its concurrency limit; what it gave.
+
+        Failures are data (:attr:`Call.error_kind`); they feed the early-stop rules.
+        """
         endpoint = self.endpoints[endpoint_name]
         limit = self._endpoint_limits.get(endpoint_name)
         started = time.perf_counter()
@@ -284,18 +329,13 @@ class Engine:
                     response = await endpoint.call(request)
         except AttemptError as exc:
             measured = (time.perf_counter() - started) * 1000
-            record.update(error_kind=exc.kind, reason=one_line(exc.reason),
-                          latency_ms=round(exc.latency_ms if exc.latency_ms is not None else measured, 3),
-                          throttled=exc.throttled)
             self._health_update(endpoint_name, exc.kind, exc.fatal, exc.reason)
-            return None
+            return Call(None, round(exc.latency_ms if exc.latency_ms is not None else measured, 3), exc.throttled,
+                        exc.kind, one_line(exc.reason))
         measured = (time.perf_counter() - started) * 1000
-        record.update(latency_ms=round(response.latency_ms if response.latency_ms is not None else measured, 3),
-                      tokens_in=response.tokens_in, tokens_out=response.tokens_out,
-                      throttled=response.throttled)
-        record["cost_usd"] = self._cost(endpoint_name, response)
         self._health_update(endpoint_name, None, False)
-        return response
+        return Call(response, round(response.latency_ms if response.latency_ms is not None else measured, 3),
+                    response.throttled, cost_usd=self._cost(endpoint_name, response))
 
     def _cost(self, endpoint_name: str, response: Response) -> float | None:
         price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
@@ -305,43 +345,42 @@ class Engine:
         self.spent_usd += cost
         return round(cost, 10)
 
-    def _parse(self, step: StepPlan, response: Response, record: dict[str, Any]) -> tuple[Any, str]:
+    @staticmethod
+    def _parse(step: StepPlan, response: Response) -> tuple[Any, str, str | None]:
+        """(output, text, why it could not be parsed as asked — a ``fail`` of the model)."""
         text = response.text
         if response.output is not None:
-            return response.output, text
+            return response.output, text, None
         if step.parse == "json":
             try:
-                return json.loads(text), text
+                return json.loads(text), text, None
             except json.JSONDecodeError as exc:
-                record.update(outcome="fail", reason=f"output is not valid JSON: {exc.msg} at char {exc.pos}")
-                return None, text
-        return text, text
+                return None, text, f"output is not valid JSON: {exc.msg} at char {exc.pos}"
+        return text, text, None
 
-    async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], response: Response,
-                            output: Any, text: str, record: dict[str, Any]) -> None:
+    async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], call: Call,
+                            output: Any, text: str) -> tuple[str, str | None, str | None]:
+        """(outcome, error kind, reason) of the step's checks and the case's, in order."""
+        assert call.response is not None
         judge = Judge(self, case, step, context)
-        inp = CheckInput(output=output, text=text, tool_calls=tuple(response.tool_calls),
-                         latency_ms=record["latency_ms"], judge=judge, context=context)
+        inp = CheckInput(output=output, text=text, tool_calls=tuple(call.response.tool_calls),
+                         latency_ms=call.latency_ms, judge=judge, context=context)
         for plan in (*step.checks, *case.checks.get(step.id, ())):
             try:
                 spec = plan.spec
                 if plan.templated:
                     spec = {**spec, **{k: render_value(v, context) for k, v in plan.templated.items()}}
             except RenderError as exc:
-                record.update(outcome="error", error_kind="template", reason=f"check {plan.type}: {exc}")
-                return
+                return "error", "template", f"check {plan.type}: {exc}"
             try:
                 verdict = await run_check(spec, inp)
             except CheckCodeError as exc:
-                record.update(outcome="error", error_kind="exception", reason=one_line(str(exc)))
-                return
+                return "error", "exception", one_line(str(exc))
             if judge.error is not None:  # the judge's infrastructure failed: an error, not the model's fail
-                record.update(outcome="error", error_kind=judge.error[0], reason=one_line(judge.error[1]))
-                return
+                return "error", judge.error[0], one_line(judge.error[1])
             if not verdict.passed:
-                record.update(outcome="fail", reason=f"{plan.type}: {verdict.reason}")
-                return
-        record["outcome"] = "pass"
+                return "fail", None, f"{plan.type}: {verdict.reason}"
+        return "pass", None, None
 
     # ------------------------------------------------------------------ early stop
 
@@ -396,15 +435,15 @@ class Judge:
         ctx, engine = self.context, self.engine
         key = AttemptKey(self.case.id, ctx["trial"], f"{self.step.id}:judge", ctx["attempt"])
         request = Request(key, messages, {}, ctx, self.step.timeout_s, engine.seed, "judge")
-        record: dict[str, Any] = {"case": self.case.id, "trial": ctx["trial"], "step": self.step.id,
-                                  "attempt": ctx["attempt"], "phase": "judge", "endpoint": endpoint_name}
-        response = await engine._call(endpoint_name, request, record)
-        record["outcome"] = "error" if response is None else "pass"
-        engine.journal.write(record)
-        if response is None:
-            self.error = (str(record.get("error_kind")), f"llm-rubric judge: {record.get('reason')}")
-            raise RuntimeError(f"judge endpoint {endpoint_name}: {record.get('error_kind')}: {record.get('reason')}")
-        return response.text
+        call = await engine.call(endpoint_name, request)
+        ok = call.response is not None
+        attempt = Attempt.of_call(AttemptKey(self.case.id, ctx["trial"], self.step.id, ctx["attempt"]), "judge", call,
+                                  "pass" if ok else "error", call.error_kind, call.reason)
+        engine.journal.write({**attempt.line(), "endpoint": endpoint_name})
+        if call.response is None:
+            self.error = (str(call.error_kind), f"llm-rubric judge: {call.reason}")
+            raise RuntimeError(f"judge endpoint {endpoint_name}: {call.error_kind}: {call.reason}")
+        return call.response.text
 
 
 def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:

@@ -22,6 +22,7 @@ from .cases import CaseSelection, select_cases, shard_of
 if TYPE_CHECKING:  # the engine, the journal and asyncio are imported only to run (not to validate)
     import asyncio
 
+    from ..journal import JournalWriter
     from ..results.schema import GateOverrides, Results
     from .engine import Engine
     from .resume import RunLock
@@ -154,7 +155,6 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     from ..journal import JournalWriter
     from ..results import analysis, gates, schema
     from . import resume
-    from .engine import Engine
 
     journal_path = run_dir / "attempts.jsonl"
     manifest = _manifest(run_dir, pipeline_path, prep, options)
@@ -174,10 +174,8 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     started = time.time()
     if on_start:
         on_start(prep.units - len(done))
-    engine = Engine(prep.pipeline, {}, journal, prep.seed, options.concurrency, options.max_cost,
-                    on_unit, options.isolate)
     try:
-        asyncio.run(_drive(engine, prep, options, done))
+        engine = asyncio.run(_drive(journal, prep, options, done, on_unit))
     finally:
         journal.close()
     if engine.unreachable is not None:
@@ -204,24 +202,28 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     return RunOutcome(run_dir, results, results.exit_code)
 
 
-async def _drive(engine: Engine, prep: Prepared, options: RunOptions, done: set[tuple[str, int]]) -> None:
+async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
+                 on_unit: Callable[[dict[str, Any]], None] | None) -> Engine:
+    """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
-    from ..endpoints import build_endpoint
-    from .engine import units_of
+    from ..endpoints import Endpoint, build_endpoint
+    from .engine import Engine, units_of
 
-    endpoints = {}
+    endpoints: dict[str, Endpoint] = {}
     try:
         for name, config in prep.pipeline.endpoints.items():
             endpoints[name] = build_endpoint(name, config, {
                 "max_throttle_wait": options.max_throttle_wait, "record": options.record,
                 "replay": options.replay, "pipeline": prep.pipeline,
             })
-        engine.endpoints = endpoints
+        engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
+                        on_unit, options.isolate)
         loop = asyncio.get_running_loop()
         _install_signals(loop, engine)
         units = units_of(prep.evalset.cases, options.trials)
         await engine.run(u for u in units if (u.case.id, u.trial) not in done) if done else await engine.run(units)
+        return engine
     finally:
         for ep in endpoints.values():
             await ep.aclose()

@@ -173,7 +173,7 @@ def test_api_key_appears_in_no_file_and_no_output(tmp_path):
                             "--json", out / "r.json", "--junit", out / "j.xml", "--markdown", out / "m.md",
                             "--html", out / "r.html", "--no-progress", "--show-failures", "100", "--debug",
                             env={"OPENAI_API_KEY": key})
-    assert proc.returncode in (0, 1, 3), proc.stderr
+    assert proc.returncode == 0, proc.stderr  # max_error_rate 1.0 and no gate: every error is data
     files = [p for p in out.rglob("*") if p.is_file()]
     assert {p.name for p in files} >= {"attempts.jsonl", "results.json", "manifest.json", "cassette.jsonl",
                                        "r.json", "j.xml", "m.md", "r.html"}

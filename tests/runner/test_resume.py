@@ -137,12 +137,21 @@ def test_retry_errors_reruns_infrastructure_errors(tmp_path: Path) -> None:
     first = run_relcheck("eval", pipeline, "--out", run, "-q", cwd=pipeline.parent)
     before = load(run / "results.json")
     errored = [u for u in before["units"] if u["outcome"] == "error"]
-    assert first.returncode in (0, 1, 3) and errored
+    # seed 3: 2 of 40 units end in an infrastructure error (5% ≤ max_error_rate), e2e 95% ≥ 0.5
+    assert first.returncode == 0 and len(errored) == 2, first.stdout
     again = run_relcheck("eval", pipeline, "--resume", run, "--retry-errors", "-q", cwd=pipeline.parent)
-    assert again.returncode in (0, 1, 3), again.stderr
+    assert again.returncode == 0, again.stderr
     after = load(run / "results.json")
     assert len(after["units"]) == 40
     # the mock's draws are deterministic: rerun units end exactly as before, but they did run again
     assert comparable(after)["units"] == comparable(before)["units"]
-    lines = (run / "attempts.jsonl").read_text(encoding="utf-8").splitlines()
-    assert sum('"unit_done"' in line for line in lines) == 40
+    records = [json.loads(line) for line in (run / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
+    done = [r["unit_done"]["case"] for r in records if "unit_done" in r]
+    assert len(done) == 40
+    # journal order proves the rerun: the errored units were dropped by the compaction and ran
+    # again after every other unit, with all of their attempts journaled anew
+    rerun = {u["case"] for u in errored}
+    assert set(done[-len(rerun):]) == rerun and not rerun & set(done[:-len(rerun)])
+    for case in rerun:
+        lines = [r for r in records if r.get("case") == case and "unit_done" not in r]
+        assert len(lines) == next(u["attempts"] for u in after["units"] if u["case"] == case)

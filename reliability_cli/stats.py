@@ -120,39 +120,60 @@ def _clustered(shares: Sequence[float]) -> tuple[float, int]:
     return math.fsum(shares), len(shares)
 
 
-def clustered_rate_ci(shares: Sequence[float], confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+def effective_size(shares: Sequence[float], units: int | None = None) -> tuple[float, float]:
+    """(rate, effective sample size) of per-case pass shares, by the design effect.
+
+    The rate is the mean per-case share p. Its variance over cases is s²/m (s² the sample
+    variance of the shares); ``units`` independent draws would give p(1 − p)/units. The design
+    effect is their ratio, and n_eff = units / deff = p(1 − p)·m / s², capped at ``units``
+    (trials can never count for more than independent units) and floored at m (a case's
+    trials never count for less than the case as one 0/1 sample would). With one trial per
+    case, shares are 0/1 and n_eff = m exactly.
+    """
+    total, m = _clustered(shares)
+    units = m if units is None else max(units, m)
+    rate = total / m
+    if m < 2:
+        return rate, float(m)
+    mean = rate
+    var = math.fsum((s - mean) ** 2 for s in shares) / (m - 1)
+    spread = rate * (1.0 - rate)
+    if var <= 0.0:
+        return rate, float(units)
+    return rate, min(float(units), max(float(m), spread * m / var))
+
+
+def clustered_rate_ci(shares: Sequence[float], confidence: float = 0.95,
+                      units: int | None = None) -> tuple[float, tuple[float, float]]:
     """Rate (mean per-case pass share) and two-sided interval over cases, for K trials per case.
 
-    Method: Wilson with the case as the sample — n = number of cases m, fractional count
-    sum(shares). It is the design-effect Wilson interval with its effective size capped at m:
-    a share lies in [0, 1], so its variance is at most rate·(1 - rate), a 0/1 case's, and the
-    interval is never narrower than Wilson over cases; it *is* Wilson over cases when every
-    share is 0 or 1. Trials of one case are never counted as independent evidence.
+    Method: Wilson at the effective sample size of :func:`effective_size` (the design-effect
+    Wilson interval): K trials narrow the interval as far as their agreement within a case
+    allows, never as if the n·K units were independent.
 
     Args:
         shares: Per-case pass shares (passed trials / trials run), each in [0, 1].
         confidence: Two-sided confidence level in (0, 1).
+        units: The units (trials) behind the shares; default one per case.
 
     Returns:
         ``(rate, (low, high))``.
     """
     _check_confidence(confidence)
-    total, m = _clustered(shares)
-    total = min(total, float(m))
-    return total / m, _wilson(total, m, confidence)
+    rate, n_eff = effective_size(shares, units)
+    return rate, _wilson(rate * n_eff, n_eff, confidence)
 
 
-def clustered_lower_bound(shares: Sequence[float], confidence: float = 0.95) -> float:
+def clustered_lower_bound(shares: Sequence[float], confidence: float = 0.95, units: int | None = None) -> float:
     """One-sided lower bound of the mean per-case pass share (lower-bound gates, K trials).
 
-    Method: one-sided Clopper-Pearson over the m cases with the fractional count x =
-    sum(shares), ``beta.ppf(1 - confidence, x, m - x + 1)``: exactly Clopper-Pearson on cases
-    when shares are 0/1, otherwise conservative as in :func:`clustered_rate_ci` (shares in
-    [0, 1] vary no more than 0/1 outcomes with the same mean).
+    Method: one-sided Clopper-Pearson at the effective sample size of :func:`effective_size`
+    with the fractional count x = rate·n_eff: exactly Clopper-Pearson on cases when every
+    share is 0/1.
     """
     _check_confidence(confidence)
-    total, m = _clustered(shares)
-    return _cp_lower(min(total, float(m)), m, confidence)
+    rate, n_eff = effective_size(shares, units)
+    return _cp_lower(min(rate * n_eff, n_eff), n_eff, confidence)
 
 
 def _check_k(n: int, c: int, k: int) -> None:
@@ -244,54 +265,42 @@ def mcnemar_exact_two_sided(b: int, c: int) -> float:
     return min(1.0, 2.0 * float(sps.binom.cdf(min(b, c), b + c, 0.5)))
 
 
-EXACT_SIGN_FLIP_MAX = 20
 
 
-def paired_shares_test_one_sided(diffs: Sequence[float]) -> float:
-    """One-sided paired test over cases that the candidate is worse (K trials per case).
+def paired_shares_test_one_sided(diffs: Sequence[float], margin: float = 0.0, seed: int = 0) -> float:
+    """One-sided paired test over cases that the mean drop exceeds ``margin`` (K trials per case).
 
-    Up to 20 nonzero differences: the exact sign-flip permutation test of their sum, in exact
-    rational arithmetic (two halves of <= 2^10 sums each), so ties are never lost to rounding.
-    Beyond: a one-sample t-test of the mean difference over all cases, chosen over Wilcoxon
-    because the gate is about the *mean* drop — the exact test's statistic — while Wilcoxon
-    tests a median/symmetry shift and can disagree with the mean in sign; the differences are
-    bounded, so with > 20 of them the t approximation is good. The case is the sample: trials
-    are never counted as independent units.
+    The sign-flip permutation test of the mean of ``diffs − margin`` (``H0``: mean drop ≤
+    margin), with :func:`scipy.stats.permutation_test`: exact while 2^n ≤ 100,000 sign
+    patterns, a seeded Monte-Carlo of 99,999 patterns beyond (so the same data always give the
+    same p-value, and the p-value moves smoothly with n: there is no switch to another test).
+    The case is the sample: trials are never counted as independent units.
 
     Args:
         diffs: Per-case baseline share minus candidate share, each in [-1, 1].
+        margin: The tolerated drop (``max_drop``).
+        seed: Seeds the Monte-Carlo patterns.
 
     Returns:
-        The p-value; 1.0 when every difference is zero.
+        The p-value; 1.0 when there is no difference to test.
     """
     from fractions import Fraction
 
-    # Shares are fractions of trials: recover them exactly so that ties stay ties.
-    nonzero = [Fraction(d).limit_denominator(10**6) for d in diffs if d != 0]
-    if not nonzero:
+    import numpy as np
+    from scipy.stats import permutation_test
+
+    # Shares are fractions of trials: on a common integer scale, ties stay ties.
+    exact = [Fraction(d).limit_denominator(10**4) - Fraction(margin).limit_denominator(10**6) for d in diffs]
+    exact = [x for x in exact if x != 0]
+    scale = math.lcm(*(x.denominator for x in exact)) if exact else 1
+    values = np.asarray([int(x * scale) for x in exact], dtype=np.float64)
+    if len(values) == 0:
         return 1.0
-    if len(nonzero) <= EXACT_SIGN_FLIP_MAX:
-        observed = sum(nonzero, Fraction(0))
-        half = len(nonzero) // 2
-        left, right = _signed_sums(nonzero[:half]), sorted(_signed_sums(nonzero[half:]))
-        from bisect import bisect_left
-
-        hits = sum(len(right) - bisect_left(right, observed - s) for s in left)
-        return hits / 2 ** len(nonzero)
-    values = [float(d) for d in diffs]
-    mean = math.fsum(values) / len(values)
-    if all(v == values[0] for v in values):  # no spread: the t statistic is undefined
-        return 0.5 ** len(values) if mean > 0 else 1.0
-    from scipy import stats as sps
-
-    return float(sps.ttest_1samp(values, 0.0, alternative="greater").pvalue)
-
-
-def _signed_sums(values: Sequence[Any]) -> list[Any]:
-    sums: list[Any] = [0]
-    for v in values:
-        sums = [s + v for s in sums] + [s - v for s in sums]
-    return sums
+    if len(values) == 1:
+        return 0.5 if values[0] > 0 else 1.0
+    result = permutation_test((values,), np.mean, permutation_type="samples", alternative="greater",
+                              n_resamples=99_999, random_state=np.random.default_rng(seed), vectorized=True)
+    return float(min(1.0, result.pvalue))
 
 
 def fisher_exact_one_sided(a_pass: int, a_n: int, b_pass: int, b_n: int) -> float:
@@ -391,25 +400,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def newcombe_paired_difference(both: int, b: int, c: int, neither: int,
-                               confidence: float = 0.95) -> tuple[float, float]:
-    """Newcombe's hybrid score interval (method 10) for p2 − p1 of paired proportions.
-
-    ``both``/``neither``: pairs where both/neither passed; ``b``: only the first passed;
-    ``c``: only the second passed.
-    """
-    n = both + b + c + neither
-    p1, p2 = (both + b) / n, (both + c) / n
-    l1, u1 = wilson(both + b, n, confidence)
-    l2, u2 = wilson(both + c, n, confidence)
-    denom = (both + b) * (c + neither) * (both + c) * (b + neither)
-    phi = (both * neither - b * c) / math.sqrt(denom) if denom > 0 else 0.0
-    theta = p2 - p1
-    lo = theta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
-    hi = theta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
-    return max(-1.0, lo), min(1.0, hi)
-
-
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """Student-t interval of the mean of ``values`` (per-case differences), clipped to [-1, 1]."""
     from scipy.stats import t
@@ -421,3 +411,80 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     var = sum((v - mean) ** 2 for v in values) / (m - 1)
     half = float(t.ppf(1 - (1 - confidence) / 2, m - 1)) * math.sqrt(var / m)
     return max(-1.0, mean - half), min(1.0, mean + half)
+
+
+def tango_paired_test(b: int, c: int, n: int, margin: float) -> float:
+    """Tango's score test (1998) that a paired drop exceeds ``margin`` (one-sided).
+
+    Pairs: ``b`` where only the first (baseline) passed, ``c`` where only the second
+    (candidate) passed, ``n`` pairs in all; the drop is (b − c)/n. ``H0``: drop ≤ margin,
+    rejected for large T = (b − c − n·Δ) / √(n·(2·q̂ + Δ(1 − Δ))), q̂ the maximum-likelihood
+    share of candidate-only passes under ``H0``. At Δ = 0 it is McNemar's score test.
+    """
+    from scipy.stats import norm
+
+    if n == 0:
+        return 1.0
+    d = margin
+    a = 2.0 * n
+    bb = (2.0 * n + b - c) * d - (b + c)
+    cc = -c * d * (1.0 - d)
+    q = (-bb + math.sqrt(max(0.0, bb * bb - 4.0 * a * cc))) / (2.0 * a)
+    var = n * (2.0 * q + d * (1.0 - d))
+    if var <= 0.0:
+        return 1.0 if b - c - n * d <= 0 else 0.0
+    z = (b - c - n * d) / math.sqrt(var)
+    return float(norm.sf(z))
+
+
+def newcombe_paired_difference(both: int, b: int, c: int, neither: int,
+                                  confidence: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (1998, method 10) for p2 − p1 of paired proportions,
+    with the continuity correction of φ that the method specifies.
+
+    φ = (AD − BC − N/2)/√(…) when AD > BC + N/2, 0 when BC ≤ AD ≤ BC + N/2, and
+    (AD − BC)/√(…) when AD < BC (A = both passed, D = neither, B = only the first, C = only the
+    second): ``both``/``neither`` pairs where both/neither passed, ``b`` only the first, ``c``
+    only the second.
+    """
+    n = both + b + c + neither
+    p1, p2 = (both + b) / n, (both + c) / n
+    l1, u1 = wilson(both + b, n, confidence)
+    l2, u2 = wilson(both + c, n, confidence)
+    denom = (both + b) * (c + neither) * (both + c) * (b + neither)
+    ad, bc = both * neither, b * c
+    if denom <= 0:
+        phi = 0.0
+    elif ad > bc + n / 2:
+        phi = (ad - bc - n / 2) / math.sqrt(denom)
+    elif ad >= bc:
+        phi = 0.0
+    else:
+        phi = (ad - bc) / math.sqrt(denom)
+    theta = p2 - p1
+    lo = theta - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    hi = theta + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def detectable_drop(n: int, discordant: float, margin: float, alpha: float, power: float = 0.8) -> float | None:
+    """The smallest true drop a one-sided paired test at ``alpha`` detects with ``power``.
+
+    Normal approximation for n pairs whose discordant share (pairs where exactly one run
+    passed; for shares, the variance of the per-case differences) is ``discordant``: the
+    drop must clear the margin by (z₁₋α + z_power)·√(discordant / n). ``None`` for n = 0.
+    """
+    from scipy.stats import norm
+
+    if n <= 0:
+        return None
+    spread = max(discordant, 1.0 / n)  # no discordance seen: at least one pair's worth
+    return min(1.0, margin + float(norm.ppf(1 - alpha) + norm.ppf(power)) * math.sqrt(spread / n))
+
+
+def difference_interval(rate: float, variance: float, confidence: float = 0.95) -> tuple[float, float]:
+    """A normal interval ``rate ± z·√variance`` (the delta method's)."""
+    from scipy.stats import norm
+
+    half = float(norm.ppf(1 - (1 - confidence) / 2)) * math.sqrt(max(0.0, variance))
+    return rate - half, rate + half

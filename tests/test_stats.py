@@ -217,25 +217,43 @@ def test_paired_shares_counts_cases_not_trials():
     assert stats.mcnemar_exact_one_sided(30, 0) < 1e-8  # what pooling n·K units would claim
 
 
-def test_paired_shares_many_cases_is_a_t_test():
-    rng = np.random.default_rng(7)
-    diffs = [float(x) for x in np.round(rng.uniform(-0.8, 1.0, 60), 2)] + [0.0] * 10
-    expected = ttest_1samp(diffs, 0.0, alternative="greater").pvalue
-    assert stats.paired_shares_test_one_sided(diffs) == pytest.approx(expected, abs=1e-12)
-    assert stats.paired_shares_test_one_sided([0.5] * 25) == pytest.approx(0.5**25)
+def _exact_sign_flip_numpy(diffs):
+    sums = np.zeros(1)
+    for d in diffs:
+        sums = np.concatenate([sums + abs(d), sums - abs(d)])
+    return float(np.mean(sums >= sum(diffs) - 1e-9))
+
+
+def test_paired_shares_beyond_2_to_16_is_a_seeded_monte_carlo_of_the_same_test():
+    rng = np.random.default_rng(3)
+    twenty = [(int(rng.integers(0, 8)) - int(rng.integers(1, 8))) / 7 for _ in range(20)]  # K = 7
+    exact = _exact_sign_flip_numpy(twenty)
+    p = stats.paired_shares_test_one_sided(twenty)
+    assert p == stats.paired_shares_test_one_sided(twenty)  # seeded: the same data, the same p
+    assert abs(p - exact) < 4 * (exact * (1 - exact) / 99_999) ** 0.5 + 1e-4  # Monte-Carlo error only
+    # no jump at the switch from exact to Monte-Carlo: 16 values (exact) and 17 (sampled) agree
+    sixteen = twenty[:16]
+    assert stats.paired_shares_test_one_sided(sixteen) == pytest.approx(_brute_sign_flip(sixteen), abs=1e-12)
+    seventeen = twenty[:17]
+    exact17 = _exact_sign_flip_numpy(seventeen)
+    assert abs(stats.paired_shares_test_one_sided(seventeen) - exact17) < 4 * (exact17 * (1 - exact17) / 99_999) ** 0.5 + 1e-4
+    assert stats.paired_shares_test_one_sided([0.5] * 25) < 1e-4
     assert stats.paired_shares_test_one_sided([-0.5] * 25) == 1.0
 
 
-def test_paired_shares_exact_up_to_20_nonzero_matches_brute_force():
+def test_paired_shares_test_honours_the_margin():
+    # every case dropped by exactly the margin: no evidence of a drop beyond it
+    assert stats.paired_shares_test_one_sided([0.02] * 40, margin=0.02) == 1.0
+    diffs = [0.2, 0.1, 0.0, 0.3, -0.1, 0.2, 0.1, 0.2]
+    shifted = [d - 0.05 for d in diffs]
+    assert stats.paired_shares_test_one_sided(diffs, margin=0.05) == pytest.approx(_brute_sign_flip(shifted), abs=1e-12)
+    assert stats.paired_shares_test_one_sided(diffs, margin=0.05) > stats.paired_shares_test_one_sided(diffs)
+
+
+def test_paired_shares_exact_up_to_16_nonzero_matches_brute_force():
     rng = np.random.default_rng(3)
     diffs = [float(x) for x in np.round(rng.uniform(-0.5, 1.0, 12), 1)] + [0.0] * 30
     assert stats.paired_shares_test_one_sided(diffs) == pytest.approx(_brute_sign_flip(diffs), abs=1e-12)
-    twenty = [(int(rng.integers(0, 8)) - int(rng.integers(1, 8))) / 7 for _ in range(20)]  # K = 7
-    sums = np.zeros(1)
-    for d in twenty:
-        sums = np.concatenate([sums + abs(d), sums - abs(d)])
-    expected = float(np.mean(sums >= sum(twenty) - 1e-9))
-    assert stats.paired_shares_test_one_sided(twenty) == pytest.approx(expected, abs=1e-12)
 
 
 def test_chain_rates():

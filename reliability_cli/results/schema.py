@@ -175,6 +175,8 @@ class GateRow(_Model):
     n_shared: int | None = None
     base_rate: float | None = None
     cand_rate: float | None = None
+    #: the smallest drop this baseline gate detects with 80% power at its n (normal approximation)
+    detectable_drop: float | None = None
 
 
 class GateSettings(_Model):

@@ -67,7 +67,7 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
     doc = compare(base, cand, max_drop=0.02, alpha=0.05)
     assert doc["paired_on"] == "cases"
     row = next(r for r in doc["rows"] if r["name"] == "step:s2")
-    assert row["test"] == "paired-shares" and row["n_shared"] == cases and 0 < row["n_units"] < cases * trials
+    assert row["test"] == "sign-flip" and row["n_shared"] == cases and 0 < row["n_units"] < cases * trials
     # recompute the per-case differences by hand
     def shares(d):
         out = {}

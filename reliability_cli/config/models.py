@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .graph_models import FinalConfig, GraphConfig
+
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", min_length=1, max_length=64)]
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -107,7 +109,9 @@ class Message(Model):
 
 class Step(Model):
     id: StepId
-    endpoint: str
+    endpoint: str | None = None  # required unless the pipeline has a ``graph:``
+    node: str | None = None  # graph pipelines: the node judged (default: the step id)
+    output: str | None = None  # graph pipelines: what checks see (default: the update as JSON)
     description: str | None = None
     prompt: Union[str, list[Message]] = ""
     params: dict[str, Any] = Field(default_factory=dict)
@@ -156,9 +160,11 @@ class PipelineModel(Model):
     description: str | None = None
     evalset: Union[str, list[str], None] = None
     seed: int = 0
-    endpoints: dict[str, EndpointConfig]
+    endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
     defaults: Defaults = Defaults()
+    graph: GraphConfig | None = None
     steps: Annotated[list[Step], Field(min_length=1)]
+    final: FinalConfig | None = None
     gates: Gates = Gates()
 
 

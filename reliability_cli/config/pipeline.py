@@ -58,6 +58,9 @@ class StepPlan:
     checks: tuple[CheckPlan, ...]
     retry: Retry
     timeout_s: float
+    node: str | None = None  # graph pipelines: the node this step judges (None for ``final``)
+    output: Any = None  # graph pipelines: the compiled ``output`` template, or None
+    final: bool = False  # graph pipelines: the ``final:`` checks on the final state
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Pipeline:
     def with_retries(self, retries: int) -> Pipeline:
         """What-if: every step's ``max_attempts`` becomes ``retries + 1``."""
         steps = tuple(
+            s if s.final else  # a graph's final checks judge a state: nothing to retry
             StepPlan(**{**s.__dict__, "retry": Retry(retries + 1, s.retry.on, s.retry.backoff)})
             for s in self.steps
         )
@@ -296,6 +300,10 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
 
     from ..checks import validate_spec
 
+    if model.graph is not None:
+        from .graph import plan_graph_steps
+
+        return plan_graph_steps(model, positions)
     problems: list[RelcheckError] = []
     ids: dict[str, int] = {}
     plans: list[StepPlan] = []
@@ -314,6 +322,14 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         sp: Path = ("steps", i)
         if step.id in ids:
             problems.append(ConfigError(f"duplicate step id '{step.id}'", positions.locate(sp + ("id",))))
+        if step.endpoint is None or step.node is not None or step.output is not None:
+            key = "endpoint" if step.endpoint is None else "node" if step.node is not None else "output"
+            problems.append(ConfigError(
+                "missing required key 'endpoint'" if key == "endpoint" else
+                f"'{key}' is a key of graph steps; this pipeline has no graph: section",
+                positions.locate(sp + ((key,) if key != "endpoint" else ())),
+                hint="a step calls an endpoint, or a pipeline with graph: judges the node a step names"))
+            continue
         if step.endpoint not in model.endpoints:
             close = difflib.get_close_matches(step.endpoint, list(model.endpoints), n=1)
             problems.append(ConfigError(
@@ -354,6 +370,18 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             if hasattr(ep, key):
                 key_name = "json" if key == "json_body" else key
                 _compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
+    if model.final is not None:
+        problems.append(ConfigError("'final' checks the final state of a graph; this pipeline has no graph: section",
+                                    positions.locate(("final",), key=True)))
+    check_gates_and_judges(model, set(ids), positions, problems)
+    if problems:
+        raise _one_or_many(problems)
+    return tuple(plans)
+
+
+def check_gates_and_judges(model: m.PipelineModel, ids: set[str], positions: Positions,
+                           problems: list[RelcheckError]) -> None:
+    """Gates name known steps; ``llm-rubric`` checks name known endpoints."""
     for step_id in model.gates.steps:
         if step_id not in ids:
             problems.append(ConfigError(f"gate names unknown step '{step_id}'",
@@ -364,9 +392,6 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
                 problems.append(ConfigError(f"llm-rubric names unknown endpoint '{judge}'",
                                             positions.locate(("steps", i, "checks", j, "endpoint"))))
-    if problems:
-        raise _one_or_many(problems)
-    return tuple(plans)
 
 
 def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:

@@ -94,6 +94,9 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     head = ["step", "pass / reached", "rate", f"{conf:.0%} CI", *(["isolated"] if isolated else []),
             "1st try", "recovery", "recovery if independent", "retried", "attempts (pass/fail/error)",
             "error kinds", "p50 ms", "p95 ms", "max ms", "tokens in/out", "cost USD"]
+    graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
+    if graph:
+        head += ["reach", "visits/unit"]
     rows = []
     for s in results["steps"]:
         lat = s.get("latency_ms") or {}
@@ -111,6 +114,9 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
                  _e(kinds), _ms(lat.get("p50")), _ms(lat.get("p95")), _ms(lat.get("max")),
                  f"{(s.get('tokens') or {}).get('input', 0)}/{(s.get('tokens') or {}).get('output', 0)}",
                  "—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}"]
+        if graph:
+            per_unit = (s.get("visits") or {}).get("per_unit")
+            cells += [_pct(s.get("reach_share")), "—" if per_unit is None else f"{per_unit:.2f}"]
         rows.append("<tr>" + "".join(f'<td{"" if i == 0 else " class=n"}>{c}</td>' for i, c in enumerate(cells))
                     + "</tr>")
     return ('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
@@ -120,7 +126,7 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
 def waterfall_svg(results: Mapping[str, Any]) -> str:
     """Vertical bars: units alive at start and after each step; the loss at each step in red."""
     total = results["end_to_end"]["total"] or 0
-    stages: list[tuple[str, int]] = [("start", total)] + [(s["id"], s["passed"]) for s in results["steps"]]
+    stages: list[tuple[str, int]] = [("start", total)] + [(s["id"], s.get("survivors", s["passed"])) for s in results["steps"]]
     n = len(stages)
     h, top, bottom, left = 300, 24, 54, 48
     plot_h = h - top - bottom

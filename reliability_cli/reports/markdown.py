@@ -78,6 +78,9 @@ def _steps(results: Mapping[str, Any], conf: float) -> list[str]:
             "p50 / p95 ms"]
     if isolated:
         head.insert(4, "isolated")
+    graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
+    if graph:
+        head += ["reach", "visits/unit"]
     out = ["### Steps", "", "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     for s in results["steps"]:
         lat = s.get("latency_ms") or {}
@@ -90,6 +93,9 @@ def _steps(results: Mapping[str, Any], conf: float) -> list[str]:
         if isolated:
             iso = s.get("isolated") or {}
             cells.insert(4, f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})")
+        if graph:
+            per_unit = (s.get("visits") or {}).get("per_unit")
+            cells += [_pct(s.get("reach_share")), "—" if per_unit is None else f"{per_unit:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 

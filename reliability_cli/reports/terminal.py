@@ -45,6 +45,8 @@ class TerminalReport:
         yield Text("")
         yield self._steps_table(r)
         yield Text("")
+        if any("reach_share" in s for s in r["steps"]):
+            yield self._graph(r)
         yield self._waterfall(r, min(options.max_width, 100))
         if any("isolated" in s for s in r["steps"]):
             yield self._isolated(r)
@@ -97,9 +99,23 @@ class TerminalReport:
             )
         return table
 
+    def _graph(self, r: Mapping[str, Any]) -> Group:
+        """Graph pipelines: where each judged node ran (branches) and how often (loops)."""
+        table = Table(box=box.SIMPLE_HEAD, title="Graph: reach and visits per node", title_justify="left",
+                      pad_edge=False, show_edge=False)
+        for name in ("step", "reached", "reach share", "visits", "visits/unit"):
+            table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True,
+                             max_width=18 if name == "step" else None)
+        for s in r["steps"]:
+            visits = s.get("visits") or {}
+            per_unit = visits.get("per_unit")
+            table.add_row(s["id"], str(s["reached"]), pct(s.get("reach_share")), str(visits.get("total", 0)),
+                          "—" if per_unit is None else f"{per_unit:.2f}")
+        return Group(table, Text(""))
+
     def _waterfall(self, r: Mapping[str, Any], width: int) -> Group:
         total = r["end_to_end"]["total"]
-        rows = [("start", total)] + [(s["id"], s["passed"]) for s in r["steps"]]
+        rows = [("start", total)] + [(s["id"], s.get("survivors", s["passed"])) for s in r["steps"]]
         bar_width = max(10, width - 36)
         lines = [Text("Survival: units still passing after each step", style="bold")]
         for name, alive in rows:

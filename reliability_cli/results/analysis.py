@@ -41,6 +41,7 @@ from .schema import (
     StepRow,
     Tokens,
     UnitRecord,
+    Visits,
     WhatIfRow,
 )
 
@@ -53,7 +54,7 @@ PHASES = ("chained", "isolated")
 ATTEMPT_COLUMNS = ["slot", "outcome", "error_kind", "latency_ms", "throttled", "tokens_in", "tokens_out",
                    "cost_usd", "priced"]
 STEP_COLUMNS = ["slot", "case", "trial", "position", "final", "first", "attempts", "error_kind", "reason",
-                "output"]
+                "output", "visits"]
 FAILURE_KEYS = ["case", "trial", "outcome", "error_kind", "reason", "output"]
 
 
@@ -78,6 +79,7 @@ class StepTally:
     first_pass: int = 0
     retry_recovered: int = 0
     retried: int = 0
+    visits: int = 0  # graph pipelines: executions of the node over the units that reached it
     skipped_no_gold: int = 0
     attempts: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -173,6 +175,8 @@ def build_results(journal: Path | Sequence[Path], steps: Sequence[StepSpec], run
         chained[spec.id].to_row(spec, trials, confidence,
                                 isolated[spec.id].to_isolated(trials, confidence) if isolated else None)
         for spec in steps)
+    if agg.graph:
+        step_rows = _graph_columns(step_rows, chained, units)
     return assemble(run, step_rows, units, trials=trials, confidence=confidence, isolate=isolated is not None)
 
 
@@ -205,6 +209,7 @@ class _Aggregator:
         self.failures: list[pd.DataFrame] = []  # the first FAILURES_KEPT per slot so far
         self.per_case: list[pd.DataFrame] = []
         self.seq = 0  # arrival order of unit steps: breaks ties among failures
+        self.graph = False  # the journal is a graph pipeline's (its steps count visits)
 
     def read(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Aggregate journal records, CHUNK_LINES at a time.
@@ -244,7 +249,9 @@ class _Aggregator:
                     slot = slots.get((phase, s["step"]))
                     if slot is not None:
                         steps.append((slot, case, trial, position, s.get("final"), s.get("first"),
-                                      s.get("attempts", 1), s.get("error_kind"), s.get("reason"), s.get("output")))
+                                      s.get("attempts", 1), s.get("error_kind"), s.get("reason"), s.get("output"),
+                                      s.get("visits", 1)))
+                        self.graph = self.graph or "visits" in s
             self.units.add(position, unit)
             lines += 1
             if lines >= CHUNK_LINES:
@@ -298,10 +305,12 @@ class _Aggregator:
         retried = reached & (frame["attempts"] > 1)
         flags = frame[["slot"]].assign(
             skipped=~reached, reached=reached, passed=passed, failed=final == "fail",
-            first_pass=reached & (frame["first"] == "pass"), retried=retried, recovered=retried & passed)
+            first_pass=reached & (frame["first"] == "pass"), retried=retried, recovered=retried & passed,
+            visits=frame["visits"].where(reached, 0))
         sums = flags.groupby("slot", sort=False).sum()
-        for slot, skipped, n, p, f, first, again, recovered in sums.itertuples(name=None):
+        for slot, skipped, n, p, f, first, again, recovered, visits in sums.itertuples(name=None):
             tally = self.tallies[slot]
+            tally.visits += int(visits)
             tally.skipped_no_gold += int(skipped)
             tally.reached += int(n)
             tally.passed += int(p)
@@ -448,25 +457,54 @@ def end_to_end_of(units: Sequence[UnitRecord], steps: Sequence[StepRow], trials:
                     infra_errors=infra, error_rate=infra / total if total else None, **extra)
 
 
+def _graph_columns(steps: Sequence[StepRow], tallies: Mapping[str, StepTally],
+                   units: Sequence[UnitRecord]) -> tuple[StepRow, ...]:
+    """Graph pipelines: each node's ``reach_share`` (units where it ran), ``visits`` (its
+    executions per unit that reached it: a tool loop runs a node several times) and
+    ``survivors`` (units not yet failed after this step, in step order: with branches, a
+    step's ``passed`` is not the survival count)."""
+    total = len(units)
+    failed_at = Counter(u.failed_step for u in units if not u.passed)
+    alive = total
+    rows = []
+    for row in steps:
+        tally = tallies[row.id]
+        alive -= failed_at.get(row.id, 0)
+        rows.append(row.model_copy(update={
+            "reach_share": tally.reached / total if total else None,
+            "visits": Visits(total=tally.visits, per_unit=ratio(tally.visits, tally.reached)),
+            "survivors": alive}))
+    return tuple(rows)
+
+
 def what_if(steps: Sequence[StepRow], e2e: EndToEnd) -> tuple[WhatIfRow, ...]:
     """One more retry on each step: projected end to end, independent and measured."""
     rows = []
     rates = [s.rate for s in steps]
+    alive = e2e.total
     for i, s in enumerate(steps):
         p, rate, rho = s.first_try_rate, s.rate, s.recovery_rate
+        reach, visits = 1.0, 1.0
+        if s.survivors is not None:  # graph pipelines: a node on a branch, or in a loop (_graph_columns)
+            reach = min(1.0, s.reached / alive) if alive else 1.0
+            visits = max(1.0, (s.visits.per_unit if s.visits else None) or 1.0)
+            alive = s.survivors
         if p is None or rate is None:
             continue
         retries = s.max_attempts - 1
-        indep = stats.step_rate_with_retries(p, retries + 1)
+        # independence: each visit's retry is a fresh draw (one visit per unit: 1-(1-p)^(r+2))
+        indep = stats.step_rate_with_retries(p ** (1 / visits), retries + 1) ** visits
         measured = 1 - (1 - rate) * (1 - rho) if rho is not None else None
         others = [r for j, r in enumerate(rates) if j != i and r is not None]
 
-        def project(step_rate: float | None, *, others: list[float] = others, rate: float = rate) -> float | None:
+        def project(step_rate: float | None, *, others: list[float] = others, rate: float = rate,
+                    reach: float = reach) -> float | None:
             if step_rate is None:
                 return None
-            if rate > 0 and e2e.rate is not None:
-                return min(1.0, e2e.rate * step_rate / rate)
-            return stats.chain_rate([*others, step_rate])
+            now, then = 1 - reach * (1 - rate), 1 - reach * (1 - step_rate)  # of the units alive here
+            if now > 0 and e2e.rate is not None:
+                return min(1.0, e2e.rate * then / now)
+            return stats.chain_rate([*others, then])
 
         rows.append(WhatIfRow(step=s.id, retries_now=retries, retries_then=retries + 1, first_try_rate=p,
                               rate_now=rate, recovery_rate=rho, step_rate_independent=indep,

@@ -40,13 +40,24 @@ class StepModel:
     model: str  # "measured" or "independent"
     p50_ms: float | None
     usd_per_attempt: float | None
+    #: graph pipelines: the share of units still passing here that run the node (a branch) …
+    reach_given_alive: float = 1.0
+    #: … and its executions per unit that runs it (a loop); each visit is judged and retried
+    visits: float = 1.0
+
+    def _visit_failure(self, retries: int) -> float:
+        keep = 1 - self.per_retry_recovery
+        v = self.visits
+        if retries >= self.retries_now:
+            return (1 - self.rate_now ** (1 / v)) * keep ** (retries - self.retries_now)
+        return (1 - self.first_try_rate ** (1 / v)) * keep ** retries
 
     def failure(self, retries: int) -> float:
-        """Probability that the step's final attempt does not pass with ``retries`` retries."""
-        keep = 1 - self.per_retry_recovery
-        if retries >= self.retries_now:
-            return (1 - self.rate_now) * keep ** (retries - self.retries_now)
-        return (1 - self.first_try_rate) * keep ** retries
+        """Probability that the step's final attempt does not pass with ``retries`` retries
+        (for a node visited several times per unit: that some visit does not)."""
+        if self.visits == 1:
+            return self._visit_failure(retries)
+        return 1 - (1 - self._visit_failure(retries)) ** self.visits
 
     def rate(self, retries: int) -> float:
         return 1 - self.failure(retries)
@@ -54,27 +65,35 @@ class StepModel:
     def expected_attempts(self, retries: int) -> float:
         """Expected attempts of a unit that reaches the step."""
         keep = 1 - self.per_retry_recovery
-        return 1 + (1 - self.first_try_rate) * sum(keep ** j for j in range(retries))
+        first_fail = 1 - self.first_try_rate ** (1 / self.visits)
+        return self.visits * (1 + first_fail * sum(keep ** j for j in range(retries)))
 
 
 def step_models(results: Results) -> list[StepModel]:
     """A :class:`StepModel` per step of ``results``; steps no unit reached are skipped."""
     models = []
+    alive = results.end_to_end.total
     for s in results.steps:
         p, rate = s.first_try_rate, s.rate
+        reach, visits = 1.0, 1.0
+        if s.survivors is not None:  # a graph pipeline: branches and loops (analysis._graph_columns)
+            reach = min(1.0, s.reached / alive) if alive else 1.0
+            visits = max(1.0, (s.visits.per_unit if s.visits else None) or 1.0)
+            alive = s.survivors
         if p is None or rate is None:
             continue
         r0 = max(0, s.max_attempts - 1)
         rho = s.recovery_rate
         if rho is not None and r0 >= 1:
             q, model = 1 - (1 - rho) ** (1 / r0), "measured"
-        else:
-            q, model = p, "independent"
+        else:  # a retry is a fresh draw: it passes like a first try (of one visit, in a loop)
+            q, model = p ** (1 / visits), "independent"
         cost = s.cost_usd
         models.append(StepModel(
             id=s.id, retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
             p50_ms=s.latency_ms.p50,
-            usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None))
+            usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None,
+            reach_given_alive=reach, visits=visits))
     return models
 
 
@@ -82,9 +101,10 @@ def _evaluate(models: Sequence[StepModel], budget: Sequence[int]) -> tuple[float
     """(end-to-end rate, expected calls per unit, reach probability per step)."""
     alive, calls, reach = 1.0, 0.0, []
     for m, r in zip(models, budget):
-        reach.append(alive)
-        calls += alive * m.expected_attempts(r)
-        alive *= m.rate(r)
+        runs = alive * m.reach_given_alive
+        reach.append(runs)
+        calls += runs * m.expected_attempts(r)
+        alive -= runs * m.failure(r)
     return alive, calls, reach
 
 

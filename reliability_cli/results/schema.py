@@ -85,6 +85,13 @@ class IsolatedRow(_Model):
     case_counts: dict[str, tuple[int, int]] | None = None
 
 
+class Visits(_Model):
+    """Graph pipelines: a node's executions over the units that ran it."""
+
+    total: int
+    per_unit: float | None
+
+
 class StepRow(_Model):
     """One step of the chained pass (SPEC §5)."""
 
@@ -114,6 +121,12 @@ class StepRow(_Model):
     #: units whose first attempt passed (stored: ``first_try_rate`` × ``reached`` loses it)
     first_try_passed: int = 0
     isolated: IsolatedRow | None = None
+    #: graph pipelines only: the share of all units that ran the node (a branch) …
+    reach_share: float | None = None
+    #: … its executions over the units that ran it (a loop) …
+    visits: Visits | None = None
+    #: … and the units not failed at this step or before it, in step order (the survival chart)
+    survivors: int | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -138,6 +138,8 @@ class Engine:
     _halt: bool = False  # an early-stop rule fired: end the run once the deciding attempt is journaled
     _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
+    #: a graph pipeline's runner (``relcheck.graphs``): it runs the units instead of the steps loop
+    graph: Any = None
 
     # ------------------------------------------------------------------ scheduling
 
@@ -200,6 +202,9 @@ class Engine:
 
     async def run_unit(self, unit: Unit) -> None:
         case, trial = unit.case, unit.trial
+        if self.graph is not None:
+            self._unit_done(await self.graph.run_unit(case, trial))
+            return
         steps_ctx: dict[str, Any] = {}
         outcomes: list[StepOutcome] = []
         failed: StepOutcome | None = None
@@ -222,6 +227,9 @@ class Engine:
         }
         if self.isolate:
             record["isolated"] = await self.run_isolated(case, trial, steps_ctx)
+        self._unit_done(record)
+
+    def _unit_done(self, record: dict[str, Any]) -> None:
         self.journal.write({"unit_done": record})
         if self.on_unit is not None:
             self.on_unit(record)

@@ -88,6 +88,7 @@ class Prepared:
     evalset: CaseSelection
     seed: int
     units: int
+    graph: Any = None  # a graph pipeline's loaded graph (``relcheck.graphs``)
 
 
 def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
@@ -97,7 +98,12 @@ def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
     paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
     evalset = select_cases(paths, pipeline, options.filter_tags, options.shard, options.limit, shard_of)
     seed = pipeline.model.seed if options.seed is None else options.seed
-    return Prepared(pipeline, evalset, seed, len(evalset) * options.trials)
+    graph = None
+    if pipeline.model.graph is not None:
+        from ..graphs import check_graph
+
+        graph = check_graph(pipeline)
+    return Prepared(pipeline, evalset, seed, len(evalset) * options.trials, graph)
 
 
 def apply_overrides(pipeline: Pipeline, options: RunOptions) -> Pipeline:
@@ -219,6 +225,10 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
             })
         engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
                         on_unit, options.isolate)
+        if prep.graph is not None:
+            from ..graphs.langgraph import GraphRunner
+
+            engine.graph = GraphRunner(engine, prep.graph)
         loop = asyncio.get_running_loop()
         _install_signals(loop, engine)
         units = units_of(prep.evalset.cases, options.trials)

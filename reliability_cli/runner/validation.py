@@ -90,10 +90,17 @@ def _templates(pipeline: Pipeline) -> Iterator[tuple[tuple[Any, ...], str]]:
         for j, (_, tpl) in enumerate(step.messages):
             path = ("steps", step.index, "prompt") + ((j, "content") if len(step.messages) > 1 else ())
             yield path, tpl.source
+        base = ("final",) if step.final else ("steps", step.index)
+        if step.output is not None:  # graph pipelines
+            yield base + ("output",), step.output.source
         for k, plan in enumerate(step.checks):
             for key, value in plan.templated.items():
                 for source in _sources(value):
-                    yield ("steps", step.index, "checks", k, key), source
+                    yield base + ("checks", k, key), source
+    graph = pipeline.model.graph
+    if graph is not None:
+        for source in _sources(graph.input):
+            yield ("graph", "input"), source
     for name, ep in pipeline.endpoints.items():
         if getattr(ep, "reply", None) is not None:
             for source in _sources(ep.reply):

@@ -65,6 +65,7 @@ class StepSpec:
     id: str
     endpoint: str
     max_attempts: int
+    retry_on: tuple[str, ...] = ("error", "fail")
 
 
 @dataclass
@@ -107,9 +108,10 @@ class StepTally:
         latencies = np.concatenate(self.latencies) if self.latencies else np.empty(0)
         extra: dict[str, Any] = {"isolated": isolated} if isolated is not None else {}
         return StepRow(
-            id=self.id, endpoint=spec.endpoint, max_attempts=spec.max_attempts,
+            id=self.id, endpoint=spec.endpoint, max_attempts=spec.max_attempts, retry_on=spec.retry_on,
             **self._common(trials, confidence),
-            **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried),
+            **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried,
+                           spec.max_attempts - 1),
             retry_recovered=self.retry_recovered, retried=self.retried,
             attempt_outcomes={k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
             error_kinds=dict(sorted(self.error_kinds.items())),
@@ -127,11 +129,13 @@ class StepTally:
         return IsolatedRow(**self._common(trials, confidence), skipped_no_gold=self.skipped_no_gold, **extra)
 
 
-def retry_ratios(first_pass: int, reached: int, recovered: int, retried: int) -> dict[str, Any]:
-    """``recovery_rate`` (measured) and ``recovery_rate_independent`` (what a retry would
-    recover if attempts were independent: the first-try rate)."""
+def retry_ratios(first_pass: int, reached: int, recovered: int, retried: int, retries: int) -> dict[str, Any]:
+    """``recovery_rate`` (measured: of the units retried, the share that passed on a later
+    attempt) and ``recovery_rate_independent`` (what independence predicts for that share
+    over ``retries`` retries, each a fresh draw passing like a first try: 1 − (1 − p)^r)."""
     first = ratio(first_pass, reached)
-    return {"recovery_rate": ratio(recovered, retried), "recovery_rate_independent": first if retried else None}
+    independent = 1 - (1 - first) ** retries if (retried and first is not None) else None
+    return {"recovery_rate": ratio(recovered, retried), "recovery_rate_independent": independent}
 
 
 def ratio(a: int, b: int) -> float | None:
@@ -188,8 +192,9 @@ def assemble(run: Mapping[str, Any], steps: Sequence[StepRow], units: Sequence[U
     requests = sum(s.attempts + (s.isolated.attempts if s.isolated else 0) for s in steps)
     info = RunInfo(**{**run, "units": len(units), "requests": requests,
                       "cost_usd": round(sum(costs), 6) if costs else None, "confidence": confidence, **run_extra})
-    return Results(run=info, steps=tuple(steps), end_to_end=end_to_end, what_if=what_if(steps, end_to_end),
-                   gates=(), units=tuple(units), verdict="pass", exit_code=0)
+    results = Results(run=info, steps=tuple(steps), end_to_end=end_to_end, what_if=(), gates=(),
+                      units=tuple(units), verdict="pass", exit_code=0)
+    return results.model_copy(update={"what_if": what_if(results)})
 
 
 class _Aggregator:
@@ -477,37 +482,33 @@ def _graph_columns(steps: Sequence[StepRow], tallies: Mapping[str, StepTally],
     return tuple(rows)
 
 
-def what_if(steps: Sequence[StepRow], e2e: EndToEnd) -> tuple[WhatIfRow, ...]:
-    """One more retry on each step: projected end to end, independent and measured."""
+def what_if(results: Results) -> tuple[WhatIfRow, ...]:
+    """One more retry on each step: the projected step and end-to-end rates.
+
+    Both projections use the retry model of :mod:`.planning` (one model for what-if and
+    ``relcheck plan``): *measured* takes the per-retry recovery q from the measured
+    ``recovery_rate`` ρ over today's r retries (q = 1 − (1 − ρ)^(1/r)); *independent* takes a
+    retry as a fresh draw passing like a first try. Only failures the step's ``retry.on``
+    retries are recovered.
+    """
+    from .planning import independent, project_one_more_retry, step_models
+
     rows = []
-    rates = [s.rate for s in steps]
-    alive = e2e.total
-    for i, s in enumerate(steps):
-        p, rate, rho = s.first_try_rate, s.rate, s.recovery_rate
-        reach, visits = 1.0, 1.0
-        if s.survivors is not None:  # graph pipelines: a node on a branch, or in a loop (_graph_columns)
-            reach = min(1.0, s.reached / alive) if alive else 1.0
-            visits = max(1.0, (s.visits.per_unit if s.visits else None) or 1.0)
-            alive = s.survivors
-        if p is None or rate is None:
+    e2e = results.end_to_end
+    measured_models = {m.id: m for m in step_models(results)}
+    for s in results.steps:
+        model = measured_models.get(s.id)
+        if model is None or s.first_try_rate is None or s.rate is None:
             continue
-        retries = s.max_attempts - 1
-        # independence: each visit's retry is a fresh draw (one visit per unit: 1-(1-p)^(r+2))
-        indep = stats.step_rate_with_retries(p ** (1 / visits), retries + 1) ** visits
-        measured = 1 - (1 - rate) * (1 - rho) if rho is not None else None
-        others = [r for j, r in enumerate(rates) if j != i and r is not None]
-
-        def project(step_rate: float | None, *, others: list[float] = others, rate: float = rate,
-                    reach: float = reach) -> float | None:
-            if step_rate is None:
-                return None
-            now, then = 1 - reach * (1 - rate), 1 - reach * (1 - step_rate)  # of the units alive here
-            if now > 0 and e2e.rate is not None:
-                return min(1.0, e2e.rate * then / now)
-            return stats.chain_rate([*others, then])
-
-        rows.append(WhatIfRow(step=s.id, retries_now=retries, retries_then=retries + 1, first_try_rate=p,
-                              rate_now=rate, recovery_rate=rho, step_rate_independent=indep,
-                              step_rate_measured=measured, end_to_end_now=e2e.rate,
-                              end_to_end_independent=project(indep), end_to_end_measured=project(measured)))
+        retries = model.retries_now
+        indep_model = independent(model)
+        indep, e2e_indep = project_one_more_retry(results, indep_model)
+        if model.model == "measured":
+            measured, e2e_measured = project_one_more_retry(results, model)
+        else:
+            measured, e2e_measured = None, None
+        rows.append(WhatIfRow(step=s.id, retries_now=retries, retries_then=retries + 1,
+                              first_try_rate=s.first_try_rate, rate_now=s.rate, recovery_rate=s.recovery_rate,
+                              step_rate_independent=indep, step_rate_measured=measured, end_to_end_now=e2e.rate,
+                              end_to_end_independent=e2e_indep, end_to_end_measured=e2e_measured))
     return tuple(rows)

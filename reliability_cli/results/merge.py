@@ -59,7 +59,7 @@ def merge(paths: Sequence[str | Path], docs: Sequence[Results] | None = None) ->
     info = _run_info(docs)
     journals = [Path(d.run.dir) / "attempts.jsonl" for d in docs if d.run.dir]
     if len(journals) == len(docs) and all(_journal_matches(j, first) for j in journals):
-        steps = [analysis.StepSpec(s.id, s.endpoint, s.max_attempts) for s in docs[0].steps]
+        steps = [analysis.StepSpec(s.id, s.endpoint, s.max_attempts, s.retry_on) for s in docs[0].steps]
         results = analysis.build_results(journals, steps, info, trials=first.trials, confidence=first.confidence,
                                          isolate=first.isolate, order=order)
     else:
@@ -161,7 +161,8 @@ def _from_summaries(docs: Sequence[Results], info: dict[str, Any], order: dict[s
             id=base.id, endpoint=base.endpoint, max_attempts=base.max_attempts, rate=rate, ci=ci,
             first_try_rate=analysis.ratio(total["first_try_passed"], total["reached"]),
             **analysis.retry_ratios(total["first_try_passed"], total["reached"], total["retry_recovered"],
-                                    total["retried"]),
+                                    total["retried"], base.max_attempts - 1),
+            retry_on=base.retry_on,
             attempt_outcomes={k: sum(p.attempt_outcomes.get(k, 0) for p in parts) for k in ("pass", "fail", "error")},
             error_kinds=dict(sorted(kinds.items())),
             latency_ms=_latency(parts),

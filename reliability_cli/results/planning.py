@@ -20,10 +20,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .schema import Results
+from ..records import is_retryable_error
+from ..stats import chain_rate
+from .schema import Results, StepRow
 
 EXHAUSTIVE_LIMIT = 200_000
 
@@ -44,13 +46,25 @@ class StepModel:
     reach_given_alive: float = 1.0
     #: … and its executions per unit that runs it (a loop); each visit is judged and retried
     visits: float = 1.0
+    #: the share of failed first attempts the step's ``retry.on`` retries (1: all of them)
+    retryable: float = 1.0
 
     def _visit_failure(self, retries: int) -> float:
+        """A visit's failure: the part retries cannot touch, plus the retried part that is
+        still failing after ``retries`` retries (each recovering ``per_retry_recovery``)."""
         keep = 1 - self.per_retry_recovery
         v = self.visits
-        if retries >= self.retries_now:
-            return (1 - self.rate_now ** (1 / v)) * keep ** (retries - self.retries_now)
-        return (1 - self.first_try_rate ** (1 / v)) * keep ** retries
+        first = 1 - self.first_try_rate ** (1 / v)
+        stuck = first * (1 - self.retryable)  # failures retry.on does not retry
+        if retries >= self.retries_now:  # anchored to the rate measured at today's budget
+            now = 1 - self.rate_now ** (1 / v)
+            stuck = min(stuck, now)
+            return stuck + (now - stuck) * keep ** (retries - self.retries_now)
+        return stuck + (first - stuck) * keep ** retries
+
+    @property
+    def helped_by_retries(self) -> bool:
+        return self.retryable > 0 and self.per_retry_recovery > 0
 
     def failure(self, retries: int) -> float:
         """Probability that the step's final attempt does not pass with ``retries`` retries
@@ -65,8 +79,8 @@ class StepModel:
     def expected_attempts(self, retries: int) -> float:
         """Expected attempts of a unit that reaches the step."""
         keep = 1 - self.per_retry_recovery
-        first_fail = 1 - self.first_try_rate ** (1 / self.visits)
-        return self.visits * (1 + first_fail * sum(keep ** j for j in range(retries)))
+        retried = (1 - self.first_try_rate ** (1 / self.visits)) * self.retryable  # first tries retried
+        return self.visits * (1 + retried * sum(keep ** j for j in range(retries)))
 
 
 def step_models(results: Results) -> list[StepModel]:
@@ -93,8 +107,53 @@ def step_models(results: Results) -> list[StepModel]:
             id=s.id, retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
             p50_ms=s.latency_ms.p50,
             usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None,
-            reach_given_alive=reach, visits=visits))
+            reach_given_alive=reach, visits=visits, retryable=retryable_share(s)))
     return models
+
+
+def retryable_share(step: StepRow) -> float:
+    """Of the step's attempts that did not pass, the share its ``retry.on`` retries: failed
+    checks with ``fail``, retryable error kinds with ``error`` (SPEC §4). 1 when none failed."""
+    outcomes = step.attempt_outcomes
+    failed = outcomes.get("fail", 0) + outcomes.get("error", 0)
+    if failed == 0:
+        return 1.0
+    retried = outcomes.get("fail", 0) if "fail" in step.retry_on else 0
+    if "error" in step.retry_on:
+        retried += sum(n for kind, n in step.error_kinds.items() if is_retryable_error(kind))
+    return retried / failed
+
+
+def why_not_helped(model: StepModel, step: StepRow) -> str:
+    """One line: why retries cannot lift this step."""
+    if model.retryable <= 0:
+        on = ", ".join(step.retry_on) or "nothing"
+        return (f"{step.id}: retry.on [{on}] retries none of its failures "
+                f"({step.attempt_outcomes.get('fail', 0)} failed checks, {step.errors} errors)")
+    return f"{step.id}: its retries never recovered a unit (recovery rate 0)"
+
+
+def independent(model: StepModel) -> StepModel:
+    """``model`` with a retry as a fresh draw: it passes like a first try (of one visit)."""
+    return replace(model, per_retry_recovery=model.first_try_rate ** (1 / model.visits), model="independent")
+
+
+def project_one_more_retry(results: Results, model: StepModel) -> tuple[float, float | None]:
+    """(step rate, end-to-end rate) with one more retry on ``model``'s step, others as they are.
+
+    The end-to-end projection scales the measured end-to-end rate by the change in the share
+    of units that survive the step (on a branch, only the units that run it change).
+    """
+    now, then = model.rate(model.retries_now), model.rate(model.retries_now + 1)
+    e2e = results.end_to_end.rate
+    reach = model.reach_given_alive
+    survive_now, survive_then = 1 - reach * (1 - now), 1 - reach * (1 - then)
+    if e2e is None:
+        return then, None
+    if survive_now > 0:
+        return then, min(1.0, e2e * survive_then / survive_now)
+    others = [m.rate(m.retries_now) for m in step_models(results) if m.id != model.id]
+    return then, chain_rate([*others, survive_then])
 
 
 def _evaluate(models: Sequence[StepModel], budget: Sequence[int]) -> tuple[float, float, list[float]]:
@@ -148,7 +207,7 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
             extra_usd += delta_attempts * m.usd_per_attempt * units
         rows.append({"step": m.id, "retries_now": r_now, "retries": r, "max_attempts": r + 1,
                      "first_try_rate": m.first_try_rate, "rate_now": m.rate_now, "rate_planned": m.rate(r),
-                     "model": m.model, "per_retry_recovery": m.per_retry_recovery,
+                     "model": m.model, "per_retry_recovery": m.per_retry_recovery, "retryable": m.retryable,
                      "expected_attempts": m.expected_attempts(r), "reach": pr,
                      "extra_calls_per_unit": delta_attempts})
     priced = any(m.usd_per_attempt is not None for m in models)
@@ -163,7 +222,9 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
         "units": units, "extra_calls": (calls - calls_now) * units,
         "extra_latency_ms_per_unit": extra_ms,
         "extra_cost_usd": (extra_usd if priced else None),
-        "blocking_steps": [m.id for m in models if m.rate(max_retries) < 1 and m.per_retry_recovery <= 0],
+        "blocking_steps": [m.id for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries],
+        "not_helped": [why_not_helped(m, results.step(m.id)) for m in models
+                       if m.rate(max_retries) < 1 and not m.helped_by_retries],
     }
 
 

@@ -120,6 +120,8 @@ class StepRow(_Model):
     failures_omitted: int
     #: units whose first attempt passed (stored: ``first_try_rate`` × ``reached`` loses it)
     first_try_passed: int = 0
+    #: what the step's retries retry (``retry.on``): plan and what-if model only those
+    retry_on: tuple[str, ...] = ("error", "fail")
     isolated: IsolatedRow | None = None
     #: graph pipelines only: the share of all units that ran the node (a branch) …
     reach_share: float | None = None

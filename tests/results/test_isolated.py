@@ -39,4 +39,26 @@ def test_recovery_rate_against_independence(tmp_path):
     assert step["recovery_rate"] is not None
     assert step["recovery_rate_independent"] == pytest.approx(step["first_try_rate"])
     (w,) = outcome.results.to_dict()["what_if"]
-    assert w["step_rate_independent"] == pytest.approx(1 - (1 - step["first_try_rate"]) ** 3)
+    # one model with plan: anchored to today's measured rate, one more retry as a fresh draw
+    assert w["step_rate_independent"] == pytest.approx(1 - (1 - step["rate"]) * (1 - step["first_try_rate"]))
+
+
+def test_two_retries_are_modelled_as_two_retries(tmp_path):
+    """Issue #12's reproduction: six steps failing 40% of attempts, two retries each."""
+    steps = [(f"s{i}", 0.4, "wrong") for i in range(6)]
+    pipeline = write_pipeline(tmp_path / "p", steps, 1000, seed=7002)
+    outcome = run(pipeline, tmp_path / "r", retries=2)
+    for s in outcome.results.steps:
+        p = s.first_try_rate
+        # over r = 2 retries independence predicts 1 - (1 - p)^2 ≈ 0.84, not p ≈ 0.6
+        assert s.recovery_rate_independent == pytest.approx(1 - (1 - p) ** 2)
+        assert s.recovery_rate == pytest.approx(0.84, abs=0.08)  # the attempts are independent
+    projected = []
+    for w in outcome.results.what_if:
+        s = outcome.results.step(w.step)
+        q = 1 - (1 - s.recovery_rate) ** 0.5  # per-retry recovery from the measured rate over 2 retries
+        assert w.step_rate_measured == pytest.approx(1 - (1 - s.rate) * (1 - q))
+        assert w.step_rate_measured == pytest.approx(1 - 0.4**4, abs=0.035)
+        projected.append(w.step_rate_measured)
+    # the true rate with three retries is 1 - 0.4^4 = 0.9744; the old model said about 0.991
+    assert sum(projected) / len(projected) == pytest.approx(1 - 0.4**4, abs=0.01)

@@ -97,6 +97,12 @@ def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
     paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
     evalset = select_cases(paths, pipeline, options.filter_tags, options.shard, options.limit, shard_of)
     seed = pipeline.model.seed if options.seed is None else options.seed
+    if not options.replay:
+        for name, ep in pipeline.endpoints.items():
+            if ep.type == "mcp":  # imported only for a pipeline that has an MCP endpoint
+                from ..endpoints.mcp import require_sdk
+
+                require_sdk(name, pipeline.positions.locate(("endpoints", name, "type")))
     return Prepared(pipeline, evalset, seed, len(evalset) * options.trials)
 
 
@@ -175,7 +181,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     if on_start:
         on_start(prep.units - len(done))
     try:
-        engine = asyncio.run(_drive(journal, prep, options, done, on_unit))
+        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir))
     finally:
         journal.close()
     if engine.unreachable is not None:
@@ -203,11 +209,11 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
 
 
 async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
-                 on_unit: Callable[[dict[str, Any]], None] | None) -> Engine:
+                 on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None) -> Engine:
     """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
-    from ..endpoints import Endpoint, build_endpoint
+    from ..endpoints import Endpoint, build_endpoint, link_tool_sources
     from .engine import Engine, units_of
 
     endpoints: dict[str, Endpoint] = {}
@@ -215,8 +221,9 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
         for name, config in prep.pipeline.endpoints.items():
             endpoints[name] = build_endpoint(name, config, {
                 "max_throttle_wait": options.max_throttle_wait, "record": options.record,
-                "replay": options.replay, "pipeline": prep.pipeline,
+                "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
             })
+        link_tool_sources(endpoints)
         engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
                         on_unit, options.isolate)
         loop = asyncio.get_running_loop()
@@ -235,7 +242,8 @@ def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, 
     from .engine import EARLY_STOP_WINDOW
 
     config = pipeline.endpoints[endpoint]
-    key = "url" if getattr(config, "type", None) == "http" else "base_url"
+    kind = getattr(config, "type", None)
+    key = "url" if kind == "http" or kind == "mcp" and config.url else "command" if kind == "mcp" else "base_url"
     where = pipeline.positions.locate(("endpoints", endpoint, key))
     detail = reason.removeprefix(f"endpoint {endpoint}: ")
     which = f"each of its first {requests} requests" if requests >= EARLY_STOP_WINDOW else \

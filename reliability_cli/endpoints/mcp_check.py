@@ -9,10 +9,10 @@ step's output and templated tool names can only be checked when they run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..config import Case, Pipeline
+from ..config import Case, Pipeline, StepPlan
 from ..errors import ConfigError, EvalSetError, RelcheckError
 from ..templating import RenderError, Template, references, render_value
 from .base import AttemptError
@@ -45,7 +45,7 @@ def list_server_tools(pipeline: Pipeline, names: Sequence[str], replay: str | No
     return asyncio.run(main())
 
 
-def check_tool_calls(pipeline: Pipeline, cases: Sequence[Case], replay: str | None = None,
+def check_tool_calls(pipeline: Pipeline, cases: Iterable[Case], replay: str | None = None,
                      environ: Mapping[str, str] | None = None) -> list[RelcheckError]:
     """Every problem found with the pipeline's MCP tool calls (empty: all conform)."""
     names = [name for name, ep in pipeline.endpoints.items() if ep.type == "mcp"]
@@ -60,21 +60,23 @@ def check_tool_calls(pipeline: Pipeline, cases: Sequence[Case], replay: str | No
             problems.append(ConfigError(f"endpoint '{name}': {listing.reason.removeprefix(f'endpoint {name}: ')}",
                                         pipeline.positions.locate(("endpoints", name, key)),
                                         hint="start the server, or correct command/url"))
+    checked: list[tuple[StepPlan, Mapping[str, Any] | None]] = []
     for step in pipeline.steps:
-        listing = listings.get(step.endpoint)
-        if not isinstance(listing, list) or step.tool is None or _is_templated(step.tool):
+        offered = listings.get(step.endpoint)
+        if not isinstance(offered, list) or step.tool is None or _is_templated(step.tool):
             continue
-        tools = {str(t.get("name")): t for t in listing}
+        tools = {str(t.get("name")): t for t in offered}
         tool = step.tool.source.strip()
         if tool not in tools:
             problems.append(ConfigError(
                 f"step {step.id}: endpoint '{step.endpoint}' has no tool '{tool}'{tool_hint(tool, list(tools))}",
                 pipeline.positions.locate(("steps", step.index, "tool"))))
-            continue
-        if _names_steps(step.arguments):
-            continue  # rendered from earlier steps' outputs: checked when it runs
-        schema = tools[tool].get("inputSchema")
-        for case in cases:
+        elif not _names_steps(step.arguments):  # else rendered from earlier outputs: checked when it runs
+            checked.append((step, tools[tool].get("inputSchema")))
+    if not checked:
+        return problems
+    for case in cases:  # one pass: a large eval set is streamed
+        for step, schema in checked:
             context = {"vars": case.vars, "expect": case.expect, "case": {"id": case.id, "tags": list(case.tags)},
                        "steps": {}, "step": {"id": step.id}, "trial": 1, "attempt": 1}
             try:

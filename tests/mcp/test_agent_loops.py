@@ -16,6 +16,7 @@ from reliability_cli.mockserver import run_in_thread
 
 from .conftest import attempts, pids, run, stdio_endpoint, wait_gone, write_pipeline
 
+
 def _execute(step_id: str, plan: str) -> dict:
     """A step that runs the first tool call the model chose in step ``plan``."""
     return {"id": step_id, "endpoint": "tools", "tool": f"{{{{ steps.{plan}.tool_calls[0].name }}}}",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import attempts, pids, run, step_row, wait_gone, write_pipeline
+from .conftest import attempts, run, step_row, write_pipeline
 
 CALL = [{"id": "call", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": "{{ vars.args }}"}]
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..conftest import run_relcheck, strip_volatile
-from .conftest import SERVERS, pids, run, stdio_endpoint, wait_gone, write_pipeline
+from .conftest import SERVERS, pids, stdio_endpoint, wait_gone, write_pipeline
 
 STEPS = [
     {"id": "lookup", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}},

@@ -165,6 +165,10 @@ class _Session:
         except asyncio.TimeoutError:
             await self.close()
             raise
+        except asyncio.CancelledError:  # the caller was cancelled (Ctrl-C): stop the handshake too
+            self._stop.set()
+            self._task.cancel()  # the endpoint's aclose() still awaits the owner's cleanup
+            raise
         if self.client is None or self.error is not None:
             await self.close()
 
@@ -305,18 +309,20 @@ class McpEndpoint:
                 await session.close()
                 self._session = None
             session = _Session()
+            self._session = session  # held while it opens, so that aclose() can stop it
             started = time.perf_counter()
             try:
                 await session.open(self._connect(), timeout_s)
             except asyncio.TimeoutError:
+                self._session = None
                 raise AttemptError("timeout", f"endpoint {self.name}: the MCP server ({self._where()}) did not "
                                    f"complete the handshake within {timeout_s:g} s{self._stderr_tail()}",
                                    latency_ms=(time.perf_counter() - started) * 1000) from None
             if session.client is None:
+                self._session = None
                 raise AttemptError("connect", f"endpoint {self.name}: cannot start or reach the MCP server "
                                    f"({self._where()}): {self._describe(session.error)}{self._stderr_tail()}",
                                    latency_ms=(time.perf_counter() - started) * 1000)
-            self._session = session
             if self._tools is None:
                 self._tools = session.tools
                 self._record_listing()

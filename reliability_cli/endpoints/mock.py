@@ -12,8 +12,8 @@ import hashlib
 import json
 from typing import Any
 
-from ..checks.base import ToolCall, parse_arguments
 from ..config.models import MockEndpoint as MockConfig
+from ..records import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
 from .base import AttemptError, Request, Response
 

@@ -77,7 +77,7 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
                 warnings.append(f"case '{missing.id}' ({missing.location}) has no expect.{ref[1]}, "
                                 f"used at {where}: that case will end in a template error")
     if not problems and any(ep.type == "mcp" for ep in pipeline.endpoints.values()):
-        from .endpoints.mcp_check import check_tool_calls  # starts or connects to each MCP server
+        from ..endpoints.mcp_check import check_tool_calls  # starts or connects to each MCP server
 
         problems.extend(check_tool_calls(pipeline, evalset.cases, options.replay, options.environ))
     if problems:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from statsmodels.stats.proportion import proportion_confint
 
-from ..conftest import ROOT, run_relcheck
+from ..helpers import ROOT, run_relcheck
 from .conftest import alive
 
 EVALSET = ROOT / "evalsets" / "mcp-agent"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..conftest import run_relcheck, strip_volatile
+from ..helpers import run_relcheck, strip_volatile
 from .conftest import SERVERS, pids, stdio_endpoint, wait_gone, write_pipeline
 
 STEPS = [

@@ -112,3 +112,23 @@ def test_ctrl_c_stops_the_run_and_the_server(tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_mock_tool_calls_forms_and_a_mocked_tool_source(tmp_path: Path) -> None:
+    with run_in_thread() as server:
+        endpoints = {
+            "tools": stdio_endpoint(tmp_path / "pids"),
+            "gpt": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m", "tools_from": "tools"},
+            "one-expr": {"type": "mock", "reply": "x", "tool_calls": "{{ vars.calls }}"},
+        }
+        steps = [{"id": "expr", "endpoint": "one-expr", "checks": [{"type": "tool-call", "name": "b"}]},
+                 {"id": "plan", "endpoint": "gpt", "prompt": "CALL: lookup_order {}",
+                  "checks": [{"type": "starts-with", "value": "echo: "}]}]
+        cases = [{"id": "two", "vars": {"calls": [{"name": "a", "arguments": "{}"}, {"name": "b"}]}},
+                 {"id": "bad", "vars": {"calls": "not a list"}}]
+        pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, cases)
+        results = run(pipeline, evalset, tmp_path / "run", endpoint_overrides=["tools=mock"])
+    by_case = {u["case"]: u for u in results["units"]}
+    assert by_case["two"]["passed"]  # no tools offered by a mocked MCP endpoint: the mock server echoes
+    assert by_case["bad"]["error_kind"] == "template"
+    assert pids(tmp_path / "pids") == []

@@ -22,11 +22,16 @@ def test_streamable_http_lists_calls_and_maps_errors(tmp_path: Path, http_server
     cases = [{"id": "ok", "vars": {"tool": "lookup_order", "args": {"order_id": "h1"}}},
              {"id": "is-error", "vars": {"tool": "lookup_order", "args": {"order_id": "missing-h"}}},
              {"id": "invalid", "vars": {"tool": "strict_refund", "args": {"order_id": "h", "amount": "1"}}},
-             {"id": "unknown", "vars": {"tool": "lookup_ordr", "args": {}}}]
+             {"id": "unknown", "vars": {"tool": "lookup_ordr", "args": {}}},
+             {"id": "hang", "vars": {"tool": "sleep", "args": {"seconds": 3600}}}]
+    steps[0]["timeout_s"] = 1.0
     pipeline, evalset = write_pipeline(tmp_path, {"tools": endpoint}, steps, cases)
     results = run(pipeline, evalset, tmp_path / "run", concurrency=4)
     kinds = {u["case"]: u["error_kind"] for u in results["units"]}
-    assert kinds == {"ok": None, "is-error": "tool_error", "invalid": "tool_args", "unknown": "tool_unknown"}
+    assert kinds == {"ok": None, "is-error": "tool_error", "invalid": "tool_args", "unknown": "tool_unknown",
+                     "hang": "timeout"}
+    hang = next(a for a in attempts(tmp_path / "run") if a["case"] == "hang")
+    assert hang["latency_ms"] >= 1000
     after = next(a for a in attempts(tmp_path / "run") if a["step"] == "after")
     assert after["output"] == "refunded 1.00 on h1"  # structuredContent fed the next step
 

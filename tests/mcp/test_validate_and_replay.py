@@ -85,6 +85,8 @@ def test_record_then_replay_offline_gives_the_same_results(tmp_path: Path) -> No
     replay_pipeline = tmp_path / "replay.yaml"
     replay_pipeline.write_text(pipeline.read_text().replace(str(SERVERS), str(tmp_path / "gone")))
     assert str(SERVERS) not in replay_pipeline.read_text()
+    checked = run_relcheck("validate", replay_pipeline, "--evalset", evalset, "--replay", cassette, env=env)
+    assert checked.returncode == 2 and "case o-3: step refund: arguments.amount: 'x'" in checked.stderr  # listing
     second = run_relcheck("eval", replay_pipeline, "--evalset", evalset, "--replay", cassette,
                           "--out", tmp_path / "replayed", "--no-progress", env=env)
     assert second.returncode == first.returncode, second.stderr

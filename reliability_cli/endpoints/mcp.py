@@ -34,170 +34,41 @@ the run directory.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..checks.base import one_line
-from ..errors import ConfigError, Location
 from ..templating import RenderError, render_value
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
+from .mcp_session import Session
+from .mcp_tools import (
+    INSTALL_HINT,
+    anthropic_tools,
+    arguments_problem,
+    leaf,
+    openai_tools,
+    require_sdk,
+    text_of,
+    tool_hint,
+)
 
 __all__ = ["INSTALL_HINT", "McpEndpoint", "anthropic_tools", "arguments_problem", "openai_tools",
            "require_sdk", "tool_hint"]
 
-INSTALL_HINT = "pip install 'relcheck[mcp]'"
 TOOL_KINDS = frozenset({"tool_error", "tool_args", "tool_unknown"})
 LIST_PATH = "mcp:tools/list"
 CALL_PATH = "mcp:tools/call"
-_CLOSE_S = 10.0  # the SDK's stdio shutdown is bounded at ~6 s (stdin close, SIGTERM, SIGKILL)
-_PAGES = 100
 _BACKSTOP_S = 1.0  # our own deadline, past the SDK's, should a call ignore its timeout
 # JSON-RPC codes (mcp_types; spelled out so that replay never imports the SDK)
 _INVALID_PARAMS, _METHOD_NOT_FOUND = -32602, -32601
 _CONNECTION_CLOSED, _REQUEST_TIMEOUT = -32000, -32001
-
-
-def require_sdk(name: str, where: Location | None) -> None:
-    """Raise ConfigError (exit 2) naming the install command when the MCP SDK is missing."""
-    try:
-        import mcp  # noqa: F401
-    except ImportError:
-        raise ConfigError(f"endpoint '{name}' is an mcp endpoint, which needs the MCP SDK (the 'mcp' "
-                          "package); it is not installed", where, hint=INSTALL_HINT) from None
-
-
-def openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """MCP tools in OpenAI's ``tools`` format."""
-    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description") or "",
-                                               "parameters": t.get("inputSchema") or {"type": "object"}}}
-            for t in tools]
-
-
-def anthropic_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """MCP tools in Anthropic's ``tools`` format."""
-    return [{"name": t["name"], "description": t.get("description") or "",
-             "input_schema": t.get("inputSchema") or {"type": "object"}} for t in tools]
-
-
-def tool_hint(name: str, names: Sequence[str]) -> str:
-    """`` — did you mean 'x'?`` or the list of tools."""
-    close = difflib.get_close_matches(name, list(names), n=1)
-    if close:
-        return f" — did you mean '{close[0]}'?"
-    return f" (tools: {', '.join(sorted(names)) or 'none'})"
-
-
-def arguments_problem(arguments: Any, schema: Mapping[str, Any] | None) -> str | None:
-    """The first way ``arguments`` fails ``schema``, as ``arguments.amount: '12.5' is not of
-    type 'number'``; None when they conform."""
-    if not isinstance(arguments, dict):
-        return f"arguments must be an object, got {type(arguments).__name__}"
-    if not schema:
-        return None
-    import jsonschema
-
-    try:
-        validator_cls = jsonschema.validators.validator_for(schema)
-        errors = list(validator_cls(schema).iter_errors(arguments))
-    except jsonschema.SchemaError as exc:
-        return f"the tool's inputSchema is not a valid JSON Schema: {exc.message}"
-    if not errors:
-        return None
-    error = jsonschema.exceptions.best_match(errors)
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return f"arguments{where}: {error.message}"
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (anyio's) exception groups."""
-    while isinstance(getattr(exc, "exceptions", None), tuple) and exc.exceptions:  # type: ignore[attr-defined]
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
-
-
-def _text_of(result: Mapping[str, Any]) -> str:
-    parts = []
-    for item in result.get("content") or ():
-        if isinstance(item, dict) and item.get("type") == "text" and isinstance(item.get("text"), str):
-            parts.append(item["text"])
-    return "\n".join(parts)
-
-
-class _Session:
-    """One open SDK session, owned by its own task."""
-
-    def __init__(self) -> None:
-        self.client: Any = None
-        self.tools: list[dict[str, Any]] = []
-        self.error: BaseException | None = None
-        self.dead = False
-        self._ready = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self, connect: Any, timeout_s: float) -> None:
-        async def owner() -> None:
-            try:
-                async with connect() as client:
-                    self.client = client
-                    self.tools = await _list_all(client)
-                    self._ready.set()
-                    await self._stop.wait()
-            except BaseException as exc:  # noqa: BLE001 - reported to the waiting caller
-                self.error = exc
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            finally:
-                self.dead = True
-                self._ready.set()
-
-        self._task = asyncio.create_task(owner())
-        try:
-            await asyncio.wait_for(asyncio.shield(self._ready.wait()), timeout_s)
-        except asyncio.TimeoutError:
-            await self.close()
-            raise
-        except asyncio.CancelledError:  # the caller was cancelled (Ctrl-C): stop the handshake too
-            self._stop.set()
-            self._task.cancel()  # the endpoint's aclose() still awaits the owner's cleanup
-            raise
-        if self.client is None or self.error is not None:
-            await self.close()
-
-    async def close(self) -> None:
-        self._stop.set()
-        task = self._task
-        if task is None or task.done():
-            return
-        if self.client is None:
-            task.cancel()  # still in the handshake: nothing to wait for
-        try:
-            await asyncio.wait_for(asyncio.shield(task), _CLOSE_S)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        except BaseException:  # noqa: BLE001 - the owner reports its own failure
-            pass
-
-
-async def _list_all(client: Any) -> list[dict[str, Any]]:
-    tools: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(_PAGES):
-        page = await client.list_tools(cursor=cursor)
-        tools.extend(t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in page.tools)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    return tools
 
 
 class McpEndpoint:
@@ -220,7 +91,7 @@ class McpEndpoint:
                           if record and not replay else None)
         if self._recorder is not None:
             self._recorder.guard(self._secrets())
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._http: Any = None
         self._lock = asyncio.Lock()
         self._tools: list[dict[str, Any]] | None = None
@@ -299,7 +170,7 @@ class McpEndpoint:
         lines = [ln for ln in text.splitlines() if ln.strip()]
         return f"; its stderr ends: {one_line(lines[-1])[:200]}" if lines else ""
 
-    async def _open(self, timeout_s: float) -> _Session:
+    async def _open(self, timeout_s: float) -> Session:
         """The live session, opened (or reopened after a drop) on demand."""
         async with self._lock:
             session = self._session
@@ -308,7 +179,7 @@ class McpEndpoint:
             if session is not None:
                 await session.close()
                 self._session = None
-            session = _Session()
+            session = Session()
             self._session = session  # held while it opens, so that aclose() can stop it
             started = time.perf_counter()
             try:
@@ -332,12 +203,12 @@ class McpEndpoint:
     def _describe(exc: BaseException | None) -> str:
         if exc is None:
             return "the session ended during the handshake"
-        leaf = _leaf(exc)
-        code = getattr(leaf, "code", None)
+        inner = leaf(exc)
+        code = getattr(inner, "code", None)
         if code == _CONNECTION_CLOSED:
             return "the server closed the connection during the handshake"
-        text = str(leaf) or type(leaf).__name__
-        return one_line(f"{type(leaf).__name__}: {text}")
+        text = str(inner) or type(inner).__name__
+        return one_line(f"{type(inner).__name__}: {text}")
 
     # ---------------------------------------------------------------- listing
 
@@ -444,14 +315,14 @@ class McpEndpoint:
         return result.model_dump(by_alias=True, mode="json", exclude_none=True), elapsed()
 
     def _error(self, exc: BaseException, tool: str, arguments: dict[str, Any], deadline: float,
-               session: _Session, latency: float) -> AttemptError:
-        leaf = _leaf(exc)
-        code = getattr(leaf, "code", None)
-        message = one_line(str(getattr(leaf, "message", None) or leaf) or type(leaf).__name__)
+               session: Session, latency: float) -> AttemptError:
+        inner = leaf(exc)
+        code = getattr(inner, "code", None)
+        message = one_line(str(getattr(inner, "message", None) or inner) or type(inner).__name__)
         prefix = f"endpoint {self.name}: tool {tool}"
         if code == _REQUEST_TIMEOUT:
             return AttemptError("timeout", f"{prefix}: no answer within {deadline:g} s", latency_ms=latency)
-        if code == _CONNECTION_CLOSED or type(leaf).__name__ in ("ClosedResourceError", "BrokenResourceError",
+        if code == _CONNECTION_CLOSED or type(inner).__name__ in ("ClosedResourceError", "BrokenResourceError",
                                                                 "EndOfStream"):
             session.dead = True
             return AttemptError("protocol", f"{prefix}: the MCP session dropped ({message}){self._stderr_tail()}",
@@ -467,11 +338,11 @@ class McpEndpoint:
                                 latency_ms=latency)
         if code is not None:
             return AttemptError("tool_error", f"{prefix}: JSON-RPC error {code}: {message}", latency_ms=latency)
-        if type(leaf).__name__ == "ValidationError" or isinstance(leaf, RuntimeError):
+        if type(inner).__name__ == "ValidationError" or isinstance(inner, RuntimeError):
             return AttemptError("parse", f"{prefix}: the result does not follow the protocol or the tool's "
                                 f"outputSchema: {message[:300]}", latency_ms=latency)
         session.dead = True
-        return AttemptError("protocol", f"{prefix}: {type(leaf).__name__}: {message}", latency_ms=latency)
+        return AttemptError("protocol", f"{prefix}: {type(inner).__name__}: {message}", latency_ms=latency)
 
     def _names(self) -> list[str]:
         return [str(t.get("name")) for t in self._tools or ()]
@@ -490,7 +361,7 @@ class McpEndpoint:
         return None
 
     def _read(self, tool: str, arguments: dict[str, Any], result: Mapping[str, Any], latency: float) -> Response:
-        text = _text_of(result)
+        text = text_of(result)
         if result.get("isError"):
             prefix = f"endpoint {self.name}: tool {tool}"
             if self._known(tool) is False:

@@ -16,7 +16,8 @@ from ..config import Case, Pipeline, StepPlan
 from ..errors import ConfigError, EvalSetError, RelcheckError
 from ..templating import RenderError, Template, references, render_value
 from .base import AttemptError
-from .mcp import McpEndpoint, arguments_problem, tool_hint
+from .mcp import McpEndpoint
+from .mcp_tools import arguments_problem, tool_hint
 
 __all__ = ["check_tool_calls", "list_server_tools"]
 

@@ -100,7 +100,7 @@ def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
     if not options.replay:
         for name, ep in pipeline.endpoints.items():
             if ep.type == "mcp":  # imported only for a pipeline that has an MCP endpoint
-                from ..endpoints.mcp import require_sdk
+                from ..endpoints.mcp_tools import require_sdk
 
                 require_sdk(name, pipeline.positions.locate(("endpoints", name, "type")))
     return Prepared(pipeline, evalset, seed, len(evalset) * options.trials)

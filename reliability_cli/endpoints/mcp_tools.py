@@ -4,6 +4,8 @@ formats for ``tools_from``, argument checks against a tool's ``inputSchema``, re
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -55,15 +57,26 @@ def arguments_problem(arguments: Any, schema: Mapping[str, Any] | None) -> str |
     import jsonschema
 
     try:
-        validator_cls = jsonschema.validators.validator_for(schema)
-        errors = list(validator_cls(schema).iter_errors(arguments))
+        validator = _validator(json.dumps(schema, sort_keys=True))
     except jsonschema.SchemaError as exc:
         return f"the tool's inputSchema is not a valid JSON Schema: {exc.message}"
+    errors = list(validator.iter_errors(arguments))
     if not errors:
         return None
     error = jsonschema.exceptions.best_match(errors)
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     return f"arguments{where}: {error.message}"
+
+
+@functools.lru_cache(maxsize=64)
+def _validator(schema_json: str) -> Any:
+    """One checked validator per schema (validate checks every case against the same few)."""
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    validator_cls = jsonschema.validators.validator_for(schema)
+    validator_cls.check_schema(schema)  # a server's schema is data: never trusted to be valid
+    return validator_cls(schema)
 
 
 def leaf(exc: BaseException) -> BaseException:

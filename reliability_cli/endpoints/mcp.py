@@ -43,8 +43,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..checks.base import one_line
 from ..templating import RenderError, render_value
+from ..textfmt import one_line
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
 from .mcp_session import Session

@@ -61,8 +61,8 @@ def stdio_endpoint(pidfile: Path, *args: str, timeout_s: float = 20.0) -> dict[s
 def run(pipeline: Path, evalset: Path, out: Path, **options: Any) -> dict[str, Any]:
     from reliability_cli.runner import RunOptions, run_eval
 
-    outcome = run_eval(str(pipeline), RunOptions(evalsets=[str(evalset)], out=str(out), **options))
-    return outcome.results
+    run_eval(str(pipeline), RunOptions(evalsets=[str(evalset)], out=str(out), **options))
+    return dict(json.loads((out / "results.json").read_text()))  # what a user's script reads
 
 
 def attempts(run_dir: Path) -> list[dict[str, Any]]:

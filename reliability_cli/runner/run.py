@@ -224,6 +224,7 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
                 "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
             })
         link_tool_sources(endpoints)
+        await _list_tool_sources(prep.pipeline, endpoints)
         engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
                         on_unit, options.isolate)
         loop = asyncio.get_running_loop()
@@ -234,6 +235,27 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
     finally:
         for ep in endpoints.values():
             await ep.aclose()
+
+
+async def _list_tool_sources(pipeline: Pipeline, endpoints: dict[str, Any]) -> None:
+    """``tools_from``: list each MCP server's tools once, before any unit runs, so that a server
+    that cannot be started or reached is bad input naming *its* endpoint (exit 2)."""
+    from ..endpoints import AttemptError
+
+    for ep in endpoints.values():
+        source = getattr(ep, "tool_source", None)
+        if source is None:
+            continue
+        try:
+            await source.list_tools()
+        except AttemptError as exc:
+            if exc.kind in ("connect", "timeout"):
+                detail = exc.reason.removeprefix(f"endpoint {source.name}: ")
+                config = pipeline.endpoints[source.name]
+                key = "url" if config.url is not None else "command"
+                raise ConfigError(f"endpoint '{source.name}' (tools_from of '{ep.name}'): {detail}; no case was run",
+                                  pipeline.positions.locate(("endpoints", source.name, key)),
+                                  hint=f"start the server or correct {key}") from None
 
 
 def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, journal_path: Path) -> ConfigError:

@@ -132,3 +132,20 @@ def test_mock_tool_calls_forms_and_a_mocked_tool_source(tmp_path: Path) -> None:
     assert by_case["two"]["passed"]  # no tools offered by a mocked MCP endpoint: the mock server echoes
     assert by_case["bad"]["error_kind"] == "template"
     assert pids(tmp_path / "pids") == []
+
+
+def test_a_tools_from_server_that_cannot_start_is_bad_input_naming_it(tmp_path: Path) -> None:
+    from reliability_cli.errors import ConfigError
+
+    endpoints = {"tools": {"type": "mcp", "command": [str(tmp_path / "no-such-server")]},
+                 "gpt": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "tools_from": "tools"}}
+    steps = [{"id": "plan", "endpoint": "gpt", "prompt": "hi"}]
+    pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, [{"id": "a"}])
+    try:
+        run(pipeline, evalset, tmp_path / "run")
+    except ConfigError as exc:
+        assert "at endpoints.tools.command: endpoint 'tools' (tools_from of 'gpt'): cannot start" in str(exc)
+        assert "no-such-server" in str(exc)
+    else:
+        raise AssertionError("the run should have been refused")
+    assert attempts(tmp_path / "run") == []  # no unit ran

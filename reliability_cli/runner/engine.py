@@ -13,7 +13,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..checks import CheckCodeError, CheckInput, run_check
@@ -96,11 +96,12 @@ class Attempt:
 
     @classmethod
     def of_call(cls, key: AttemptKey, phase: str, call: Call, outcome: str, error_kind: str | None,
-                reason: str | None, output: str | None = None) -> Attempt:
+                reason: str | None, output: str | None = None,
+                context: Mapping[str, Any] | None = None) -> Attempt:
         response = call.response
         return cls(key.case, key.trial, key.step, key.attempt, phase, outcome, error_kind, reason, call.latency_ms,
                    response.tokens_in if response else None, response.tokens_out if response else None,
-                   call.cost_usd, call.throttled, output)
+                   call.cost_usd, call.throttled, output, context)
 
     def line(self) -> dict[str, Any]:
         """The journal line."""
@@ -317,8 +318,8 @@ class Engine:
         else:
             outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text)
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
-        attempt_ = Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt)
-        return replace(attempt_, context=step_context(output, call.response)), output, text
+        return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt,
+                               step_context(output, call.response)), output, text
 
     async def call(self, endpoint_name: str, request: Request) -> Call:
         """Send ``request`` to the endpoint within its concurrency limit; what it gave.

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from statsmodels.stats.proportion import proportion_confint
@@ -48,10 +49,15 @@ def test_mcp_agent_runs_offline_at_its_seeded_rates(tmp_path: Path) -> None:
     pipeline = folder / "pipeline.yaml"
     probe = subprocess.Popen([sys.executable, "tools_server.py"], cwd=folder, stdin=subprocess.PIPE)
     try:  # the matcher below sees a server started the way relcheck starts it
+        deadline = time.monotonic() + 30
+        while probe.pid not in _servers_of(folder) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert probe.pid in _servers_of(folder)
     finally:
         probe.kill()
         probe.wait(timeout=30)
+        assert probe.stdin is not None
+        probe.stdin.close()
     checked = run_relcheck("validate", pipeline)
     assert checked.returncode == 0, checked.stderr
     proc = run_relcheck("eval", pipeline, "--out", tmp_path / "run", "--no-progress", "--markdown", tmp_path / "r.md",

@@ -10,7 +10,8 @@ from typing import Any
 
 INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
-RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception"})
+RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception",
+                             "tool_error", "tool_args", "tool_unknown"})  # MCP: the step's own, not infra
 
 
 def is_infrastructure(kind: str | None) -> bool:

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from scipy.stats import beta, binomtest, fisher_exact, ttest_1samp
+from scipy.stats import beta, binomtest, fisher_exact
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 

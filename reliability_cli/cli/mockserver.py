@@ -35,7 +35,9 @@ def mockserver_command(
     """Serve /v1/chat/completions, /v1/messages and /v1/models on loopback, injecting faults.
 
     Replies are derived from the request: a line "REPLY: <text>" in the last user message is
-    answered with exactly <text>; otherwise the reply is "echo: <last user message>". On
+    answered with exactly <text>; a line "CALL: <tool> <json-args>" in a request that has
+    tools (e.g. from tools_from) is answered with that tool call; otherwise the reply is
+    "echo: <last user message>". On
     Ctrl-C it prints how many requests got each outcome.
     """
     from ..mockserver import FaultConfig, parse_status_rates, serve

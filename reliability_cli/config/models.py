@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .graph_models import FinalConfig, GraphConfig
 
@@ -58,6 +58,9 @@ class MockEndpoint(EndpointBase):
     latency_ms: NonNegative = 0.0
     reply: Any = "ok"
     wrong_reply: str = "<relcheck-mock: wrong answer>"
+    #: tool calls to answer with: a list of ``{name, arguments}`` (templated) or one template
+    #: expression giving such a list; a ``wrong`` failure answers with none
+    tool_calls: Any = None
 
 
 class PythonEndpoint(EndpointBase):
@@ -71,7 +74,11 @@ class HttpEndpointBase(EndpointBase):
     api_key_env: str | None = None
 
 
-class OpenAIEndpoint(HttpEndpointBase):
+class ModelEndpointBase(HttpEndpointBase):
+    tools_from: str | None = None  # an ``mcp`` endpoint whose tools are offered to the model
+
+
+class OpenAIEndpoint(ModelEndpointBase):
     type: Literal["openai"]
     base_url: str = "https://api.openai.com/v1"
     model: str
@@ -79,7 +86,7 @@ class OpenAIEndpoint(HttpEndpointBase):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class AnthropicEndpoint(HttpEndpointBase):
+class AnthropicEndpoint(ModelEndpointBase):
     type: Literal["anthropic"]
     base_url: str = "https://api.anthropic.com"
     model: str
@@ -96,8 +103,29 @@ class HttpEndpoint(HttpEndpointBase):
     output_path: str | None = None
 
 
+class McpEndpoint(EndpointBase):
+    """An MCP server: started as a subprocess (``command``, stdio) or reached at ``url``
+    (streamable HTTP). Its tools are called by steps that name a ``tool``."""
+
+    type: Literal["mcp"]
+    command: Annotated[list[str], Field(min_length=1)] | None = None
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpEndpoint:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an mcp endpoint needs exactly one of command (stdio) or url (streamable HTTP)")
+        if self.command is not None and self.headers:
+            raise ValueError("headers apply to url (streamable HTTP) only; a command gets env")
+        if self.url is not None and self.env:
+            raise ValueError("env applies to command (stdio) only; a url gets headers")
+        return self
+
+
 EndpointConfig = Annotated[
-    Union[MockEndpoint, PythonEndpoint, OpenAIEndpoint, AnthropicEndpoint, HttpEndpoint],
+    Union[MockEndpoint, PythonEndpoint, OpenAIEndpoint, AnthropicEndpoint, HttpEndpoint, McpEndpoint],
     Field(discriminator="type"),
 ]
 
@@ -119,6 +147,8 @@ class Step(Model):
     checks: list[dict[str, Any]] = Field(default_factory=list)
     retry: RetryPolicy | None = None
     timeout_s: Positive | None = None
+    tool: str | None = None  # MCP: the tool to call (templated)
+    arguments: Any = None  # MCP: the tool's arguments (templated, value by value)
 
     @field_validator("checks", mode="before")
     @classmethod

@@ -61,6 +61,8 @@ class StepPlan:
     node: str | None = None  # graph pipelines: the node this step judges (None for ``final``)
     output: Any = None  # graph pipelines: the compiled ``output`` template, or None
     final: bool = False  # graph pipelines: the ``final:`` checks on the final state
+    tool: Template | None = None  # MCP steps: the tool's name (a template)
+    arguments: Any = None  # MCP steps: compiled ``arguments`` (None: no arguments)
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
     return tuple(path)
 
 
-_UNION_TAGS = {"mock", "python", "openai", "anthropic", "http", "str", "list[Message]",
+_UNION_TAGS = {"mock", "python", "openai", "anthropic", "http", "mcp", "str", "list[Message]",
                "list[str]", "none", "function-after[_checks_are_mappings(), list[dict[str,any]]]"}
 
 
@@ -238,9 +240,9 @@ def _message(data: Any, path: Path, err: Mapping[str, Any]) -> str:
         return f"missing required key '{path[-1]}'" if path else "missing required key"
     if kind == "union_tag_invalid":
         return (f"unknown endpoint type {err.get('input', {}).get('type')!r}: "
-                "expected one of mock, python, openai, anthropic, http")
+                "expected one of mock, python, openai, anthropic, http, mcp")
     if kind == "union_tag_not_found":
-        return "missing required key 'type' (mock, python, openai, anthropic or http)"
+        return "missing required key 'type' (mock, python, openai, anthropic, http or mcp)"
     value = err.get("input")
     shown = json.dumps(value, default=str)[:60] if not isinstance(value, (dict, list)) else type(value).__name__
     return f"{err['msg'].rstrip('.')} (got {shown})".replace("Value error, ", "")
@@ -360,13 +362,18 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         endpoint = model.endpoints.get(step.endpoint)
         retry = _effective_retry(model.defaults.retry, step.retry)
         timeout = step.timeout_s or (endpoint.timeout_s if endpoint else None) or model.defaults.timeout_s
+        tool = arguments = None
+        if step.tool is not None:
+            tool = template(step.tool, sp + ("tool",), earlier)
+            arguments = _compile_nested(step.arguments, sp + ("arguments",), earlier, template)
+        problems.extend(_tool_problems(step, endpoint, sp, positions))
         plans.append(StepPlan(step.id, i, step.endpoint, messages,
                               _compile_nested(step.params, sp + ("params",), earlier, template),
-                              step.parse, tuple(checks), retry, timeout))
+                              step.parse, tuple(checks), retry, timeout, tool=tool, arguments=arguments))
 
     for name, ep in model.endpoints.items():
         ep_path: Path = ("endpoints", name)
-        for key in ("reply", "url", "json_body", "headers", "query"):
+        for key in ("reply", "url", "json_body", "headers", "query", "tool_calls"):
             if hasattr(ep, key):
                 key_name = "json" if key == "json_body" else key
                 _compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
@@ -381,7 +388,16 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
 
 def check_gates_and_judges(model: m.PipelineModel, ids: set[str], positions: Positions,
                            problems: list[RelcheckError]) -> None:
-    """Gates name known steps; ``llm-rubric`` checks name known endpoints."""
+    """Gates name known steps; ``llm-rubric`` checks name known endpoints; ``tools_from``
+    names an MCP endpoint."""
+    for name, ep in model.endpoints.items():
+        source = getattr(ep, "tools_from", None)
+        if source is not None and getattr(model.endpoints.get(source), "type", None) != "mcp":
+            problems.append(ConfigError(
+                f"tools_from names '{source}', which is not an mcp endpoint"
+                + (f" (mcp endpoints: {', '.join(n for n, e in model.endpoints.items() if e.type == 'mcp')})"
+                   if any(e.type == "mcp" for e in model.endpoints.values()) else ""),
+                positions.locate(("endpoints", name, "tools_from"))))
     for step_id in model.gates.steps:
         if step_id not in ids:
             problems.append(ConfigError(f"gate names unknown step '{step_id}'",
@@ -392,6 +408,25 @@ def check_gates_and_judges(model: m.PipelineModel, ids: set[str], positions: Pos
             if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
                 problems.append(ConfigError(f"llm-rubric names unknown endpoint '{judge}'",
                                             positions.locate(("steps", i, "checks", j, "endpoint"))))
+
+
+def _tool_problems(step: m.Step, endpoint: Any, sp: Path, positions: Positions) -> list[RelcheckError]:
+    """A step calls a tool exactly when its endpoint is an MCP server."""
+    if endpoint is None:
+        return []
+    if endpoint.type == "mcp" and step.tool is None:
+        return [ConfigError(f"step '{step.id}' uses the mcp endpoint '{step.endpoint}' but names no tool",
+                            positions.locate(sp + ("endpoint",)),
+                            hint="add tool: NAME (and arguments: {...})")]
+    if endpoint.type != "mcp" and step.tool is not None:
+        return [ConfigError(f"tool is for steps on an mcp endpoint; '{step.endpoint}' is {endpoint.type}",
+                            positions.locate(sp + ("tool",)))]
+    if step.arguments is not None and step.tool is None:
+        return [ConfigError("arguments needs tool", positions.locate(sp + ("arguments",)))]
+    if endpoint.type == "mcp" and (step.prompt or step.params):
+        key = "prompt" if step.prompt else "params"
+        return [ConfigError(f"a tool step sends arguments, not {key}", positions.locate(sp + (key,)))]
+    return []
 
 
 def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:

@@ -17,7 +17,7 @@ from .base import (
 )
 
 __all__ = ["AttemptError", "AttemptKey", "Endpoint", "Request", "Response", "build_endpoint",
-           "is_infrastructure", "is_retryable_error", "mock_override"]
+           "is_infrastructure", "is_retryable_error", "link_tool_sources", "mock_override"]
 
 
 def mock_override(config: Any) -> MockConfig:
@@ -40,6 +40,23 @@ def build_endpoint(name: str, config: Any, options: Mapping[str, Any] | None = N
         from .python import PythonEndpoint
 
         return PythonEndpoint(name, config)
+    if kind == "mcp":
+        from .mcp import McpEndpoint  # the SDK itself is imported only when a session opens
+
+        return McpEndpoint(name, config, options or {})
     from .http import build  # imported lazily: httpx is heavy
 
     return build(name, config, options or {})
+
+
+def link_tool_sources(endpoints: Mapping[str, Endpoint]) -> None:
+    """Give each model endpoint with ``tools_from`` the MCP endpoint it offers tools from.
+
+    An MCP endpoint swapped for a mock (``--endpoint tools=mock``) lists no tools, so the
+    model is offered none.
+    """
+    for endpoint in endpoints.values():
+        source = getattr(getattr(endpoint, "config", None), "tools_from", None)
+        if source is not None and hasattr(endpoint, "tool_source"):
+            provider = endpoints.get(source)
+            endpoint.tool_source = provider if hasattr(provider, "offered_tools") else None

@@ -154,6 +154,22 @@ class Recorder:
         self._fh.write(text + "\n")
         self._fh.flush()
 
+    def guard(self, secrets: Mapping[str, str]) -> None:
+        """Also refuse lines holding any of these values (named by the keys in the warning)."""
+        self._secrets.update({name: value for name, value in secrets.items() if len(value) >= 4})
+
+    def record_line(self, line: Mapping[str, Any]) -> None:
+        """Write one non-HTTP exchange (an MCP call): a line with ``endpoint``, ``path``,
+        ``body`` and the attempt's key, refused like any other when it holds a secret."""
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        leaked = self._leak(text)
+        if leaked is not None:
+            self.refused[leaked] = self.refused.get(leaked, 0) + 1
+            text = json.dumps({k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
+                              | {"refused": f"the exchange contains the value of {leaked}; not recorded"})
+        self._fh.write(text + "\n")
+        self._fh.flush()
+
     def _leak(self, text: str) -> str | None:
         for name, value in self._secrets.items():
             escaped = json.dumps(value, ensure_ascii=False)[1:-1]
@@ -203,6 +219,15 @@ class Replayer:
                 key = _key(line["endpoint"], line["path"], line.get("body"), line["case"], line["trial"],
                            line["step"], line["attempt"])
                 self._queues.setdefault(key, deque()).append(line)
+
+    def take(self, endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int,
+             keep: bool = False) -> dict[str, Any] | None:
+        """The next recorded line for this key (a non-HTTP exchange), or None; ``keep`` leaves
+        it in place (a listing every attempt may ask for)."""
+        queue = self._queues.get(_key(endpoint, path, _sorted(body), case, trial, step, attempt))
+        if not queue:
+            return None
+        return queue[0] if keep else queue.popleft()
 
     def answer(self, endpoint: str, request: Request, url: str, body: Any, redact_fields: Iterable[str]) -> Exchange:
         """The recorded exchange for this request.

@@ -60,6 +60,8 @@ class _HttpEndpoint:
         self._query = compile_value(dict(config.query))
         self._client: Any = None
         self._closed = False
+        self.tool_source: Any = None  # the MCP endpoint of ``tools_from`` (see link_tool_sources)
+        self._offered: list[dict[str, Any]] | None = None
         key_env = getattr(config, "api_key_env", None)
         self._key: str | None = (self._env.get(key_env) or None) if key_env and not self._replayer else None
 
@@ -76,6 +78,8 @@ class _HttpEndpoint:
     # ---------------------------------------------------------------- the call
 
     async def call(self, request: Request) -> Response:
+        if self.tool_source is not None and self._offered is None:
+            self._offered = await self.tool_source.offered_tools(self.config.type)  # once per run
         try:
             outgoing = self.build_request(request)
         except RenderError as exc:
@@ -223,6 +227,8 @@ class OpenAIEndpoint(_HttpEndpoint):
         headers.update(extra)
         body = {"model": cfg.model, "messages": [dict(m) for m in request.messages],
                 **cfg.params, **request.params}
+        if self._offered:
+            body.setdefault("tools", self._offered)
         url = _with_query(self._endpoint_url, query)
         return Outgoing("POST", url, _json_headers(headers), body)
 
@@ -269,6 +275,8 @@ class AnthropicEndpoint(_HttpEndpoint):
             body["system"] = "\n\n".join(system)
         body.update(cfg.params)
         body.update(request.params)
+        if self._offered:
+            body.setdefault("tools", self._offered)
         url = _with_query(cfg.base_url.rstrip("/") + "/v1/messages", query)
         return Outgoing("POST", url, _json_headers(headers), body)
 

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from ..config.models import MockEndpoint as MockConfig
+from ..records import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
 from .base import AttemptError, Request, Response
 
@@ -32,6 +33,7 @@ class MockEndpoint:
         self.name = name
         self.config = config
         self._reply = compile_value(config.reply)
+        self._tool_calls = compile_value(config.tool_calls) if config.tool_calls is not None else None
 
     async def call(self, request: Request) -> Response:
         cfg = self.config
@@ -55,14 +57,29 @@ class MockEndpoint:
             return Response(cfg.wrong_reply, latency_ms=latency)
         try:
             value = render_value(self._reply, request.context)
+            calls = _tool_calls(render_value(self._tool_calls, request.context)) if self._tool_calls is not None \
+                else ()
         except RenderError as exc:
             raise AttemptError("template", f"mock reply {exc}", latency_ms=latency) from None
         if isinstance(value, str):
-            return Response(value, latency_ms=latency)
-        return Response(_text_of(value), output=value, latency_ms=latency)
+            return Response(value, latency_ms=latency, tool_calls=calls)
+        return Response(_text_of(value), output=value, latency_ms=latency, tool_calls=calls)
 
     async def aclose(self) -> None:
         return None
+
+
+def _tool_calls(value: Any) -> tuple[ToolCall, ...]:
+    """``tool_calls`` rendered: a list of ``{name, arguments}`` (one mapping counts as a list of one)."""
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise RenderError(f"template: tool_calls must be a list of {{name, arguments}}, got {type(value).__name__}")
+    calls = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise RenderError("template: each of tool_calls needs a name (text) and arguments")
+        calls.append(ToolCall(item["name"], parse_arguments(item.get("arguments", {}))))
+    return tuple(calls)
 
 
 def _text_of(value: Any) -> str:

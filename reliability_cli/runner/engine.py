@@ -13,7 +13,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..checks import CheckCodeError, CheckInput, run_check
@@ -52,6 +52,8 @@ class StepOutcome:
     error_kind: str | None
     reason: str | None
     output: str | None
+    #: ``json`` and ``tool_calls`` of the final attempt, for later steps' templates
+    context: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "attempts": self.attempts, "first": self.first,
@@ -89,18 +91,21 @@ class Attempt:
     cost_usd: float | None = None
     throttled: int = 0
     output: str | None = None
+    #: ``json`` and ``tool_calls`` of the response, for later steps' templates; not journaled
+    context: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_call(cls, key: AttemptKey, phase: str, call: Call, outcome: str, error_kind: str | None,
-                reason: str | None, output: str | None = None) -> Attempt:
+                reason: str | None, output: str | None = None,
+                context: Mapping[str, Any] | None = None) -> Attempt:
         response = call.response
         return cls(key.case, key.trial, key.step, key.attempt, phase, outcome, error_kind, reason, call.latency_ms,
                    response.tokens_in if response else None, response.tokens_out if response else None,
-                   call.cost_usd, call.throttled, output)
+                   call.cost_usd, call.throttled, output, context)
 
     def line(self) -> dict[str, Any]:
         """The journal line."""
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "context"}
 
 
 class EarlyStop(Exception):
@@ -214,7 +219,7 @@ class Engine:
             if outcome.final != "pass":
                 failed = outcome
                 break
-            steps_ctx[step.id] = {"output": output, "text": text}
+            steps_ctx[step.id] = {"output": output, "text": text, **outcome.context}
         record = {
             "case": case.id,
             "trial": trial,
@@ -249,7 +254,8 @@ class Engine:
                 results.append(outcome.as_dict())
             if step.id in case.expect:
                 gold = case.expect[step.id]
-                steps_ctx[step.id] = {"output": gold, "text": gold if isinstance(gold, str) else json.dumps(gold)}
+                steps_ctx[step.id] = {"output": gold, "text": gold if isinstance(gold, str) else json.dumps(gold),
+                                      **step_context(gold, None)}
             elif step.id in chained:
                 steps_ctx[step.id] = chained[step.id]
             elif missing is None:
@@ -275,7 +281,8 @@ class Engine:
             if attempt.outcome == "pass" or not self._should_retry(step, attempt):
                 break
         outcome = StepOutcome(step.id, attempt.attempt, first or "error", attempt.outcome, attempt.error_kind,
-                              attempt.reason, truncate(text, 200) if attempt.outcome != "pass" else None)
+                              attempt.reason, truncate(text, 200) if attempt.outcome != "pass" else None,
+                              attempt.context or step_context(output, None))
         return outcome, output, text
 
     def _should_retry(self, step: StepPlan, attempt: Attempt) -> bool:
@@ -319,7 +326,8 @@ class Engine:
         else:
             outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text)
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
-        return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt), output, text
+        return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt,
+                               step_context(output, call.response)), output, text
 
     async def call(self, endpoint_name: str, request: Request) -> Call:
         """Send ``request`` to the endpoint within its concurrency limit; what it gave.
@@ -452,6 +460,15 @@ class Judge:
             self.error = (str(call.error_kind), f"llm-rubric judge: {call.reason}")
             raise RuntimeError(f"judge endpoint {endpoint_name}: {call.error_kind}: {call.reason}")
         return call.response.text
+
+
+def step_context(output: Any, response: Response | None) -> dict[str, Any]:
+    """``steps.<id>.json`` (an MCP result's structuredContent, else a structured output) and
+    ``steps.<id>.tool_calls`` (a list of ``{name, arguments}``)."""
+    extra = response.extra if response is not None else {}
+    value = extra["json"] if "json" in extra else output if isinstance(output, (dict, list)) else None
+    calls = [{"name": c.name, "arguments": c.arguments} for c in response.tool_calls] if response is not None else []
+    return {"json": value, "tool_calls": calls}
 
 
 def units_of(cases: Iterable[Case], trials: int) -> Iterable[Unit]:

@@ -98,6 +98,12 @@ def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
     paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
     evalset = select_cases(paths, pipeline, options.filter_tags, options.shard, options.limit, shard_of)
     seed = pipeline.model.seed if options.seed is None else options.seed
+    if not options.replay:
+        for name, ep in pipeline.endpoints.items():
+            if ep.type == "mcp":  # imported only for a pipeline that has an MCP endpoint
+                from ..endpoints.mcp_tools import require_sdk
+
+                require_sdk(name, pipeline.positions.locate(("endpoints", name, "type")))
     graph = None
     if pipeline.model.graph is not None:
         from ..graphs import check_graph
@@ -181,7 +187,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     if on_start:
         on_start(prep.units - len(done))
     try:
-        engine = asyncio.run(_drive(journal, prep, options, done, on_unit))
+        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir))
     finally:
         journal.close()
     if engine.unreachable is not None:
@@ -209,11 +215,11 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
 
 
 async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
-                 on_unit: Callable[[dict[str, Any]], None] | None) -> Engine:
+                 on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None) -> Engine:
     """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
-    from ..endpoints import Endpoint, build_endpoint
+    from ..endpoints import Endpoint, build_endpoint, link_tool_sources
     from .engine import Engine, units_of
 
     endpoints: dict[str, Endpoint] = {}
@@ -221,8 +227,10 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
         for name, config in prep.pipeline.endpoints.items():
             endpoints[name] = build_endpoint(name, config, {
                 "max_throttle_wait": options.max_throttle_wait, "record": options.record,
-                "replay": options.replay, "pipeline": prep.pipeline,
+                "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
             })
+        link_tool_sources(endpoints)
+        await _list_tool_sources(prep.pipeline, endpoints)
         engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
                         on_unit, options.isolate)
         if prep.graph is not None:
@@ -239,13 +247,35 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
             await ep.aclose()
 
 
+async def _list_tool_sources(pipeline: Pipeline, endpoints: dict[str, Any]) -> None:
+    """``tools_from``: list each MCP server's tools once, before any unit runs, so that a server
+    that cannot be started or reached is bad input naming *its* endpoint (exit 2)."""
+    from ..endpoints import AttemptError
+
+    for ep in endpoints.values():
+        source = getattr(ep, "tool_source", None)
+        if source is None:
+            continue
+        try:
+            await source.list_tools()
+        except AttemptError as exc:
+            if exc.kind in ("connect", "timeout"):
+                detail = exc.reason.removeprefix(f"endpoint {source.name}: ")
+                config = pipeline.endpoints[source.name]
+                key = "url" if config.url is not None else "command"
+                raise ConfigError(f"endpoint '{source.name}' (tools_from of '{ep.name}'): {detail}; no case was run",
+                                  pipeline.positions.locate(("endpoints", source.name, key)),
+                                  hint=f"start the server or correct {key}") from None
+
+
 def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, journal_path: Path) -> ConfigError:
     """Exit 2 for an endpoint none of whose first requests could connect: bad input (a wrong
     ``base_url``, a server not started), not an unreliable model."""
     from .engine import EARLY_STOP_WINDOW
 
     config = pipeline.endpoints[endpoint]
-    key = "url" if getattr(config, "type", None) == "http" else "base_url"
+    kind = getattr(config, "type", None)
+    key = "url" if kind == "http" or kind == "mcp" and config.url else "command" if kind == "mcp" else "base_url"
     where = pipeline.positions.locate(("endpoints", endpoint, key))
     detail = reason.removeprefix(f"endpoint {endpoint}: ")
     which = f"each of its first {requests} requests" if requests >= EARLY_STOP_WINDOW else \

@@ -76,6 +76,10 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
             else:
                 warnings.append(f"case '{missing.id}' ({missing.location}) has no expect.{ref[1]}, "
                                 f"used at {where}: that case will end in a template error")
+    if not problems and any(ep.type == "mcp" for ep in pipeline.endpoints.values()):
+        from ..endpoints.mcp_check import check_tool_calls  # starts or connects to each MCP server
+
+        problems.extend(check_tool_calls(pipeline, evalset.cases, options.replay, options.environ))
     if problems:
         raise problems[0] if len(problems) == 1 else MultipleErrors(problems[:20])
     per_unit = sum(s.retry.max_attempts for s in pipeline.steps)

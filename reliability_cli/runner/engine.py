@@ -104,8 +104,11 @@ class Attempt:
                    call.cost_usd, call.throttled, output, context)
 
     def line(self) -> dict[str, Any]:
-        """The journal line."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "context"}
+        """The journal line: the fields of :data:`JOURNALED`, in order."""
+        return {name: getattr(self, name) for name in self.JOURNALED}
+
+
+Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")  # type: ignore[attr-defined]
 
 
 class EarlyStop(Exception):

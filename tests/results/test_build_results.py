@@ -32,7 +32,7 @@ def rebuild(run_dir: Path, journal: Path | None = None) -> dict:
     options = RunOptions(trials=2, retries=1)
     pipeline = apply_overrides(load_pipeline(str(SIX)), options)
     selection = select_cases([str(SIX.parent / "cases.jsonl")], pipeline, limit=CASES)
-    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(s.retry.on)) for s in pipeline.steps]
+    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on))) for s in pipeline.steps]
     return analysis.build_results(journal or run_dir / "attempts.jsonl", steps, results["run"], trials=2,
                                   confidence=0.95, isolate=True, order=selection.positions).to_dict()
 

@@ -4,7 +4,6 @@ model asks for. Imports nothing of relcheck; endpoints, checks, the runner and r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +42,10 @@ class ToolCall:
 def parse_arguments(raw: Any) -> Any:
     """Tool-call arguments as JSON where they parse (OpenAI sends a JSON string), else as given."""
     if isinstance(raw, str):
+        from .boundedjson import loads
+
         try:
-            return json.loads(raw)
-        except ValueError:
+            return loads(raw)
+        except ValueError:  # not JSON, or past the budgets (nesting, digits): kept as the string
             return raw
     return raw

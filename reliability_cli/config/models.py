@@ -23,10 +23,15 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+#: Backoff bounds: a retry never waits more than an hour, so a typo (``1e308``) is refused.
+MAX_BACKOFF_S = 3600.0
+BackoffSeconds = Annotated[float, Field(ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)]
+
+
 class Backoff(Model):
-    initial_s: NonNegative = 0.5
-    factor: Annotated[float, Field(ge=1)] = 2.0
-    max_s: NonNegative = 8.0
+    initial_s: BackoffSeconds = 0.5
+    factor: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 2.0
+    max_s: BackoffSeconds = 8.0
     jitter: bool = True
 
 

@@ -25,6 +25,7 @@ from typing import IO, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import Location, ResultsError
+from ..safetext import JSON_ERRORS
 from ..textfmt import truncate
 
 SCHEMA: Final = "relcheck.results/v1"
@@ -428,7 +429,8 @@ def write(results: Results, path: str | Path) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        # a lone surrogate (from a case or a model) is written as its JSON escape (safetext)
+        with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
             dump(results, fh)
         os.replace(tmp, target)
     finally:

@@ -28,7 +28,14 @@ from ..textfmt import one_line
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
 from .throttle import MAX_RESENDS, Pacer, quota_exhausted, retry_after_s, throttle_wait_s
-from .transport import Exchange, error_message, make_client, send, status_kind
+from .transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Exchange,
+    error_message,
+    make_client,
+    send,
+    status_kind,
+)
 
 __all__ = ["AnthropicEndpoint", "HttpToolEndpoint", "OpenAIEndpoint", "build"]
 
@@ -153,7 +160,8 @@ class _HttpEndpoint:
         content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode("utf-8", JSON_ERRORS)
         try:
             exchange = await send(self._client, out.method, out.url, headers=out.headers, params=None,
-                                  content=content, deadline_s=deadline_s)
+                                  content=content, deadline_s=deadline_s,
+                                  max_bytes=getattr(self.config, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
         except AttemptError as exc:
             exc.reason = f"endpoint {self.name}: {self._scrub(exc.reason)}"
             if self._recorder is not None:

@@ -16,7 +16,6 @@ def render(results: Results, fmt: str, *, show_failures: int | None = None, widt
         import io
 
         from ..results.schema import dump
-
         from ..safetext import JSON_ERRORS
 
         buffer = io.StringIO()

@@ -149,7 +149,7 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             if is_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one argument")
-                args, kwargs = (), args[0]
+                return str(formatter.vformat(text, (), args[0]))
             return str(formatter.vformat(text, args, kwargs))
 
         return wrapper

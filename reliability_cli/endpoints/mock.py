@@ -44,6 +44,10 @@ class MockEndpoint:
                 raise AttemptError("timeout", f"no reply within {request.timeout_s:g} s",
                                    latency_ms=request.timeout_s * 1000)
             await asyncio.sleep(cfg.latency_ms / 1000)
+        else:
+            # yield to the event loop once per attempt: without an await that suspends, a run
+            # on the mock never lets Ctrl-C / SIGTERM (handled on the loop) take effect
+            await asyncio.sleep(0)
         latency = float(cfg.latency_ms)
         failed = cfg.fail_rate > 0 and draw(request.seed, key.case, key.trial, key.step,
                                             key.attempt) < cfg.fail_rate

@@ -40,10 +40,12 @@ def _json_escape(exc: UnicodeError) -> tuple[str, int]:
     return "".join(f"\\u{ord(ch):04x}" for ch in bad), exc.end
 
 
-def _replacement(exc: UnicodeError) -> tuple[str, int]:
+def _replacement(exc: UnicodeError) -> tuple[bytes, int]:
+    """Encode error handler for UTF-8 text: U+FFFD, given as its UTF-8 bytes (the UTF-8
+    encoder accepts only ASCII text or bytes from a handler)."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
-    return "\ufffd" * (exc.end - exc.start), exc.end
+    return "\ufffd".encode() * (exc.end - exc.start), exc.end
 
 
 codecs.register_error(JSON_ERRORS, _json_escape)

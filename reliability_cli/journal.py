@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..safetext import JSON_ERRORS
+from .safetext import JSON_ERRORS
 
 if TYPE_CHECKING:
     import asyncio

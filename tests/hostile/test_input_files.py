@@ -16,7 +16,7 @@ import yaml
 from reliability_cli.config import yamlpos
 from reliability_cli.errors import ConfigError, EvalSetError
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 CORPUS = ROOT / "tests" / "corpus"
 HOSTILE = CORPUS / "hostile"

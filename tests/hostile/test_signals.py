@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import ROOT, SIX
+from ..helpers import ROOT, SIX
 
 STOP_BOUND_S = 45.0
 FIRST_UNIT_BOUND_S = 90.0

@@ -12,7 +12,7 @@ import pytest
 from reliability_cli.sandbox import MAX_RENDERED, MAX_STR
 from reliability_cli.templating import RenderError, compile_template
 
-from ..conftest import ROOT
+from ..helpers import ROOT
 
 CTX = {"vars": {"x": "abcdefghijklmnop" * 100, "n": 7, "w": 10**9}}
 

@@ -22,7 +22,7 @@ _SCALE = float(2**64)
 
 def draw(seed: int, case: str, trial: int, step: str, attempt: int) -> float:
     """The attempt's uniform draw in [0, 1)."""
-    digest = hashlib.sha256(f"{seed}|{case}|{trial}|{step}|{attempt}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}|{case}|{trial}|{step}|{attempt}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") / _SCALE
 
 

@@ -70,6 +70,17 @@ def test_mock_run_with_surrogates_writes_every_output(cli, tmp_path):
     assert json.loads((run / "results.json").read_text())["units"][0]["case"] == f"c{LONE}0"
 
 
+def test_seeded_draws_and_shards_take_surrogate_ids(cli, tmp_path):
+    """The mock's seeded draw and ``--shard`` hash the case id: a lone surrogate hashes too
+    (its UTF-8-style bytes, ``surrogatepass``), the same in every process."""
+    path = _write(tmp_path, "{type: mock, fail_rate: 0.5, failure: error, reply: ok}")
+    code, out, err = cli("eval", path, "--out", tmp_path / "run", "--shard", "1/1")
+    assert code in (0, 1, 3), err
+    assert "internal error" not in err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {u["case"] for u in results["units"]} == {f"c{LONE}0", "plain"}
+
+
 def test_http_run_with_surrogates_in_request_and_reply(cli, tmp_path):
     body = json.dumps({"choices": [{"message": {"content": f"reply {LONE}"}}]}).encode()  # escaped
     seen: list = []

@@ -154,8 +154,8 @@ class EndToEnd(_Model):
     cases: int
     infra_errors: int
     error_rate: float | None
-    pass_at_k: dict[str, float] | None = None
-    pass_hat_k: dict[str, float] | None = None
+    pass_at_k: dict[str, float | None] | None = None  # None where no case ran k trials (an interrupted run)
+    pass_hat_k: dict[str, float | None] | None = None
     flaky: tuple[str, ...] | None = None
     independence_prediction: float | None = None
     independence_gap: float | None = None

@@ -62,7 +62,6 @@ steps:
       - {{type: regex, value: "^(a|a)*$"}}
 """)
     outcome = run_eval(str(tmp_path / "pipeline.yaml"), RunOptions(out=str(tmp_path / "run")))
-    unit = outcome.results["units"][0]
-    assert unit["outcome"] == "fail"
-    step = outcome.results["steps"][0]
-    assert "did not finish within" in json.dumps(step)
+    data = outcome.results.to_dict()
+    assert data["units"][0]["outcome"] == "fail"
+    assert "did not finish within" in json.dumps(data["steps"][0])

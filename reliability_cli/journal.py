@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .safetext import JSON_ERRORS
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -45,11 +47,8 @@ class JournalWriter:
             self.write({"schema": SCHEMA, **header})
 
     def write(self, record: dict[str, Any]) -> None:
-        text = _ENCODER.encode(record)
-        try:
-            line = (text + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate (from a model's JSON): escape it, stay valid UTF-8
-            line = (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+        # a lone surrogate (from a case or a model's JSON) is written as its JSON escape (safetext)
+        line = (_ENCODER.encode(record) + "\n").encode("utf-8", JSON_ERRORS)
         written = self._fh.write(line)
         while written is not None and written < len(line):  # a short write (signals, full pipes)
             line = line[written:]

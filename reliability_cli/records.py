@@ -4,18 +4,19 @@ model asks for. Imports nothing of relcheck; endpoints, checks, the runner and r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
+# ``too_large`` (a body past ``max_response_bytes``) is the server's fault, so infrastructure; it is
+# not retried: the same request would most likely be answered with the same flood.
+INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss", "too_large"})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
 RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception",
                              "tool_error", "tool_args", "tool_unknown"})  # MCP: the step's own, not infra
 
 
 def is_infrastructure(kind: str | None) -> bool:
-    """``timeout``, ``connect``, ``protocol``, ``http_<status>``, ``parse``, ``replay_miss``."""
+    """``timeout``, ``connect``, ``protocol``, ``http_<status>``, ``parse``, ``replay_miss``, ``too_large``."""
     return kind is not None and (kind in INFRA_KINDS or kind.startswith("http_"))
 
 
@@ -43,8 +44,10 @@ class ToolCall:
 def parse_arguments(raw: Any) -> Any:
     """Tool-call arguments as JSON where they parse (OpenAI sends a JSON string), else as given."""
     if isinstance(raw, str):
+        from .boundedjson import loads
+
         try:
-            return json.loads(raw)
-        except ValueError:
+            return loads(raw)
+        except ValueError:  # not JSON, or past the budgets (nesting, digits): kept as the string
             return raw
     return raw

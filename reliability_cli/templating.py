@@ -27,9 +27,10 @@ class RenderError(Exception):
 @lru_cache(maxsize=1)
 def environment() -> Any:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
+    from .sandbox import BoundedSandbox  # the immutable sandbox with bounded arithmetic and sizes
+
+    env = BoundedSandbox(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
     )
     env.globals.clear()  # no range(), lipsum(), dict(), cycler(): data in, text out
@@ -60,8 +61,10 @@ class Template:
         """Render to text."""
         if self._compiled is None:
             return self.source
+        from .sandbox import bounded_chunks
+
         try:
-            return self._compiled.render(context)
+            return bounded_chunks(self._compiled.generate(context))
         except Exception as exc:  # jinja2 raises many types; all are a template failure
             raise RenderError(_describe(exc)) from None
 

@@ -66,9 +66,11 @@ def assert_round_trips(path: Path) -> bool:
     from reliability_cli.errors import ResultsError
     from reliability_cli.results import schema
 
+    if not path.is_file():  # a hostile-input test's FIFO or symlink to /dev/zero: never read
+        return False
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):  # (a hostile-input test's 100,000-level file)
         return False
     if not isinstance(data, dict) or data.get("schema") != schema.SCHEMA:
         return False

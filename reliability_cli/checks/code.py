@@ -61,6 +61,10 @@ def load_callable(spec: str) -> Callable[..., Any]:
     return target
 
 
+#: A ``python`` check that takes longer than this is an ``exception`` error of the attempt.
+_CHECK_TIMEOUT_S = 60.0
+
+
 async def python_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     """Call the pipeline's function with ``(output, context)`` and read its verdict."""
     import asyncio
@@ -72,13 +76,18 @@ async def python_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     fn = load_callable(name)
     context = MappingProxyType({**inp.context, "value": spec.get("value"), "text": inp.text,
                                 "tool_calls": tuple(inp.tool_calls), "latency_ms": inp.latency_ms})
-    try:
+    from ..offload import call_async, call_sync
+
+    try:  # off the event loop, in daemon threads (offload.py); bounded like the step it judges
+        timeout = _CHECK_TIMEOUT_S
         if inspect.iscoroutinefunction(fn):
-            result = await fn(inp.output, context)
+            result = await call_async(fn, inp.output, context, timeout_s=timeout)
         else:
-            result = await asyncio.to_thread(fn, inp.output, context)
+            result = await call_sync(fn, inp.output, context, timeout_s=timeout)
             if inspect.isawaitable(result):
-                result = await result
+                result = await asyncio.wait_for(result, timeout)
+    except asyncio.TimeoutError:
+        raise CheckCodeError(f"python check {name} did not return within {_CHECK_TIMEOUT_S:g} s") from None
     except Exception as exc:
         raise CheckCodeError(one_line(f"python check {name} raised {type(exc).__name__}: {exc}")) from exc
     return _verdict(name, result)

@@ -8,10 +8,13 @@ before comparing. A scalar ``value`` is compared by its JavaScript string form, 
 matches ``"42"`` and ``true`` matches ``"true"``. ``one-of`` is relcheck's own: promptfoo
 has no such assertion.
 
-Regular expressions are JavaScript's, run with Python's ``re`` after two translations:
+Regular expressions are JavaScript's, in Python ``re``'s syntax after two translations:
 ``(?<name>…)`` named groups, and ``$``, which in JavaScript matches only at the very end
 (Python's also matches before a final newline). Character classes such as ``\\w`` and ``\\d``
-follow Python and also match non-ASCII letters and digits.
+follow Python and also match non-ASCII letters and digits. They are matched by the
+``regex`` module (``re``-compatible) with a timeout of ``REGEX_TIMEOUT_S`` per output: a
+pattern that backtracks catastrophically fails the check (``not-regex`` too) instead of
+hanging the run.
 """
 
 from __future__ import annotations
@@ -162,13 +165,27 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
         raise CheckValueError(f"regex needs a non-empty string value, got {excerpt(pattern)}")
     compiled = compile_js_regex(pattern)  # re.error: promptfoo fails even not-regex
     got = normalize(subject(inp), steps_of(spec))
-    if compiled.search(got):
+    try:
+        found = compiled.search(got, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:  # catastrophic backtracking: the check is unusable on this output
+        raise CheckValueError(f"regex {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on an "
+                              f"output of {len(got):,} characters (catastrophic backtracking?)") from None
+    if found:
         return held(f"output matches regex {excerpt(pattern)}")
     return Verdict.fail(f"output does not match regex {excerpt(pattern)}: got {excerpt(got)}")
 
 
-def compile_js_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a JavaScript regex with Python's ``re``; raise CheckValueError if invalid."""
+#: A regex check's match on one output may take this long; past it the check fails (even
+#: ``not-regex``, like an invalid pattern) with a reason naming the timeout.
+REGEX_TIMEOUT_S = 1.0
+
+
+def compile_js_regex(pattern: str) -> Any:
+    """Compile a JavaScript regex; raise CheckValueError if invalid.
+
+    The syntax accepted (and every error message) is stdlib ``re``'s; the compiled pattern is
+    the ``regex`` module's, whose matching is ``re``-compatible and, unlike ``re``, takes a
+    timeout."""
     try:
         return _compile(pattern)
     except re.error as exc:
@@ -176,8 +193,15 @@ def compile_js_regex(pattern: str) -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(_translate(pattern))
+def _compile(pattern: str) -> Any:
+    import regex as regex_module  # (imported when a regex check first runs)
+
+    translated = _translate(pattern)
+    re.compile(translated)  # re's syntax and messages (raises re.error)
+    try:
+        return regex_module.compile(translated)
+    except regex_module.error as exc:  # pragma: no cover - re accepted it
+        raise re.error(str(exc)) from None
 
 
 def _translate(pattern: str) -> str:

@@ -24,7 +24,9 @@ def set_debug(value: bool) -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one paragraph on stderr and return the Exit to raise."""
-    sys.stderr.write(f"relcheck: error: {message}\n")
+    from ..safetext import terminal
+
+    sys.stderr.write(f"relcheck: error: {terminal(message)}\n")  # ids and values from files are shown, not obeyed
     return typer.Exit(code)
 
 
@@ -56,13 +58,16 @@ def handle_errors(fn: F) -> F:
 
 
 def write_output(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (``-`` for stdout)."""
+    """Write ``text`` to ``path`` (``-`` for stdout); a lone surrogate becomes U+FFFD (the JSON
+    report has escaped its own already: see :mod:`reliability_cli.safetext`)."""
+    from ..safetext import TEXT_ERRORS, no_surrogates
+
     if path == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(no_surrogates(text))
         return
     from pathlib import Path
 
     target = Path(path)
     if target.parent and not target.parent.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    target.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)

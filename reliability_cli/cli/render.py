@@ -51,15 +51,19 @@ def _github(results: Results, show_failures: int) -> None:
     if summary:
         try:
             from ..reports import render
+            from ..safetext import TEXT_ERRORS
 
-            with open(summary, "a", encoding="utf-8") as fh:
+            with open(summary, "a", encoding="utf-8", errors=TEXT_ERRORS) as fh:
                 fh.write(render(results, "markdown", show_failures=show_failures))
         except (OSError, ImportError):
             pass
     if os.environ.get("GITHUB_ACTIONS") == "true":
+        from ..safetext import workflow_data, workflow_property
+
         for gate in results.gates:
-            if not gate.passed:
-                sys.stdout.write(f"::error title=relcheck gate {gate.name} failed::{gate.detail}\n")
+            if not gate.passed:  # escaped by GitHub's rules: a value cannot start a command of its own
+                title = workflow_property(f"relcheck gate {gate.name} failed")
+                sys.stdout.write(f"::error title={title}::{workflow_data(str(gate.detail))}\n")
 
 
 def _pct(value: float | None) -> str:

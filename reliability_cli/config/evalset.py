@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..boundedjson import BadJson
+from ..boundedjson import loads as bounded_loads
 from ..errors import EvalSetError, Location, MultipleErrors, RelcheckError
+from .limits import MAX_WHOLE_EVALSET_BYTES, bounded_lines, open_regular, read_regular
 from .pipeline import CheckPlan, Pipeline
 from .yamlpos import load_yaml
 
@@ -94,6 +97,9 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
         file = str(path)
         suffix = Path(path).suffix.lower()
         rows: Iterable[tuple[Any, Location]]
+        if suffix not in (".jsonl", ".ndjson", ".csv", ".yaml", ".yml", ".json"):  # before reading anything
+            raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
+                               hint="use .jsonl, .yaml or .csv")
         if suffix in (".jsonl", ".ndjson"):
             rows = _jsonl_stream(Path(path), file, hashes)
         elif suffix == ".csv":
@@ -102,13 +108,7 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
             raw = _read(Path(path), file)
             hashes[file] = hashlib.sha256(raw).hexdigest()
             text = _decode(raw, file)
-            if suffix in (".yaml", ".yml"):
-                rows = _yaml_rows(text, file)
-            elif suffix == ".json":
-                rows = _json_rows(text, file)
-            else:
-                raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
-                                   hint="use .jsonl, .yaml or .csv")
+            rows = _yaml_rows(text, file) if suffix in (".yaml", ".yml") else _json_rows(text, file)
         count = 0
         for row, loc in rows:
             count += 1
@@ -139,16 +139,15 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
 def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
     """JSONL rows read line by line (bounded memory), hashing the bytes as they pass."""
     digest = hashlib.sha256()
-    with _file_errors(file):
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
+    fh = open_regular(path, file, EvalSetError, "eval set")
     with fh:
-        for lineno, line in _decoded(fh, file, digest):
+        for lineno, line in _decoded(bounded_lines(fh, file, EvalSetError), file, digest):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, lineno, exc.colno)) from None
+                row = bounded_loads(line, unique_keys=True)
+            except BadJson as exc:
+                raise EvalSetError(exc.msg, Location(file, lineno, exc.colno)) from None
             yield row, Location(file, lineno)
     hashes[file] = digest.hexdigest()
 
@@ -156,10 +155,9 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
 def _csv_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
     """CSV rows read line by line (bounded memory), hashing the bytes as they pass."""
     digest = hashlib.sha256()
-    with _file_errors(file):
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, after the last row
+    fh = open_regular(path, file, EvalSetError, "eval set")
     with fh:
-        yield from _csv_rows(_text_lines(fh, file, digest), file)
+        yield from _csv_rows(_text_lines(bounded_lines(fh, file, EvalSetError), file, digest), file)
         for raw in fh:  # _csv_rows stops only at the end, but hash every byte regardless
             digest.update(raw)
     hashes[file] = digest.hexdigest()
@@ -204,8 +202,7 @@ def _not_utf8(exc: UnicodeDecodeError, loc: Location) -> EvalSetError:
 
 
 def _read(path: Path, file: str) -> bytes:
-    with _file_errors(file):
-        return path.read_bytes()
+    return read_regular(path, file, EvalSetError, "eval set", MAX_WHOLE_EVALSET_BYTES)
 
 
 @contextmanager
@@ -231,9 +228,9 @@ def _decode(raw: bytes, file: str) -> str:
 
 def _json_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EvalSetError(f"invalid JSON: {exc.msg}", Location(file, exc.lineno, exc.colno)) from None
+        data = bounded_loads(text, unique_keys=True)
+    except BadJson as exc:
+        raise EvalSetError(exc.msg, Location(file, exc.lineno, exc.colno)) from None
     if not isinstance(data, list):
         raise EvalSetError("a .json eval set must be a list of cases", Location(file, 1))
     for i, row in enumerate(data):
@@ -265,10 +262,15 @@ def _csv_rows(lines: Iterable[str], file: str) -> Iterable[tuple[Any, Location]]
         return
     except csv.Error as exc:
         raise EvalSetError(f"invalid CSV: {exc}", Location(file, 1)) from None
+    seen_cols: set[str] = set()
     for col in header:
         if col not in ("id", "tags") and not col.startswith(("vars.", "expect.")):
             raise EvalSetError(f"unknown CSV column '{col}'", Location(file, 1, None, col),
                                hint="columns are id, tags, vars.<name>, expect.<step>")
+        if col in seen_cols:
+            raise EvalSetError(f"duplicate CSV column '{col}'", Location(file, 1, None, col),
+                               hint="each column may appear once (a later one would silently win)")
+        seen_cols.add(col)
     if "id" not in header:
         raise EvalSetError("the CSV has no 'id' column", Location(file, 1))
     line = reader.line_num

@@ -23,10 +23,15 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+#: Backoff bounds: a retry never waits more than an hour, so a typo (``1e308``) is refused.
+MAX_BACKOFF_S = 3600.0
+BackoffSeconds = Annotated[float, Field(ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)]
+
+
 class Backoff(Model):
-    initial_s: NonNegative = 0.5
-    factor: Annotated[float, Field(ge=1)] = 2.0
-    max_s: NonNegative = 8.0
+    initial_s: BackoffSeconds = 0.5
+    factor: Annotated[float, Field(ge=1, le=100, allow_inf_nan=False)] = 2.0
+    max_s: BackoffSeconds = 8.0
     jitter: bool = True
 
 
@@ -68,10 +73,17 @@ class PythonEndpoint(EndpointBase):
     callable: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
 
 
+#: 10 MiB: the largest response body (after decoding) read from an HTTP endpoint by default.
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+
 class HttpEndpointBase(EndpointBase):
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     api_key_env: str | None = None
+    max_response_bytes: Annotated[int, Field(
+        ge=1024, le=1 << 31, description="Largest response body read, after decoding (bytes); "
+        "a larger one ends the attempt as error too_large")] = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class ModelEndpointBase(HttpEndpointBase):

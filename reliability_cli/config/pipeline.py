@@ -155,15 +155,15 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
 
 def _read_text(fs_path: FsPath, file: str) -> str:
-    try:
-        raw = fs_path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("no such file", Location(file)) from None
-    except IsADirectoryError:
+    from .limits import MAX_PIPELINE_BYTES, read_regular
+
+    if fs_path.is_dir():
         raise ConfigError("is a directory, not a pipeline file", Location(file),
-                          hint=f"did you mean {fs_path / 'pipeline.yaml'}?") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", Location(file)) from None
+                          hint=f"did you mean {fs_path / 'pipeline.yaml'}?")
+    if not fs_path.exists() and not fs_path.is_symlink():
+        raise ConfigError("no such file", Location(file))
+    # regular files only (a FIFO or /dev/zero is refused before it is opened), within a size budget
+    raw = read_regular(fs_path, file, ConfigError, "pipeline", MAX_PIPELINE_BYTES)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

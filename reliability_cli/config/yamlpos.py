@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import Location, RelcheckError
+from .limits import MAX_INT_DIGITS, MAX_YAML_DEPTH, check_node_budget
 
 Path = tuple[str | int, ...]
 
@@ -83,6 +84,31 @@ def data_scalar(text: str) -> Any:
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _DepthBoundedSafeLoader(yaml.SafeLoader):
+    """The pure-Python safe loader composing at most ``MAX_YAML_DEPTH`` levels: its composer
+    recurses per level, so a deeper file would end in ``RecursionError`` (libyaml stops at
+    1,000 levels by itself; both then meet :func:`check_node_budget`)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.MarkedYAMLError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+if _LOADER is yaml.SafeLoader:
+    _LOADER = _DepthBoundedSafeLoader
+
+# What YAML allows in a stream (YAML 1.1 "printable"); anything else is refused with its line.
+_NOT_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def load_yaml(
     text: str,
     file: str,
@@ -103,6 +129,13 @@ def load_yaml(
             position; used for ``${VAR}`` interpolation.
     """
     positions = Positions(file)
+    bad = _NOT_PRINTABLE.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
+        name = "NUL" if bad.group() == "\x00" else f"U+{ord(bad.group()):04X}"
+        raise error(f"invalid YAML: a control character ({name}) in the text; YAML allows none",
+                    Location(file, line, column))
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
@@ -119,6 +152,8 @@ def load_yaml(
         loader.dispose()
     if node is None:
         return None, positions
+    check_node_budget(node, lambda message, n: error(message, Location(file, n.start_mark.line + 1,
+                                                                       n.start_mark.column + 1)))
 
     def build(n: yaml.Node, path: Path) -> Any:
         positions.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
@@ -155,12 +190,19 @@ def load_yaml(
         if is_key and plain and n.tag in _IMPLICIT_TAGS:
             value = n.value  # `on:` is a key named "on", not True
         elif data_scalars and plain and n.tag in _IMPLICIT_TAGS:
-            value = data_scalar(n.value)
+            try:
+                value = data_scalar(n.value)
+            except ValueError:  # an integer past Python's 4,300-digit conversion limit
+                raise error(f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
+                            _loc(n, path), hint="quote it to keep it as text") from None
         else:
             try:
                 value = loader.construct_object(n, deep=True)
             except yaml.constructor.ConstructorError as exc:
                 raise error(f"invalid YAML: {exc.problem}", _loc(n, path)) from None
+            except ValueError:
+                raise error(f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
+                            _loc(n, path), hint="quote it to keep it as text") from None
         if isinstance(value, str) and transform is not None and not is_key:
             value = transform(value, path, (n.start_mark.line + 1, n.start_mark.column + 1))
         if not isinstance(value, (str, int, float, bool, type(None))):

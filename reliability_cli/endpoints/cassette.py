@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..safetext import JSON_ERRORS
 from .base import AttemptError, Request
 from .transport import Exchange
 
@@ -120,7 +121,7 @@ class Recorder:
             target.parent.mkdir(parents=True, exist_ok=True)
         # Appends: `eval --resume --record F` adds the resumed units' exchanges to the cassette.
         new = not target.exists() or target.stat().st_size == 0
-        self._fh = open(target, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        self._fh = open(target, "a", encoding="utf-8", errors=JSON_ERRORS, newline="\n")  # noqa: SIM115 - closed in close()
         if new:
             self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
 

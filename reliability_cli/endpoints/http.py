@@ -19,13 +19,23 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from ..records import ToolCall, parse_arguments
+from ..boundedjson import BadJson, depth_exceeds
+from ..boundedjson import loads as bounded_loads
+from ..records import ToolCall
+from ..safetext import JSON_ERRORS
 from ..templating import RenderError, compile_value, render_value
 from ..textfmt import one_line
 from . import cassette as cassettes
 from .base import AttemptError, Request, Response
-from .throttle import MAX_RESENDS, Pacer, quota_exhausted, retry_after_s
-from .transport import Exchange, error_message, make_client, send, status_kind
+from .throttle import MAX_RESENDS, Pacer, quota_exhausted, retry_after_s, throttle_wait_s
+from .transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    Exchange,
+    error_message,
+    make_client,
+    send,
+    status_kind,
+)
 
 __all__ = ["AnthropicEndpoint", "HttpToolEndpoint", "OpenAIEndpoint", "build"]
 
@@ -91,11 +101,12 @@ class _HttpEndpoint:
                                fatal=quota_exhausted(exchange.status, exchange.body))
         text = cassettes.redact_text(exchange.body, self.redact_fields)
         try:
-            data: Any = json.loads(text) if text.strip() else None
-        except ValueError:
+            data: Any = bounded_loads(text) if text.strip() else None
+        except BadJson as exc:
             if self.needs_json:
-                raise AttemptError("parse", f"endpoint {self.name}: the {exchange.status} response body is not "
-                                   f"valid JSON ({repr(one_line(text, 80))})", latency_ms=latency, throttled=throttled) from None
+                what = "is not valid JSON" if exc.msg.startswith("invalid JSON") else f"is refused: {exc.msg}"
+                raise AttemptError("parse", f"endpoint {self.name}: the {exchange.status} response body {what} "
+                                   f"({repr(one_line(text, 80))})", latency_ms=latency, throttled=throttled) from None
             data = _NOT_JSON
         try:
             response = self.read_response(data, text)
@@ -127,6 +138,7 @@ class _HttpEndpoint:
             wait = retry_after_s(exchange.status, exchange.headers)
             if wait is None or quota_exhausted(exchange.status, exchange.body):
                 return exchange, throttled, active_ms
+            wait = throttle_wait_s(wait, throttled)
             if waited + wait > self.max_throttle_wait or throttled >= MAX_RESENDS:
                 raise AttemptError(
                     status_kind(exchange.status),
@@ -145,10 +157,11 @@ class _HttpEndpoint:
             await self._pacer.wait()
         if self._client is None:
             self._client = make_client(getattr(self.config, "max_concurrency", None) or 256)
-        content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode()
+        content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode("utf-8", JSON_ERRORS)
         try:
             exchange = await send(self._client, out.method, out.url, headers=out.headers, params=None,
-                                  content=content, deadline_s=deadline_s)
+                                  content=content, deadline_s=deadline_s,
+                                  max_bytes=getattr(self.config, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
         except AttemptError as exc:
             exc.reason = f"endpoint {self.name}: {self._scrub(exc.reason)}"
             if self._recorder is not None:
@@ -245,16 +258,28 @@ class OpenAIEndpoint(_HttpEndpoint):
             raise _Unreadable("choices[0].message is not an object")
         content = message.get("content")
         if isinstance(content, list):  # some servers send content parts
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+            parts = []
+            for i, part in enumerate(content):
+                text_part = part.get("text") if isinstance(part, dict) else None
+                if not isinstance(text_part, str):
+                    raise _Unreadable(f"choices[0].message.content[{i}] has no text string ({_kind(text_part)})")
+                parts.append(text_part)
+            content = "".join(parts)
+        elif content is not None and not isinstance(content, str):
+            raise _Unreadable(f"choices[0].message.content is {_kind(content)}, not text")
+        tool_calls = message.get("tool_calls")
+        if tool_calls is not None and not isinstance(tool_calls, list):
+            raise _Unreadable(f"choices[0].message.tool_calls is {_kind(tool_calls)}, not a list")
         calls = []
-        for call in message.get("tool_calls") or ():
+        for i, call in enumerate(tool_calls or ()):
             fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("name"), str):
-                calls.append(ToolCall(fn["name"], parse_arguments(fn.get("arguments"))))
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise _Unreadable(f"choices[0].message.tool_calls[{i}] has no function name")
+            calls.append(ToolCall(fn["name"], _arguments(fn.get("arguments"), i)))
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
-        return Response(content if isinstance(content, str) else "", tool_calls=tuple(calls),
-                        tokens_in=_int(usage.get("prompt_tokens")), tokens_out=_int(usage.get("completion_tokens")))
+        return Response(content or "", tool_calls=tuple(calls),
+                        tokens_in=_tokens(usage, "prompt_tokens"), tokens_out=_tokens(usage, "completion_tokens"))
 
 
 class AnthropicEndpoint(_HttpEndpoint):
@@ -285,17 +310,21 @@ class AnthropicEndpoint(_HttpEndpoint):
         if not isinstance(blocks, list):
             raise _Unreadable(f"the response has no content blocks ({repr(one_line(text, 80))})")
         texts, calls = [], []
-        for block in blocks:
+        for i, block in enumerate(blocks):
             if not isinstance(block, dict):
-                continue
-            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                raise _Unreadable(f"content[{i}] is {_kind(block)}, not a content block")
+            if block.get("type") == "text":
+                if not isinstance(block.get("text"), str):
+                    raise _Unreadable(f"content[{i}] is a text block without a text string ({_kind(block.get('text'))})")
                 texts.append(block["text"])
-            elif block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+            elif block.get("type") == "tool_use":
+                if not isinstance(block.get("name"), str):
+                    raise _Unreadable(f"content[{i}] is a tool_use block without a name")
                 calls.append(ToolCall(block["name"], block.get("input")))
         usage = data.get("usage")
         usage = usage if isinstance(usage, dict) else {}
-        return Response("".join(texts), tool_calls=tuple(calls), tokens_in=_int(usage.get("input_tokens")),
-                        tokens_out=_int(usage.get("output_tokens")))
+        return Response("".join(texts), tool_calls=tuple(calls), tokens_in=_tokens(usage, "input_tokens"),
+                        tokens_out=_tokens(usage, "output_tokens"))
 
 
 class HttpToolEndpoint(_HttpEndpoint):
@@ -349,8 +378,42 @@ def _parse_path(path: str) -> tuple[str | int, ...]:
     return tuple(out)
 
 
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+#: Token counts above this (or below zero) are not a count: the reply is unreadable (``parse``).
+MAX_TOKENS = 10**9
+
+
+def _tokens(usage: Mapping[str, Any], name: str) -> int | None:
+    """A usage count: ``None`` when absent or not an integer; :class:`_Unreadable` when negative
+    or absurd (a server must not make costs negative or astronomical)."""
+    value = usage.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    if not 0 <= value <= MAX_TOKENS:
+        raise _Unreadable(f"usage.{name} is {str(value)[:20] + ('…' if len(str(value)) > 20 else '')}, "
+                          f"not a token count (0 to {MAX_TOKENS:,})")
+    return value
+
+
+def _arguments(raw: Any, index: int) -> Any:
+    """OpenAI sends tool-call arguments as a JSON string: parsed where it parses (else kept as
+    the string, for the ``tool-call`` check to judge); one nested past the budget is unreadable."""
+    if isinstance(raw, str):
+        try:
+            return bounded_loads(raw)
+        except BadJson as exc:
+            if exc.msg.startswith("invalid JSON"):
+                return raw
+            raise _Unreadable(f"tool_calls[{index}].function.arguments: {exc.msg}") from None
+    if depth_exceeds(raw):
+        raise _Unreadable(f"tool_calls[{index}].function.arguments nested too deeply")
+    return raw
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def build(name: str, config: Any, options: Mapping[str, Any]) -> _HttpEndpoint:

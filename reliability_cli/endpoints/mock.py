@@ -22,7 +22,7 @@ _SCALE = float(2**64)
 
 def draw(seed: int, case: str, trial: int, step: str, attempt: int) -> float:
     """The attempt's uniform draw in [0, 1)."""
-    digest = hashlib.sha256(f"{seed}|{case}|{trial}|{step}|{attempt}".encode()).digest()
+    digest = hashlib.sha256(f"{seed}|{case}|{trial}|{step}|{attempt}".encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") / _SCALE
 
 
@@ -44,6 +44,10 @@ class MockEndpoint:
                 raise AttemptError("timeout", f"no reply within {request.timeout_s:g} s",
                                    latency_ms=request.timeout_s * 1000)
             await asyncio.sleep(cfg.latency_ms / 1000)
+        else:
+            # yield to the event loop once per attempt: without an await that suspends, a run
+            # on the mock never lets Ctrl-C / SIGTERM (handled on the loop) take effect
+            await asyncio.sleep(0)
         latency = float(cfg.latency_ms)
         failed = cfg.fail_rate > 0 and draw(request.seed, key.case, key.trial, key.step,
                                             key.attempt) < cfg.fail_rate

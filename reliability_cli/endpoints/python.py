@@ -2,7 +2,8 @@
 
 Like a pytest plugin, it is code the pipeline's author chose to run. It is called with the
 template context (``vars``, ``expect``, ``steps``, ``messages`` …) and may be sync or async;
-sync callables run in a worker thread so they cannot stall other units.
+both run off the event loop in daemon threads (:mod:`reliability_cli.offload`), so one that
+blocks can neither stall other units nor keep relcheck alive after Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from ..config.models import PythonEndpoint as PythonConfig
 from ..errors import ConfigError
+from ..offload import CallableExit, call_async, call_sync
 from ..records import ToolCall
 from ..textfmt import one_line
 from .base import AttemptError, Request, Response
@@ -46,13 +48,15 @@ class PythonEndpoint:
         context = dict(request.context)
         context["messages"] = [dict(m) for m in request.messages]
         context["params"] = dict(request.params)
-        try:
+        try:  # off the event loop, in daemon threads: blocking code cannot hold the run (offload.py)
             if self._is_async:
-                result = await asyncio.wait_for(self._fn(context), request.timeout_s)
+                result = await call_async(self._fn, context, timeout_s=request.timeout_s)
             else:
-                result = await asyncio.wait_for(asyncio.to_thread(self._fn, context), request.timeout_s)
+                result = await call_sync(self._fn, context, timeout_s=request.timeout_s)
         except asyncio.TimeoutError:
             raise AttemptError("timeout", f"callable did not return within {request.timeout_s:g} s") from None
+        except CallableExit as exc:
+            raise AttemptError("exception", one_line(str(exc))) from None
         except Exception as exc:
             raise AttemptError("exception", one_line(f"{type(exc).__name__}: {exc}")) from None
         if isinstance(result, str):

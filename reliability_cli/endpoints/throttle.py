@@ -16,10 +16,19 @@ import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
-__all__ = ["MAX_RESENDS", "Pacer", "quota_exhausted", "retry_after_s"]
+__all__ = ["MAX_RESENDS", "MIN_WAIT_S", "Pacer", "quota_exhausted", "retry_after_s", "throttle_wait_s"]
 
 THROTTLE_STATUS = frozenset({429, 503})
-MAX_RESENDS = 1000  # bounds a server that keeps answering "Retry-After: 0"
+MAX_RESENDS = 100  # bounds a server that keeps answering "Retry-After: 0"
+#: The least wait before the n-th resend of one attempt is ``MIN_WAIT_S * 2**n`` (0.05 s, 0.1 s,
+#: 0.2 s …), whatever the server asks: ``Retry-After: 0`` or a date in the past cannot cause a
+#: burst of immediate resends (with the default ``--max-throttle-wait 120`` at most 11).
+MIN_WAIT_S = 0.05
+
+
+def throttle_wait_s(asked: float, resends: int) -> float:
+    """The wait before resend number ``resends + 1``: what the server asked, at least the floor."""
+    return max(asked, MIN_WAIT_S * 2.0 ** min(resends, 64))
 
 
 def retry_after_s(status: int, headers: Mapping[str, str]) -> float | None:

@@ -11,7 +11,13 @@ connection refused, DNS failure, TLS handshake, bad URL      ``connect``
 connection dropped or reset, broken HTTP, short body         ``protocol``
 a status other than 2xx                                      ``http_<status>``
 a 2xx body that is not the JSON expected                     ``parse``
+a body past ``max_response_bytes`` (raw or decoded)          ``too_large``
 ==========================================================  ===========
+
+Every body is read in chunks and counted, and a ``content-encoding`` (gzip, deflate) is
+decoded here with the same cap on its *decoded* size, so neither an endless chunked body nor
+a gzip bomb can grow past ``max_response_bytes`` (default :data:`DEFAULT_MAX_RESPONSE_BYTES`,
+10 MiB) on either transport; both stop as soon as the cap is passed, within the deadline.
 
 Reasons are built here from the exception *type* and host, never from ``str(exc)`` of a
 request (which may carry a URL with a query key) and never from headers, so no secret can
@@ -32,6 +38,7 @@ import os
 import ssl
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,12 +46,31 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..config.models import DEFAULT_MAX_RESPONSE_BYTES
 from ..textfmt import one_line
 from .base import AttemptError
 
-__all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transport_name"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Exchange", "decode_body", "make_client", "send", "classify", "status_kind", "transport_name"]
 
 T = TypeVar("T")
+
+_MAX_BYTES_EXT = "relcheck.max_response_bytes"
+#: What relcheck can decode (under a size cap); servers are asked for nothing else.
+ACCEPT_ENCODING = "gzip, deflate"
+_CHUNK = 64 * 1024
+
+
+class TooLarge(Exception):
+    """The body passed the cap (``raw``: as sent; else once decoded)."""
+
+    def __init__(self, limit: int, raw: bool) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.raw = raw
+
+
+class Undecodable(Exception):
+    """A ``content-encoding`` relcheck did not ask for, or a corrupt compressed body."""
 
 
 #: The response headers anything downstream reads (throttling, the cassette's allow-list).
@@ -124,14 +150,33 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._session or self._open()
         body = request.content  # relcheck always sends bytes (or nothing)
         url = self._url_type(str(request.url), encoded=True)  # httpx's URL is already percent-encoded
+        limit = request.extensions.get(_MAX_BYTES_EXT, DEFAULT_MAX_RESPONSE_BYTES)
         async with session.request(request.method, url, headers=request.headers.multi_items(),
                                    data=body or None, allow_redirects=False) as response:
-            content = await response.read()
-        return httpx.Response(response.status, headers=response.raw_headers, content=content, request=request)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(_CHUNK):  # raw: auto_decompress is off
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit, raw=True)
+                chunks.append(chunk)
+        # a raw stream, not ``content=``: httpx would decode (unbounded) a body given as content
+        return httpx.Response(response.status, headers=response.raw_headers, stream=_Raw(b"".join(chunks)),
+                              request=request)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+class _Raw(httpx.AsyncByteStream):
+    """A body already read, handed to httpx still encoded (decoded by :func:`decode_body`)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> Any:
+        yield self._data
 
 
 @functools.cache
@@ -144,24 +189,72 @@ def _ssl_context() -> ssl.SSLContext:
 USER_AGENT = "relcheck"
 
 
-async def _exchange(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+async def _exchange(client: httpx.AsyncClient, request: httpx.Request, limit: int) -> tuple[httpx.Response, bytes]:
+    """The response and its decoded body, read raw chunk by chunk and decoded here, both under ``limit``."""
     transport = getattr(client, "raw_transport", None)
     if transport is None:
-        return await client.send(request)
-    response = await transport.handle_async_request(request)
+        response = await client.send(request, stream=True)
+    else:
+        response = await transport.handle_async_request(request)
     try:
-        await response.aread()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_raw(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(limit, raw=True)
+            chunks.append(chunk)
     finally:
         await response.aclose()
-    return response
+    return response, decode_body(b"".join(chunks), response.headers.get("content-encoding", ""), limit)
+
+
+def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
+    """``raw`` decoded by its ``content-encoding`` (gzip, deflate, identity), never more than
+    ``limit`` bytes out: :class:`TooLarge` as soon as decoding would pass it."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip() and c.strip().lower() != "identity"]
+    data = raw
+    for coding in reversed(codings):  # the last one applied is undone first
+        if coding in ("gzip", "x-gzip"):
+            data = _inflate(data, zlib.MAX_WBITS | 16, limit)
+        elif coding == "deflate":  # zlib-wrapped per the RFC; some servers send it raw
+            try:
+                data = _inflate(data, zlib.MAX_WBITS, limit)
+            except Undecodable:
+                data = _inflate(data, -zlib.MAX_WBITS, limit)
+        else:
+            raise Undecodable(f"unsupported content-encoding {coding[:40]!r}")
+    return data
+
+
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    out: list[bytes] = []
+    size = 0
+    pending = data
+    try:
+        while True:
+            piece = inflater.decompress(pending, limit + 1 - size)
+            size += len(piece)
+            if size > limit:
+                raise TooLarge(limit, raw=False)
+            out.append(piece)
+            pending = inflater.unconsumed_tail
+            if not piece and not pending:
+                break
+    except zlib.error as exc:
+        raise Undecodable(f"corrupt compressed body ({exc})") from None
+    return b"".join(out)
 
 
 async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Mapping[str, str],
-               params: Mapping[str, str] | None, content: bytes | None, deadline_s: float) -> Exchange:
+               params: Mapping[str, str] | None, content: bytes | None, deadline_s: float,
+               max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> Exchange:
     """Send one request and read the whole body within ``deadline_s`` seconds in all.
 
     Raises:
-        AttemptError: ``timeout``, ``connect`` or ``protocol`` (statuses are not errors here).
+        AttemptError: ``timeout``, ``connect``, ``protocol``, ``parse`` (an undecodable body)
+            or ``too_large`` (statuses are not errors here).
     """
     started = time.perf_counter()
     if deadline_s <= 0:
@@ -169,11 +262,22 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     # httpx's own timeouts are idle limits; they only back up the total deadline below.
     backstop = deadline_s + 1.0
     try:
-        request = httpx.Request(method, _url(url), headers={"user-agent": USER_AGENT, **headers},
+        request = httpx.Request(method, _url(url), headers={"user-agent": USER_AGENT,
+                                                            "accept-encoding": ACCEPT_ENCODING, **headers},
                                 params=params, content=content,
                                 extensions={"timeout": {"connect": backstop, "read": backstop,
-                                                        "write": backstop, "pool": backstop}})
-        response = await _within(_exchange(client, request), deadline_s)
+                                                        "write": backstop, "pool": backstop},
+                                            _MAX_BYTES_EXT: max_bytes})
+        response, body = await _within(_exchange(client, request, max_bytes), deadline_s)
+    except TooLarge as exc:
+        latency = (time.perf_counter() - started) * 1000
+        what = "as sent" if exc.raw else "once decoded"
+        raise AttemptError("too_large", f"the response body from {_host(url)} passed max_response_bytes "
+                           f"({_size(exc.limit)}) {what}; reading stopped", latency_ms=latency) from None
+    except Undecodable as exc:
+        latency = (time.perf_counter() - started) * 1000
+        raise AttemptError("parse", f"the response body from {_host(url)} could not be decoded: {exc}",
+                           latency_ms=latency) from None
     except (TimeoutError, asyncio.TimeoutError):
         latency = (time.perf_counter() - started) * 1000
         raise AttemptError("timeout", f"no complete response within {deadline_s:g} s (total deadline)",
@@ -185,7 +289,14 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     latency = (time.perf_counter() - started) * 1000
     found = response.headers
     kept = {name: found[name] for name, _ in found.multi_items() if name in _KEPT}
-    return Exchange(response.status_code, kept, response.content, latency)
+    return Exchange(response.status_code, kept, body, latency)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % (scale // 1024 or 1) == 0:
+            return f"{n / scale:g} {unit}"
+    return f"{n:,} bytes"
 
 
 def _url(url: str) -> httpx.URL:

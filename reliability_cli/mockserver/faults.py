@@ -169,7 +169,7 @@ class FaultPlan:
         if self.trivial:
             return Decision("ok", self._base_s)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        body_digest = hashlib.sha256(canonical.encode()).digest()
+        body_digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
         k = self._seen.get(body_digest, 0) + 1
         self._seen[body_digest] = k
         digest = hashlib.sha256(f"{self.config.seed}|{body_digest.hex()}|{k}".encode()).digest()

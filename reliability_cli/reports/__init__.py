@@ -16,10 +16,12 @@ def render(results: Results, fmt: str, *, show_failures: int | None = None, widt
         import io
 
         from ..results.schema import dump
+        from ..safetext import JSON_ERRORS
 
         buffer = io.StringIO()
         dump(results, buffer)
-        return buffer.getvalue()
+        # a lone surrogate (from a case or a model) becomes its JSON escape: valid UTF-8 anywhere
+        return buffer.getvalue().encode("utf-8", JSON_ERRORS).decode("utf-8")
     data = results.to_dict()
     if fmt == "terminal":
         from .terminal import render_text

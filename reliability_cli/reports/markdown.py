@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..safetext import markdown_cell
+
 DEFAULT_FAILURES = 5
 
 
@@ -21,8 +23,20 @@ def _ms(v: float | None) -> str:
 
 
 def _cell(text: Any) -> str:
-    """A table cell: one line, pipes escaped."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    """A table cell: one line, pipes escaped; HTML escaped, control characters shown (model
+    output and case ids are untrusted: see :mod:`reliability_cli.safetext`)."""
+    return markdown_cell(_one_line(text))
+
+
+def _one_line(text: Any) -> str:
+    return str(text).replace("\\", "\\\\").replace("\n", " ").replace("\r", " ")
+
+
+def _code(text: Any) -> str:
+    """A code span for untrusted text (HTML inside a code span is shown, not parsed); text
+    holding a backtick, which would end the span early, is an escaped plain cell instead."""
+    text = str(text)
+    return _cell(text) if "`" in text else f"`{markdown_cell(_one_line(text), html_escape=False)}`"
 
 
 def render_markdown(results: Mapping[str, Any], show_failures: int | None = None) -> str:
@@ -107,8 +121,9 @@ def _failures(results: Mapping[str, Any], show: int) -> list[str]:
         for f in failures[:show]:
             what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
             output = (f.get("output") or "")[:80]
-            rows.append(f"| `{_cell(s['id'])}` | `{_cell(f['case'])}[{f['trial']}]` | {what} | "
-                        f"{_cell((f.get('reason') or '')[:160])} | {('`' + _cell(output) + '`') if output else ''} |")
+            unit = f"{f['case']}[{f['trial']}]"
+            rows.append(f"| `{_cell(s['id'])}` | {_code(unit)} | {what} | "
+                        f"{_cell((f.get('reason') or '')[:160])} | {_code(output) if output else ''} |")
         more = len(failures) - show + (s.get("failures_omitted") or 0)
         if more > 0:
             rows.append(f"| `{_cell(s['id'])}` | … {more} more | | | |")

@@ -16,6 +16,8 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from ..safetext import terminal
+
 
 def pct(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
@@ -65,7 +67,7 @@ class TerminalReport:
 
     def _header(self, run: Mapping[str, Any]) -> Text:
         trials = run.get("trials", 1)
-        parts = [f"relcheck · {run.get('pipeline', '?')}",
+        parts = [f"relcheck · {terminal(str(run.get('pipeline', '?')), newlines=False)}",
                  f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''}",
                  f"seed {run.get('seed', 0)}"]
         if run.get("shard"):
@@ -199,11 +201,12 @@ class TerminalReport:
             for f in failures[: self.show_failures]:
                 what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
                 reason = f.get("reason") or ""
-                lines.append(Text(f"    {f['case']}[{f['trial']}] {what}: {reason}", no_wrap=True,
-                                  overflow="ellipsis"))
+                # case ids, reasons and outputs are untrusted: control characters shown, not obeyed
+                lines.append(Text(terminal(f"    {f['case']}[{f['trial']}] {what}: {reason}", newlines=False),
+                                  no_wrap=True, overflow="ellipsis"))
                 if f.get("output") and f["output"][:40] not in reason:
-                    lines.append(Text(f"      output: {f['output']!r}", style="dim", no_wrap=True,
-                                      overflow="ellipsis"))
+                    lines.append(Text(terminal(f"      output: {f['output']!r}", newlines=False), style="dim",
+                                      no_wrap=True, overflow="ellipsis"))
             if len(failures) > self.show_failures:
                 lines.append(Text(f"    … {len(failures) - self.show_failures} more", style="dim"))
         if not lines:

@@ -25,6 +25,7 @@ from typing import IO, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import Location, ResultsError
+from ..safetext import JSON_ERRORS
 from ..textfmt import truncate
 
 SCHEMA: Final = "relcheck.results/v1"
@@ -153,8 +154,8 @@ class EndToEnd(_Model):
     cases: int
     infra_errors: int
     error_rate: float | None
-    pass_at_k: dict[str, float] | None = None
-    pass_hat_k: dict[str, float] | None = None
+    pass_at_k: dict[str, float | None] | None = None  # None where no case ran k trials (an interrupted run)
+    pass_hat_k: dict[str, float | None] | None = None
     flaky: tuple[str, ...] | None = None
     independence_prediction: float | None = None
     independence_gap: float | None = None
@@ -428,7 +429,8 @@ def write(results: Results, path: str | Path) -> None:
     target = Path(path)
     tmp = target.with_name(target.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        # a lone surrogate (from a case or a model) is written as its JSON escape (safetext)
+        with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
             dump(results, fh)
         os.replace(tmp, target)
     finally:

@@ -74,4 +74,4 @@ def select_cases(paths: Sequence[str], pipeline: Pipeline | None, tags: Sequence
 
 def shard_of(case_id: str, shards: int) -> int:
     """The shard (1-based) a case belongs to: SHA-256 of its id, modulo N."""
-    return int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "big") % shards + 1
+    return int.from_bytes(hashlib.sha256(case_id.encode("utf-8", "surrogatepass")).digest()[:8], "big") % shards + 1

@@ -375,6 +375,9 @@ class Engine:
                 return json.loads(text), text, None
             except json.JSONDecodeError as exc:
                 return None, text, f"output is not valid JSON: {exc.msg} at char {exc.pos}"
+            except (ValueError, RecursionError) as exc:  # a 5,000-digit number; nesting past the stack
+                detail = "nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc))
+                return None, text, f"output is not valid JSON: {detail}"
         return text, text, None
 
     async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], call: Call,

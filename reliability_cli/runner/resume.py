@@ -121,7 +121,9 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
         else:
             keep.add(key)
     tmp = journal.with_name(journal.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+    from ..safetext import JSON_ERRORS
+
+    with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as out:
         for i, (line, rec) in enumerate(_raw_lines(journal)):
             unit = rec.get("unit_done")
             if i == 0 and "schema" in rec:

@@ -296,9 +296,11 @@ def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write a small JSON file atomically (a reader never sees half of it)."""
+    from ..safetext import JSON_ERRORS  # a lone surrogate is written as its JSON escape
+
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False)
             fh.write("\n")
         os.replace(tmp, path)

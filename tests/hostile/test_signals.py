@@ -1,0 +1,130 @@
+"""Ctrl-C and SIGTERM stop a run whatever the endpoint does (issue 10, item 18).
+
+Each test runs ``relcheck eval`` as a real subprocess, waits (polling, bounded) until the
+journal shows a finished unit, sends the signal and requires exit 130 with results.json
+written. A run that ignores the signal, or a process kept alive by a blocked callable, fails
+by the generous ``STOP_BOUND_S`` timeout (that is a hang, not a timing measurement).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ..helpers import ROOT, SIX
+
+STOP_BOUND_S = 45.0
+FIRST_UNIT_BOUND_S = 90.0
+
+CALLABLES = '''
+import asyncio, time
+
+def block_sync(ctx):
+    time.sleep(3600)
+
+async def block_async(ctx):
+    time.sleep(3600)  # blocks whatever loop it runs on
+
+def fast_then_block(ctx):
+    if ctx["case"]["id"] != "c0":
+        time.sleep(3600)
+    return "ok"
+
+def raise_exit(ctx):
+    raise SystemExit(3)
+
+async def raise_exit_async(ctx):
+    raise SystemExit(4)
+'''
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT)])}
+    return subprocess.Popen([sys.executable, "-m", "reliability_cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_unit_done(journal: Path, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + FIRST_UNIT_BOUND_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"relcheck ended before any unit was done: {proc.stderr.read() if proc.stderr else ''}")
+        if journal.exists() and '"unit_done"' in journal.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise AssertionError("no unit finished in time")
+
+
+def interrupt(proc: subprocess.Popen[str], run: Path, sig: int) -> tuple[str, str]:
+    wait_for_unit_done(run / "attempts.jsonl", proc)
+    proc.send_signal(sig)
+    try:
+        out, err = proc.communicate(timeout=STOP_BOUND_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"relcheck did not stop within {STOP_BOUND_S} s of the signal") from None
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    results = json.loads((run / "results.json").read_text())
+    assert results["verdict"] == "error" and results["run"]["interrupted"]
+    return out, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_long_run_on_the_in_process_mock_stops(tmp_path, sig):
+    """Six steps × 1,200 cases × 30 trials: minutes of work; the mock yields to the loop."""
+    run = tmp_path / "run"
+    proc = start(["eval", str(SIX), "--trials", "30", "--out", str(run), "--no-progress"], tmp_path)
+    interrupt(proc, run, sig)
+    done = [x for x in (run / "attempts.jsonl").read_text().splitlines() if '"unit_done"' in x]
+    assert 0 < len(done) < 36_000
+
+
+def _python_pipeline(tmp_path: Path, callable_name: str, cases: int = 20) -> Path:
+    (tmp_path / "hostile_callables.py").write_text(CALLABLES)
+    (tmp_path / "cases.jsonl").write_text("".join(json.dumps({"id": f"c{i}"}) + "\n" for i in range(cases)))
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"""version: 1
+name: blocking
+evalset: cases.jsonl
+endpoints:
+  code: {{type: python, callable: "hostile_callables:{callable_name}", timeout_s: 0.5}}
+steps:
+  - id: a
+    endpoint: code
+    retry: {{max_attempts: 1}}
+""")
+    return path
+
+
+@pytest.mark.parametrize("callable_name", ["block_sync", "block_async", "fast_then_block"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_blocking_python_callable_does_not_keep_the_process_alive(tmp_path, callable_name, sig):
+    run = tmp_path / "run"
+    proc = start(["eval", str(_python_pipeline(tmp_path, callable_name)), "--out", str(run), "--no-progress",
+                  "--concurrency", "2"], tmp_path)
+    interrupt(proc, run, sig)
+    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
+    if callable_name != "fast_then_block":  # each blocked call ended as a timeout, on time
+        assert attempts and all(a["error_kind"] == "timeout" for a in attempts if "unit_done" not in a)
+
+
+@pytest.mark.parametrize("callable_name", ["raise_exit", "raise_exit_async"])
+def test_system_exit_in_a_callable_is_an_exception_attempt(tmp_path, callable_name):
+    run = tmp_path / "run"
+    proc = start(["eval", str(_python_pipeline(tmp_path, callable_name, cases=3)), "--out", str(run),
+                  "--no-progress"], tmp_path)
+    out, err = proc.communicate(timeout=STOP_BOUND_S + FIRST_UNIT_BOUND_S)
+    assert "Traceback" not in err and "exception was never retrieved" not in err, err
+    assert proc.returncode in (0, 1), err  # a judged run (exception is not infrastructure)
+    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
+    assert len(attempts) == 3
+    assert all(a["error_kind"] == "exception" and "SystemExit" in a["reason"] for a in attempts)

@@ -1,0 +1,67 @@
+"""Throttling and backoff are bounded (issue 10, item 19): ``Retry-After: 0`` or a date in the
+past cannot cause a burst of resends, and absurd backoff values fail validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reliability_cli.endpoints.throttle import MAX_RESENDS, MIN_WAIT_S, throttle_wait_s
+
+from ..endpoints.helpers import always, attempts, raw_server, run, write_pipeline
+
+
+def test_the_wait_floor_doubles_per_resend():
+    assert [throttle_wait_s(0.0, n) for n in range(4)] == [MIN_WAIT_S, 2 * MIN_WAIT_S, 4 * MIN_WAIT_S, 8 * MIN_WAIT_S]
+    assert throttle_wait_s(5.0, 0) == 5.0  # a longer wait asked for is honoured
+    assert throttle_wait_s(0.0, 10_000) > 1e9  # no overflow, just "too long"
+    assert MAX_RESENDS <= 100
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_retry_after_zero_or_past_does_not_flood(tmp_path: Path, retry_after: str):
+    seen: list = []
+    body = {"error": {"message": "slow down", "type": "rate_limit"}}
+    with raw_server(always(429, body, {"retry-after": retry_after}, seen)) as url:
+        path = write_pipeline(tmp_path, {
+            "name": "flood", "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
+            "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi",
+                       "retry": {"max_attempts": 1}}]}, [{"id": "c0"}])
+        run(path, tmp_path / "run", max_throttle_wait=1.0)
+    (only,) = attempts(tmp_path / "run")
+    assert only["error_kind"] == "http_429"
+    # floors 0.05 + 0.1 + 0.2 + 0.4 s fit in the 1 s allowed; the next (0.8 s) does not
+    assert len(seen) == 5, len(seen)
+    assert only["throttled"] == 4
+
+
+@pytest.mark.parametrize("key,value", [("initial_s", 1e308), ("max_s", 1e308), ("initial_s", 3601),
+                                       ("factor", 1e308), ("initial_s", ".inf"), ("max_s", ".nan")])
+def test_absurd_backoff_fails_validation(cli, tmp_path: Path, key: str, value: object):
+    (tmp_path / "cases.jsonl").write_text('{"id": "c0"}\n')
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(f"""version: 1
+name: backoff
+evalset: cases.jsonl
+endpoints:
+  sim: {{type: mock}}
+defaults:
+  retry:
+    backoff: {{{key}: {value}}}
+steps:
+  - {{id: a, endpoint: sim, prompt: hi}}
+""")
+    code, out, err = cli("validate", path)
+    assert code == 2, err
+    assert f"defaults.retry.backoff.{key}" in err and f"{path}:8" in err, err
+
+
+def test_sane_backoff_still_validates(cli, tmp_path: Path):
+    (tmp_path / "cases.jsonl").write_text('{"id": "c0"}\n')
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("version: 1\nname: ok\nevalset: cases.jsonl\nendpoints:\n  sim: {type: mock}\n"
+                    "defaults:\n  retry:\n    backoff: {initial_s: 3600, max_s: 3600, factor: 10}\n"
+                    "steps:\n  - {id: a, endpoint: sim, prompt: hi}\n")
+    code, out, err = cli("validate", path)
+    assert code == 0, err

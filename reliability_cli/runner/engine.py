@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from ..checks import CheckCodeError, CheckInput, run_check
 from ..config import Case, Pipeline, StepPlan
@@ -77,6 +77,8 @@ class Call:
 class Attempt:
     """One attempt of one step for one unit: one journal line (SPEC §8)."""
 
+    JOURNALED: ClassVar[tuple[str, ...]] = ()  # set below: every field but ``context``
+
     case: str
     trial: int
     step: str
@@ -108,7 +110,7 @@ class Attempt:
         return {name: getattr(self, name) for name in self.JOURNALED}
 
 
-Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")  # type: ignore[attr-defined]
+Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")
 
 
 class EarlyStop(Exception):

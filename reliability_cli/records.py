@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss"})
+INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss", "cache_miss"})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
 RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception",
                              "tool_error", "tool_args", "tool_unknown"})  # MCP: the step's own, not infra

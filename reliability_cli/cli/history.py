@@ -17,12 +17,24 @@ def history_command(
     pipeline: str = typer.Argument(..., help="A pipeline file, or a pipeline's name."),
     root: str = typer.Option(str(RUNS_DIR), "--dir", help="Where the runs are."),
     json_out: bool = typer.Option(False, "--json", help="Print the series as JSON."),
+    html: Optional[str] = typer.Option(None, "--html", help="Also write the series as a self-contained HTML chart."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """End-to-end and per-step rates of a pipeline's runs over time, with their intervals."""
     from ..runs import history, history_json, sparkline, step_series
 
     hist = history(pipeline, root)
+    if html:
+        from pathlib import Path
+
+        from ..errors import UsageError
+        from ..reports.history import render_history_html
+
+        target = Path(html).resolve()
+        if any(target.is_relative_to(Path(r.path).resolve()) for r in hist.runs):
+            raise UsageError(f"--html {html}: that is inside a run directory; relcheck never writes into a run",
+                             hint="write the chart elsewhere")
+        write_output(html, render_history_html(history_json(hist)))
     if json_out:
         write_output("-", json.dumps(history_json(hist), indent=2) + "\n")
         return

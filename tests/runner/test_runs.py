@@ -115,3 +115,22 @@ def test_sparkline() -> None:
     assert sparkline([0.95, 0.96, None, 0.97]) == "▇▇ █"  # a 2-point wobble is a small step
     assert sparkline([1.0, 1.0]) == "██"
     assert sparkline([None]) == " "
+
+
+def test_history_html_chart(runs_root: tuple[Path, list[dict[str, Any]], Path], cli: Any, tmp_path: Path) -> None:
+    import re
+
+    root, results, _ = runs_root
+    out = tmp_path / "history.html"
+    code, _, err = cli("history", "hist", "--dir", root, "--html", out)
+    assert code == 0, err
+    html = out.read_text()
+    assert re.findall(r'data-series="([^"]+)"', html) == ["end to end", "one", "two"]
+    e2e = html[html.index('data-series="end to end"'):html.index('data-series="one"')]
+    titles = re.findall(r"<title>([^<]+)</title>", e2e)
+    assert titles == [f"2026-run-{k}: {r['end_to_end']['rate'] * 100:.1f}% ({r['end_to_end']['ci']['low'] * 100:.1f}%"
+                      f"–{r['end_to_end']['ci']['high'] * 100:.1f}%)" for k, r in enumerate(results)]
+    assert html.count('class="changed"') == 3 * 3  # three pipeline changes, one mark per chart
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    code, _, err = cli("history", "hist", "--dir", root, "--html", root / "2026-run-0" / "chart.html")
+    assert code == 2 and "inside a run directory" in err

@@ -62,11 +62,11 @@ class Counter:
 
 
 def _pipeline(directory: Path, url: str, final_prompt: str = "Polish: {{ steps.draft.output }}\nREPLY: "
-              "{{ steps.draft.output }}", fail_case: bool = False) -> Path:
+              "{{ steps.draft.output }}", fail_case: bool = False, price: bool = False) -> Path:
     pipeline = {
         "name": "cached",
         "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "api_key_env": "CACHE_TEST_KEY",
-                              "timeout_s": 5}},
+                              "timeout_s": 5, **({"price": {"input": 1e6, "output": 1e6}} if price else {})}},
         "steps": [
             {"id": "draft", "endpoint": "llm", "prompt": "Draft for {{ vars.q }}\nREPLY: {{ vars.answer }}",
              "checks": [{"type": "equals", "value": "{{ expect.draft }}"}]},
@@ -255,3 +255,14 @@ def test_cli_cache_info_clear_and_flags(tmp_path: Path, server: Any, cli: Any,
     assert clear_cache(str(db)) == 0
     code, _, err = cli("eval", path, "--out", tmp_path / "r4", "--no-progress", "--no-cache", "--cache-only")
     assert code == 2 and "cannot be combined" in err
+
+
+def test_cached_attempts_do_not_count_toward_max_cost(tmp_path: Path, server: Any) -> None:
+    counter, url = server
+    db = str(tmp_path / "cache.sqlite")
+    path = _pipeline(tmp_path / "p", url, price=True)
+    first = run(path, tmp_path / "r1", cache=db, concurrency=1)
+    assert counter.take() == 2 * N and first["run"]["cost_usd"] > 1  # every call is "expensive"
+    # --max-cost 1: a live run would stop after its first unit; answered from the cache it runs them all
+    second = run(path, tmp_path / "r2", cache=db, concurrency=1, max_cost=1.0)
+    assert counter.take() == 0 and second["end_to_end"]["total"] == N and second["exit_code"] == 0

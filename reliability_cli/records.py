@@ -9,7 +9,7 @@ from typing import Any
 
 # ``too_large`` (a body past ``max_response_bytes``) is the server's fault, so infrastructure; it is
 # not retried: the same request would most likely be answered with the same flood.
-INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss", "too_large"})
+INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss", "too_large", "cache_miss"})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
 RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception",
                              "tool_error", "tool_args", "tool_unknown"})  # MCP: the step's own, not infra

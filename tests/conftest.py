@@ -28,3 +28,10 @@ def _every_results_file_round_trips(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     for path in base.rglob("*.json"):
         assert_round_trips(path)
+
+
+@pytest.fixture(autouse=True)
+def _no_response_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``relcheck eval`` caches live responses in ./.relcheck/cache.sqlite by default: tests
+    stay independent of each other (and of the checkout) unless a test turns it on."""
+    monkeypatch.setenv("RELCHECK_CACHE", "off")

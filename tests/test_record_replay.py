@@ -254,7 +254,7 @@ def test_replay_sends_nothing_and_needs_no_key(tmp_path):
 
 
 
-def test_missing_cassette_and_record_with_replay_are_refused_before_running(tmp_path, cli):
+def test_missing_cassette_and_recording_over_the_replayed_one_are_refused_before_running(tmp_path, cli):
     pipeline = {"name": "rr", "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1",
                                                     "model": "m"}},
                 "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}]}
@@ -262,9 +262,9 @@ def test_missing_cassette_and_record_with_replay_are_refused_before_running(tmp_
     code, _, err = cli("eval", path, "--replay", tmp_path / "missing.jsonl", "--out", tmp_path / "run")
     assert code == 2 and "no such cassette" in err and not (tmp_path / "run").exists()
     (tmp_path / "c.jsonl").write_text('{"relcheck_cassette": 1}\n')
-    code, _, err = cli("eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "d.jsonl",
+    code, _, err = cli("eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "c.jsonl",
                        "--out", tmp_path / "run")
-    assert code == 2 and "cannot be combined" in err
+    assert code == 2 and "it is the cassette --replay reads" in err and not (tmp_path / "run").exists()
 
 
 def test_validate_with_replay_needs_no_key(cli, monkeypatch):

@@ -50,6 +50,9 @@ COMMANDS = (
     ("mock-server", "mockserver"),
     ("init", "init"),
     ("schema", "schema"),
+    ("show", "show"),
+    ("runs", "runs"),
+    ("history", "history"),
 )
 
 
@@ -59,6 +62,7 @@ def _register() -> None:
     for name, module in COMMANDS:
         command = getattr(import_module(f"{__package__}.{module}"), f"{module}_command")
         app.command(name)(command)
+    app.add_typer(import_module(f"{__package__}.cache").cache_app)  # relcheck cache info|clear
 
 
 _register()

@@ -63,6 +63,9 @@ def eval_command(
     endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock: swap an endpoint for the mock (repeatable)."),
     max_throttle_wait: float = typer.Option(120.0, "--max-throttle-wait", min=0, help="Seconds one attempt may wait out 429/503."),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, help="Stop scheduling once this many USD are spent (exit 3)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache (.relcheck/cache.sqlite)."),
+    cache_only: bool = typer.Option(False, "--cache-only", help="Answer only from the response cache; a miss is "
+                                    "an error of kind cache_miss."),
     show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step."),
     min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
     min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
@@ -80,6 +83,7 @@ def eval_command(
     3: no trustworthy verdict (infrastructure errors, endpoint rejected, --max-cost).
     130: interrupted; resume with --resume RUN_DIR.
     """
+    from ..endpoints.cache import resolve_path
     from ..results.schema import GateOverrides
     from ..runner import RunOptions, run_eval
     from .progress import make_progress
@@ -90,6 +94,8 @@ def eval_command(
         seed=seed, limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard), resume=resume,
         retry_errors=retry_errors, out=out, record=record, replay=replay, endpoint_overrides=endpoint,
         max_throttle_wait=max_throttle_wait, max_cost=max_cost,
+        cache=None if (record or replay) else resolve_path(no_cache=no_cache, cache_only=cache_only),
+        cache_only=cache_only,
         gate_overrides=GateOverrides(end_to_end_min=min_e2e, step_mins=_parse_min_step(min_step), mode=mode,
                                      baseline_path=baseline, max_drop=max_drop, alpha=alpha),
         command=["relcheck", *sys.argv[1:]],

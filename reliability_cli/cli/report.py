@@ -29,4 +29,7 @@ def report_command(
 
         print_terminal(data, 5 if show_failures is None else show_failures)
         return
-    write_output(output or "-", render(data, fmt, show_failures=show_failures))
+    from pathlib import Path
+
+    source = Path(results) if Path(results).is_dir() else Path(results).parent  # the viewer reads the run dir
+    write_output(output or "-", render(data, fmt, show_failures=show_failures, run_dir=str(source)))

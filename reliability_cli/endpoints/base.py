@@ -64,6 +64,7 @@ class AttemptError(Exception):
         self.throttled = throttled
         self.status = status
         self.fatal = fatal  # e.g. insufficient_quota: counts toward the early stop
+        self.sent: Any = None  # the request as sent (an HTTP endpoint's, for requests.jsonl)
 
 
 class Endpoint(Protocol):

@@ -40,7 +40,8 @@ from ..safetext import JSON_ERRORS
 from .base import AttemptError, Request
 from .transport import Exchange
 
-__all__ = ["HEADER_ALLOW", "Cassette", "Recorder", "Replayer", "canonical", "redact", "open_recorder",
+__all__ = ["HEADER_ALLOW", "Cassette", "Recorder", "Replayer", "canonical", "first_difference", "redact",
+           "open_recorder",
            "open_replayer", "release"]
 
 HEADER_ALLOW = frozenset({"content-type", "anthropic-version", "openai-version", "retry-after",
@@ -198,6 +199,8 @@ class Replayer:
     def __init__(self, path: str) -> None:
         self.path = path
         self._queues: dict[tuple[Any, ...], deque[dict[str, Any]]] = {}
+        #: every recorded request by (endpoint, step, attempt): to explain a miss
+        self._by_step: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         try:
             fh = open(path, encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
@@ -220,6 +223,8 @@ class Replayer:
                 key = _key(line["endpoint"], line["path"], line.get("body"), line["case"], line["trial"],
                            line["step"], line["attempt"])
                 self._queues.setdefault(key, deque()).append(line)
+                self._by_step.setdefault((line["endpoint"], str(line["step"]), int(line["attempt"])), []).append(
+                    {"path": line["path"], "body": line.get("body"), "case": line["case"], "trial": line["trial"]})
 
     def take(self, endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int,
              keep: bool = False) -> dict[str, Any] | None:
@@ -241,9 +246,7 @@ class Replayer:
         key = _key(endpoint, path, _sorted(redact(body, tuple(redact_fields))), k.case, k.trial, k.step, k.attempt)
         queue = self._queues.get(key)
         if not queue:
-            raise AttemptError("replay_miss", f"no recording in {os.path.basename(self.path)} for endpoint "
-                               f"'{endpoint}' {path} (case {k.case}, trial {k.trial}, step {k.step}, "
-                               f"attempt {k.attempt}) with this request body", latency_ms=0.0)
+            raise AttemptError("replay_miss", self.explain_miss(endpoint, path, key[2], request), latency_ms=0.0)
         line = queue.popleft()
         latency = float(line.get("latency_ms") or 0.0)
         if line.get("error"):
@@ -251,6 +254,80 @@ class Replayer:
         response = line.get("response")
         return Exchange(int(line["status"]), dict(line.get("response_headers") or {}),
                         (response or "").encode("utf-8"), latency)
+
+
+    def explain_miss(self, endpoint: str, path: str, body_text: str, request: Request) -> str:
+        """Why nothing matched: the closest recorded request and the first field that differs.
+
+        Closest: a recording of the same endpoint, step and attempt for this case and trial,
+        else for another case (the one whose body shares the longest prefix with this one).
+        """
+        k = request.key
+        name = os.path.basename(self.path)
+        where = f"step {k.step}, attempt {k.attempt}"
+        candidates = self._by_step.get((endpoint, k.step, int(k.attempt)), [])
+        if not candidates:
+            return (f"{where}: no recording in {name} for endpoint '{endpoint}' step {k.step} attempt {k.attempt} "
+                    f"(case {k.case}, trial {k.trial})")
+        same = [c for c in candidates if c["case"] == k.case and int(c["trial"]) == int(k.trial)]
+        if same and any(canonical(c["body"]) == body_text and c["path"] == path for c in same):
+            return (f"{where}: every recording of this request in {name} (case {k.case}, trial {k.trial}) "
+                    "was already answered")
+        pool = same or candidates
+        best = max(pool, key=lambda c: (c["path"] == path, _common_prefix(canonical(c["body"]), body_text)))
+        sent = json.loads(body_text)
+        diff: str | None
+        if best["path"] != path:
+            diff = f"path {path} differs from the recorded {best['path']}"
+        else:
+            diff = first_difference(sent, best["body"])
+        if diff is None:
+            return (f"{where}: {name} has this request for case {best['case']}, trial {best['trial']}, "
+                    f"not for case {k.case}, trial {k.trial} (recorded with fewer trials or other cases?)")
+        other = "" if best in same else f"; nearest is case {best['case']}, trial {best['trial']}"
+        return f"{where}: {diff} (no recording in {name} for case {k.case}, trial {k.trial} matches{other})"
+
+
+def _common_prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
+
+
+def _excerpt(text: str, at: int, width: int = 16) -> str:
+    piece = text[at: at + width]
+    return json.dumps(piece + ("…" if len(text) > at + width else ""), ensure_ascii=False)
+
+
+def first_difference(sent: Any, recorded: Any, path: str = "") -> str | None:
+    """The first place (in sorted-key order) where ``sent`` differs from ``recorded``:
+    ``messages[1].content differs at char 42 ("kindly: …" vs "Draft: …")``; None if equal."""
+    label = path or "the body"
+    if isinstance(sent, dict) and isinstance(recorded, dict):
+        for key in sorted(set(sent) | set(recorded)):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in recorded:
+                return f"{sub} is sent but was not recorded"
+            if key not in sent:
+                return f"{sub} was recorded but is not sent"
+            found = first_difference(sent[key], recorded[key], sub)
+            if found:
+                return found
+        return None
+    if isinstance(sent, list) and isinstance(recorded, list):
+        for i, (a, b) in enumerate(zip(sent, recorded)):
+            found = first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        if len(sent) != len(recorded):
+            return f"{label} has {len(sent)} items, the recording {len(recorded)}"
+        return None
+    if isinstance(sent, str) and isinstance(recorded, str):
+        if sent == recorded:
+            return None
+        at = _common_prefix(sent, recorded)
+        return f"{label} differs at char {at} ({_excerpt(sent, at)} vs recorded {_excerpt(recorded, at)})"
+    if sent == recorded and type(sent) is type(recorded):
+        return None
+    return f"{label} is {canonical(sent)[:40]}, recorded {canonical(recorded)[:40]}"
 
 
 def redact_text(body: bytes, fields: Iterable[str]) -> str:

@@ -62,10 +62,17 @@ class _HttpEndpoint:
         self.redact_fields = tuple(getattr(config, "redact", ()) or ())
         replay, record = options.get("replay"), options.get("record")
         self._replayer = cassettes.open_replayer(replay) if replay else None
-        self._recorder = (cassettes.open_recorder(record, options.get("pipeline"), self._env)
-                          if record and not replay else None)
+        # --replay OLD --record NEW: hits are answered from OLD, misses are sent; NEW gets both
+        self._recorder = cassettes.open_recorder(record, options.get("pipeline"), self._env) if record else None
+        cache = options.get("cache") if not (replay or record) else None
+        if cache:
+            from . import cache as caches
+
+            self._cache: Any = caches.open_cache(cache, options.get("secrets") or (), bool(options.get("cache_only")))
+        else:
+            self._cache = None
         rpm = getattr(config, "rate_limit_rpm", None)
-        self._pacer = Pacer(rpm) if rpm and not replay else None
+        self._pacer = Pacer(rpm) if rpm and (record or not replay) else None
         self._headers = compile_value(dict(config.headers))
         self._query = compile_value(dict(config.query))
         self._client: Any = None
@@ -73,7 +80,8 @@ class _HttpEndpoint:
         self.tool_source: Any = None  # the MCP endpoint of ``tools_from`` (see link_tool_sources)
         self._offered: list[dict[str, Any]] | None = None
         key_env = getattr(config, "api_key_env", None)
-        self._key: str | None = (self._env.get(key_env) or None) if key_env and not self._replayer else None
+        live = self._replayer is None or self._recorder is not None
+        self._key: str | None = (self._env.get(key_env) or None) if key_env and live else None
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -94,7 +102,34 @@ class _HttpEndpoint:
             outgoing = self.build_request(request)
         except RenderError as exc:
             raise AttemptError("template", f"endpoint {self.name}: {exc}") from None
-        exchange, throttled, latency = await self._exchange(request, outgoing)
+        sent = self._sent(outgoing)
+        try:
+            return await self._call(request, outgoing, sent)
+        except AttemptError as exc:
+            exc.sent = sent  # for the run's requests.jsonl
+            raise
+
+    def _sent(self, out: Outgoing) -> dict[str, Any]:
+        """The request as sent, for ``requests.jsonl``: no headers, a safe URL, ``redact:`` fields removed."""
+        return {"method": out.method, "url": cassettes.safe_url(out.url),
+                "body": cassettes.redact(out.body, self.redact_fields)}
+
+    async def _call(self, request: Request, outgoing: Outgoing, sent: dict[str, Any]) -> Response:
+        cache, cache_key, hit = self._cache, "", None
+        if cache is not None:
+            cache_key = cache.key(self.config.type, outgoing.method, outgoing.url, outgoing.body, request)
+            hit = cache.get(cache_key)
+            if hit is None and cache.only:
+                raise AttemptError("cache_miss", f"endpoint {self.name}: no cached response for this request "
+                                   f"(case {request.key.case}, trial {request.key.trial}, step {request.key.step}, "
+                                   f"attempt {request.key.attempt}) in {cache.path}; --cache-only makes no call",
+                                   latency_ms=0.0)
+        if hit is not None:
+            exchange, throttled, latency = hit, 0, 0.0
+        else:
+            exchange, throttled, latency = await self._exchange(request, outgoing)
+            if cache is not None:
+                cache.put(cache_key, self.config.type, outgoing.url, request.key.step, exchange)
         if not 200 <= exchange.status < 300:
             raise AttemptError(status_kind(exchange.status), self._status_reason(exchange), latency_ms=latency,
                                throttled=throttled, status=exchange.status,
@@ -115,6 +150,9 @@ class _HttpEndpoint:
                                throttled=throttled) from None
         response.latency_ms = latency
         response.throttled = throttled
+        response.extra["sent"] = sent
+        if hit is not None:
+            response.extra["cached"] = True
         key = self.api_key()
         if key and len(key) >= 4 and key in response.text:  # a service echoing our key back
             response.text = response.text.replace(key, "***")
@@ -129,7 +167,7 @@ class _HttpEndpoint:
         throttled = 0
         while True:
             try:
-                exchange = await self._send_once(request, out, request.timeout_s - active_ms / 1000)
+                exchange, replayed = await self._send_once(request, out, request.timeout_s - active_ms / 1000)
             except AttemptError as exc:
                 exc.latency_ms = active_ms + (exc.latency_ms or 0.0)
                 exc.throttled = throttled
@@ -147,12 +185,27 @@ class _HttpEndpoint:
                     latency_ms=active_ms, throttled=throttled, status=exchange.status)
             throttled += 1
             waited += wait
-            if self._replayer is None and wait > 0:
+            if not replayed and wait > 0:
                 await asyncio.sleep(wait)  # excluded from latency and from the deadline
 
-    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float) -> Exchange:
+    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float) -> tuple[Exchange, bool]:
+        """One exchange, and whether it came from the cassette being replayed."""
         if self._replayer is not None:
-            return self._replayer.answer(self.name, request, out.url, out.body, self.redact_fields)
+            try:
+                exchange = self._replayer.answer(self.name, request, out.url, out.body, self.redact_fields)
+            except AttemptError as exc:
+                if self._recorder is None:
+                    raise
+                if exc.kind != "replay_miss":  # a recorded failure: copied to the new cassette
+                    self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
+                                          error=exc, redact_fields=self.redact_fields)
+                    raise
+                # a miss while recording: sent live below, and recorded
+            else:
+                if self._recorder is not None:
+                    self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
+                                          exchange=exchange, redact_fields=self.redact_fields)
+                return exchange, True
         if self._pacer is not None:
             await self._pacer.wait()
         if self._client is None:
@@ -171,7 +224,7 @@ class _HttpEndpoint:
         if self._recorder is not None:
             self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
                                   exchange=exchange, redact_fields=self.redact_fields)
-        return exchange
+        return exchange, False
 
     # ---------------------------------------------------------------- helpers
 
@@ -208,6 +261,11 @@ class _HttpEndpoint:
         for held in (self._recorder, self._replayer):
             if held is not None:
                 cassettes.release(held)
+        if self._cache is not None:
+            from . import cache as caches
+
+            caches.release(self._cache)
+            self._cache = None
 
 
 class _Unreadable(Exception):

@@ -1,4 +1,5 @@
-"""Reports: each renders a results document and reads nothing else."""
+"""Reports: each renders a results document and reads nothing else (the HTML viewer also reads
+the run directory's journal and ``requests.jsonl``, when it is there)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ if TYPE_CHECKING:
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
 
 
-def render(results: Results, fmt: str, *, show_failures: int | None = None, width: int = 100) -> str:
+def render(results: Results, fmt: str, *, show_failures: int | None = None, width: int = 100,
+           run_dir: str | None = None) -> str:
     """Render ``results`` as text in ``fmt``."""
     if fmt == "json":
         import io
@@ -38,5 +40,5 @@ def render(results: Results, fmt: str, *, show_failures: int | None = None, widt
     if fmt == "html":
         from .html import render_html
 
-        return render_html(data)
+        return render_html(data, run_dir=run_dir)
     raise ValueError(f"unknown format {fmt!r}")

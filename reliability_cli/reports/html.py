@@ -28,8 +28,8 @@ def _ms(v: float | None) -> str:
     return "—" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
 
 
-def render_html(results: Mapping[str, Any]) -> str:
-    """The run as one HTML document."""
+def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
+    """The run as one HTML document; the unit viewer reads ``run_dir`` (default: ``run.dir``)."""
     run, e = results["run"], results["end_to_end"]
     conf = run.get("confidence", 0.95)
     verdict = results["verdict"]
@@ -52,6 +52,9 @@ def render_html(results: Mapping[str, Any]) -> str:
                   f"{len(e.get('flaky') or [])} flaky cases</p>")
     if e.get("infra_errors"):
         extra += f"<p>Infrastructure errors in {e['infra_errors']} units ({_pct(e.get('error_rate'))}).</p>"
+    from .viewer import VIEWER_CSS, VIEWER_JS, render_viewer
+
+    viewer = render_viewer(results, run_dir)
     body = [
         f'<header class="{_e(verdict)}"><h1>relcheck · {_e(run.get("pipeline", "?"))}</h1>'
         f'<div class="verdict">{_e(verdict.upper())} <small>exit {_e(results["exit_code"])}</small></div>'
@@ -63,14 +66,14 @@ def render_html(results: Mapping[str, Any]) -> str:
         f'<section><h2>Rates with {conf:.0%} intervals</h2>{rates_svg(results)}</section>',
         f'<section><h2>Latency per attempt (p50 · p95 · max)</h2>{latency_svg(results)}</section>',
         _what_if(results),
-        _failures(results),
+        viewer or _failures(results),
     ]
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>relcheck · {_e(run.get('pipeline', '?'))} · {_e(verdict)}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(b for b in body if b)
+            f"<style>{CSS}{VIEWER_CSS if viewer else ''}</style></head><body>\n" + "\n".join(b for b in body if b)
             + f"\n<footer>relcheck {_e(run.get('relcheck_version', ''))} · {_e(run.get('started_at', ''))}</footer>"
-            f"<script>{JS}</script></body></html>\n")
+            f"<script>{JS}{VIEWER_JS if viewer else ''}</script></body></html>\n")
 
 
 def _gates(results: Mapping[str, Any]) -> str:
@@ -92,8 +95,8 @@ def _gates(results: Mapping[str, Any]) -> str:
 def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     isolated = any("isolated" in s for s in results["steps"])
     head = ["step", "pass / reached", "rate", f"{conf:.0%} CI", *(["isolated"] if isolated else []),
-            "1st try", "recovery", "recovery if independent", "retried", "attempts (pass/fail/error)",
-            "error kinds", "p50 ms", "p95 ms", "max ms", "tokens in/out", "cost USD"]
+            "1st try", "recovery (if independent)", "retried", "attempts pass/fail/error",
+            "error kinds", "latency ms p50 · p95 · max", "tokens in / out", "cost USD"]
     graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
     if graph:
         head += ["reach", "visits/unit"]
@@ -101,25 +104,27 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     for s in results["steps"]:
         lat = s.get("latency_ms") or {}
         ao = s.get("attempt_outcomes") or {}
-        kinds = ", ".join(f"{k} {v}" for k, v in (s.get("error_kinds") or {}).items()) or "—"
+        kinds = " ".join(f'<span class="kind">{_e(k)} {_e(v)}</span>'
+                         for k, v in (s.get("error_kinds") or {}).items()) or "—"
         ci = s.get("ci")
         iso = s.get("isolated") or {}
         cells = [f"<code>{_e(s['id'])}</code>", f"{s['passed']}/{s['reached']}", _pct(s["rate"]),
                  "—" if not ci else f"{_pct(ci['low'])}–{_pct(ci['high'])}",
                  *([f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})"] if isolated else []),
-                 _pct(s.get("first_try_rate")), _pct(s.get("recovery_rate")),
-                 _pct(s.get("recovery_rate_independent")) if s.get("recovery_rate") is not None else "—",
+                 _pct(s.get("first_try_rate")),
+                 _pct(s.get("recovery_rate")) + (f" ({_pct(s.get('recovery_rate_independent'))})"
+                                                 if s.get("recovery_rate") is not None else ""),
                  str(s.get("retried", 0)),
                  f"{s.get('attempts', 0)} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
-                 _e(kinds), _ms(lat.get("p50")), _ms(lat.get("p95")), _ms(lat.get("max")),
-                 f"{(s.get('tokens') or {}).get('input', 0)}/{(s.get('tokens') or {}).get('output', 0)}",
+                 kinds, f"{_ms(lat.get('p50'))} · {_ms(lat.get('p95'))} · {_ms(lat.get('max'))}",
+                 f"{(s.get('tokens') or {}).get('input', 0)} / {(s.get('tokens') or {}).get('output', 0)}",
                  "—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}"]
         if graph:
             per_unit = (s.get("visits") or {}).get("per_unit")
             cells += [_pct(s.get("reach_share")), "—" if per_unit is None else f"{per_unit:.2f}"]
         rows.append("<tr>" + "".join(f'<td{"" if i == 0 else " class=n"}>{c}</td>' for i, c in enumerate(cells))
                     + "</tr>")
-    return ('<div class="scroll"><table><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
+    return ('<div class="scroll"><table class="steps"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
 
 
@@ -187,7 +192,7 @@ def rates_svg(results: Mapping[str, Any]) -> str:
                          f"</title></circle>")
             parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_pct(rate)}</text>')
         if iso is not None:
-            d = 5
+            d = 8  # larger than the dot and hollow: visible when the two rates coincide
             cx = sx(iso)
             parts.append(f'<path class="iso" d="M{cx:.1f},{y - d:.1f} L{cx + d:.1f},{y:.1f} L{cx:.1f},{y + d:.1f} '
                          f'L{cx - d:.1f},{y:.1f} Z"><title>{_e(name)}: isolated / independence {_pct(iso, 2)}</title></path>')
@@ -201,7 +206,13 @@ def latency_svg(results: Mapping[str, Any]) -> str:
     steps = results["steps"]
     lat = [(s["id"], s.get("latency_ms") or {}) for s in steps]
     vmax = max([v for _, d in lat for v in (d.get("max"), d.get("p95"), d.get("p50")) if v is not None] + [0.0])
-    top_v = _nice(vmax) if vmax > 0 else 1.0
+    if vmax <= 0:  # an in-process endpoint (mock, python) or cached attempts: no axis of zeros
+        timed = any(d.get("p50") is not None for _, d in lat)
+        return ('<p class="note" data-chart="latency-none">' + (
+            "Every attempt reported 0 ms (an in-process endpoint, e.g. mock without latency_ms): "
+            "no latency to chart." if timed else
+            "No timed attempts (cached or none): no latency to chart.") + "</p>")
+    top_v = _nice(vmax)
     row_h, top = 30, 24
     h = top + row_h * len(lat) + 30
     x0, x1 = LABEL_W, W - 120
@@ -316,7 +327,9 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}tr.bad td{background:#ff
 .scroll{overflow-x:auto}pre{margin:0;white-space:pre-wrap;max-width:380px;font-size:12px}code{font-size:12px}
 svg.chart{max-width:100%;height:auto;display:block}svg text{font-size:11px;fill:#57606a}svg text.val{fill:#1f2328;font-weight:600}
 .alive{fill:#0969da}.lost{fill:#cf222e;opacity:.75}.lostlabel{fill:#cf222e !important}.grid{stroke:#eaeef2}
-.whisker{stroke:#1f2328;stroke-width:1.5}.rate{fill:#0969da}.iso{fill:#bf8700}.p50{fill:#0969da}.p95{fill:#54aeff}
+.whisker{stroke:#1f2328;stroke-width:1.5}.rate{fill:#0969da}.iso{fill:none;stroke:#bf8700;stroke-width:2}
+table.steps th{white-space:normal;max-width:96px;vertical-align:bottom}table.steps td{white-space:nowrap}table.steps td:nth-child(n+2){padding:4px 6px}
+.kind{display:inline-block;white-space:nowrap;margin:0 4px 2px 0}table.steps td .kind{font-size:12px}.note{color:#57606a}.p50{fill:#0969da}.p95{fill:#54aeff}
 #filter{margin:0 0 8px;padding:4px 8px;width:320px}footer{margin-top:30px;color:#8c959f;font-size:12px}
 """
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -49,6 +50,10 @@ class TerminalReport:
         yield Text("")
         if any("reach_share" in s for s in r["steps"]):
             yield self._graph(r)
+        usage = self._usage_table(r)
+        if usage is not None:
+            yield usage
+            yield Text("")
         yield self._waterfall(r, min(options.max_width, 100))
         if any("isolated" in s for s in r["steps"]):
             yield self._isolated(r)
@@ -114,6 +119,39 @@ class TerminalReport:
             table.add_row(s["id"], str(s["reached"]), pct(s.get("reach_share")), str(visits.get("total", 0)),
                           "—" if per_unit is None else f"{per_unit:.2f}")
         return Group(table, Text(""))
+
+    def _usage_table(self, r: Mapping[str, Any]) -> Table | None:
+        """Tokens, cost and throttled resends per step, when an endpoint reported any."""
+        steps = r["steps"]
+
+        def tokens(s: Mapping[str, Any], key: str) -> int:
+            return int((s.get("tokens") or {}).get(key) or 0)
+
+        has_tokens = any(tokens(s, "input") or tokens(s, "output") for s in steps)
+        has_cost = any(s.get("cost_usd") is not None for s in steps)
+        has_throttled = any(s.get("throttled") for s in steps)
+        if not (has_tokens or has_cost or has_throttled):
+            return None
+        table = Table(box=box.SIMPLE_HEAD, title="Usage", title_justify="left", pad_edge=False, show_edge=False)
+        table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=18)
+        table.add_column("attempts", justify="right", no_wrap=True)
+        if has_tokens:
+            table.add_column("tokens in", justify="right", no_wrap=True)
+            table.add_column("tokens out", justify="right", no_wrap=True)
+        if has_cost:
+            table.add_column("cost USD", justify="right", no_wrap=True)
+        if has_throttled:
+            table.add_column("throttled", justify="right", no_wrap=True)
+        for s in steps:
+            row = [s["id"], str(s.get("attempts", "—"))]
+            if has_tokens:
+                row += [f"{tokens(s, 'input'):,}", f"{tokens(s, 'output'):,}"]
+            if has_cost:
+                row.append("—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}")
+            if has_throttled:
+                row.append(str(s.get("throttled") or 0))
+            table.add_row(*row)
+        return table
 
     def _waterfall(self, r: Mapping[str, Any], width: int) -> Group:
         total = r["end_to_end"]["total"]
@@ -192,7 +230,7 @@ class TerminalReport:
         return Group(*lines, Text(""))
 
     def _failures(self, r: Mapping[str, Any]) -> Group | None:
-        lines = []
+        lines: list[Any] = []
         for s in r["steps"]:
             failures = s.get("failures") or []
             if not failures:
@@ -201,12 +239,13 @@ class TerminalReport:
             for f in failures[: self.show_failures]:
                 what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
                 reason = f.get("reason") or ""
-                # case ids, reasons and outputs are untrusted: control characters shown, not obeyed
-                lines.append(Text(terminal(f"    {f['case']}[{f['trial']}] {what}: {reason}", newlines=False),
-                                  no_wrap=True, overflow="ellipsis"))
+                # wrapped in full, never cut at the terminal's width; case ids, reasons and outputs
+                # are untrusted: control characters shown, not obeyed
+                lines.append(Padding(Text(terminal(f"{f['case']}[{f['trial']}] {what}: {reason}", newlines=False),
+                                          overflow="fold"), (0, 0, 0, 4), expand=False))
                 if f.get("output") and f["output"][:40] not in reason:
-                    lines.append(Text(terminal(f"      output: {f['output']!r}", newlines=False), style="dim",
-                                      no_wrap=True, overflow="ellipsis"))
+                    lines.append(Padding(Text(terminal(f"output: {f['output']!r}", newlines=False), style="dim",
+                                              overflow="fold"), (0, 0, 0, 6), expand=False))
             if len(failures) > self.show_failures:
                 lines.append(Text(f"    … {len(failures) - self.show_failures} more", style="dim"))
         if not lines:

@@ -240,7 +240,9 @@ class _Aggregator:
                         cost = rec.get("cost_usd")
                         pending.setdefault((rec["case"], rec["trial"]), []).append(
                             (slot, rec.get("outcome", "error"), rec.get("error_kind") or "unknown",
-                             float(rec.get("latency_ms") or 0.0), rec.get("throttled") or 0,
+                             # a cached attempt made no request: left out of the latency figures
+                             float("nan") if rec.get("cached") else float(rec.get("latency_ms") or 0.0),
+                             rec.get("throttled") or 0,
                              rec.get("tokens_in") or 0, rec.get("tokens_out") or 0, float(cost or 0.0),
                              cost is not None))
                     lines += 1
@@ -297,7 +299,7 @@ class _Aggregator:
         order = np.argsort(frame["slot"].to_numpy(), kind="stable")
         latencies = frame["latency_ms"].to_numpy(dtype=float)[order]
         for slot, run in zip(sums.index, np.split(latencies, np.cumsum(sums["attempts"].to_numpy())[:-1])):
-            self.tallies[slot].latencies.append(run)
+            self.tallies[slot].latencies.append(run[~np.isnan(run)])
         if sums["errors"].any():
             errors = frame.loc[outcome == "error", ["slot", "error_kind"]]
             for (slot, kind), n in errors.value_counts(sort=False).items():

@@ -30,6 +30,7 @@ from ..journal import JournalWriter
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
 from ..textfmt import one_line, truncate
+from .details import DetailWriter, attempt_detail
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20
@@ -71,6 +72,8 @@ class Call:
     error_kind: str | None = None
     reason: str | None = None
     cost_usd: float | None = None
+    cached: bool = False  # answered from the response cache: no request was made
+    sent: Any = None  # the request as sent, for requests.jsonl (an HTTP endpoint's)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Attempt:
     output: str | None = None
     #: ``json`` and ``tool_calls`` of the response, for later steps' templates; not journaled
     context: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    cached: bool = False  # journaled only when true
 
     @classmethod
     def of_call(cls, key: AttemptKey, phase: str, call: Call, outcome: str, error_kind: str | None,
@@ -103,11 +107,11 @@ class Attempt:
         response = call.response
         return cls(key.case, key.trial, key.step, key.attempt, phase, outcome, error_kind, reason, call.latency_ms,
                    response.tokens_in if response else None, response.tokens_out if response else None,
-                   call.cost_usd, call.throttled, output, context)
+                   call.cost_usd, call.throttled, output, context, call.cached)
 
     def line(self) -> dict[str, Any]:
-        """The journal line: the fields of :data:`JOURNALED`, in order."""
-        return {name: getattr(self, name) for name in self.JOURNALED}
+        """The journal line: the fields of :data:`JOURNALED`, in order (``cached`` only when true)."""
+        return {name: getattr(self, name) for name in self.JOURNALED if name != "cached" or self.cached}
 
 
 Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")
@@ -150,6 +154,8 @@ class Engine:
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
     #: a graph pipeline's runner (``relcheck.graphs``): it runs the units instead of the steps loop
     graph: Any = None
+    #: the sidecar with each attempt's request, full output, tool calls and check verdicts
+    details: DetailWriter | None = None
 
     # ------------------------------------------------------------------ scheduling
 
@@ -218,6 +224,9 @@ class Engine:
         steps_ctx: dict[str, Any] = {}
         outcomes: list[StepOutcome] = []
         failed: StepOutcome | None = None
+        if self.details is not None:
+            self.details.write({"case": case.id, "trial": trial, "unit": True, "vars": dict(case.vars),
+                                "expect": dict(case.expect), "tags": list(case.tags)})
         for step in self.pipeline.steps:
             outcome, output, text = await self.run_step(step, case, trial, steps_ctx)
             outcomes.append(outcome)
@@ -240,6 +249,8 @@ class Engine:
         self._unit_done(record)
 
     def _unit_done(self, record: dict[str, Any]) -> None:
+        if self.details is not None:  # the unit's detail lines reach the kernel before its unit_done line
+            self.details.end_unit(record["case"], record["trial"], passed=bool(record["passed"]))
         self.journal.write({"unit_done": record})
         if self.on_unit is not None:
             self.on_unit(record)
@@ -306,7 +317,16 @@ class Engine:
     async def run_attempt(self, step: StepPlan, case: Case, trial: int, attempt: int,
                           steps_ctx: Mapping[str, Any], phase: str) -> tuple[Attempt, Any, str]:
         """One attempt: render, call the endpoint, parse, judge. Never raises for what the
-        endpoint or the checks did: that is the attempt's outcome."""
+        endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
+        line (request, full output, tool calls, check verdicts) is handed to it too."""
+        detail: dict[str, Any] = {}
+        result = await self._attempt(step, case, trial, attempt, steps_ctx, phase, detail)
+        if self.details is not None:
+            self.details.write(attempt_detail(result[0].line(), detail, result[2]))
+        return result
+
+    async def _attempt(self, step: StepPlan, case: Case, trial: int, attempt: int, steps_ctx: Mapping[str, Any],
+                       phase: str, detail: dict[str, Any]) -> tuple[Attempt, Any, str]:
         context = {
             "vars": case.vars, "expect": case.expect,
             "case": {"id": case.id, "tags": list(case.tags)},
@@ -318,8 +338,10 @@ class Engine:
             params = render_value(step.params, context) if step.params else {}
         except RenderError as exc:
             return Attempt(case.id, trial, step.id, attempt, phase, "error", "template", str(exc)), None, ""
+        detail.update(endpoint=step.endpoint, request={"messages": messages, "params": params})
         request = Request(key, messages, params, context, step.timeout_s, self.seed, phase)
         call = await self.call(step.endpoint, request)
+        detail.update(sent=call.sent, tool_calls=call.response.tool_calls if call.response else ())
         if call.response is None:
             return Attempt.of_call(key, phase, call, "error", call.error_kind, call.reason), None, ""
         output, text, unparsed = self._parse(step, call.response)
@@ -329,7 +351,8 @@ class Engine:
         if unparsed is not None:
             outcome, kind, reason = "fail", None, unparsed
         else:
-            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text)
+            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text,
+                                                             detail.setdefault("checks", []))
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
         return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt,
                                step_context(output, call.response)), output, text
@@ -352,11 +375,15 @@ class Engine:
             measured = (time.perf_counter() - started) * 1000
             self._health_update(endpoint_name, exc.kind, exc.fatal, exc.reason)
             return Call(None, round(exc.latency_ms if exc.latency_ms is not None else measured, 3), exc.throttled,
-                        exc.kind, one_line(exc.reason))
+                        exc.kind, one_line(exc.reason), sent=exc.sent)
         measured = (time.perf_counter() - started) * 1000
         self._health_update(endpoint_name, None, False)
+        cost = self._cost(endpoint_name, response)
+        cached = bool(response.extra.get("cached"))
+        if cached:
+            self.spent_usd -= cost or 0.0  # nothing was paid: not counted toward --max-cost
         return Call(response, round(response.latency_ms if response.latency_ms is not None else measured, 3),
-                    response.throttled, cost_usd=self._cost(endpoint_name, response))
+                    response.throttled, cost_usd=cost, cached=cached, sent=response.extra.get("sent"))
 
     def _cost(self, endpoint_name: str, response: Response) -> float | None:
         price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
@@ -383,8 +410,10 @@ class Engine:
         return text, text, None
 
     async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], call: Call,
-                            output: Any, text: str) -> tuple[str, str | None, str | None]:
-        """(outcome, error kind, reason) of the step's checks and the case's, in order."""
+                            output: Any, text: str, verdicts: list[dict[str, Any]] | None = None
+                            ) -> tuple[str, str | None, str | None]:
+        """(outcome, error kind, reason) of the step's checks and the case's, in order; each
+        verdict reached is appended to ``verdicts``."""
         assert call.response is not None
         judge = Judge(self, case, step, context)
         inp = CheckInput(output=output, text=text, tool_calls=tuple(call.response.tool_calls),
@@ -402,6 +431,8 @@ class Engine:
                 return "error", "exception", one_line(str(exc))
             if judge.error is not None:  # the judge's infrastructure failed: an error, not the model's fail
                 return "error", judge.error[0], one_line(judge.error[1])
+            if verdicts is not None:
+                verdicts.append({"type": plan.type, "passed": verdict.passed, "reason": verdict.reason})
             if not verdict.passed:
                 return "fail", None, f"{plan.type}: {verdict.reason}"
         return "pass", None, None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the engine, the journal and asyncio are imported only to ru
 
     from ..journal import JournalWriter
     from ..results.schema import GateOverrides, Results
+    from .details import DetailWriter
     from .engine import Engine
     from .resume import RunLock
 
@@ -52,6 +53,9 @@ class RunOptions:
     endpoint_overrides: Sequence[str] = ()
     max_throttle_wait: float = 120.0
     max_cost: float | None = None
+    #: the response cache's database (None: no cache; see ``endpoints.cache.resolve_path``)
+    cache: str | None = None
+    cache_only: bool = False
     gate_overrides: GateOverrides | None = None
     command: Sequence[str] = ()
     environ: dict[str, str] | None = None
@@ -63,8 +67,14 @@ class RunOptions:
             raise UsageError(f"--mode {mode!r}: expected point or lower-bound")
         if self.retry_errors and not self.resume:
             raise UsageError("--retry-errors needs --resume RUN_DIR")
-        if self.record and self.replay:
-            raise UsageError("--record and --replay cannot be combined", hint="replay a cassette, or record a new one")
+        if self.record and self.replay and os.path.abspath(self.record) == os.path.abspath(self.replay):
+            raise UsageError(f"--record {self.record}: it is the cassette --replay reads",
+                             hint="record the updated cassette to a new file")
+        if self.cache_only and not self.cache:
+            raise UsageError("--cache-only needs a cache (RunOptions.cache)")
+        if self.cache_only and (self.record or self.replay):
+            raise UsageError("--cache-only cannot be combined with --record or --replay",
+                             hint="a replay is already offline; a recording needs live calls")
 
     def result_flags(self, seed: int) -> dict[str, Any]:
         return {"trials": self.trials, "retries": self.retries, "seed": seed, "isolate": self.isolate,
@@ -167,6 +177,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     from ..journal import JournalWriter
     from ..results import analysis, gates, schema
     from . import resume
+    from .details import DETAILS_NAME, DetailWriter, secret_values
 
     journal_path = run_dir / "attempts.jsonl"
     manifest = _manifest(run_dir, pipeline_path, prep, options)
@@ -186,10 +197,12 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     started = time.time()
     if on_start:
         on_start(prep.units - len(done))
+    details = DetailWriter(run_dir / DETAILS_NAME, secret_values(prep.pipeline, options.environ))
     try:
-        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir))
+        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir, details))
     finally:
         journal.close()
+        details.close()
     if engine.unreachable is not None:
         raise _unreachable(prep.pipeline, *engine.unreachable, journal_path)
     info = {
@@ -215,7 +228,8 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
 
 
 async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
-                 on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None) -> Engine:
+                 on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None,
+                 details: DetailWriter | None = None) -> Engine:
     """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
@@ -228,11 +242,13 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
             endpoints[name] = build_endpoint(name, config, {
                 "max_throttle_wait": options.max_throttle_wait, "record": options.record,
                 "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
+                "cache": options.cache, "cache_only": options.cache_only,
+                "secrets": details.secrets if details is not None else (),
             })
         link_tool_sources(endpoints)
         await _list_tool_sources(prep.pipeline, endpoints)
         engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
-                        on_unit, options.isolate)
+                        on_unit, options.isolate, details=details)
         if prep.graph is not None:
             from ..graphs.langgraph import GraphRunner
 

@@ -10,6 +10,7 @@ traceback.
     ├── EvalSetError               eval set: syntax, malformed row, duplicate id
     ├── TemplateError              a template that does not compile or names nothing known
     ├── ResultsError               a results.json / run directory that cannot be read
+    ├── TracesError                a traces file (OTLP, LangSmith, Langfuse) with a malformed record
     ├── UsageError                 a bad combination of flags
     └── RunAborted                 exit 3: the run cannot give a trustworthy verdict
 
@@ -81,6 +82,10 @@ class TemplateError(RelcheckError):
 
 class ResultsError(RelcheckError):
     """A results file or run directory cannot be read or used."""
+
+
+class TracesError(RelcheckError):
+    """A traces file cannot be read, or holds a malformed record (``relcheck traces``)."""
 
 
 class UsageError(RelcheckError):

@@ -47,6 +47,7 @@ COMMANDS = (
     ("merge", "merge"),
     ("plan", "plan"),
     ("simulate", "simulate"),
+    ("traces", "traces"),
     ("mock-server", "mockserver"),
     ("init", "init"),
     ("schema", "schema"),

@@ -19,6 +19,9 @@ def compare_command(
                                 help="Significance level (family-wise over the rows, Holm)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the comparison as JSON (- for stdout)."),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the comparison as Markdown."),
+    unpaired: bool = typer.Option(False, "--unpaired",
+                                  help="Runs that share steps but not units (eval vs traces): independent rates, "
+                                       "Newcombe interval, score test, Holm across steps."),
 ) -> None:
     """Compare CANDIDATE with BASE on the units both ran, per step and end to end.
 
@@ -26,6 +29,11 @@ def compare_command(
     is the sample (per-case pass-share differences). A row regresses when its drop exceeds
     --max-drop and is significant at --alpha. Exit 0: no regression. 1: a significant
     regression. 2: bad input (unreadable file, or no shared units).
+
+    --unpaired (e.g. EVAL_RESULTS TRACES_RESULTS): per shared step and end to end, both
+    rates, the difference with Newcombe's hybrid score interval, and which rows BASE over-
+    or underestimates significantly (two-sided score test, Holm). Exit 1 when CANDIDATE
+    is significantly lower by more than --max-drop somewhere.
     """
     import json
 
@@ -34,6 +42,8 @@ def compare_command(
     from ..results.compare import compare
     from ..results.schema import load as load_results
 
+    if unpaired:
+        _unpaired(base, candidate, max_drop, alpha, json_out, markdown)
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)
     if doc["shared_units"] == 0:
         raise ResultsError(f"{candidate}: shares no unit (case, trial) with {base}: nothing to compare",
@@ -74,6 +84,32 @@ def _print(doc: dict[str, Any]) -> None:
     if doc["steps_not_compared"]:
         typer.echo(f"  steps in only one run (not compared): {', '.join(doc['steps_not_compared'])}")
     typer.echo(f"Verdict: {'REGRESSION (exit 1)' if regressed else 'no significant regression (exit 0)'}")
+
+
+def _unpaired(base: str, candidate: str, max_drop: float, alpha: float, json_out: Optional[str],
+              markdown: Optional[str]) -> None:
+    import json
+
+    from ..results.schema import load
+    from ..results.unpaired import compare_unpaired, describe_row, render_markdown
+
+    doc = compare_unpaired(load(base).to_dict(), load(candidate).to_dict(), max_drop, alpha)
+    if markdown:
+        write_output(markdown, render_markdown(doc))
+    if json_out:
+        write_output(json_out, json.dumps(doc, indent=2) + "\n")
+    if json_out != "-":
+        b, c = doc["baseline"], doc["candidate"]
+        typer.echo(f"relcheck compare --unpaired · baseline {b['source']} {b.get('id') or '?'} ({b['units']} units) · "
+                   f"candidate {c['source']} {c.get('id') or '?'} ({c['units']} units) · alpha {alpha:g} "
+                   f"(Holm over {len(doc['rows'])} rows)")
+        for r in doc["rows"]:
+            typer.echo(f"  {describe_row(r)}")
+        if doc["steps_not_compared"]:
+            typer.echo(f"  steps in only one run (not compared): {', '.join(doc['steps_not_compared'])}")
+        typer.echo("Verdict: " + ("the candidate is significantly lower (exit 1)" if doc["regressed"]
+                                  else "no significant drop (exit 0)"))
+    raise typer.Exit(1 if doc["regressed"] else 0)
 
 
 def _p(p: float | None) -> str:

@@ -196,6 +196,27 @@ class Gates(Model):
     baseline: BaselineGate | None = None
 
 
+class RegexPattern(Model):
+    regex: Annotated[str, Field(min_length=1)]
+
+
+TracePattern = Union[str, int, float, bool, RegexPattern]  # exact (compared as text), or a regex (search)
+
+
+class TraceMatch(Model):
+    """What a trace record must look like to stand for a step (``relcheck traces``): every
+    key given must match. ``step`` is the step relcheck names the record by default."""
+
+    name: TracePattern | None = None
+    step: TracePattern | None = None
+    kind: TracePattern | None = None
+    attributes: dict[str, TracePattern] = Field(default_factory=dict)
+
+
+class TraceStep(Model):
+    match: Union[TraceMatch, Annotated[list[TraceMatch], Field(min_length=1)]]
+
+
 class PipelineModel(Model):
     version: Literal[1]
     name: Annotated[str, Field(min_length=1)]
@@ -208,6 +229,7 @@ class PipelineModel(Model):
     steps: Annotated[list[Step], Field(min_length=1)]
     final: FinalConfig | None = None
     gates: Gates = Gates()
+    traces: dict[str, TraceStep] | None = None  # step id → how production trace records map to it
 
 
 def json_schema() -> dict[str, Any]:

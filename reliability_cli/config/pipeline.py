@@ -402,6 +402,12 @@ def check_gates_and_judges(model: m.PipelineModel, ids: set[str], positions: Pos
         if step_id not in ids:
             problems.append(ConfigError(f"gate names unknown step '{step_id}'",
                                         positions.locate(("gates", "steps", step_id), key=True)))
+    for step_id, trace_step in (model.traces or {}).items():
+        if step_id not in ids:
+            problems.append(ConfigError(f"traces: names unknown step '{step_id}'",
+                                        positions.locate(("traces", step_id), key=True)))
+        for where, message in _trace_match_problems(trace_step):
+            problems.append(ConfigError(message, positions.locate(("traces", step_id, "match", *where))))
     for i, step in enumerate(model.steps):
         for j, spec in enumerate(step.checks):
             judge = spec.get("endpoint")
@@ -427,6 +433,23 @@ def _tool_problems(step: m.Step, endpoint: Any, sp: Path, positions: Positions) 
         key = "prompt" if step.prompt else "params"
         return [ConfigError(f"a tool step sends arguments, not {key}", positions.locate(sp + (key,)))]
     return []
+
+
+def _trace_match_problems(trace_step: m.TraceStep) -> list[tuple[Path, str]]:
+    """Regexes of a ``traces:`` ``match:`` that do not compile."""
+    matches = trace_step.match if isinstance(trace_step.match, list) else [trace_step.match]
+    problems: list[tuple[Path, str]] = []
+    for i, match in enumerate(matches):
+        base: Path = (i,) if isinstance(trace_step.match, list) else ()
+        fields: list[tuple[Path, Any]] = [((k,), getattr(match, k)) for k in ("name", "step", "kind")]
+        fields += [(("attributes", k), v) for k, v in match.attributes.items()]
+        for key, pattern in fields:
+            if isinstance(pattern, m.RegexPattern):
+                try:
+                    re.compile(pattern.regex)
+                except re.error as exc:
+                    problems.append((base + key + ("regex",), f"invalid regex: {exc}"))
+    return problems
 
 
 def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from .sources import traces_line
+
 W = 760  # chart width in px (viewBox units)
 LABEL_W = 130
 
@@ -34,7 +36,8 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
     conf = run.get("confidence", 0.95)
     verdict = results["verdict"]
     trials = run.get("trials", 1)
-    sub = (f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed {run.get('seed', 0)}"
+    sub = ((traces_line(run) if run.get("source") == "traces" else
+            f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed {run.get('seed', 0)}")
            + (f" · --retries {run['retries']}" if run.get("retries") is not None else "")
            + (" · isolated pass" if run.get("isolate") else "")
            + (f" · run {run['id']}" if run.get("id") else ""))
@@ -59,6 +62,7 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
         f'<header class="{_e(verdict)}"><h1>relcheck · {_e(run.get("pipeline", "?"))}</h1>'
         f'<div class="verdict">{_e(verdict.upper())} <small>exit {_e(results["exit_code"])}</small></div>'
         f'<p class="sub">{_e(sub)}</p></header>',
+        "".join(f'<p class="note">{_e(note)}</p>' for note in run.get("notes") or ()),
         f'<section><h2>End to end</h2><p class="big">{_e(e2e_line)}</p>{extra}</section>',
         _gates(results),
         f'<section><h2>Steps</h2>{_steps_table(results, conf)}</section>',

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..safetext import markdown_cell
+from .sources import traces_line
 
 DEFAULT_FAILURES = 5
 
@@ -48,9 +49,12 @@ def render_markdown(results: Mapping[str, Any], show_failures: int | None = None
     conf = run.get("confidence", 0.95)
     out = [f"## {icon} relcheck · {_cell(run.get('pipeline', '?'))}: {results['verdict'].upper()} "
            f"(exit {results['exit_code']})", ""]
-    out.append(f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed "
+    out.append(_cell(traces_line(run)) if run.get("source") == "traces" else f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed "
                f"{run.get('seed', 0)}" + (f" · shard {run['shard']}" if run.get("shard") else "")
                + (f" · `--retries {run['retries']}`" if run.get("retries") is not None else ""))
+    for i, note in enumerate(run.get("notes") or ()):  # (a ">" line between: one paragraph each)
+        out.extend([">"] if i else [])
+        out.append(f"> {_cell(note)}")
     out.append("")
     line = f"**End to end: {e['passed']}/{e['total']} = {_pct(e['rate'])}** ({conf:.0%} CI {_ci(e['ci'])})"
     if trials > 1 and e.get("pass_at_k"):

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..safetext import terminal
+from .sources import traces_line
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -79,9 +80,13 @@ class TerminalReport:
             parts.append(f"shard {run['shard']}")
         if run.get("retries") is not None:
             parts.append(f"--retries {run['retries']}")
+        if run.get("source") == "traces":
+            parts = [f"relcheck · {run.get('pipeline', '?')}", traces_line(run)]
         text = Text(" · ".join(parts), style="bold")
         if run.get("dir"):
             text.append(f"\nrun: {run['dir']}", style="dim")
+        for note in run.get("notes") or ():
+            text.append(f"\nnote: {note}", style="yellow")
         return text
 
     def _steps_table(self, r: Mapping[str, Any]) -> Table:

@@ -261,6 +261,36 @@ class Stop:
         return cls(reason, endpoint or None, kind or None)
 
 
+class TraceInput(_Model):
+    """One file ``relcheck traces`` read."""
+
+    path: str
+    format: str
+    sha256: str
+    records: int
+    bad_records: int
+
+
+class TimeSpan(_Model):
+    start: str | None
+    end: str | None
+
+
+class TraceCounts(_Model):
+    """What ``relcheck traces`` read, and what it excluded, skipped or could not judge."""
+
+    records: int
+    step_records: int
+    not_steps: int
+    incomplete: int
+    bad_records: int
+    bad_examples: tuple[str, ...] = ()
+    retries: int
+    duplicates: int = 0
+    checks_judged: int = 0
+    checks_not_run: dict[str, int] = {}
+
+
 class RunInfo(_Model):
     """What ran: the pipeline, the eval sets, the flags, when, and how it ended."""
 
@@ -295,6 +325,13 @@ class RunInfo(_Model):
     source: Source | None = None
     merged_from: tuple[ShardRef, ...] | None = None
     latency_approximate: bool | None = None
+    # source: traces — the input files and their hashes, the time span covered, the sampling
+    # policy given, the counts, and what every report must say (``traces.run.notes``)
+    inputs: tuple[TraceInput, ...] | None = None
+    time_span: TimeSpan | None = None
+    sampled: str | None = None
+    traces: TraceCounts | None = None
+    notes: tuple[str, ...] | None = None
 
     @property
     def stop(self) -> Stop | None:

@@ -41,6 +41,7 @@ import httpx
 
 from ..textfmt import one_line
 from .base import AttemptError
+from .ratelimit_headers import HEADER_NAMES
 
 __all__ = ["Exchange", "make_client", "send", "classify", "status_kind", "transport_name"]
 
@@ -48,7 +49,8 @@ T = TypeVar("T")
 
 
 #: The response headers anything downstream reads (throttling, the cassette's allow-list).
-KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version")
+KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version",
+                *HEADER_NAMES)
 _KEPT = frozenset(KEPT_HEADERS)
 
 

@@ -194,6 +194,30 @@ class GateRow(_Model):
     detectable_drop: float | None = None
 
 
+class EndpointRow(_Model):
+    """One HTTP endpoint's adaptive-controller figures (``endpoints``; README, "At the provider's limit")."""
+
+    name: str
+    type: str
+    requests: int
+    status_429: int
+    status_503: int
+    throttled_share: float
+    congestion_errors: int
+    tokens: int
+    duration_s: float
+    requests_per_min: float | None
+    tokens_per_min: float | None
+    limit_rpm: float | None
+    limit_tpm: float | None
+    concurrency_final: int
+    concurrency_peak: int
+    in_flight_peak: int
+    ceiling: int
+    paused_s: float
+    adaptive: bool
+
+
 class GateSettings(_Model):
     """The gates a run was judged by: the pipeline's ``gates:`` with CLI flags on top."""
 
@@ -278,6 +302,7 @@ class RunInfo(_Model):
     seed: int
     trials: int
     concurrency: int | None
+    concurrency_cap: int | None = None  # --concurrency as given (None: the default, see README)
     isolate: bool
     retries: int | None
     shard: str | None
@@ -325,6 +350,7 @@ class Results(_Model):
     steps: tuple[StepRow, ...]
     end_to_end: EndToEnd
     what_if: tuple[WhatIfRow, ...]
+    endpoints: tuple[EndpointRow, ...] = ()
     gates: tuple[GateRow, ...]
     units: tuple[UnitRecord, ...]
     verdict: Verdict
@@ -361,7 +387,7 @@ class Results(_Model):
         return doc
 
 
-_ORDER = ("schema", "run", "steps", "end_to_end", "what_if", "gates", "units", "verdict", "exit_code")
+_ORDER = ("schema", "run", "steps", "end_to_end", "what_if", "endpoints", "gates", "units", "verdict", "exit_code")
 
 
 def _ordered(doc: dict[str, Any]) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def run_relcheck(work: Path, concurrency: int | None) -> dict[str, object]:
     from reliability_cli.runner import RunOptions, run_eval
 
     out = work / f"run-{concurrency or 'default'}"
-    results = run_eval(str(work / "pipeline.yaml"), RunOptions(out=str(out), concurrency=concurrency)).results
+    results = run_eval(str(work / "pipeline.yaml"), RunOptions(out=str(out), concurrency=concurrency)).results.to_dict()
     endpoints = results.get("endpoints") or [{}]
     e2e = results["end_to_end"]
     return {"passed": e2e["passed"], "total": e2e["total"], "endpoint": endpoints[0]}
@@ -146,14 +146,14 @@ def main() -> int:
     parser.add_argument("--only", default="", help="Run only scenarios whose name contains this.")
     parser.add_argument("--json", default="", help="Also write the figures here.")
     parser.add_argument("--cases", type=int, default=0, help="Cases per run (overrides --seconds).")
-    parser.add_argument("--clients", default="relcheck,inspect", help="relcheck, inspect or both (comma-separated).")
+    parser.add_argument("--clients", default="relcheck,inspect", help="relcheck, inspect or both (comma-separated); relcheck-default: only the default flags.")
     args = parser.parse_args()
     scenarios = SCENARIOS[1:2] if args.quick else [s for s in SCENARIOS if args.only in s.name]
     seconds = 2.0 if args.quick else args.seconds
     clients: list[tuple[str, int | None]] = []
     if "relcheck" in args.clients:
         clients.append(("relcheck default", None))
-        if not args.quick:
+        if not args.quick and "default" not in args.clients:
             clients += [("relcheck --concurrency 8", 8), ("relcheck --concurrency 64", 64)]
     inspect = Path(args.inspect_python)
     use_inspect = not args.quick and inspect.exists() and "inspect" in args.clients

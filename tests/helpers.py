@@ -23,7 +23,7 @@ def run_relcheck(*args: str, cwd: Path | None = None, env: dict[str, str] | None
 def strip_volatile(results: dict) -> dict:
     """results.json without timestamps, durations and paths."""
     data = json.loads(json.dumps(results))
-    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency"):
+    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "concurrency_cap"):
         data["run"].pop(key, None)
     return data
 

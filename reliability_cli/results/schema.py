@@ -429,7 +429,7 @@ def from_dict(data: Any, file: str = "<results>") -> Results:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ResultsError(f"not a relcheck results file (schema {found!r}, expected {SCHEMA!r})",
                            Location(file, 1, 1))
-    missing = [k for k in _ORDER if k not in data]
+    missing = [k for k in _ORDER if k not in data and k != "endpoints"]  # endpoints: added in v1.1
     if missing:
         raise ResultsError(f"results file lacks {', '.join(missing)}", Location(file, 1, 1, missing[0]))
     try:

@@ -212,7 +212,9 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     results = analysis.build_results(journal_path, steps, info, trials=options.trials,
                                      confidence=gate_config.confidence, isolate=options.isolate,
                                      order=prep.evalset.positions)
-    results = results.model_copy(update={"endpoints": _endpoint_rows(engine)})
+    rows = _endpoint_rows(engine)
+    if rows:  # no key for a pipeline without HTTP endpoints (as in merged results)
+        results = results.model_copy(update={"endpoints": rows})
     results = gates.apply(results, gate_config)
     schema.write(results, run_dir / "results.json")
     return RunOutcome(run_dir, results, results.exit_code)

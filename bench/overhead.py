@@ -9,6 +9,7 @@ and on one case (what a user pays for any run). Loopback only; best of ``--repea
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,8 @@ def _eval(work: Path, cases: Path, out: str, concurrency: int) -> float:
     proc = subprocess.run([sys.executable, "-m", "reliability_cli", "eval", "pipeline.yaml", "--evalset", str(cases),
                            "--out", out, "--concurrency", str(concurrency), "--no-progress"],
                           cwd=work, capture_output=True, text=True, timeout=600,
-                          env={"RELCHECK_BENCH_KEY": "bench", "PATH": "/usr/bin:/bin"})
+                          env={"RELCHECK_BENCH_KEY": "bench", "PATH": "/usr/bin:/bin",
+                               **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})})
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-500:] + proc.stderr[-500:])

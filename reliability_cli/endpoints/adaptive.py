@@ -360,6 +360,8 @@ class AdaptiveController:
     def _increase(self, ticket: Ticket, now: float, saturated: bool) -> None:
         latency = now - ticket.sent_at
         self.latency_s = latency if self.latency_s is None else 0.9 * self.latency_s + 0.1 * latency
+        if not saturated:  # the window is not what binds: no reason to widen it
+            return
         rate = self._known_rate()
         if rate is not None and self.last_cap is None:
             # Little's law: a known rate needs rate × latency in flight; the budgets keep the pace.
@@ -367,8 +369,7 @@ class AdaptiveController:
             if need > self.limit:
                 self.limit = need
                 self.stats.window_peak = max(self.stats.window_peak, self.window)
-        if not saturated:
-            return
+                return
         if self.recover_to is not None and self.limit < self.recover_to:
             self.limit = min(self.recover_to, self.limit + 1.0)
         elif self.slow_start:

@@ -21,10 +21,11 @@ def run_relcheck(*args: str, cwd: Path | None = None, env: dict[str, str] | None
 
 
 def strip_volatile(results: dict) -> dict:
-    """results.json without timestamps, durations and paths."""
+    """results.json without timestamps, durations, paths and the endpoints' measured rates."""
     data = json.loads(json.dumps(results))
-    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency"):
+    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "concurrency_cap"):
         data["run"].pop(key, None)
+    data.pop("endpoints", None)  # rates and windows measured while running, like duration_s
     return data
 
 

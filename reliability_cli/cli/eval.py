@@ -43,7 +43,10 @@ def eval_command(
     pipeline: str = typer.Argument(..., help="The pipeline YAML file."),
     evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable; replaces the pipeline's)."),
     trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times."),
-    concurrency: int = typer.Option(8, "--concurrency", min=1, max=4096, help="Units in flight."),
+    concurrency: Optional[int] = typer.Option(
+        None, "--concurrency", min=1, max=4096,
+        help="Hard cap on units in flight. Default: enough for each HTTP endpoint's adaptive controller to bind "
+             "(the sum of their max_concurrency, default 256 each; 8 without HTTP endpoints)."),
     isolate: bool = typer.Option(False, "--isolate", help="Also run every step with gold upstream outputs."),
     retries: Optional[int] = typer.Option(None, "--retries", min=0, max=99,
                                           help="What-if: every step gets R retries (max_attempts R+1)."),

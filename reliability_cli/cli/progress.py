@@ -4,9 +4,31 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from typing import Any
 
 PLAIN_EVERY_S = 10.0
+RATE_WINDOW_S = 10.0
+
+
+class CurrentRate:
+    """Requests per minute over the last :data:`RATE_WINDOW_S` seconds (the rate now, not the run's mean)."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        self.window_s = window_s
+        self.events: deque[tuple[float, int]] = deque()
+        self.total = 0
+        self.started = time.monotonic()
+
+    def add(self, now: float, requests: int) -> None:
+        self.events.append((now, requests))
+        self.total += requests
+        while self.events and self.events[0][0] < now - self.window_s:
+            self.total -= self.events.popleft()[1]
+
+    def per_min(self, now: float) -> float:
+        span = min(self.window_s, max(now - self.started, 1e-9))
+        return self.total * 60.0 / span
 
 
 class NoProgress:
@@ -23,16 +45,19 @@ class PlainProgress(NoProgress):
     def __init__(self) -> None:
         self.total = self.done = self.passed = self.requests = 0
         self.started = self.last = time.monotonic()
+        self.rate = CurrentRate()
 
     def start(self, total: int) -> None:
         self.total = total
         self.started = self.last = time.monotonic()
+        self.rate = CurrentRate()
 
     def unit_done(self, record: dict[str, Any]) -> None:
         self.done += 1
         self.passed += bool(record.get("passed"))
         self.requests += _requests(record)
         now = time.monotonic()
+        self.rate.add(now, _requests(record))
         if now - self.last >= PLAIN_EVERY_S:
             self.last = now
             self._line(now)
@@ -42,7 +67,7 @@ class PlainProgress(NoProgress):
         rate = self.passed / self.done if self.done else 0.0
         left = (self.total - self.done) * elapsed / self.done if self.done else 0.0
         sys.stderr.write(f"relcheck: {self.done}/{self.total} units, e2e {rate:.1%}, "
-                         f"{self.requests / elapsed:.0f} req/s, ETA {_clock(left)}\n")
+                         f"{self.requests / elapsed:.0f} req/s, now {self.rate.per_min(now):,.0f} req/min, ETA {_clock(left)}\n")
         sys.stderr.flush()
 
     def stop(self) -> None:
@@ -72,6 +97,7 @@ class RichProgress(NoProgress):
         self.done = self.passed = self.requests = 0
         self.started = time.monotonic()
         self.last_refresh = 0.0
+        self.rate = CurrentRate()
 
     def start(self, total: int) -> None:
         self.progress.start()
@@ -83,11 +109,12 @@ class RichProgress(NoProgress):
         self.passed += bool(record.get("passed"))
         self.requests += _requests(record)
         now = time.monotonic()
+        self.rate.add(now, _requests(record))
         if now - self.last_refresh < 0.1:
             return
         self.last_refresh = now
         self.progress.update(self.task, completed=self.done, rate=f"{self.passed / self.done:.1%}",
-                             speed=f"{self.requests / max(now - self.started, 1e-9):.0f} req/s")
+                             speed=f"{self.rate.per_min(now):,.0f} req/min")
 
     def stop(self) -> None:
         if self.task is not None:

@@ -52,6 +52,7 @@ class EndpointBase(Model):
     timeout_s: Positive | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] | None = None
     rate_limit_rpm: Positive | None = None
+    rate_limit_tpm: Positive | None = None  # HTTP endpoints: tokens per minute, admitted on an estimate
     price: Price | None = None
     redact: list[str] = Field(default_factory=list)
 

@@ -1,15 +1,15 @@
 """The HTTP endpoints: ``openai``, ``anthropic`` and ``http`` (SPEC §2).
 
-Each endpoint owns one shared ``httpx.AsyncClient`` (see :mod:`.transport`), paces requests
-(``rate_limit_rpm``), waits out throttling (:mod:`.throttle`) and records or replays every
-exchange (:mod:`.cassette`). One call is: build the request → send, resending while
-throttled → read the response into a :class:`~.base.Response`, or raise
-:class:`~.base.AttemptError`.
+Each endpoint owns one shared ``httpx.AsyncClient`` (see :mod:`.transport`), admits every
+request through its adaptive controller (:mod:`.adaptive`: concurrency window, ``rate_limit_rpm``
+and ``rate_limit_tpm``, the provider's rate-limit headers, the endpoint-wide pause on
+``Retry-After``), waits out throttling (:mod:`.throttle`) and records or replays every exchange
+(:mod:`.cassette`). One call is: build the request → admit, send, resending while throttled →
+read the response into a :class:`~.base.Response`, or raise :class:`~.base.AttemptError`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -26,8 +26,9 @@ from ..safetext import JSON_ERRORS
 from ..templating import RenderError, compile_value, render_value
 from ..textfmt import one_line
 from . import cassette as cassettes
+from .adaptive import AdaptiveController, Cost, Ticket
 from .base import AttemptError, Request, Response
-from .throttle import MAX_RESENDS, Pacer, quota_exhausted, retry_after_s, throttle_wait_s
+from .throttle import MAX_RESENDS, quota_exhausted, retry_after_s, throttle_wait_s
 from .transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Exchange,
@@ -71,8 +72,9 @@ class _HttpEndpoint:
             self._cache: Any = caches.open_cache(cache, options.get("secrets") or (), bool(options.get("cache_only")))
         else:
             self._cache = None
-        rpm = getattr(config, "rate_limit_rpm", None)
-        self._pacer = Pacer(rpm) if rpm and (record or not replay) else None
+        self.controller: AdaptiveController = options.get("controller") or AdaptiveController(
+            name, ceiling=getattr(config, "max_concurrency", None), rpm=getattr(config, "rate_limit_rpm", None),
+            tpm=getattr(config, "rate_limit_tpm", None), enabled=not replay or bool(record))
         self._headers = compile_value(dict(config.headers))
         self._query = compile_value(dict(config.query))
         self._client: Any = None
@@ -125,9 +127,9 @@ class _HttpEndpoint:
                                    f"attempt {request.key.attempt}) in {cache.path}; --cache-only makes no call",
                                    latency_ms=0.0)
         if hit is not None:
-            exchange, throttled, latency = hit, 0, 0.0
+            exchange, throttled, latency, ticket = hit, 0, 0.0, None
         else:
-            exchange, throttled, latency = await self._exchange(request, outgoing)
+            exchange, throttled, latency, ticket = await self._exchange(request, outgoing)
             if cache is not None:
                 cache.put(cache_key, self.config.type, outgoing.url, request.key.step, exchange)
         if not 200 <= exchange.status < 300:
@@ -153,6 +155,8 @@ class _HttpEndpoint:
         response.extra["sent"] = sent
         if hit is not None:
             response.extra["cached"] = True
+        if ticket is not None:
+            self.controller.usage(ticket, response.tokens_in, response.tokens_out)
         key = self.api_key()
         if key and len(key) >= 4 and key in response.text:  # a service echoing our key back
             response.text = response.text.replace(key, "***")
@@ -160,23 +164,36 @@ class _HttpEndpoint:
                 response.output = json.loads(json.dumps(response.output).replace(json.dumps(key)[1:-1], "***"))
         return response
 
-    async def _exchange(self, request: Request, out: Outgoing) -> tuple[Exchange, int, float]:
-        """Send, waiting out throttling; returns the final exchange, resends and active latency."""
+    async def _exchange(self, request: Request, out: Outgoing) -> tuple[Exchange, int, float, Ticket]:
+        """Send, waiting out throttling; returns the final exchange, resends, active latency and
+        the controller's ticket of the last send.
+
+        A throttled request is not slept on here: the controller pauses the whole endpoint until
+        the ``Retry-After`` and the request queues for admission again like any other.
+        """
         waited = 0.0
         active_ms = 0.0
         throttled = 0
+        cost = self._cost(out)
         while True:
+            ticket = await self.controller.acquire(cost)
             try:
                 exchange, replayed = await self._send_once(request, out, request.timeout_s - active_ms / 1000)
             except AttemptError as exc:
+                self.controller.release(ticket, kind=exc.kind)
                 exc.latency_ms = active_ms + (exc.latency_ms or 0.0)
                 exc.throttled = throttled
                 raise
             active_ms += exchange.latency_ms
             wait = retry_after_s(exchange.status, exchange.headers)
-            if wait is None or quota_exhausted(exchange.status, exchange.body):
-                return exchange, throttled, active_ms
-            wait = throttle_wait_s(wait, throttled)
+            if wait is not None and quota_exhausted(exchange.status, exchange.body):
+                wait = None
+            if wait is not None:
+                wait = throttle_wait_s(wait, throttled)  # never 0: a floor that grows with each resend
+            self.controller.release(ticket, status=exchange.status, headers=exchange.headers,
+                                    retry_after=wait if not replayed else None)
+            if wait is None:
+                return exchange, throttled, active_ms, ticket
             if waited + wait > self.max_throttle_wait or throttled >= MAX_RESENDS:
                 raise AttemptError(
                     status_kind(exchange.status),
@@ -184,9 +201,19 @@ class _HttpEndpoint:
                     f"(--max-throttle-wait {self.max_throttle_wait:g})",
                     latency_ms=active_ms, throttled=throttled, status=exchange.status)
             throttled += 1
-            waited += wait
-            if not replayed and wait > 0:
-                await asyncio.sleep(wait)  # excluded from latency and from the deadline
+            waited += wait  # the pause is excluded from latency and from the deadline
+
+    def _cost(self, out: Outgoing) -> Cost:
+        body = out.body
+        if isinstance(body, dict) and isinstance(body.get("messages"), list):
+            chars = sum(len(m["content"]) for m in body["messages"]
+                        if isinstance(m, dict) and isinstance(m.get("content"), str))
+            system = body.get("system")
+            chars += len(system) if isinstance(system, str) else 0
+            limit = body.get("max_tokens") or body.get("max_completion_tokens")
+            return self.controller.estimate(chars, limit if isinstance(limit, int) else None)
+        chars = len(json.dumps(body)) if body is not None else 0
+        return self.controller.estimate(chars, None)
 
     async def _send_once(self, request: Request, out: Outgoing, deadline_s: float) -> tuple[Exchange, bool]:
         """One exchange, and whether it came from the cassette being replayed."""
@@ -206,10 +233,8 @@ class _HttpEndpoint:
                     self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
                                           exchange=exchange, redact_fields=self.redact_fields)
                 return exchange, True
-        if self._pacer is not None:
-            await self._pacer.wait()
         if self._client is None:
-            self._client = make_client(getattr(self.config, "max_concurrency", None) or 256)
+            self._client = make_client(self.controller.ceiling)
         content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode("utf-8", JSON_ERRORS)
         try:
             exchange = await send(self._client, out.method, out.url, headers=out.headers, params=None,

@@ -49,6 +49,7 @@ import httpx
 from ..config.models import DEFAULT_MAX_RESPONSE_BYTES
 from ..textfmt import one_line
 from .base import AttemptError
+from .ratelimit_headers import HEADER_NAMES
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Exchange", "decode_body", "make_client", "send", "classify", "status_kind", "transport_name"]
 
@@ -74,7 +75,8 @@ class Undecodable(Exception):
 
 
 #: The response headers anything downstream reads (throttling, the cassette's allow-list).
-KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version")
+KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version",
+                *HEADER_NAMES)
 _KEPT = frozenset(KEPT_HEADERS)
 
 

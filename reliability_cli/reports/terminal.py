@@ -60,6 +60,8 @@ class TerminalReport:
             yield self._isolated(r)
         yield self._end_to_end(r)
         yield Text("")
+        if r.get("endpoints"):
+            yield Group(*(Text(endpoint_line(e), no_wrap=True, overflow="ellipsis") for e in r["endpoints"]), Text(""))
         if r.get("what_if"):
             yield self._what_if(r)
             yield Text("")
@@ -269,6 +271,21 @@ class TerminalReport:
         elif code == 3:
             text.append(" — infrastructure errors above max_error_rate: no trustworthy verdict")
         return text
+
+
+def endpoint_line(e: Mapping[str, Any]) -> str:
+    """``llm  2,381 req/min (limit 2,400) · concurrency 27 · 3 throttled (0.5%)`` for one HTTP endpoint."""
+    rate = e.get("requests_per_min")
+    parts = [f"{e.get('name', '?')}  " + (f"{rate:,.0f} req/min" if rate is not None else f"{e.get('requests', 0):,} requests")]
+    if e.get("limit_rpm"):
+        parts[0] += f" (limit {e['limit_rpm']:,.0f})"
+    if e.get("tokens_per_min"):
+        limit = f" (limit {e['limit_tpm']:,.0f})" if e.get("limit_tpm") else ""
+        parts.append(f"{e['tokens_per_min']:,.0f} tokens/min{limit}")
+    parts.append(f"concurrency {e.get('concurrency_final', 0)}")
+    throttled = int(e.get("status_429", 0)) + int(e.get("status_503", 0))
+    parts.append(f"{throttled:,} throttled ({pct(e.get('throttled_share', 0.0))})")
+    return " · ".join(parts)
 
 
 def describe_stop(reason: str, r: Mapping[str, Any]) -> str:

@@ -36,7 +36,7 @@ from .schema import (
 )
 
 #: run fields that differ between shards and are recomputed for the merged run
-VOLATILE_RUN_KEYS = {"id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "shard", "flags",
+VOLATILE_RUN_KEYS = {"id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "concurrency_cap", "shard", "flags",
                      "cases", "units_planned", "stop_reason", "interrupted", "units", "requests", "cost_usd",
                      "confidence", "gate_settings", "merged_from", "latency_approximate", "source"}
 

@@ -195,6 +195,30 @@ class GateRow(_Model):
     detectable_drop: float | None = None
 
 
+class EndpointRow(_Model):
+    """One HTTP endpoint's adaptive-controller figures (``endpoints``; README, "At the provider's limit")."""
+
+    name: str
+    type: str
+    requests: int
+    status_429: int
+    status_503: int
+    throttled_share: float
+    congestion_errors: int
+    tokens: int
+    duration_s: float
+    requests_per_min: float | None
+    tokens_per_min: float | None
+    limit_rpm: float | None
+    limit_tpm: float | None
+    concurrency_final: int
+    concurrency_peak: int
+    in_flight_peak: int
+    ceiling: int
+    paused_s: float
+    adaptive: bool
+
+
 class GateSettings(_Model):
     """The gates a run was judged by: the pipeline's ``gates:`` with CLI flags on top."""
 
@@ -309,6 +333,7 @@ class RunInfo(_Model):
     seed: int
     trials: int
     concurrency: int | None
+    concurrency_cap: int | None = None  # --concurrency as given (None: the default, see README)
     isolate: bool
     retries: int | None
     shard: str | None
@@ -363,6 +388,7 @@ class Results(_Model):
     steps: tuple[StepRow, ...]
     end_to_end: EndToEnd
     what_if: tuple[WhatIfRow, ...]
+    endpoints: tuple[EndpointRow, ...] = ()
     gates: tuple[GateRow, ...]
     units: tuple[UnitRecord, ...]
     verdict: Verdict
@@ -399,7 +425,7 @@ class Results(_Model):
         return doc
 
 
-_ORDER = ("schema", "run", "steps", "end_to_end", "what_if", "gates", "units", "verdict", "exit_code")
+_ORDER = ("schema", "run", "steps", "end_to_end", "what_if", "endpoints", "gates", "units", "verdict", "exit_code")
 
 
 def _ordered(doc: dict[str, Any]) -> dict[str, Any]:
@@ -441,7 +467,7 @@ def from_dict(data: Any, file: str = "<results>") -> Results:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ResultsError(f"not a relcheck results file (schema {found!r}, expected {SCHEMA!r})",
                            Location(file, 1, 1))
-    missing = [k for k in _ORDER if k not in data]
+    missing = [k for k in _ORDER if k not in data and k != "endpoints"]  # endpoints: added in v1.1
     if missing:
         raise ResultsError(f"results file lacks {', '.join(missing)}", Location(file, 1, 1, missing[0]))
     try:

@@ -38,7 +38,7 @@ class RunOptions:
 
     evalsets: Sequence[str] = ()
     trials: int = 1
-    concurrency: int = 8
+    concurrency: int | None = None  # units in flight; None: enough for the endpoints' controllers to bind
     isolate: bool = False
     retries: int | None = None
     seed: int | None = None
@@ -197,9 +197,12 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     started = time.time()
     if on_start:
         on_start(prep.units - len(done))
+    from .scheduling import units_in_flight
+
+    concurrency = units_in_flight(prep.pipeline, options.concurrency)
     details = DetailWriter(run_dir / DETAILS_NAME, secret_values(prep.pipeline, options.environ))
     try:
-        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir, details))
+        engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir, details, concurrency))
     finally:
         journal.close()
         details.close()
@@ -212,7 +215,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         "dir": str(run_dir), "started_at": manifest["started_at"],
         "finished_at": _now(), "duration_s": round(time.time() - started, 3),
         "relcheck_version": __version__, "seed": prep.seed, "trials": options.trials,
-        "concurrency": options.concurrency, "isolate": options.isolate, "retries": options.retries,
+        "concurrency": concurrency, "concurrency_cap": options.concurrency, "isolate": options.isolate, "retries": options.retries,
         "shard": manifest["flags"]["shard"], "evalsets": list(prep.evalset.hashes),
         "cases": len(prep.evalset), "units_planned": prep.units,
         "stop_reason": str(engine.stop) if engine.stop else None, "interrupted": engine.interrupted,
@@ -222,14 +225,30 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     results = analysis.build_results(journal_path, steps, info, trials=options.trials,
                                      confidence=gate_config.confidence, isolate=options.isolate,
                                      order=prep.evalset.positions)
+    rows = _endpoint_rows(engine)
+    if rows:  # no key for a pipeline without HTTP endpoints (as in merged results)
+        results = results.model_copy(update={"endpoints": rows})
     results = gates.apply(results, gate_config)
     schema.write(results, run_dir / "results.json")
     return RunOutcome(run_dir, results, results.exit_code)
 
 
+def _endpoint_rows(engine: Engine) -> tuple[Any, ...]:
+    """Each HTTP endpoint's controller figures (``results.json`` key ``endpoints``), in pipeline order."""
+    from ..results.schema import EndpointRow
+
+    rows = []
+    for name, endpoint in engine.endpoints.items():
+        controller = getattr(endpoint, "controller", None)
+        if controller is not None:
+            rows.append(EndpointRow(name=name, type=getattr(engine.pipeline.endpoints[name], "type", "http"),
+                                    **controller.figures()))
+    return tuple(rows)
+
+
 async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
                  on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None,
-                 details: DetailWriter | None = None) -> Engine:
+                 details: DetailWriter | None = None, concurrency: int = 8) -> Engine:
     """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
@@ -247,7 +266,7 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
             })
         link_tool_sources(endpoints)
         await _list_tool_sources(prep.pipeline, endpoints)
-        engine = Engine(prep.pipeline, endpoints, journal, prep.seed, options.concurrency, options.max_cost,
+        engine = Engine(prep.pipeline, endpoints, journal, prep.seed, concurrency, options.max_cost,
                         on_unit, options.isolate, details=details)
         if prep.graph is not None:
             from ..graphs.langgraph import GraphRunner

@@ -35,11 +35,25 @@ def test_plain_lines_come_at_most_every_ten_seconds(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     # at 10 s, 20 s, 30 s (units 20, 40, 60), then the last line at stop (35 s, 70 units)
     assert lines == [
-        "relcheck: 20/100 units, e2e 70.0%, 4 req/s, ETA 0:00:40",
-        "relcheck: 40/100 units, e2e 67.5%, 4 req/s, ETA 0:00:30",
-        "relcheck: 60/100 units, e2e 66.7%, 4 req/s, ETA 0:00:20",
-        "relcheck: 70/100 units, e2e 67.1%, 4 req/s, ETA 0:00:15",
+        "relcheck: 20/100 units, e2e 70.0%, 4 req/s, now 240 req/min, ETA 0:00:40",
+        "relcheck: 40/100 units, e2e 67.5%, 4 req/s, now 252 req/min, ETA 0:00:30",
+        "relcheck: 60/100 units, e2e 66.7%, 4 req/s, now 252 req/min, ETA 0:00:20",
+        "relcheck: 70/100 units, e2e 67.1%, 4 req/s, now 252 req/min, ETA 0:00:15",
     ]
+
+
+def test_the_current_rate_is_over_the_last_ten_seconds(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress.time, "monotonic", clock)
+    rate = progress.CurrentRate()
+    for _ in range(20):  # 10 s at 6 requests a second
+        clock.now += 0.5
+        rate.add(clock.now, 3)
+    assert rate.per_min(clock.now) == 360
+    for _ in range(40):  # then 20 s at 1 request a second: the window forgets the faster start
+        clock.now += 1.0
+        rate.add(clock.now, 1)
+    assert rate.per_min(clock.now) == 66  # 11 events within the last 10 s (both ends included)
 
 
 def test_a_short_run_prints_no_plain_line(monkeypatch, capsys):
@@ -87,7 +101,7 @@ def test_a_terminal_gets_the_rich_bar_on_stderr(tmp_path):
     assert proc.returncode == 0
     text = seen.decode("utf-8", "replace")
     assert "\x1b[" in text  # drawn, then cleared (transient), on the terminal
-    assert "eval" in text and "/1200" in text and "e2e " in text and "req/s" in text
+    assert "eval" in text and "/1200" in text and "e2e " in text and "req/min" in text
     assert b"req/s" not in stdout and b"1200" in stdout  # the report goes to stdout, the bar never does
 
 

@@ -53,7 +53,7 @@ def make_project(root: Path, cases: int = 200, latency_ms: int = 5, fail_rate: f
 def comparable(results: dict) -> dict:
     """results.json without what legitimately differs between equal runs."""
     data = json.loads(json.dumps(results))
-    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "merged_from", "source"):
+    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "concurrency_cap", "merged_from", "source"):
         data["run"].pop(key, None)
     return data
 

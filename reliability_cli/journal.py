@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ..scrub import scrub
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -45,11 +47,11 @@ class JournalWriter:
             self.write({"schema": SCHEMA, **header})
 
     def write(self, record: dict[str, Any]) -> None:
-        text = _ENCODER.encode(record)
+        text = scrub(_ENCODER.encode(record))
         try:
             line = (text + "\n").encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate (from a model's JSON): escape it, stay valid UTF-8
-            line = (json.dumps(record, separators=(",", ":")) + "\n").encode("ascii")
+            line = (scrub(json.dumps(record, separators=(",", ":"))) + "\n").encode("ascii")
         written = self._fh.write(line)
         while written is not None and written < len(line):  # a short write (signals, full pipes)
             line = line[written:]

@@ -24,7 +24,9 @@ def set_debug(value: bool) -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one paragraph on stderr and return the Exit to raise."""
-    sys.stderr.write(f"relcheck: error: {message}\n")
+    from ..scrub import scrub
+
+    sys.stderr.write(f"relcheck: error: {scrub(message)}\n")
     return typer.Exit(code)
 
 
@@ -43,6 +45,10 @@ def handle_errors(fn: F) -> F:
             if DEBUG["on"]:
                 traceback.print_exc()
             raise fail(exc.render(), exc.exit_code) from None
+        except OSError as exc:  # the environment (full disk, read-only or denied path), not a bug
+            if DEBUG["on"]:
+                traceback.print_exc()
+            raise fail(os_message(exc), 2) from None
         except KeyboardInterrupt:
             sys.stderr.write("relcheck: interrupted\n")
             raise typer.Exit(130) from None
@@ -55,8 +61,18 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system failure: the path and what the system said."""
+    what = exc.strerror or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return f"{where}{what}" + (" (the disk is full)" if exc.errno == 28 else "")
+
+
 def write_output(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (``-`` for stdout)."""
+    """Write ``text`` to ``path`` (``-`` for stdout), every secret masked."""
+    from ..scrub import scrub
+
+    text = scrub(text)
     if path == "-":
         sys.stdout.write(text)
         return

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..scrub import scrub
 from .base import AttemptError, Request
 from .transport import Exchange
 
@@ -100,7 +101,8 @@ def url_path(url: str) -> str:
 
 
 def _key(endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int) -> tuple[Any, ...]:
-    return (endpoint, path, canonical(body), case, int(trial), step, int(attempt))
+    # Masked as the recorder masked them, so a request holding a secret still finds its line.
+    return (endpoint, scrub(path), scrub(canonical(body)), case, int(trial), step, int(attempt))
 
 
 def _allowed(headers: Mapping[str, str]) -> dict[str, str]:
@@ -144,13 +146,14 @@ class Recorder:
             assert error is not None
             line.update(status=None, response_headers={}, response=None,
                         latency_ms=error.latency_ms or 0.0, error=error.kind, reason=error.reason)
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-        leaked = self._leak(text)
-        if leaked is not None:
+        raw = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        text = scrub(raw)  # every value from the environment (in a URL, a header, a reply) masked
+        leaked = self._leak(raw)
+        if leaked is not None:  # an API key in the exchange: the line is refused (and the refusal masked)
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
-            text = json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case, "trial": key.trial,
-                               "step": key.step, "attempt": key.attempt, "refused":
-                               f"the exchange contains the value of {leaked}; not recorded"})
+            text = scrub(json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case,
+                                     "trial": key.trial, "step": key.step, "attempt": key.attempt,
+                                     "refused": f"the exchange contains the value of {leaked}; not recorded"}))
         self._fh.write(text + "\n")
         self._fh.flush()
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from .. import scrub
 from ..records import ToolCall, parse_arguments
 from ..templating import RenderError, compile_value, render_value
 from ..textfmt import one_line
@@ -64,6 +65,7 @@ class _HttpEndpoint:
         self._offered: list[dict[str, Any]] | None = None
         key_env = getattr(config, "api_key_env", None)
         self._key: str | None = (self._env.get(key_env) or None) if key_env and not self._replayer else None
+        scrub.register(self._key)
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -83,7 +85,7 @@ class _HttpEndpoint:
         try:
             outgoing = self.build_request(request)
         except RenderError as exc:
-            raise AttemptError("template", f"endpoint {self.name}: {exc}") from None
+            raise AttemptError("template", self._scrub(f"endpoint {self.name}: {exc}")) from None
         exchange, throttled, latency = await self._exchange(request, outgoing)
         if not 200 <= exchange.status < 300:
             raise AttemptError(status_kind(exchange.status), self._status_reason(exchange), latency_ms=latency,
@@ -94,22 +96,18 @@ class _HttpEndpoint:
             data: Any = json.loads(text) if text.strip() else None
         except ValueError:
             if self.needs_json:
-                raise AttemptError("parse", f"endpoint {self.name}: the {exchange.status} response body is not "
-                                   f"valid JSON ({repr(one_line(text, 80))})", latency_ms=latency, throttled=throttled) from None
+                raise AttemptError("parse", self._scrub(f"endpoint {self.name}: the {exchange.status} response body "
+                                   f"is not valid JSON ({repr(one_line(text, 80))})"), latency_ms=latency,
+                                   throttled=throttled) from None
             data = _NOT_JSON
         try:
             response = self.read_response(data, text)
         except _Unreadable as exc:
-            raise AttemptError("parse", f"endpoint {self.name}: {exc}", latency_ms=latency,
+            raise AttemptError("parse", self._scrub(f"endpoint {self.name}: {exc}"), latency_ms=latency,
                                throttled=throttled) from None
         response.latency_ms = latency
         response.throttled = throttled
-        key = self.api_key()
-        if key and len(key) >= 4 and key in response.text:  # a service echoing our key back
-            response.text = response.text.replace(key, "***")
-            if response.output is not None:
-                response.output = json.loads(json.dumps(response.output).replace(json.dumps(key)[1:-1], "***"))
-        return response
+        return _scrubbed(response)  # a service echoing a secret back: masked before any check sees it
 
     async def _exchange(self, request: Request, out: Outgoing) -> tuple[Exchange, int, float]:
         """Send, waiting out throttling; returns the final exchange, resends and active latency."""
@@ -175,9 +173,8 @@ class _HttpEndpoint:
         return self._scrub(reason)
 
     def _scrub(self, text: str) -> str:
-        """Never let the key's value into a reason, even if a server echoes it."""
-        key = self.api_key()
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        """Never let a secret into a reason, even if a server echoes it."""
+        return scrub.scrub(text)
 
     def render_extras(self, request: Request) -> tuple[dict[str, str], dict[str, str]]:
         if not self._headers and not self._query:
@@ -195,6 +192,16 @@ class _HttpEndpoint:
         for held in (self._recorder, self._replayer):
             if held is not None:
                 cassettes.release(held)
+
+
+def _scrubbed(response: Response) -> Response:
+    if not scrub.secrets():
+        return response
+    response.text = scrub.scrub(response.text)
+    response.output = scrub.scrub_value(response.output)
+    response.tool_calls = tuple(ToolCall(scrub.scrub(c.name), scrub.scrub_value(c.arguments))
+                                for c in response.tool_calls)
+    return response
 
 
 class _Unreadable(Exception):

@@ -429,7 +429,7 @@ def write(results: Results, path: str | Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            dump(results, fh)
+            dump(results, _Scrubbed(fh))  # type: ignore[arg-type]
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -461,6 +461,20 @@ def _write_list(fh: IO[str], items: Iterator[Any], n: int) -> None:
     for j, item in enumerate(items):
         fh.write(("," if j else "") + "\n    " + json.dumps(item, ensure_ascii=False))
     fh.write("\n  ]")
+
+
+class _Scrubbed:
+    """A file that masks every secret (:mod:`reliability_cli.scrub`) in what is written to it;
+    each write holds whole JSON tokens, so a secret inside a string is never split in two."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        from ..scrub import scrub
+
+        self.fh = fh
+        self.scrub = scrub
+
+    def write(self, text: str) -> None:
+        self.fh.write(self.scrub(text))
 
 
 class _Indented:

@@ -95,15 +95,42 @@ class JournalWriter:
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield every complete JSON line; a torn (unterminated or unparsable) last line is skipped."""
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
+    """Yield every complete JSON line; a torn (unterminated or unparsable) last line is skipped.
+
+    Raises:
+        ResultsError: a line that is not a JSON object with more lines after it (a journal
+            edited or damaged by hand: dropping it silently would change the results).
+    """
+    for _number, _raw, record in iter_records(path):
+        yield record
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """Each complete line's number, bytes and record (see :func:`read_lines`).
+
+    Lines are split and decoded as bytes, one at a time: a torn tail is a torn line whatever
+    its bytes, even when the kill came in the middle of a multi-byte character.
+    """
+    garbled: int | None = None
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if garbled is not None:
+                from ..errors import Location, ResultsError
+
+                raise ResultsError("line is not a journal record (garbled or edited), and lines follow it: "
+                                   "the journal cannot be trusted", Location(str(path), garbled),
+                                   hint="restore the file, or start a new run")
+            if not raw.endswith(b"\n"):
                 return  # torn write at the end of the file
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                garbled = number  # the last complete line may be torn too; only a later line proves damage
                 continue
+            if not isinstance(record, dict):
+                garbled = number
+                continue
+            yield number, raw, record
 
 
 def read_header(path: Path) -> dict[str, Any] | None:

@@ -34,6 +34,11 @@ def compare_command(
     from ..results.compare import compare
     from ..results.schema import load as load_results
 
+    from ..outputs import refuse_overwrites, results_file
+
+    refuse_overwrites({"--markdown": markdown, "--json": json_out},
+                      [("the baseline results", results_file(base)), ("the candidate results", results_file(candidate)),
+                       ("the baseline run directory", base), ("the candidate run directory", candidate)])
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)
     if doc["shared_units"] == 0:
         raise ResultsError(f"{candidate}: shares no unit (case, trial) with {base}: nothing to compare",

@@ -32,6 +32,10 @@ def merge_command(
     from ..results.merge import merge
     from .render import emit_reports
 
+    from ..outputs import refuse_overwrites, results_file
+
+    refuse_overwrites({"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
+                      [(f"the shard results {r}", results_file(r)) for r in results])
     merged = merge(results)
     if output == "-":
         emit_reports(merged, json_out="-", junit=junit, markdown=markdown, html=html,

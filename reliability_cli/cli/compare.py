@@ -30,11 +30,10 @@ def compare_command(
     import json
 
     from ..errors import ResultsError
+    from ..outputs import refuse_overwrites, results_file
     from ..reports.markdown import render_compare_markdown
     from ..results.compare import compare
     from ..results.schema import load as load_results
-
-    from ..outputs import refuse_overwrites, results_file
 
     refuse_overwrites({"--markdown": markdown, "--json": json_out},
                       [("the baseline results", results_file(base)), ("the candidate results", results_file(candidate)),

@@ -25,10 +25,9 @@ def plan_command(
     """
     import json
 
+    from ..outputs import refuse_overwrites, results_file
     from ..results.planning import plan
     from ..results.schema import load as load_results
-
-    from ..outputs import refuse_overwrites, results_file
 
     refuse_overwrites({"--json": json_out}, [("the results file it reads", results_file(results))])
     doc = plan(load_results(results), target, max_retries)

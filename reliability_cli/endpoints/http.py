@@ -53,7 +53,7 @@ class _HttpEndpoint:
         self.redact_fields = tuple(getattr(config, "redact", ()) or ())
         replay, record = options.get("replay"), options.get("record")
         self._replayer = cassettes.open_replayer(replay) if replay else None
-        self._recorder = (cassettes.open_recorder(record, options.get("pipeline"), self._env)
+        self._recorder = (cassettes.open_recorder(record, options.get("pipeline"), self._env, options.get("finished"))
                           if record and not replay else None)
         rpm = getattr(config, "rate_limit_rpm", None)
         self._pacer = Pacer(rpm) if rpm and not replay else None

@@ -241,6 +241,7 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
             endpoints[name] = build_endpoint(name, config, {
                 "max_throttle_wait": options.max_throttle_wait, "record": options.record,
                 "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
+                "finished": done if options.resume else None,
             })
         link_tool_sources(endpoints)
         await _list_tool_sources(prep.pipeline, endpoints)

@@ -9,6 +9,7 @@ loses at most about a second); a torn last line is dropped on resume.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -52,10 +53,13 @@ class JournalWriter:
             line = (text + "\n").encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate (from a model's JSON): escape it, stay valid UTF-8
             line = (scrub(json.dumps(record, separators=(",", ":"))) + "\n").encode("ascii")
-        written = self._fh.write(line)
-        while written is not None and written < len(line):  # a short write (signals, full pipes)
-            line = line[written:]
+        try:
             written = self._fh.write(line)
+            while written is not None and written < len(line):  # a short write (signals, full pipes)
+                line = line[written:]
+                written = self._fh.write(line)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
         if self._sync_error is not None:
             raise self._sync_error
         now = _clock()
@@ -92,6 +96,15 @@ class JournalWriter:
         self._fh.close()
         if self._sync_error is not None:
             raise self._sync_error
+
+
+def _cannot_write(path: Path, exc: OSError) -> Exception:
+    """A full or failing disk is the environment, not a bug: exit 2, and say how to go on."""
+    from ..errors import Location, ResultsError
+
+    full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+    return ResultsError(f"cannot write the journal: {exc.strerror or exc}{full}", Location(str(path)),
+                        hint=f"every finished unit is saved; fix the disk, then continue with --resume {path.parent}")
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:

@@ -125,7 +125,10 @@ class Recorder:
             target.parent.mkdir(parents=True, exist_ok=True)
         # Appends: `eval --resume --record F` adds the resumed units' exchanges to the cassette.
         new = not target.exists() or target.stat().st_size == 0
-        self._fh = open(target, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        try:
+            self._fh = open(target, "a", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"--record {path}: cannot write the cassette: {exc.strerror or exc}") from None
         if new:
             self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
         elif finished is not None:
@@ -161,8 +164,15 @@ class Recorder:
             text = scrub(json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case,
                                      "trial": key.trial, "step": key.step, "attempt": key.attempt,
                                      "refused": f"the exchange contains the value of {leaked}; not recorded"}))
-        self._fh.write(text + "\n")
-        self._fh.flush()
+        self._write_line(text)
+
+    def _write_line(self, text: str) -> None:
+        try:
+            self._fh.write(text + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise UsageError(f"--record {self.path}: cannot write the cassette: {exc.strerror or exc}",
+                             hint="record to a writable file with free space") from None
 
     def guard(self, secrets: Mapping[str, str]) -> None:
         """Also refuse lines holding any of these values (named by the keys in the warning)."""
@@ -189,13 +199,15 @@ class Recorder:
         return None
 
     def _write(self, obj: Mapping[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
+        self._write_line(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
     def close(self) -> None:
         if self._fh.closed:
             return
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:  # a failed write was already reported; closing cannot save what it lost
+            pass
         for name, count in self.refused.items():
             # The core never prints results, but a silently incomplete cassette would surprise.
             sys.stderr.write(f"relcheck: warning: {count} exchange(s) not recorded in {self.path}: they "

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..scrub import scrub
+from .scrub import scrub
 
 if TYPE_CHECKING:
     import asyncio
@@ -100,7 +100,7 @@ class JournalWriter:
 
 def _cannot_write(path: Path, exc: OSError) -> Exception:
     """A full or failing disk is the environment, not a bug: exit 2, and say how to go on."""
-    from ..errors import Location, ResultsError
+    from .errors import Location, ResultsError
 
     full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
     return ResultsError(f"cannot write the journal: {exc.strerror or exc}{full}", Location(str(path)),
@@ -128,7 +128,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             if garbled is not None:
-                from ..errors import Location, ResultsError
+                from .errors import Location, ResultsError
 
                 raise ResultsError("line is not a journal record (garbled or edited), and lines follow it: "
                                    "the journal cannot be trusted", Location(str(path), garbled),

@@ -386,11 +386,15 @@ def load(path: str | Path) -> Results:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"cannot read: {exc}", Location(file)) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)  # NaN and Infinity are not JSON
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         where = Location(file, exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else Location(file)
         raise ResultsError(f"invalid JSON: {getattr(exc, 'msg', exc)}", where) from None
     return from_dict(data, file)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def from_dict(data: Any, file: str = "<results>") -> Results:

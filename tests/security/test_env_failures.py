@@ -101,7 +101,7 @@ def test_permission_denied_and_read_only(project: Path, cli, monkeypatch: pytest
 
 
 def test_a_full_disk_during_the_run_then_a_resume(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reliability_cli.runner import journal
+    from reliability_cli import journal
 
     original = journal.JournalWriter.__init__
     written = {"n": 0}
@@ -184,7 +184,7 @@ BREAKS = {
     "steps-not-a-list": lambda text: _edit(text, lambda d: d.update(steps=5)),
     "rate-is-text": lambda text: _edit(text, lambda d: d["steps"][0].update(rate="high")),
     "unit-without-case": lambda text: _edit(text, lambda d: d["units"][0].pop("case")),
-    "trial-is-text": lambda text: _edit(text, lambda d: d["units"][1].update(trial="2")),
+    "trial-is-text": lambda text: _edit(text, lambda d: d["units"][1].update(trial="second")),
     "gate-without-name": lambda text: _edit(text, lambda d: d.update(gates=[{"passed": True}])),
     "e2e-not-a-mapping": lambda text: _edit(text, lambda d: d.update(end_to_end=[])),
     "not-utf8": lambda text: text.replace('"verdict"', '"verdict\udcff"'),

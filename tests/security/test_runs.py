@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reliability_cli.errors import ResultsError
-from reliability_cli.runner.journal import read_lines
+from reliability_cli.journal import read_lines
 from tests.endpoints.helpers import http_response, raw_server, read_request, write_pipeline
 
 # ---------------------------------------------------------------- item 7: torn and garbled lines
@@ -140,13 +140,18 @@ def test_stale_temp_files_are_cleaned_up_on_resume(finished_run: Path, cli) -> N
     assert not list(finished_run.glob("*.tmp"))
 
 
-def test_a_failed_atomic_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reliability_cli.runner import run as run_module
+def test_a_failed_atomic_write_leaves_no_temp_file(finished_run: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from reliability_cli.results import schema
+
+    results = schema.load(finished_run)
 
     def full(self, text: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(run_module._Scrubbed, "write", full)
+    monkeypatch.setattr(schema._Scrubbed, "write", full)
+    target = tmp_path / "out"
+    target.mkdir()
     with pytest.raises(OSError):
-        run_module.write_results(tmp_path / "results.json", {"a": 1})
-    assert list(tmp_path.iterdir()) == []
+        schema.write(results, target / "results.json")
+    assert list(target.iterdir()) == []

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from urllib.parse import unquote
 
-from tests.conftest import run_relcheck
+from tests.helpers import run_relcheck
 from tests.endpoints.helpers import http_response, raw_server, read_request, write_pipeline
 
 SECRETS = {

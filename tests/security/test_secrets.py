@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from urllib.parse import unquote
 
-from tests.helpers import run_relcheck
 from tests.endpoints.helpers import http_response, raw_server, read_request, write_pipeline
+from tests.helpers import run_relcheck
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-APIKEY-1111aaaa",  # api_key_env

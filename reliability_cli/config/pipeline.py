@@ -152,7 +152,11 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     data, positions = load_yaml(text, file, error=ConfigError, data_scalars=True, transform=interpolate)
     if problems:
         raise _one_or_many(problems)
-    endpoints = data.get("endpoints") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        line, col = positions.values.get((), (1, 1))
+        raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
+                          Location(file, line, col))
+    endpoints = data.get("endpoints")
     for config in (endpoints.values() if isinstance(endpoints, dict) else ()):
         key_env = config.get("api_key_env") if isinstance(config, dict) else None
         if isinstance(key_env, str):
@@ -162,10 +166,6 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         model = _validate_model(data, positions)
     finally:
         _UNRESOLVED.reset(token)
-    if not isinstance(data, dict):
-        line, col = positions.values.get((), (1, 1))
-        raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
-                          Location(file, line, col))
     steps = _plan_steps(model, positions)
     digest = hashlib.sha256(
         json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True).encode()

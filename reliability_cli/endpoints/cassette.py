@@ -188,8 +188,7 @@ class Recorder:
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
             text = scrub(json.dumps({k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
                                     | {"refused": f"the exchange contains the value of {leaked}; not recorded"}))
-        self._fh.write(text + "\n")
-        self._fh.flush()
+        self._write_line(text)
 
     def _leak(self, text: str) -> str | None:
         for name, value in self._secrets.items():

@@ -9,6 +9,7 @@ loses at most about a second); a torn last line is dropped on resume.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .safetext import JSON_ERRORS
+from .scrub import scrub
 
 if TYPE_CHECKING:
     import asyncio
@@ -48,11 +50,14 @@ class JournalWriter:
 
     def write(self, record: dict[str, Any]) -> None:
         # a lone surrogate (from a case or a model's JSON) is written as its JSON escape (safetext)
-        line = (_ENCODER.encode(record) + "\n").encode("utf-8", JSON_ERRORS)
-        written = self._fh.write(line)
-        while written is not None and written < len(line):  # a short write (signals, full pipes)
-            line = line[written:]
+        line = (scrub(_ENCODER.encode(record)) + "\n").encode("utf-8", JSON_ERRORS)
+        try:
             written = self._fh.write(line)
+            while written is not None and written < len(line):  # a short write (signals, full pipes)
+                line = line[written:]
+                written = self._fh.write(line)
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
         if self._sync_error is not None:
             raise self._sync_error
         now = _clock()
@@ -91,16 +96,52 @@ class JournalWriter:
             raise self._sync_error
 
 
+def _cannot_write(path: Path, exc: OSError) -> Exception:
+    """A full or failing disk is the environment, not a bug: exit 2, and say how to go on."""
+    from .errors import Location, ResultsError
+
+    full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+    return ResultsError(f"cannot write the journal: {exc.strerror or exc}{full}", Location(str(path)),
+                        hint=f"every finished unit is saved; fix the disk, then continue with --resume {path.parent}")
+
+
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield every complete JSON line; a torn (unterminated or unparsable) last line is skipped."""
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
+    """Yield every complete JSON line; a torn (unterminated or unparsable) last line is skipped.
+
+    Raises:
+        ResultsError: a line that is not a JSON object with more lines after it (a journal
+            edited or damaged by hand: dropping it silently would change the results).
+    """
+    for _number, _raw, record in iter_records(path):
+        yield record
+
+
+def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """Each complete line's number, bytes and record (see :func:`read_lines`).
+
+    Lines are split and decoded as bytes, one at a time: a torn tail is a torn line whatever
+    its bytes, even when the kill came in the middle of a multi-byte character.
+    """
+    garbled: int | None = None
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if garbled is not None:
+                from .errors import Location, ResultsError
+
+                raise ResultsError("line is not a journal record (garbled or edited), and lines follow it: "
+                                   "the journal cannot be trusted", Location(str(path), garbled),
+                                   hint="restore the file, or start a new run")
+            if not raw.endswith(b"\n"):
                 return  # torn write at the end of the file
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                garbled = number  # the last complete line may be torn too; only a later line proves damage
                 continue
+            if not isinstance(record, dict):
+                garbled = number
+                continue
+            yield number, raw, record
 
 
 def read_header(path: Path) -> dict[str, Any] | None:

@@ -3,6 +3,16 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets():
+    """Secrets registered by one test's pipeline must not mask another test's output."""
+    from reliability_cli import scrub
+
+    scrub.clear()
+    yield
+    scrub.clear()
+
+
 @pytest.fixture
 def cli():
     """Run relcheck in-process with typer's CliRunner; returns (exit_code, stdout, stderr)."""

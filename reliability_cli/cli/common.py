@@ -25,8 +25,9 @@ def set_debug(value: bool) -> None:
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` as one paragraph on stderr and return the Exit to raise."""
     from ..safetext import terminal
+    from ..scrub import scrub
 
-    sys.stderr.write(f"relcheck: error: {terminal(message)}\n")  # ids and values from files are shown, not obeyed
+    sys.stderr.write(f"relcheck: error: {terminal(scrub(message))}\n")  # ids and values from files are shown, not obeyed
     return typer.Exit(code)
 
 
@@ -45,6 +46,10 @@ def handle_errors(fn: F) -> F:
             if DEBUG["on"]:
                 traceback.print_exc()
             raise fail(exc.render(), exc.exit_code) from None
+        except OSError as exc:  # the environment (full disk, read-only or denied path), not a bug
+            if DEBUG["on"]:
+                traceback.print_exc()
+            raise fail(os_message(exc), 2) from None
         except KeyboardInterrupt:
             sys.stderr.write("relcheck: interrupted\n")
             raise typer.Exit(130) from None
@@ -57,17 +62,29 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def write_output(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (``-`` for stdout); a lone surrogate becomes U+FFFD (the JSON
-    report has escaped its own already: see :mod:`reliability_cli.safetext`)."""
-    from ..safetext import TEXT_ERRORS, no_surrogates
+def os_message(exc: OSError) -> str:
+    """One line for an operating-system failure: the path and what the system said."""
+    what = exc.strerror or type(exc).__name__
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return f"{where}{what}" + (" (the disk is full)" if exc.errno == 28 else "")
 
+
+def write_output(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (``-`` for stdout), every secret masked; a lone surrogate
+    becomes U+FFFD (the JSON report has escaped its own already: see :mod:`reliability_cli.safetext`)."""
+    from ..safetext import TEXT_ERRORS, no_surrogates
+    from ..scrub import scrub
+
+    text = scrub(text)
     if path == "-":
         sys.stdout.write(no_surrogates(text))
         return
     from pathlib import Path
 
     target = Path(path)
-    if target.parent and not target.parent.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
+    try:
+        if target.parent and not target.parent.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None

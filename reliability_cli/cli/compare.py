@@ -38,10 +38,14 @@ def compare_command(
     import json
 
     from ..errors import ResultsError
+    from ..outputs import refuse_overwrites, results_file
     from ..reports.markdown import render_compare_markdown
     from ..results.compare import compare
     from ..results.schema import load as load_results
 
+    refuse_overwrites({"--markdown": markdown, "--json": json_out},
+                      [("the baseline results", results_file(base)), ("the candidate results", results_file(candidate)),
+                       ("the baseline run directory", base), ("the candidate run directory", candidate)])
     if unpaired:
         _unpaired(base, candidate, max_drop, alpha, json_out, markdown)
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)

@@ -102,6 +102,7 @@ def eval_command(
         gate_overrides=GateOverrides(end_to_end_min=min_e2e, step_mins=_parse_min_step(min_step), mode=mode,
                                      baseline_path=baseline, max_drop=max_drop, alpha=alpha),
         command=["relcheck", *sys.argv[1:]],
+        outputs={"--json": json_out, "--junit": junit, "--markdown": markdown, "--html": html},
     )
     progress = make_progress(enabled=not (no_progress or quiet))
     try:

@@ -28,10 +28,13 @@ def merge_command(
     """
     from pathlib import Path
 
+    from ..outputs import refuse_overwrites, results_file
     from ..results import schema
     from ..results.merge import merge
     from .render import emit_reports
 
+    refuse_overwrites({"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
+                      [(f"the shard results {r}", results_file(r)) for r in results])
     merged = merge(results)
     if output == "-":
         emit_reports(merged, json_out="-", junit=junit, markdown=markdown, html=html,

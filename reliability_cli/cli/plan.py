@@ -25,9 +25,11 @@ def plan_command(
     """
     import json
 
+    from ..outputs import refuse_overwrites, results_file
     from ..results.planning import plan
     from ..results.schema import load as load_results
 
+    refuse_overwrites({"--json": json_out}, [("the results file it reads", results_file(results))])
     doc = plan(load_results(results), target, max_retries)
     if json_out:
         write_output(json_out, json.dumps(doc, indent=2) + "\n")

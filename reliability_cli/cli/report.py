@@ -23,6 +23,9 @@ def report_command(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    from ..outputs import refuse_overwrites, results_file
+
+    refuse_overwrites({"-o": output}, [("the results file it reads", results_file(results))])
     data = load_results(results)
     if fmt == "terminal" and output is None:
         from .render import print_terminal

@@ -6,6 +6,7 @@ independent problems are collected and reported together.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import hashlib
 import json
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from .. import scrub
 from ..errors import ConfigError, Location, MultipleErrors, RelcheckError, TemplateError
 from ..templating import CONTEXT_NAMES, Template, compile_template, compile_value, references
 from . import models as m
@@ -127,6 +129,8 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
                 return match.group(0)[1:]
             env_refs.append(name)
             if name in env:
+                if _reaches_request(key_path):
+                    scrub.register(env[name])
                 return env[name]
             if default is not None:
                 return default
@@ -137,8 +141,14 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
             ))
             return ""
 
-        return _ENV_REF.sub(sub, value) if "${" in value else value
+        if "${" not in value:
+            return value
+        resolved = _ENV_REF.sub(sub, value)
+        if resolved != value:
+            unresolved[resolved] = value  # messages quote what the user wrote, not the values
+        return resolved
 
+    unresolved: dict[str, str] = {}
     data, positions = load_yaml(text, file, error=ConfigError, data_scalars=True, transform=interpolate)
     if problems:
         raise _one_or_many(problems)
@@ -146,12 +156,33 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         line, col = positions.values.get((), (1, 1))
         raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
                           Location(file, line, col))
-    model = _validate_model(data, positions)
+    endpoints = data.get("endpoints")
+    for config in (endpoints.values() if isinstance(endpoints, dict) else ()):
+        key_env = config.get("api_key_env") if isinstance(config, dict) else None
+        if isinstance(key_env, str):
+            scrub.register(env.get(key_env))
+    token = _UNRESOLVED.set(unresolved)
+    try:
+        model = _validate_model(data, positions)
+    finally:
+        _UNRESOLVED.reset(token)
     steps = _plan_steps(model, positions)
     digest = hashlib.sha256(
         json.dumps(model.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
     ).hexdigest()
     return Pipeline(model, fs_path, positions, steps, digest, tuple(sorted(set(env_refs))))
+
+
+def _reaches_request(key_path: Path) -> bool:
+    """Whether a string at ``key_path`` goes into a request (its env values are secrets)."""
+    if not key_path:
+        return False
+    if key_path[0] == "endpoints":
+        return True
+    return key_path[0] == "steps" and len(key_path) > 2 and key_path[2] in ("prompt", "params")
+
+
+_UNRESOLVED: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("unresolved", default={})  # noqa: B039
 
 
 def _read_text(fs_path: FsPath, file: str) -> str:
@@ -244,8 +275,10 @@ def _message(data: Any, path: Path, err: Mapping[str, Any]) -> str:
     if kind == "union_tag_not_found":
         return "missing required key 'type' (mock, python, openai, anthropic, http or mcp)"
     value = err.get("input")
+    if isinstance(value, str):
+        value = _UNRESOLVED.get().get(value, value)
     shown = json.dumps(value, default=str)[:60] if not isinstance(value, (dict, list)) else type(value).__name__
-    return f"{err['msg'].rstrip('.')} (got {shown})".replace("Value error, ", "")
+    return scrub.scrub(f"{err['msg'].rstrip('.')} (got {shown})".replace("Value error, ", ""))
 
 
 def _allowed_keys(data: Any, path: Path) -> list[str]:

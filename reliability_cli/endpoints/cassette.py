@@ -28,6 +28,7 @@ attempt) — never on host — and serves identical requests in recorded order.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections import deque
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..errors import UsageError
 from ..safetext import JSON_ERRORS
+from ..scrub import scrub
 from .base import AttemptError, Request
 from .transport import Exchange
 
@@ -102,7 +105,8 @@ def url_path(url: str) -> str:
 
 
 def _key(endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int) -> tuple[Any, ...]:
-    return (endpoint, path, canonical(body), case, int(trial), step, int(attempt))
+    # Masked as the recorder masked them, so a request holding a secret still finds its line.
+    return (endpoint, scrub(path), scrub(canonical(body)), case, int(trial), step, int(attempt))
 
 
 def _allowed(headers: Mapping[str, str]) -> dict[str, str]:
@@ -112,7 +116,8 @@ def _allowed(headers: Mapping[str, str]) -> dict[str, str]:
 class Recorder:
     """Appends exchanges to a cassette; refuses lines that hold a secret's value."""
 
-    def __init__(self, path: str, secrets: Mapping[str, str], pipeline_name: str = "") -> None:
+    def __init__(self, path: str, secrets: Mapping[str, str], pipeline_name: str = "",
+                 finished: Iterable[tuple[str, int]] | None = None) -> None:
         self.path = path
         # Keys shorter than 4 characters would match everywhere; they are not real keys.
         self._secrets = {name: value for name, value in secrets.items() if len(value) >= 4}
@@ -122,9 +127,16 @@ class Recorder:
             target.parent.mkdir(parents=True, exist_ok=True)
         # Appends: `eval --resume --record F` adds the resumed units' exchanges to the cassette.
         new = not target.exists() or target.stat().st_size == 0
-        self._fh = open(target, "a", encoding="utf-8", errors=JSON_ERRORS, newline="\n")  # noqa: SIM115 - closed in close()
+        try:
+            self._fh = open(target, "a", encoding="utf-8", errors=JSON_ERRORS, newline="\n")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"--record {path}: cannot write the cassette: {exc.strerror or exc}") from None
         if new:
             self._write({"relcheck_cassette": SCHEMA, "pipeline": pipeline_name})
+        elif finished is not None:
+            # A resumed run: units cancelled by the interruption run again; what they recorded
+            # before is void (else a replay would serve a cancelled unit's exchanges first).
+            self._write({"relcheck_resumed": sorted([case, trial] for case, trial in finished)})
 
     def record(self, endpoint: str, request: Request, method: str, url: str, headers: Mapping[str, str],
                body: Any, *, exchange: Exchange | None = None, error: AttemptError | None = None,
@@ -146,15 +158,23 @@ class Recorder:
             assert error is not None
             line.update(status=None, response_headers={}, response=None,
                         latency_ms=error.latency_ms or 0.0, error=error.kind, reason=error.reason)
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-        leaked = self._leak(text)
-        if leaked is not None:
+        raw = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        text = scrub(raw)  # every value from the environment (in a URL, a header, a reply) masked
+        leaked = self._leak(raw)
+        if leaked is not None:  # an API key in the exchange: the line is refused (and the refusal masked)
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
-            text = json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case, "trial": key.trial,
-                               "step": key.step, "attempt": key.attempt, "refused":
-                               f"the exchange contains the value of {leaked}; not recorded"})
-        self._fh.write(text + "\n")
-        self._fh.flush()
+            text = scrub(json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case,
+                                     "trial": key.trial, "step": key.step, "attempt": key.attempt,
+                                     "refused": f"the exchange contains the value of {leaked}; not recorded"}))
+        self._write_line(text)
+
+    def _write_line(self, text: str) -> None:
+        try:
+            self._fh.write(text + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise UsageError(f"--record {self.path}: cannot write the cassette: {exc.strerror or exc}",
+                             hint="record to a writable file with free space") from None
 
     def guard(self, secrets: Mapping[str, str]) -> None:
         """Also refuse lines holding any of these values (named by the keys in the warning)."""
@@ -163,14 +183,14 @@ class Recorder:
     def record_line(self, line: Mapping[str, Any]) -> None:
         """Write one non-HTTP exchange (an MCP call): a line with ``endpoint``, ``path``,
         ``body`` and the attempt's key, refused like any other when it holds a secret."""
-        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-        leaked = self._leak(text)
+        raw = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+        text = scrub(raw)
+        leaked = self._leak(raw)
         if leaked is not None:
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
-            text = json.dumps({k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
-                              | {"refused": f"the exchange contains the value of {leaked}; not recorded"})
-        self._fh.write(text + "\n")
-        self._fh.flush()
+            text = scrub(json.dumps({k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
+                                    | {"refused": f"the exchange contains the value of {leaked}; not recorded"}))
+        self._write_line(text)
 
     def _leak(self, text: str) -> str | None:
         for name, value in self._secrets.items():
@@ -180,13 +200,15 @@ class Recorder:
         return None
 
     def _write(self, obj: Mapping[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
+        self._write_line(json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
 
     def close(self) -> None:
         if self._fh.closed:
             return
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:  # a failed write was already reported; closing cannot save what it lost
+            pass
         for name, count in self.refused.items():
             # The core never prints results, but a silently incomplete cassette would surprise.
             sys.stderr.write(f"relcheck: warning: {count} exchange(s) not recorded in {self.path}: they "
@@ -218,8 +240,12 @@ class Replayer:
                     from ..errors import UsageError
 
                     raise UsageError(f"--replay {path}: line {number} is not JSON") from None
+                if isinstance(line, dict) and "relcheck_resumed" in line:
+                    self._void_unfinished(line["relcheck_resumed"], number)
+                    continue
                 if not isinstance(line, dict) or "endpoint" not in line or line.get("refused"):
                     continue
+                self._check(line, number)
                 key = _key(line["endpoint"], line["path"], line.get("body"), line["case"], line["trial"],
                            line["step"], line["attempt"])
                 self._queues.setdefault(key, deque()).append(line)
@@ -234,6 +260,46 @@ class Replayer:
         if not queue:
             return None
         return queue[0] if keep else queue.popleft()
+
+    def _check(self, line: dict[str, Any], number: int) -> None:
+        """A hand-edited or damaged line is bad input (exit 2), not a crash at replay time."""
+        def bad(key: str, expected: str) -> UsageError:
+            got = json.dumps(line.get(key), default=str)[:40] if key in line else "nothing"
+            return UsageError(f"--replay {self.path}: line {number}: '{key}' must be {expected} (got {got})",
+                              hint="re-record the cassette; relcheck writes every line it reads")
+
+        for key in ("endpoint", "path", "case", "step"):
+            if not isinstance(line.get(key), str):
+                raise bad(key, "a string")
+        for key in ("trial", "attempt"):
+            if not (_is_int(line.get(key)) and line[key] >= 0):
+                raise bad(key, "an integer")
+        status, error = line.get("status"), line.get("error")
+        if status is not None and not (_is_int(status) and 100 <= status <= 599):
+            raise bad("status", "an HTTP status between 100 and 599, or null")
+        if error is not None and not isinstance(error, str):
+            raise bad("error", "an error kind, or null")
+        if status is None and error is None and line.get("method") not in ("tools/list", "tools/call"):
+            raise bad("status", "an HTTP status (or null with an 'error' kind)")
+        latency = line.get("latency_ms")
+        if latency is not None and not (isinstance(latency, (int, float)) and not isinstance(latency, bool)
+                                        and math.isfinite(latency) and latency >= 0):
+            raise bad("latency_ms", "a finite number of milliseconds, 0 or more")
+        if line.get("response") is not None and not isinstance(line["response"], str):
+            raise bad("response", "the response body as a string")
+        if not isinstance(line.get("response_headers") or {}, dict):
+            raise bad("response_headers", "a mapping")
+
+    def _void_unfinished(self, finished: Any, number: int) -> None:
+        """Only exchanges of the units the resumed run kept (those with a ``unit_done``) stay."""
+        if not isinstance(finished, list) or not all(isinstance(u, list) and len(u) == 2 for u in finished):
+            from ..errors import UsageError
+
+            raise UsageError(f"--replay {self.path}: line {number}: relcheck_resumed is not a list of [case, trial]")
+        kept = {(case, trial) for case, trial in finished}
+        for key in list(self._queues):
+            if (key[3], key[4]) not in kept:
+                del self._queues[key]
 
     def answer(self, endpoint: str, request: Request, url: str, body: Any, redact_fields: Iterable[str]) -> Exchange:
         """The recorded exchange for this request.
@@ -330,6 +396,10 @@ def first_difference(sent: Any, recorded: Any, path: str = "") -> str | None:
     return f"{label} is {canonical(sent)[:40]}, recorded {canonical(recorded)[:40]}"
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def redact_text(body: bytes, fields: Iterable[str]) -> str:
     """The body as text, with ``fields`` removed when it is JSON."""
     text = body.decode("utf-8", "replace")
@@ -358,8 +428,13 @@ def _shared(mode: str, path: str, factory: Any) -> Any:
     return obj
 
 
-def open_recorder(path: str, pipeline: Any, environ: Mapping[str, str] | None = None) -> Recorder:
-    """The shared recorder for ``path``; guards the values of every ``api_key_env`` the pipeline names."""
+def open_recorder(path: str, pipeline: Any, environ: Mapping[str, str] | None = None,
+                  finished: Iterable[tuple[str, int]] | None = None) -> Recorder:
+    """The shared recorder for ``path``; guards the values of every ``api_key_env`` the pipeline names.
+
+    ``finished``: the units a resumed run keeps (given with ``--resume --record``): every
+    earlier exchange of any other unit is void at replay (see :class:`Replayer`).
+    """
     env = os.environ if environ is None else environ
     secrets: dict[str, str] = {}
     if pipeline is not None:
@@ -368,7 +443,7 @@ def open_recorder(path: str, pipeline: Any, environ: Mapping[str, str] | None = 
             if name and env.get(name):
                 secrets[name] = env[name]
     name = getattr(pipeline, "name", "") if pipeline is not None else ""
-    return _shared("record", path, lambda: Recorder(path, secrets, name))  # type: ignore[no-any-return]
+    return _shared("record", path, lambda: Recorder(path, secrets, name, finished))  # type: ignore[no-any-return]
 
 
 def open_replayer(path: str) -> Replayer:

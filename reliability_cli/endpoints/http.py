@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from .. import scrub
 from ..boundedjson import BadJson, depth_exceeds
 from ..boundedjson import loads as bounded_loads
 from ..records import ToolCall
@@ -64,7 +65,8 @@ class _HttpEndpoint:
         replay, record = options.get("replay"), options.get("record")
         self._replayer = cassettes.open_replayer(replay) if replay else None
         # --replay OLD --record NEW: hits are answered from OLD, misses are sent; NEW gets both
-        self._recorder = cassettes.open_recorder(record, options.get("pipeline"), self._env) if record else None
+        self._recorder = (cassettes.open_recorder(record, options.get("pipeline"), self._env, options.get("finished"))
+                          if record else None)
         cache = options.get("cache") if not (replay or record) else None
         if cache:
             from . import cache as caches
@@ -84,6 +86,7 @@ class _HttpEndpoint:
         key_env = getattr(config, "api_key_env", None)
         live = self._replayer is None or self._recorder is not None
         self._key: str | None = (self._env.get(key_env) or None) if key_env and live else None
+        scrub.register(self._key)
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -103,7 +106,7 @@ class _HttpEndpoint:
         try:
             outgoing = self.build_request(request)
         except RenderError as exc:
-            raise AttemptError("template", f"endpoint {self.name}: {exc}") from None
+            raise AttemptError("template", self._scrub(f"endpoint {self.name}: {exc}")) from None
         sent = self._sent(outgoing)
         try:
             return await self._call(request, outgoing, sent)
@@ -142,13 +145,14 @@ class _HttpEndpoint:
         except BadJson as exc:
             if self.needs_json:
                 what = "is not valid JSON" if exc.msg.startswith("invalid JSON") else f"is refused: {exc.msg}"
-                raise AttemptError("parse", f"endpoint {self.name}: the {exchange.status} response body {what} "
-                                   f"({repr(one_line(text, 80))})", latency_ms=latency, throttled=throttled) from None
+                raise AttemptError("parse", self._scrub(f"endpoint {self.name}: the {exchange.status} response body "
+                                   f"{what} ({repr(one_line(text, 80))})"), latency_ms=latency,
+                                   throttled=throttled) from None
             data = _NOT_JSON
         try:
             response = self.read_response(data, text)
         except _Unreadable as exc:
-            raise AttemptError("parse", f"endpoint {self.name}: {exc}", latency_ms=latency,
+            raise AttemptError("parse", self._scrub(f"endpoint {self.name}: {exc}"), latency_ms=latency,
                                throttled=throttled) from None
         response.latency_ms = latency
         response.throttled = throttled
@@ -157,12 +161,7 @@ class _HttpEndpoint:
             response.extra["cached"] = True
         if ticket is not None:
             self.controller.usage(ticket, response.tokens_in, response.tokens_out)
-        key = self.api_key()
-        if key and len(key) >= 4 and key in response.text:  # a service echoing our key back
-            response.text = response.text.replace(key, "***")
-            if response.output is not None:
-                response.output = json.loads(json.dumps(response.output).replace(json.dumps(key)[1:-1], "***"))
-        return response
+        return _scrubbed(response)  # a service echoing a secret back: masked before any check sees it
 
     async def _exchange(self, request: Request, out: Outgoing) -> tuple[Exchange, int, float, Ticket]:
         """Send, waiting out throttling; returns the final exchange, resends, active latency and
@@ -266,9 +265,8 @@ class _HttpEndpoint:
         return self._scrub(reason)
 
     def _scrub(self, text: str) -> str:
-        """Never let the key's value into a reason, even if a server echoes it."""
-        key = self.api_key()
-        return text.replace(key, "***") if key and len(key) >= 4 else text
+        """Never let a secret into a reason, even if a server echoes it."""
+        return scrub.scrub(text)
 
     def render_extras(self, request: Request) -> tuple[dict[str, str], dict[str, str]]:
         if not self._headers and not self._query:
@@ -291,6 +289,16 @@ class _HttpEndpoint:
 
             caches.release(self._cache)
             self._cache = None
+
+
+def _scrubbed(response: Response) -> Response:
+    if not scrub.secrets():
+        return response
+    response.text = scrub.scrub(response.text)
+    response.output = scrub.scrub_value(response.output)
+    response.tool_calls = tuple(ToolCall(scrub.scrub(c.name), scrub.scrub_value(c.arguments))
+                                for c in response.tool_calls)
+    return response
 
 
 class _Unreadable(Exception):

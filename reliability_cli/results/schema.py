@@ -450,11 +450,15 @@ def load(path: str | Path) -> Results:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"cannot read: {exc}", Location(file)) from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)  # NaN and Infinity are not JSON
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         where = Location(file, exc.lineno, exc.colno) if isinstance(exc, json.JSONDecodeError) else Location(file)
         raise ResultsError(f"invalid JSON: {getattr(exc, 'msg', exc)}", where) from None
     return from_dict(data, file)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def from_dict(data: Any, file: str = "<results>") -> Results:
@@ -494,7 +498,7 @@ def write(results: Results, path: str | Path) -> None:
     try:
         # a lone surrogate (from a case or a model) is written as its JSON escape (safetext)
         with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
-            dump(results, fh)
+            dump(results, _Scrubbed(fh))  # type: ignore[arg-type]
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -526,6 +530,20 @@ def _write_list(fh: IO[str], items: Iterator[Any], n: int) -> None:
     for j, item in enumerate(items):
         fh.write(("," if j else "") + "\n    " + json.dumps(item, ensure_ascii=False))
     fh.write("\n  ]")
+
+
+class _Scrubbed:
+    """A file that masks every secret (:mod:`reliability_cli.scrub`) in what is written to it;
+    each write holds whole JSON tokens, so a secret inside a string is never split in two."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        from ..scrub import scrub
+
+        self.fh = fh
+        self.scrub = scrub
+
+    def write(self, text: str) -> None:
+        self.fh.write(self.scrub(text))
 
 
 class _Indented:

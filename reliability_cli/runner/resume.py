@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from ..endpoints import is_infrastructure
-from ..errors import ResultsError, UsageError
-from ..journal import read_lines
+from ..errors import Location, ResultsError, UsageError
+from ..journal import iter_records
 
 LOCK_NAME = ".lock"
 FLAG_NAMES = {"trials": "--trials", "retries": "--retries", "seed": "--seed", "isolate": "--isolate",
@@ -65,7 +65,10 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ResultsError(f"--resume {run_dir}: not a relcheck run directory (no manifest.json)") from None
+        hint = (f"the run stopped before it started; start it again with --out {run_dir}"
+                if is_unstarted(run_dir) else None)
+        raise ResultsError(f"--resume {run_dir}: not a relcheck run directory (no manifest.json)",
+                           hint=hint) from None
     except (OSError, ValueError) as exc:
         raise ResultsError(f"--resume {run_dir}: cannot read manifest.json: {exc}") from None
     if not isinstance(manifest, dict) or "flags" not in manifest:
@@ -111,47 +114,53 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
     if not journal.exists():
         return set()
     keep: set[UnitKey] = set()
-    for rec in read_lines(journal):
+    for number, _raw, rec in iter_records(journal):
         unit = rec.get("unit_done")
         if unit is None:
             continue
+        if not (isinstance(unit, dict) and isinstance(unit.get("case"), str) and isinstance(unit.get("trial"), int)):
+            raise ResultsError("a unit_done record without a case id and a trial number: the journal cannot "
+                               "be trusted", Location(str(journal), number), hint="restore the file, or start a new run")
         key = (unit["case"], unit["trial"])
         if retry_errors and unit.get("outcome") == "error" and is_infrastructure(unit.get("error_kind")):
             keep.discard(key)
         else:
             keep.add(key)
     tmp = journal.with_name(journal.name + ".tmp")
-    from ..safetext import JSON_ERRORS
-
-    with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as out:
-        for i, (line, rec) in enumerate(_raw_lines(journal)):
-            unit = rec.get("unit_done")
-            if i == 0 and "schema" in rec:
-                pass
-            elif unit is not None:
-                if (unit["case"], unit["trial"]) not in keep:
+    try:
+        with open(tmp, "wb") as out:
+            for i, (_number, line, rec) in enumerate(iter_records(journal)):
+                unit = rec.get("unit_done")
+                if i == 0 and "schema" in rec:
+                    pass
+                elif unit is not None:
+                    if (unit["case"], unit["trial"]) not in keep:
+                        continue
+                elif (rec.get("case"), rec.get("trial")) not in keep:
                     continue
-            elif (rec.get("case"), rec.get("trial")) not in keep:
-                continue
-            out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, journal)
+                out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, journal)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return keep
 
 
-def _raw_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each complete line with its parsed record; a torn last line is dropped (as ``read_lines``)."""
-    with open(path, encoding="utf-8", newline="\n") as fh:
-        for line in fh:
-            if not line.endswith("\n"):
-                return
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict):
-                yield line, rec
+def clean_stale_tmp(run_dir: Path) -> None:
+    """Remove the temp files of an atomic write that failed (a full disk, a kill)."""
+    for name in _TMP_NAMES:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def is_unstarted(run_dir: Path) -> bool:
+    """A directory holding nothing but a run's lock and temp files: a run stopped between
+    creating its directory and writing ``manifest.json``. ``--out`` may start it afresh."""
+    return run_dir.is_dir() and all(p.name == LOCK_NAME or p.name in _TMP_NAMES for p in run_dir.iterdir())
+
+
+_TMP_NAMES = ("manifest.json.tmp", "results.json.tmp", "attempts.jsonl.tmp")
 
 
 def resume_command(command: Sequence[str], run_dir: Path) -> str:

@@ -9,7 +9,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,7 @@ class RunOptions:
     gate_overrides: GateOverrides | None = None
     command: Sequence[str] = ()
     environ: dict[str, str] | None = None
+    outputs: dict[str, str | None] = field(default_factory=dict)  # report files: flag → path
 
     def __post_init__(self) -> None:
         """Flag combinations a Python caller can get wrong too (the CLI reaches them here)."""
@@ -156,6 +157,7 @@ def run_eval(pipeline_path: str, options: RunOptions,
     prep = prepare(pipeline_path, options)
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
     gates.precheck(gate_config, len(prep.evalset), options.trials)
+    _refuse_overwrites(pipeline_path, options, prep, gate_config.baseline_path)
     if options.record and not options.resume and os.path.isfile(options.record) \
             and os.path.getsize(options.record) > 0:
         raise UsageError(f"--record {options.record}: the file exists; relcheck never overwrites a cassette",
@@ -167,6 +169,17 @@ def run_eval(pipeline_path: str, options: RunOptions,
         return _run_locked(pipeline_path, options, prep, gate_config, run_dir, on_start, on_unit)
     finally:
         lock.release()
+
+
+def _refuse_overwrites(pipeline_path: str, options: RunOptions, prep: Prepared, baseline: str | None) -> None:
+    """No output flag may write over the run's inputs or its run files (exit 2)."""
+    from ..outputs import refuse_overwrites, run_files
+
+    refuse_overwrites({**options.outputs, "--record": options.record}, [
+        ("the pipeline file", pipeline_path), *(("the eval set", p) for p in prep.evalset.paths),
+        ("the cassette given to --replay", options.replay), ("the baseline", baseline),
+        *run_files(options.resume or options.out),
+    ])
 
 
 def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_config: Any, run_dir: Path,
@@ -263,6 +276,7 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
                 "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
                 "cache": options.cache, "cache_only": options.cache_only,
                 "secrets": details.secrets if details is not None else (),
+                "finished": done if options.resume else None,
             })
         link_tool_sources(endpoints)
         await _list_tool_sources(prep.pipeline, endpoints)
@@ -354,19 +368,24 @@ def _open_run_dir(options: RunOptions) -> tuple[Path, RunLock]:
             raise UsageError(f"--out {options.out} and --resume {options.resume} name different directories",
                              hint="a resumed run continues in its own directory; drop --out")
         resume.load_manifest(path)
-        return path, resume.RunLock(path).acquire()
+        lock = resume.RunLock(path).acquire()
+        resume.clean_stale_tmp(path)
+        return path, lock
     path = _run_dir(options)
     lock = resume.RunLock(path).acquire()
-    if any(p.name != resume.LOCK_NAME for p in path.iterdir()):
+    if not resume.is_unstarted(path):
         lock.release()
         raise UsageError(f"--out {path}: the directory exists and is not empty")
+    resume.clean_stale_tmp(path)
     return path, lock
 
 
 def _run_dir(options: RunOptions) -> Path:
     if options.out:
+        from .resume import is_unstarted
+
         path = Path(options.out)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if path.exists() and not (path.is_dir() and is_unstarted(path)):
             raise UsageError(f"--out {path}: the directory exists and is not empty",
                              hint="relcheck never overwrites a run; choose a new directory "
                                   "or use --resume to continue it")

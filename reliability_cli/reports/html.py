@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from ..textfmt import independence_gap
 from .sources import traces_line
 
 W = 760  # chart width in px (viewBox units)
@@ -47,7 +48,7 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
     extra = ""
     if e.get("independence_prediction") is not None:
         extra += (f"<p>Independence prediction (product of isolated rates): <b>{_pct(e['independence_prediction'])}</b>; "
-                  f"gap to the chained rate {e['independence_gap'] * 100:+.1f} pts.</p>")
+                  f"chained rate minus it: {escape(independence_gap(e))}.</p>")
     if trials > 1 and e.get("pass_at_k"):
         k = max(e["pass_at_k"], key=int)
         extra += (f"<p>Rate = mean of per-case pass shares over {e.get('cases')} cases · pass@{k} "

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..safetext import markdown_cell
+from ..textfmt import independence_gap
 from .sources import traces_line
 
 DEFAULT_FAILURES = 5
@@ -63,7 +64,7 @@ def render_markdown(results: Mapping[str, Any], show_failures: int | None = None
                  f" · pass^{k} {_pct(e['pass_hat_k'][k])} · flaky cases {len(e.get('flaky', []))}")
     if e.get("independence_prediction") is not None:
         line += (f" · isolated product (independence) {_pct(e['independence_prediction'])}, "
-                 f"gap {e['independence_gap'] * 100:+.1f} pts")
+                 f"{independence_gap(e)}")
     if e.get("infra_errors"):
         line += f" · infrastructure errors in {e['infra_errors']} units ({_pct(e.get('error_rate'))})"
     out += [line, ""]

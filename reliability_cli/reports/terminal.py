@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..safetext import terminal
+from ..textfmt import independence_gap
 from .sources import traces_line
 
 
@@ -202,7 +203,7 @@ class TerminalReport:
                             f"  flaky cases: {len(e.get('flaky', []))}")
         if e.get("independence_prediction") is not None:
             text.append(f"\n  isolated steps' product (independence) {pct(e['independence_prediction'])}"
-                        f"  gap {e['independence_gap'] * 100:+.1f} pts")
+                        f"  {independence_gap(e)}")
         if e.get("infra_errors"):
             text.append(f"\n  infrastructure errors: {e['infra_errors']} units ({pct(e['error_rate'])})")
         return text

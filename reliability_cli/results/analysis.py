@@ -156,7 +156,7 @@ def rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], tria
         low, high = stats.wilson(passed, total, confidence)
         return passed / total, Interval(low=low, high=high)
     shares = [p / n for p, n in per_case.values() if n]
-    rate, (low, high) = stats.clustered_rate_ci(shares, confidence)
+    rate, (low, high) = stats.clustered_rate_ci(shares, confidence, units=total)
     return rate, Interval(low=low, high=high)
 
 
@@ -460,6 +460,7 @@ def end_to_end_of(units: Sequence[UnitRecord], steps: Sequence[StepRow], trials:
         product = stats.chain_rate([r for r in rates if r is not None]) if all(r is not None for r in rates) else None
         extra["independence_prediction"] = product
         extra["independence_gap"] = (rate - product) if (rate is not None and product is not None) else None
+        extra["independence_gap_ci"] = _gap_interval(rate, ci, product, steps, confidence)
     return EndToEnd(passed=passed, total=total, rate=rate, ci=ci, cases=len(per_case) if trials > 1 else total,
                     infra_errors=infra, error_rate=infra / total if total else None, **extra)
 
@@ -482,6 +483,30 @@ def _graph_columns(steps: Sequence[StepRow], tallies: Mapping[str, StepTally],
             "visits": Visits(total=tally.visits, per_unit=ratio(tally.visits, tally.reached)),
             "survivors": alive}))
     return tuple(rows)
+
+
+def _gap_interval(rate: float | None, ci: Interval | None, product: float | None, steps: Sequence[StepRow],
+                  confidence: float) -> Interval | None:
+    """An interval for the independence gap (chained rate − product of isolated rates).
+
+    The delta method: Var(gap) ≈ Var(chained) + product² · Σ Var(isolated_i)/isolated_i², each
+    variance from its own interval's half-width (so clustering with trials carries over). The
+    two passes ran on the same units, and their covariance (positive: a hard case is hard in
+    both) is left out, so the interval is conservative: wider than the truth.
+    """
+    from scipy.stats import norm
+
+    if rate is None or ci is None or product is None:
+        return None
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    var = ((ci.high - ci.low) / (2 * z)) ** 2
+    for s in steps:
+        iso = s.isolated
+        if iso is None or iso.rate is None or iso.ci is None or iso.rate == 0:
+            return None
+        var += product**2 * (((iso.ci.high - iso.ci.low) / (2 * z)) ** 2) / iso.rate**2
+    low, high = stats.difference_interval(rate - product, var, confidence)
+    return Interval(low=low, high=high)
 
 
 def what_if(results: Results) -> tuple[WhatIfRow, ...]:

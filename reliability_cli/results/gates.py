@@ -91,18 +91,20 @@ def _min_gate(results: Results, step: str | None, threshold: float, cfg: GateSet
         return GateRow(name=name, threshold=threshold, observed=None, bound=None, passed=False,
                        detail="no unit reached this step")
     bound = None
+    size = f"n={n}"
     if cfg.mode == "lower-bound":
         if results.run.trials > 1:
             counts = unit_steps.case_counts(results.units, results.step_ids, step)
-            bound = stats.clustered_lower_bound(unit_steps.shares(counts), cfg.confidence)
+            bound = stats.clustered_lower_bound(unit_steps.shares(counts), cfg.confidence, units=n)
+            size = f"n={len(counts)} cases, {n} units"  # the bound is over cases (clustered)
         else:
             bound = stats.clopper_pearson_lower(row.passed, n, cfg.confidence)
         passed = bound >= threshold
         detail = (f"{cfg.confidence:.0%} lower bound {bound:.4f} {'≥' if passed else '<'} {threshold:g} "
-                  f"(observed {observed:.4f}, n={n})")
+                  f"(observed {observed:.4f}, {size})")
     else:
         passed = observed >= threshold
-        detail = f"observed {observed:.4f} {'≥' if passed else '<'} {threshold:g} (n={n})"
+        detail = f"observed {observed:.4f} {'≥' if passed else '<'} {threshold:g} ({size})"
     return GateRow(name=name, threshold=threshold, observed=observed, bound=bound, passed=bool(passed),
                    detail=detail)
 

@@ -159,6 +159,8 @@ class EndToEnd(_Model):
     flaky: tuple[str, ...] | None = None
     independence_prediction: float | None = None
     independence_gap: float | None = None
+    #: conservative delta-method interval of the gap (covariance of the two passes left out)
+    independence_gap_ci: Interval | None = None
 
 
 class WhatIfRow(_Model):

@@ -118,7 +118,8 @@ class _HttpEndpoint:
         throttled = 0
         while True:
             try:
-                exchange = await self._send_once(request, out, request.timeout_s - active_ms / 1000)
+                exchange = await self._send_once(request, out, request.timeout_s - active_ms / 1000,
+                                                 resend=throttled)
             except AttemptError as exc:
                 exc.latency_ms = active_ms + (exc.latency_ms or 0.0)
                 exc.throttled = throttled
@@ -138,7 +139,8 @@ class _HttpEndpoint:
             if self._replayer is None and wait > 0:
                 await asyncio.sleep(wait)  # excluded from latency and from the deadline
 
-    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float) -> Exchange:
+    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float,
+                         resend: int = 0) -> Exchange:
         if self._replayer is not None:
             return self._replayer.answer(self.name, request, out.url, out.body, self.redact_fields)
         if self._pacer is not None:
@@ -147,7 +149,8 @@ class _HttpEndpoint:
             self._client = make_client(getattr(self.config, "max_concurrency", None) or 256)
         content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode()
         try:
-            exchange = await send(self._client, out.method, out.url, headers=out.headers, params=None,
+            headers = {**out.headers, ATTEMPT_HEADER: attempt_identity(request, resend)}
+            exchange = await send(self._client, out.method, out.url, headers=headers, params=None,
                                   content=content, deadline_s=deadline_s)
         except AttemptError as exc:
             exc.reason = f"endpoint {self.name}: {self._scrub(exc.reason)}"
@@ -208,6 +211,20 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
     if not query:
         return url
     return url + ("&" if "?" in url else "?") + urlencode(query)
+
+
+#: Sent with every request (not recorded in cassettes): which attempt this is, so a server
+#: such as ``relcheck mock-server`` can key a deterministic draw on it instead of on history.
+ATTEMPT_HEADER = "x-relcheck-attempt"
+
+
+def attempt_identity(request: Request, resend: int = 0) -> str:
+    """``case/trial/step/attempt/resend/phase``, each part percent-encoded (ASCII only)."""
+    from urllib.parse import quote
+
+    key = request.key
+    return "/".join((quote(key.case, safe=""), str(key.trial), quote(key.step, safe=""),
+                     str(key.attempt), str(resend), quote(request.phase, safe="")))
 
 
 def _json_headers(extra: Mapping[str, str]) -> dict[str, str]:

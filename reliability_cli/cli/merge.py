@@ -29,10 +29,15 @@ def merge_command(
     from pathlib import Path
 
     from ..results import schema
-    from ..results.merge import merge
+    import sys
+
+    from ..results.merge import merge, missing_shards
     from .render import emit_reports
 
     merged = merge(results)
+    lacking = missing_shards(merged, results)
+    if lacking:
+        sys.stderr.write(f"relcheck: {lacking}\n")
     if output == "-":
         emit_reports(merged, json_out="-", junit=junit, markdown=markdown, html=html,
                      show_failures=show_failures, quiet=quiet)

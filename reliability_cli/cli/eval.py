@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -86,7 +86,7 @@ def eval_command(
     from .progress import make_progress
     from .render import emit_reports
 
-    result_changing = dict(evalsets=evalset, trials=trials, isolate=isolate, retries=retries, seed=seed,
+    result_changing: dict[str, Any] = dict(evalsets=evalset, trials=trials, isolate=isolate, retries=retries, seed=seed,
                            limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard),
                            endpoint_overrides=endpoint)
     if resume:  # what is not given is the run's: its pipeline path, eval sets and flags

@@ -26,11 +26,10 @@ def merge_command(
     Exit codes as `relcheck eval`: 0 pass, 1 a gate failed, 3 no trustworthy verdict
     (including missing shards), 130 a shard was interrupted.
     """
+    import sys
     from pathlib import Path
 
     from ..results import schema
-    import sys
-
     from ..results.merge import merge, missing_shards
     from .render import emit_reports
 

@@ -205,7 +205,7 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         "stop_reason": str(engine.stop) if engine.stop else None, "interrupted": engine.interrupted,
         "source": "eval",
     }
-    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(s.retry.on)) for s in prep.pipeline.steps]
+    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on))) for s in prep.pipeline.steps]
     results = analysis.build_results(journal_path, steps, info, trials=options.trials,
                                      confidence=gate_config.confidence, isolate=options.isolate,
                                      order=prep.evalset.positions)

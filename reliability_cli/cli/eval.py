@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -40,7 +40,8 @@ def _parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
 
 @handle_errors
 def eval_command(
-    pipeline: str = typer.Argument(..., help="The pipeline YAML file."),
+    ctx: typer.Context,
+    pipeline: Optional[str] = typer.Argument(None, help="The pipeline YAML file (with --resume: the run's, if omitted)."),
     evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable; replaces the pipeline's)."),
     trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times."),
     concurrency: Optional[int] = typer.Option(
@@ -92,10 +93,23 @@ def eval_command(
     from .progress import make_progress
     from .render import emit_reports
 
+    result_changing: dict[str, Any] = dict(evalsets=evalset, trials=trials, isolate=isolate, retries=retries, seed=seed,
+                           limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard),
+                           endpoint_overrides=endpoint)
+    if resume:  # what is not given is the run's: its pipeline path, eval sets and flags
+        from ..runner.resume import recorded_options
+
+        param = {"evalsets": "evalset", "filter_tags": "filter_tag", "endpoint_overrides": "endpoint"}
+        # typer may vendor its own click: compare the source by name, not by enum identity
+        given = {field for field in result_changing
+                 if getattr(ctx.get_parameter_source(param.get(field, field)), "name", "") == "COMMANDLINE"}
+        pipeline, recorded = recorded_options(resume, pipeline, given)
+        result_changing.update(recorded)
+    elif pipeline is None:
+        raise UsageError("missing PIPELINE", hint="relcheck eval PIPELINE, or relcheck eval --resume RUN_DIR")
     options = RunOptions(
-        evalsets=evalset, trials=trials, concurrency=concurrency, isolate=isolate, retries=retries,
-        seed=seed, limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard), resume=resume,
-        retry_errors=retry_errors, out=out, record=record, replay=replay, endpoint_overrides=endpoint,
+        **result_changing, concurrency=concurrency, resume=resume,
+        retry_errors=retry_errors, out=out, record=record, replay=replay,
         max_throttle_wait=max_throttle_wait, max_cost=max_cost,
         cache=None if (record or replay) else resolve_path(no_cache=no_cache, cache_only=cache_only),
         cache_only=cache_only,

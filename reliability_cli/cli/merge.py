@@ -26,16 +26,20 @@ def merge_command(
     Exit codes as `relcheck eval`: 0 pass, 1 a gate failed, 3 no trustworthy verdict
     (including missing shards), 130 a shard was interrupted.
     """
+    import sys
     from pathlib import Path
 
     from ..outputs import refuse_overwrites, results_file
     from ..results import schema
-    from ..results.merge import merge
+    from ..results.merge import merge, missing_shards
     from .render import emit_reports
 
     refuse_overwrites({"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
                       [(f"the shard results {r}", results_file(r)) for r in results])
     merged = merge(results)
+    lacking = missing_shards(merged, results)
+    if lacking:
+        sys.stderr.write(f"relcheck: {lacking}\n")
     if output == "-":
         emit_reports(merged, json_out="-", junit=junit, markdown=markdown, html=html,
                      show_failures=show_failures, quiet=quiet)

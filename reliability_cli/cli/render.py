@@ -40,7 +40,7 @@ def emit_reports(results: Results, *, json_out: str | None = None, junit: str | 
         return
     if quiet:
         sys.stdout.write(f"relcheck: {results.verdict} (exit {results.exit_code}); "
-                         f"e2e {_pct(results.end_to_end.rate)}; run {results.run.dir or results.run.id}\n")
+                         f"e2e {_pct(results.end_to_end.rate)}; {_which_run(results)}\n")
         return
     print_terminal(results, show_failures)
 
@@ -64,6 +64,14 @@ def _github(results: Results, show_failures: int) -> None:
             if not gate.passed:  # escaped by GitHub's rules: a value cannot start a command of its own
                 title = workflow_property(f"relcheck gate {gate.name} failed")
                 sys.stdout.write(f"::error title={title}::{workflow_data(str(gate.detail))}\n")
+
+
+def _which_run(results: Results) -> str:
+    """``run DIR`` (or its id); a merged run has neither: ``run merged from N shards``."""
+    run = results.run
+    if run.merged_from:
+        return f"run merged from {len(run.merged_from)} shards"
+    return f"run {run.dir or run.id}"
 
 
 def _pct(value: float | None) -> str:

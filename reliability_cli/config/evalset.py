@@ -103,7 +103,7 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
         if suffix in (".jsonl", ".ndjson"):
             rows = _jsonl_stream(Path(path), file, hashes)
         elif suffix == ".csv":
-            rows = _csv_stream(Path(path), file, hashes)
+            rows = _csv_stream(Path(path), file, hashes, step_ids)
         else:
             raw = _read(Path(path), file)
             hashes[file] = hashlib.sha256(raw).hexdigest()
@@ -152,12 +152,13 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
     hashes[file] = digest.hexdigest()
 
 
-def _csv_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tuple[Any, Location]]:
+def _csv_stream(path: Path, file: str, hashes: dict[str, str],
+                step_ids: set[str] | None = None) -> Iterator[tuple[Any, Location]]:
     """CSV rows read line by line (bounded memory), hashing the bytes as they pass."""
     digest = hashlib.sha256()
     fh = open_regular(path, file, EvalSetError, "eval set")
     with fh:
-        yield from _csv_rows(_text_lines(bounded_lines(fh, file, EvalSetError), file, digest), file)
+        yield from _csv_rows(_text_lines(bounded_lines(fh, file, EvalSetError), file, digest), file, step_ids)
         for raw in fh:  # _csv_rows stops only at the end, but hash every byte regardless
             digest.update(raw)
     hashes[file] = digest.hexdigest()
@@ -252,9 +253,11 @@ def _yaml_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
         yield row, Location(file, loc.line, loc.column)
 
 
-def _csv_rows(lines: Iterable[str], file: str) -> Iterable[tuple[Any, Location]]:
+def _csv_rows(lines: Iterable[str], file: str,
+              step_ids: set[str] | None = None) -> Iterable[tuple[Any, Location]]:
     """Rows of CSV ``lines`` (as ``io.StringIO(text, newline="")`` splits them); a row's line
-    is where it starts, from ``reader.line_num``, so quoted fields may span lines."""
+    is where it starts, from ``reader.line_num``, so quoted fields may span lines. With the
+    pipeline's ``step_ids``, an ``expect.<step>`` column naming no step is an error."""
     reader = csv.reader(lines)
     try:
         header = next(reader)
@@ -271,6 +274,14 @@ def _csv_rows(lines: Iterable[str], file: str) -> Iterable[tuple[Any, Location]]
             raise EvalSetError(f"duplicate CSV column '{col}'", Location(file, 1, None, col),
                                hint="each column may appear once (a later one would silently win)")
         seen_cols.add(col)
+        if step_ids is not None and col.startswith("expect.") and col[7:] not in step_ids:
+            import difflib
+
+            close = difflib.get_close_matches(col[7:], sorted(step_ids), n=1)
+            raise EvalSetError(f"CSV column '{col}' names no step of the pipeline",
+                               Location(file, 1, None, col),
+                               hint=(f"did you mean 'expect.{close[0]}'? " if close else "")
+                               + "steps: " + ", ".join(sorted(step_ids)))
     if "id" not in header:
         raise EvalSetError("the CSV has no 'id' column", Location(file, 1))
     line = reader.line_num

@@ -177,7 +177,8 @@ class _HttpEndpoint:
         while True:
             ticket = await self.controller.acquire(cost)
             try:
-                exchange, replayed = await self._send_once(request, out, request.timeout_s - active_ms / 1000)
+                exchange, replayed = await self._send_once(request, out, request.timeout_s - active_ms / 1000,
+                                                           resend=throttled)
             except AttemptError as exc:
                 self.controller.release(ticket, kind=exc.kind)
                 exc.latency_ms = active_ms + (exc.latency_ms or 0.0)
@@ -214,7 +215,8 @@ class _HttpEndpoint:
         chars = len(json.dumps(body)) if body is not None else 0
         return self.controller.estimate(chars, None)
 
-    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float) -> tuple[Exchange, bool]:
+    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float,
+                         resend: int = 0) -> tuple[Exchange, bool]:
         """One exchange, and whether it came from the cassette being replayed."""
         if self._replayer is not None:
             try:
@@ -236,7 +238,8 @@ class _HttpEndpoint:
             self._client = make_client(self.controller.ceiling)
         content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode("utf-8", JSON_ERRORS)
         try:
-            exchange = await send(self._client, out.method, out.url, headers=out.headers, params=None,
+            headers = {**out.headers, ATTEMPT_HEADER: attempt_identity(request, resend)}
+            exchange = await send(self._client, out.method, out.url, headers=headers, params=None,
                                   content=content, deadline_s=deadline_s,
                                   max_bytes=getattr(self.config, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
         except AttemptError as exc:
@@ -312,6 +315,20 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
     if not query:
         return url
     return url + ("&" if "?" in url else "?") + urlencode(query)
+
+
+#: Sent with every request (not recorded in cassettes): which attempt this is, so a server
+#: such as ``relcheck mock-server`` can key a deterministic draw on it instead of on history.
+ATTEMPT_HEADER = "x-relcheck-attempt"
+
+
+def attempt_identity(request: Request, resend: int = 0) -> str:
+    """``case/trial/step/attempt/resend/phase``, each part percent-encoded (ASCII only)."""
+    from urllib.parse import quote
+
+    key = request.key
+    return "/".join((quote(key.case, safe=""), str(key.trial), quote(key.step, safe=""),
+                     str(key.attempt), str(resend), quote(request.phase, safe="")))
 
 
 def _json_headers(extra: Mapping[str, str]) -> dict[str, str]:

@@ -3,7 +3,11 @@
 :class:`FaultConfig` is the user's settings (the ``relcheck mock-server`` flags);
 :class:`FaultPlan` turns them into one decision per request.
 
-Draws are deterministic and keyed on the *request*, not on arrival order: the k-th request
+Draws are deterministic. A request carrying the ``x-relcheck-attempt`` header (relcheck sends
+it: case, trial, step, attempt, throttled resend and phase of the attempt) gets the digest
+``SHA-256("{seed}|attempt|{header}")``: keyed on the attempt alone, never on what the server
+has seen before, so two identical runs against one long-running server get identical
+faults. A request without the header is keyed on the *request*, not on arrival order: the k-th request
 (k counting from 1) whose canonical JSON body (keys sorted, compact separators) has SHA-256
 ``B`` gets the digest ``SHA-256("{seed}|{B}|{k}")``. Its first 8 bytes, as a fraction of
 2^64, pick the outcome; the next 8 pick the latency jitter. So a replayed request sequence
@@ -164,15 +168,19 @@ class FaultPlan:
         # One small entry per distinct body: how many times it has been seen.
         self._seen: dict[bytes, int] = {}
 
-    def decide(self, body: Any) -> Decision:
-        """The decision for the next request carrying the parsed JSON ``body``."""
+    def decide(self, body: Any, attempt: str | None = None) -> Decision:
+        """The decision for the request carrying the parsed JSON ``body`` and, when the client
+        sent one, the ``x-relcheck-attempt`` header ``attempt``."""
         if self.trivial:
             return Decision("ok", self._base_s)
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        body_digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
-        k = self._seen.get(body_digest, 0) + 1
-        self._seen[body_digest] = k
-        digest = hashlib.sha256(f"{self.config.seed}|{body_digest.hex()}|{k}".encode()).digest()
+        if attempt:
+            digest = hashlib.sha256(f"{self.config.seed}|attempt|{attempt}".encode()).digest()
+        else:
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            body_digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).digest()
+            k = self._seen.get(body_digest, 0) + 1
+            self._seen[body_digest] = k
+            digest = hashlib.sha256(f"{self.config.seed}|{body_digest.hex()}|{k}".encode()).digest()
         u = int.from_bytes(digest[:8], "big") / _SCALE
         outcome = "ok"
         for threshold, name in self._thresholds:

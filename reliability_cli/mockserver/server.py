@@ -259,7 +259,7 @@ class MockServer:
         except _BadRequest as exc:
             counts["bad_request"] += 1
             return _json(error_body(api, 400, str(exc)), 400)
-        decision = self._plan.decide(body)
+        decision = self._plan.decide(body, request.headers.get("x-relcheck-attempt"))
         outcome = decision.outcome
         counts[outcome] += 1
         if outcome == "hang":

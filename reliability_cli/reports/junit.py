@@ -1,10 +1,13 @@
 """JUnit XML (SPEC §8): what CI systems (GitHub, GitLab, Jenkins, Buildkite) read.
 
 One ``<testsuite>`` per pipeline; one ``<testcase>`` per unit named ``<case id>[trial]``
-whose ``<failure>`` (a check failed) or ``<error>`` (the final attempt errored) names the
-step and the reason; one more ``<testcase>`` per gate. The layout follows the Jenkins/Ant
-``junit-10.xsd`` schema: ``testsuites > testsuite > (properties?, testcase*)``, a test case
-holding at most one of ``failure``/``error``/``skipped``.
+and one per gate, named ``gate <name>``. The document fails exactly when the run does:
+gates are the only test cases that can fail (``<failure>``); a reliability run expects some
+units to fail, so a failing unit is ``<skipped>`` with the step and the reason as its
+message (CI reporters list skipped cases with their message and keep the build green); a
+run without a trustworthy verdict (verdict ``error``) adds one ``<error>`` case, ``run``.
+The layout follows the Jenkins/Ant ``junit-10.xsd`` schema: ``testsuites > testsuite >
+(properties?, testcase*)``, a test case holding at most one of ``failure``/``error``/``skipped``.
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ def render_junit(results: Mapping[str, Any]) -> str:
     reasons = _reasons(results)
     units = results.get("units") or []
     gates = results.get("gates") or []
-    failures = sum(1 for u in units if not u["passed"] and u.get("outcome") != "error")
-    failures += sum(1 for g in gates if not g["passed"])
-    errors = sum(1 for u in units if not u["passed"] and u.get("outcome") == "error")
-    tests = len(units) + len(gates)
+    failed_units = [u for u in units if not u["passed"]]
+    failures = sum(1 for g in gates if not g["passed"])
+    errors = 1 if results.get("verdict") == "error" else 0
+    tests = len(units) + len(gates) + errors
     duration = f"{float(run.get('duration_s') or 0.0):.3f}"
     root = ET.Element("testsuites", {"name": "relcheck", "tests": str(tests), "failures": str(failures),
-                                     "errors": str(errors), "time": duration})
+                                     "errors": str(errors), "skipped": str(len(failed_units)),
+                                     "time": duration})
     attrs = {"name": pipeline, "tests": str(tests), "failures": str(failures), "errors": str(errors),
-             "skipped": "0", "time": duration}
+             "skipped": str(len(failed_units)), "time": duration}
     if run.get("started_at"):
         attrs["timestamp"] = _clean(str(run["started_at"]).replace("+00:00", ""))
     suite = ET.SubElement(root, "testsuite", attrs)
@@ -58,9 +62,9 @@ def render_junit(results: Mapping[str, Any]) -> str:
         info = reasons.get((u["case"], u["trial"], step), {})
         reason = info.get("reason") or (u.get("error_kind") or u.get("outcome") or "failed")
         kind = u.get("error_kind")
-        message = f"step {step}: {reason}"
-        tag = "error" if u.get("outcome") == "error" else "failure"
-        el = ET.SubElement(case, tag, {"message": _clean(message[:500]), "type": _clean(kind or u.get("outcome") or "fail")})
+        what = "errored" if u.get("outcome") == "error" else "failed"
+        message = f"unit {what} at step {step}: {reason}"
+        el = ET.SubElement(case, "skipped", {"message": _clean(message[:500])})
         body = [message, f"outcome: {u.get('outcome')}" + (f" ({kind})" if kind else ""),
                 f"attempts in this unit: {u.get('attempts')}"]
         if info.get("output"):
@@ -72,6 +76,11 @@ def render_junit(results: Mapping[str, Any]) -> str:
         if not g["passed"]:
             el = ET.SubElement(case, "failure", {"message": _clean(g["detail"]), "type": "gate"})
             el.text = _clean(f"{g['name']}: {g['detail']}")
+    if errors:
+        case = ET.SubElement(suite, "testcase", {"classname": f"{classname}.gates", "name": "run", "time": "0"})
+        stop = run.get("stop_reason") or "no trustworthy verdict (infrastructure errors)"
+        el = ET.SubElement(case, "error", {"message": _clean(f"no verdict: {stop}"), "type": "verdict"})
+        el.text = _clean(f"verdict error (exit {results.get('exit_code')}): {stop}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -197,3 +197,21 @@ def _latency(parts: Sequence[StepRow]) -> Latency:
     return Latency(p50=round(math.fsum(n * (lat.p50 or 0) for n, lat in weighted) / total, 3),
                    p95=round(math.fsum(n * (lat.p95 or 0) for n, lat in weighted) / total, 3),
                    max=max(lat.max or 0 for _, lat in weighted))
+
+
+def missing_shards(merged: Results, given: Sequence[str] = ()) -> str | None:
+    """What a merge lacks, in words: the missing shards and the files given; ``None`` when
+    every shard of the run is there (or the merged documents were not shards)."""
+    sources = merged.run.merged_from or ()
+    present = [str(s.shard) for s in sources if s.shard]
+    if not present:
+        return None
+    total = int(present[0].partition("/")[2])
+    have = {int(s.partition("/")[0]) for s in present}
+    missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in have]
+    if not missing:
+        return None
+    files = [f"{name} (shard {s.shard})" for name, s in zip(given, sources)] if len(given) == len(sources) \
+        else [f"shard {s.shard}" for s in sources]
+    return (f"incomplete merge: missing shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"of {total}; given: {', '.join(files)}")

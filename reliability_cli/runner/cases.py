@@ -69,7 +69,22 @@ def select_cases(paths: Sequence[str], pipeline: Pipeline | None, tags: Sequence
             kept.append(case)
             if len(kept) > IN_MEMORY_CASES:
                 kept = None
+    if wanted and not positions and index < 0:
+        _no_such_tags(paths, pipeline, wanted)
     return CaseSelection(paths, pipeline, hashes, positions, tuple(kept) if kept is not None else None)
+
+
+def _no_such_tags(paths: Sequence[str], pipeline: Pipeline | None, wanted: set[str]) -> None:
+    """No case has any of the ``--filter-tag`` tags: bad input (exit 2) naming the tags that exist."""
+    from ..errors import UsageError
+
+    existing: set[str] = set()
+    for case in iter_evalsets(paths, pipeline, {}):
+        existing.update(case.tags)
+    given = ", ".join(sorted(wanted))
+    raise UsageError(f"--filter-tag {given}: no case has {'this tag' if len(wanted) == 1 else 'any of these tags'}",
+                     hint=("the eval set's tags: " + ", ".join(sorted(existing))) if existing
+                     else "no case in the eval set has a tag")
 
 
 def shard_of(case_id: str, shards: int) -> int:

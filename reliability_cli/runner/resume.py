@@ -182,3 +182,35 @@ def resume_command(command: Sequence[str], run_dir: Path) -> str:
             continue
         kept.append(arg)
     return shlex.join([args[0] if args else "relcheck", *kept, "--resume", str(run_dir)])
+
+
+#: manifest flag → the RunOptions field it fills when ``--resume`` is given without it
+_OPTION_OF = {"trials": "trials", "retries": "retries", "seed": "seed", "isolate": "isolate",
+              "endpoint": "endpoint_overrides", "limit": "limit", "filter_tag": "filter_tags",
+              "shard": "shard"}
+
+
+def recorded_options(run_dir: str, pipeline: str | None, given: set[str]) -> tuple[str, dict[str, Any]]:
+    """The pipeline path and RunOptions fields a resume takes from the run's manifest.
+
+    ``relcheck eval --resume RUN_DIR`` alone continues with the recorded pipeline path, eval
+    sets and result-changing flags; what is given explicitly (``pipeline``, and the RunOptions
+    field names in ``given``) is kept, so :func:`check_compatible` still refuses a mismatch.
+    """
+    manifest = load_manifest(Path(run_dir))
+    flags = manifest.get("flags") or {}
+    out: dict[str, Any] = {}
+    for key, field in _OPTION_OF.items():
+        if field in given or key not in flags:
+            continue
+        value = flags[key]
+        if key == "shard" and value:
+            i, _, n = str(value).partition("/")
+            value = (int(i), int(n))
+        out[field] = value
+    if "evalsets" not in given and manifest.get("evalsets"):
+        out["evalsets"] = list(manifest["evalsets"])
+    path = pipeline or manifest.get("pipeline")
+    if not path:
+        raise UsageError(f"--resume {run_dir}: the manifest records no pipeline path; give PIPELINE")
+    return str(path), out

@@ -27,13 +27,18 @@ def results(tmp_path_factory):
     return outcome.results
 
 
-def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
-    from junitparser import Error, Failure, JUnitXml
+def _junit(results, tmp_path):
+    from junitparser import JUnitXml
 
     path = tmp_path / "junit.xml"
     path.write_text(render(results, "junit"))
-    xml = JUnitXml.fromfile(str(path))
-    suites = list(xml)
+    return JUnitXml.fromfile(str(path))
+
+
+def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
+    from junitparser import Failure, Skipped
+
+    suites = list(_junit(results, tmp_path))
     assert len(suites) == 1 and suites[0].name == "p"
     cases = list(suites[0])
     units, gates = results.to_dict()["units"], results.to_dict()["gates"]
@@ -42,16 +47,35 @@ def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
     assert names[: len(units)] == [f"{u['case']}[{u['trial']}]" for u in units]
     assert names[len(units):] == [f"gate {g['name']}" for g in gates]
     by_name = {c.name: c for c in cases}
-    for u in units:
+    for u in units:  # failing units stay visible, as skipped cases naming the step and reason
         res = by_name[f"{u['case']}[{u['trial']}]"].result
         if u["passed"]:
             assert res == []
             continue
         (r,) = res
-        assert isinstance(r, Error if u["outcome"] == "error" else Failure)
-        assert r.message.startswith(f"step {u['failed_step']}: ")
+        assert isinstance(r, Skipped)
+        assert r.message.startswith(f"unit {'errored' if u['outcome'] == 'error' else 'failed'} "
+                                    f"at step {u['failed_step']}: ")
+    # Only gates fail: exactly the failed ones, and no errors.
     failing = [g for g in gates if not g["passed"]]
-    assert suites[0].failures == sum(1 for u in units if not u["passed"] and u["outcome"] == "fail") + len(failing)
+    assert failing and suites[0].failures == len(failing) and suites[0].errors == 0
+    assert suites[0].skipped == sum(1 for u in units if not u["passed"]) > 0
+    failed_cases = [c.name for c in cases if any(isinstance(r, Failure) for r in c.result)]
+    assert failed_cases == [f"gate {g['name']}" for g in failing]
+
+
+def test_junit_of_a_passing_run_with_failing_units_has_no_failures(tmp_path):
+    from junitparser import Skipped
+
+    pipeline = write_pipeline(tmp_path / "p", [("plan", 0.1, "wrong"), ("call", 0.05, "error")], 200,
+                              gates="end_to_end: {min: 0.5}")
+    outcome = run(pipeline, tmp_path / "r")
+    assert outcome.exit_code == 0 and outcome.results.verdict == "pass"
+    (suite,) = list(_junit(outcome.results, tmp_path))
+    assert suite.failures == 0 and suite.errors == 0
+    cases = list(suite)
+    assert not any(r for c in cases for r in c.result if not isinstance(r, Skipped))
+    assert suite.skipped == sum(1 for u in outcome.results.to_dict()["units"] if not u["passed"]) > 0
 
 
 def test_junit_is_well_formed_against_the_schema_shape(results):

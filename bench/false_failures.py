@@ -24,8 +24,9 @@ from tests.results.helpers import doc_from_fail_idx, simulate_fail_idx  # noqa: 
 STEPS = [f"s{i}" for i in range(6)]
 
 
-def rate(rng: np.random.Generator, base: list[float], cand: list[float], units: int, reps: int,
-         max_drop: float) -> float:
+def rate(
+    rng: np.random.Generator, base: list[float], cand: list[float], units: int, reps: int, max_drop: float
+) -> float:
     fails = 0
     for _ in range(reps):
         b = doc_from_fail_idx(STEPS, simulate_fail_idx(base, units, rng))

@@ -22,11 +22,31 @@ from run import HTTP_PIPELINE, Server, _write_cases  # noqa: E402
 
 def _eval(work: Path, cases: Path, out: str, concurrency: int) -> float:
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "reliability_cli", "eval", "pipeline.yaml", "--evalset", str(cases),
-                           "--out", out, "--concurrency", str(concurrency), "--no-progress"],
-                          cwd=work, capture_output=True, text=True, timeout=600,
-                          env={"RELCHECK_BENCH_KEY": "bench", "PATH": "/usr/bin:/bin",
-                               **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reliability_cli",
+            "eval",
+            "pipeline.yaml",
+            "--evalset",
+            str(cases),
+            "--out",
+            out,
+            "--concurrency",
+            str(concurrency),
+            "--no-progress",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            "RELCHECK_BENCH_KEY": "bench",
+            "PATH": "/usr/bin:/bin",
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-500:] + proc.stderr[-500:])
@@ -51,8 +71,10 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "reliability_cli", "--help"], capture_output=True, check=True)
             helps.append(time.perf_counter() - start)
     ideal = 2000 * 0.05 / 64
-    print(f"relcheck eval, 2,000 cases, 50 ms, --concurrency 64, whole process: {big:.3f} s = {big / ideal:.2f}× "
-          f"the ideal {ideal:.4f} s (target ≤ 1.4×)")
+    print(
+        f"relcheck eval, 2,000 cases, 50 ms, --concurrency 64, whole process: {big:.3f} s = {big / ideal:.2f}× "
+        f"the ideal {ideal:.4f} s (target ≤ 1.4×)"
+    )
     print(f"relcheck eval, 1 case (50 ms), whole process: {one:.3f} s; relcheck --help: {min(helps):.3f} s")
     return 0 if big / ideal <= 1.4 else 1
 

@@ -59,11 +59,18 @@ SCENARIOS = [
     Scenario("2,400 RPM, 300 ms", LimitConfig(rpm=2400, latency_ms=300)),
     Scenario("6,000 RPM, 300 ms", LimitConfig(rpm=6000, latency_ms=300)),
     Scenario("2,400 RPM, 2 s", LimitConfig(rpm=2400, latency_ms=2000)),
-    Scenario("TPM-bound: 60,000 TPM (6,000 RPM), 300 ms", LimitConfig(rpm=6000, tpm=60_000, latency_ms=300),
-             prompt=LONG_PROMPT, max_tokens=150),
+    Scenario(
+        "TPM-bound: 60,000 TPM (6,000 RPM), 300 ms",
+        LimitConfig(rpm=6000, tpm=60_000, latency_ms=300),
+        prompt=LONG_PROMPT,
+        max_tokens=150,
+    ),
     Scenario("concurrency cap 16, 300 ms", LimitConfig(concurrency_cap=16, latency_ms=300, style="none")),
-    Scenario("2,400 RPM, 300 ms, Anthropic headers", LimitConfig(rpm=2400, latency_ms=300, style="anthropic"),
-             api="anthropic"),
+    Scenario(
+        "2,400 RPM, 300 ms, Anthropic headers",
+        LimitConfig(rpm=2400, latency_ms=300, style="anthropic"),
+        api="anthropic",
+    ),
 ]
 
 PIPELINE = """\
@@ -96,8 +103,13 @@ def bench():
 
 def _pipeline(scenario: Scenario, url: str) -> str:
     if scenario.api == "anthropic":
-        endpoint = {"type": "anthropic", "base_url": url, "model": "bench", "timeout_s": 60,
-                    "max_tokens": scenario.max_tokens or 256}
+        endpoint = {
+            "type": "anthropic",
+            "base_url": url,
+            "model": "bench",
+            "timeout_s": 60,
+            "max_tokens": scenario.max_tokens or 256,
+        }
         params: dict[str, object] = {}
     else:
         endpoint = {"type": "openai", "base_url": f"{url}/v1", "model": "bench", "timeout_s": 60}
@@ -117,12 +129,32 @@ def run_relcheck(work: Path, concurrency: int | None) -> dict[str, object]:
 
 def run_inspect(python: str, work: Path, scenario: Scenario, url: str, n: int) -> dict[str, object]:
     (work / "inspect_task.py").write_text(INSPECT_TASK.format(prompt=scenario.prompt, n=n))
-    args = [python, "-m", "inspect_ai", "eval", "inspect_task.py", "--model", "openai/bench",
-            "--model-base-url", f"{url}/v1", "-M", "responses_api=false", "--log-dir", str(work / "inspect-logs"), "--display", "none"]
+    args = [
+        python,
+        "-m",
+        "inspect_ai",
+        "eval",
+        "inspect_task.py",
+        "--model",
+        "openai/bench",
+        "--model-base-url",
+        f"{url}/v1",
+        "-M",
+        "responses_api=false",
+        "--log-dir",
+        str(work / "inspect-logs"),
+        "--display",
+        "none",
+    ]
     if scenario.max_tokens:
         args += ["--max-tokens", str(scenario.max_tokens)]
-    env = {**os.environ, "OPENAI_API_KEY": "bench", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
-           "INSPECT_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "bench",
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+        "INSPECT_LOG_LEVEL": "warning",
+    }
     proc = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=900)
     return {"returncode": proc.returncode, "stderr": proc.stderr[-400:] if proc.returncode else ""}
 
@@ -131,22 +163,35 @@ def measure(base_url: str, ideal: float, requests_wanted: int) -> dict[str, floa
     st = stats(base_url)
     serving = (st["last_at"] or 0) - (st["first_at"] or 0)
     throttled = st["status_429_rate"] + st["status_429_cap"]
-    return {"serving_s": round(serving, 3), "ideal_s": round(ideal, 3), "ratio": round(serving / ideal, 3),
-            "requests": st["requests"], "status_429": throttled,
-            "share_429": round(throttled / st["requests"], 4) if st["requests"] else 0.0,
-            "answered": st["ok"], "wanted": requests_wanted}
+    return {
+        "serving_s": round(serving, 3),
+        "ideal_s": round(ideal, 3),
+        "ratio": round(serving / ideal, 3),
+        "requests": st["requests"],
+        "status_429": throttled,
+        "share_429": round(throttled / st["requests"], 4) if st["requests"] else 0.0,
+        "answered": st["ok"],
+        "wanted": requests_wanted,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="Each run's ideal serving time (scales the cases).")
     parser.add_argument("--quick", action="store_true", help="One scenario, 2 s, default flags only (smoke test).")
-    parser.add_argument("--inspect-python", default="/tmp/inspect-venv/bin/python",
-                        help="A Python with inspect-ai installed (skipped when missing).")
+    parser.add_argument(
+        "--inspect-python",
+        default="/tmp/inspect-venv/bin/python",
+        help="A Python with inspect-ai installed (skipped when missing).",
+    )
     parser.add_argument("--only", default="", help="Run only scenarios whose name contains this.")
     parser.add_argument("--json", default="", help="Also write the figures here.")
     parser.add_argument("--cases", type=int, default=0, help="Cases per run (overrides --seconds).")
-    parser.add_argument("--clients", default="relcheck,inspect", help="relcheck, inspect or both (comma-separated); relcheck-default: only the default flags.")
+    parser.add_argument(
+        "--clients",
+        default="relcheck,inspect",
+        help="relcheck, inspect or both (comma-separated); relcheck-default: only the default flags.",
+    )
     args = parser.parse_args()
     scenarios = SCENARIOS[1:2] if args.quick else [s for s in SCENARIOS if args.only in s.name]
     seconds = 2.0 if args.quick else args.seconds
@@ -157,8 +202,11 @@ def main() -> int:
             clients += [("relcheck --concurrency 8", 8), ("relcheck --concurrency 64", 64)]
     inspect = Path(args.inspect_python)
     use_inspect = not args.quick and inspect.exists() and "inspect" in args.clients
-    print(f"rate-limit benchmark on {os.cpu_count()} CPUs; each run's ideal ≈ {seconds:g} s"
-          + ("" if use_inspect or args.quick else f"; Inspect AI skipped ({inspect} not found)"), flush=True)
+    print(
+        f"rate-limit benchmark on {os.cpu_count()} CPUs; each run's ideal ≈ {seconds:g} s"
+        + ("" if use_inspect or args.quick else f"; Inspect AI skipped ({inspect} not found)"),
+        flush=True,
+    )
     rows = []
     missed = 0
     with tempfile.TemporaryDirectory(prefix="relcheck-ratelimit-") as tmp:
@@ -169,8 +217,12 @@ def main() -> int:
             work.mkdir()
             with in_process(replace(scenario.server, seed=k)) as url:
                 (work / "pipeline.yaml").write_text(_pipeline(scenario, url))
-                (work / "cases.jsonl").write_text("".join(json.dumps({"id": f"c{i:05d}", "vars": {}, "expect": {}}) + "\n" for i in range(n)))
-                runs = list(clients) + ([("Inspect AI (defaults)", -1)] if use_inspect and scenario.api == "openai" else [])
+                (work / "cases.jsonl").write_text(
+                    "".join(json.dumps({"id": f"c{i:05d}", "vars": {}, "expect": {}}) + "\n" for i in range(n))
+                )
+                runs = list(clients) + (
+                    [("Inspect AI (defaults)", -1)] if use_inspect and scenario.api == "openai" else []
+                )
                 for label, conc in runs:
                     reset(url)
                     started = time.perf_counter()
@@ -180,16 +232,24 @@ def main() -> int:
                     else:
                         extra = run_relcheck(work, conc)
                     wall = time.perf_counter() - started
-                    row = {"scenario": scenario.name, "client": label, "cases": n, "wall_s": round(wall, 2),
-                           **measure(url, ideal, n), **extra}
+                    row = {
+                        "scenario": scenario.name,
+                        "client": label,
+                        "cases": n,
+                        "wall_s": round(wall, 2),
+                        **measure(url, ideal, n),
+                        **extra,
+                    }
                     rows.append(row)
                     ok = row["ratio"] <= 1.10 and row["share_429"] <= 0.02
                     if label == "relcheck default" and not ok:
                         missed += 1
-                    print(f"  {scenario.name:<44} {label:<26} {n:>5} cases  serving {row['serving_s']:>6.2f} s "
-                          f"= {row['ratio']:.2f}× ideal  429s {row['status_429']:>6} ({row['share_429']:.1%})"
-                          + (f"  [exit {row.get('returncode')}: {row.get('stderr')}]" if row.get("returncode") else ""),
-                          flush=True)
+                    print(
+                        f"  {scenario.name:<44} {label:<26} {n:>5} cases  serving {row['serving_s']:>6.2f} s "
+                        f"= {row['ratio']:.2f}× ideal  429s {row['status_429']:>6} ({row['share_429']:.1%})"
+                        + (f"  [exit {row.get('returncode')}: {row.get('stderr')}]" if row.get("returncode") else ""),
+                        flush=True,
+                    )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     print(f"\ndefault flags: {len(scenarios) - missed} of {len(scenarios)} scenarios within 1.10× and 2% 429s")

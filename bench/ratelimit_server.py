@@ -103,8 +103,15 @@ class RateLimitedServer:
         self.requests_bucket = _Bucket(c.rpm, c.burst_s) if c.rpm else None
         self.tokens_bucket = _Bucket(c.tpm, c.burst_s) if c.tpm else None
         self.in_flight = 0
-        self.counts = {"requests": 0, "ok": 0, "status_429_rate": 0, "status_429_cap": 0, "status_503": 0,
-                       "max_in_flight": 0, "tokens": 0}
+        self.counts = {
+            "requests": 0,
+            "ok": 0,
+            "status_429_rate": 0,
+            "status_429_cap": 0,
+            "status_503": 0,
+            "max_in_flight": 0,
+            "tokens": 0,
+        }
         self.first_at: float | None = None
         self.last_at: float | None = None
 
@@ -117,8 +124,9 @@ class RateLimitedServer:
         return app
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.counts, "first_at": self.first_at, "last_at": self.last_at,
-                                  "config": asdict(self.config)})
+        return web.json_response(
+            {**self.counts, "first_at": self.first_at, "last_at": self.last_at, "config": asdict(self.config)}
+        )
 
     async def _reset_route(self, request: web.Request) -> web.Response:
         self._reset()
@@ -172,9 +180,11 @@ class RateLimitedServer:
         if c.concurrency_cap is not None and self.in_flight >= c.concurrency_cap:
             self.counts["status_429_cap"] += 1
             self.last_at = time.monotonic()
-            return web.json_response({"error": {"message": "too many concurrent requests",
-                                                "type": "rate_limit_error"}}, status=429,
-                                     headers={"retry-after": "1"})
+            return web.json_response(
+                {"error": {"message": "too many concurrent requests", "type": "rate_limit_error"}},
+                status=429,
+                headers={"retry-after": "1"},
+            )
         for bucket in (self.requests_bucket, self.tokens_bucket):
             if bucket is not None:
                 bucket.refill(now)
@@ -182,9 +192,11 @@ class RateLimitedServer:
         if any(w > 0 for w in waits):
             self.counts["status_429_rate"] += 1
             self.last_at = time.monotonic()
-            return web.json_response({"error": {"message": "Rate limit reached", "type": "requests",
-                                                "code": "rate_limit_exceeded"}}, status=429,
-                                     headers={**self._headers(now), **self._retry(max(waits))})
+            return web.json_response(
+                {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
+                status=429,
+                headers={**self._headers(now), **self._retry(max(waits))},
+            )
         if self.requests_bucket is not None:
             self.requests_bucket.level -= 1
         if self.tokens_bucket is not None:
@@ -208,12 +220,23 @@ class RateLimitedServer:
 
 def _answer(api: str, prompt: int, used: int) -> dict[str, Any]:
     if api == "anthropic":
-        return {"id": "msg_bench", "type": "message", "role": "assistant", "model": "bench",
-                "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-                "usage": {"input_tokens": prompt, "output_tokens": used}}
-    return {"id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": used, "total_tokens": prompt + used}}
+        return {
+            "id": "msg_bench",
+            "type": "message",
+            "role": "assistant",
+            "model": "bench",
+            "content": [{"type": "text", "text": "ok"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": prompt, "output_tokens": used},
+        }
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": used, "total_tokens": prompt + used},
+    }
 
 
 async def _start(config: LimitConfig) -> tuple[web.AppRunner, str]:

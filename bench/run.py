@@ -37,8 +37,7 @@ BODY = {"model": "bench", "messages": [{"role": "user", "content": "REPLY: ok"}]
 results: list[dict[str, object]] = []
 
 
-def record(name: str, value: float, target: float, unit: str, higher_is_better: bool = False,
-           note: str = "") -> None:
+def record(name: str, value: float, target: float, unit: str, higher_is_better: bool = False, note: str = "") -> None:
     ok = value >= target if higher_is_better else value <= target
     results.append({"name": name, "value": value, "target": target, "unit": unit, "ok": ok, "note": note})
     sign = "≥" if higher_is_better else "≤"
@@ -51,6 +50,7 @@ def skip(name: str, why: str) -> None:
 
 
 # ---------------------------------------------------------------- the mock server, in its own process
+
 
 def _serve(latency_ms: float, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     from reliability_cli.mockserver import FaultConfig, serve
@@ -76,11 +76,13 @@ class Server:
 
 # ---------------------------------------------------------------- bare client loops (the baseline)
 
+
 async def _aiohttp_loop(url: str, n: int, concurrency: int) -> float:
     import aiohttp
 
     left = iter(range(n))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
         async def worker() -> None:
             for _ in left:
                 async with session.post(url, json=BODY) as resp:
@@ -101,12 +103,14 @@ async def _httpx_objects_loop(url: str, n: int, concurrency: int) -> float:
     target = httpx.URL(url)
     headers = {"content-type": "application/json"}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
         async def worker() -> None:
             for _ in left:
                 request = httpx.Request("POST", target, headers=headers, content=json.dumps(BODY).encode())
                 async with session.post(url, headers=request.headers.multi_items(), data=request.content) as resp:
-                    response = httpx.Response(resp.status, headers=resp.raw_headers, content=await resp.read(),
-                                              request=request)
+                    response = httpx.Response(
+                        resp.status, headers=resp.raw_headers, content=await resp.read(), request=request
+                    )
                 response.json()["choices"][0]["message"]["content"]
 
         start = time.perf_counter()
@@ -120,6 +124,7 @@ async def _httpx_loop(url: str, n: int, concurrency: int) -> float:
     left = iter(range(n))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
         async def worker() -> None:
             for _ in left:
                 resp = await client.post(url, json=BODY)
@@ -164,8 +169,12 @@ def _write_cases(path: Path, n: int, template: list[dict] | None = None) -> None
 def _run_eval(pipeline: Path, out: Path, concurrency: int, evalset: Path | None = None) -> tuple[float, dict]:
     from reliability_cli.runner import RunOptions, run_eval
 
-    options = RunOptions(evalsets=[str(evalset)] if evalset else (), concurrency=concurrency, out=str(out),
-                         environ={**os.environ, "RELCHECK_BENCH_KEY": "bench"})
+    options = RunOptions(
+        evalsets=[str(evalset)] if evalset else (),
+        concurrency=concurrency,
+        out=str(out),
+        environ={**os.environ, "RELCHECK_BENCH_KEY": "bench"},
+    )
     start = time.perf_counter()
     outcome = run_eval(str(pipeline), options)
     return time.perf_counter() - start, outcome.results
@@ -184,11 +193,16 @@ def bench_http(tmp: Path, latency_ms: float, units: int, concurrency: int) -> No
         bare_aiohttp = min(asyncio.run(_aiohttp_loop(url, units, concurrency)) for _ in range(3))
         httpx_floor = min(asyncio.run(_httpx_objects_loop(url, units, concurrency)) for _ in range(3))
         bare_httpx = min(asyncio.run(_httpx_loop(url, units, concurrency)) for _ in range(2))
-        print(f"  ({label}) bare loops, {units} requests at concurrency {concurrency}, latency {latency_ms:g} ms: "
-              f"aiohttp {bare_aiohttp:.3f} s, httpx (default transport) {bare_httpx:.3f} s", flush=True)
+        print(
+            f"  ({label}) bare loops, {units} requests at concurrency {concurrency}, latency {latency_ms:g} ms: "
+            f"aiohttp {bare_aiohttp:.3f} s, httpx (default transport) {bare_httpx:.3f} s",
+            flush=True,
+        )
         if importlib.util.find_spec("reliability_cli.endpoints.http") is None:
-            skip(f"({label}) relcheck vs bare loops, {latency_ms:g} ms",
-                 "the openai endpoint type (reliability_cli/endpoints/http.py) is not installed yet")
+            skip(
+                f"({label}) relcheck vs bare loops, {latency_ms:g} ms",
+                "the openai endpoint type (reliability_cli/endpoints/http.py) is not installed yet",
+            )
             return
         _run_eval(work / "pipeline.yaml", work / "warm", concurrency, None)
         walls = []
@@ -197,15 +211,26 @@ def bench_http(tmp: Path, latency_ms: float, units: int, concurrency: int) -> No
             assert res.end_to_end.total == units, res.end_to_end
             walls.append(wall)
         wall = min(walls)
-    print(f"  ({label}) {units} units at concurrency {concurrency}, server latency {latency_ms:g} ms: "
-          f"relcheck {wall:.3f} s (runs {', '.join(f'{w:.2f}' for w in walls)}), "
-          f"bare aiohttp {bare_aiohttp:.3f} s, bare httpx {bare_httpx:.3f} s", flush=True)
+    print(
+        f"  ({label}) {units} units at concurrency {concurrency}, server latency {latency_ms:g} ms: "
+        f"relcheck {wall:.3f} s (runs {', '.join(f'{w:.2f}' for w in walls)}), "
+        f"bare aiohttp {bare_aiohttp:.3f} s, bare httpx {bare_httpx:.3f} s",
+        flush=True,
+    )
     if latency_ms == 0:
-        record("(a) relcheck / bare aiohttp", wall / bare_aiohttp, 1.5, "×",
-               note=f"(httpx default transport / aiohttp: {bare_httpx / bare_aiohttp:.2f}×)")
-        print(f"  (a) floor: the aiohttp loop wrapping each exchange in httpx.Request/Response, nothing else: "
-              f"{httpx_floor:.3f} s = {httpx_floor / bare_aiohttp:.2f}× the bare aiohttp loop; "
-              f"relcheck = {wall / httpx_floor:.2f}× that floor", flush=True)
+        record(
+            "(a) relcheck / bare aiohttp",
+            wall / bare_aiohttp,
+            1.5,
+            "×",
+            note=f"(httpx default transport / aiohttp: {bare_httpx / bare_aiohttp:.2f}×)",
+        )
+        print(
+            f"  (a) floor: the aiohttp loop wrapping each exchange in httpx.Request/Response, nothing else: "
+            f"{httpx_floor:.3f} s = {httpx_floor / bare_aiohttp:.2f}× the bare aiohttp loop; "
+            f"relcheck = {wall / httpx_floor:.2f}× that floor",
+            flush=True,
+        )
     else:
         ideal = units * latency_ms / 1000 / concurrency
         record("(b) relcheck / ideal", wall / ideal, 1.25, "×", note=f"(ideal {ideal:.3f} s)")
@@ -223,17 +248,23 @@ def bench_throughput(tmp: Path, cases: int) -> None:
         wall, res = _run_eval(work / "pipeline.yaml", work / f"run{k}", 64, work / "cases.jsonl")
         rates.append(res.run.requests / res.run.duration_s)
         walls.append(res.run.requests / wall)
-    print(f"  (c) six-step, {cases:,} cases, concurrency 64: {max(rates):,.0f} attempts/s while running "
-          f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}); {max(walls):,.0f}/s over the whole call "
-          f"including load, analysis and results.json", flush=True)
+    print(
+        f"  (c) six-step, {cases:,} cases, concurrency 64: {max(rates):,.0f} attempts/s while running "
+        f"(runs: {', '.join(f'{r:,.0f}' for r in rates)}); {max(walls):,.0f}/s over the whole call "
+        f"including load, analysis and results.json",
+        flush=True,
+    )
     record("(c) step attempts per second", max(rates), 20_000, "attempts/s", higher_is_better=True)
 
 
 def _peak_rss_mb(args: list[str], cwd: Path) -> float:
-    probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
-             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True,
-                         timeout=600, check=True).stdout.split()
+    probe = (
+        "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=True
+    ).stdout.split()
     if out[0] not in ("0", "1"):
         raise RuntimeError(f"relcheck exited {out[0]}")
     return int(out[1]) / 1024
@@ -247,8 +278,23 @@ def bench_memory(tmp: Path) -> None:
     peaks = {}
     for n in (10_000, 100_000):
         _write_cases(work / f"cases{n}.jsonl", n, template)
-        peaks[n] = _peak_rss_mb([sys.executable, "-m", "reliability_cli", "eval", "pipeline.yaml", "--evalset",
-                                 f"cases{n}.jsonl", "--out", f"run{n}", "--concurrency", "64", "-q"], work)
+        peaks[n] = _peak_rss_mb(
+            [
+                sys.executable,
+                "-m",
+                "reliability_cli",
+                "eval",
+                "pipeline.yaml",
+                "--evalset",
+                f"cases{n}.jsonl",
+                "--out",
+                f"run{n}",
+                "--concurrency",
+                "64",
+                "-q",
+            ],
+            work,
+        )
     print(f"  (d) peak RSS: {peaks[10_000]:.1f} MB at 10,000 cases, {peaks[100_000]:.1f} MB at 100,000", flush=True)
     record("(d) peak RSS at 100,000 cases", peaks[100_000], 250, "MB")
     record("(d) growth 10,000 → 100,000 cases", peaks[100_000] - peaks[10_000], 50, "MB")
@@ -262,8 +308,7 @@ def bench_startup() -> None:
             start = time.perf_counter()
             subprocess.run(relcheck + args, capture_output=True, check=True, timeout=60)
             times.append(time.perf_counter() - start)
-        record(f"(e) relcheck {name}", statistics.median(times), 0.3, "s",
-               note=f"(median of 5; min {min(times):.3f})")
+        record(f"(e) relcheck {name}", statistics.median(times), 0.3, "s", note=f"(median of 5; min {min(times):.3f})")
 
 
 def main() -> int:

@@ -53,9 +53,16 @@ def _trace_spans(rng: random.Random, t0: int) -> list[dict]:
     def span(name: str, attrs: dict, dur: int, parent: str | None = root, error: str | None = None) -> str:
         nonlocal t
         sid = root if parent is None else f"{rng.getrandbits(64):016x}"
-        s = {"traceId": trace, "spanId": sid, "name": name, "kind": 1 if parent else 2,
-             "startTimeUnixNano": str(t), "endTimeUnixNano": str(t + dur),
-             "attributes": [_attr(k, v) for k, v in attrs.items()], "status": {}}
+        s = {
+            "traceId": trace,
+            "spanId": sid,
+            "name": name,
+            "kind": 1 if parent else 2,
+            "startTimeUnixNano": str(t),
+            "endTimeUnixNano": str(t + dur),
+            "attributes": [_attr(k, v) for k, v in attrs.items()],
+            "status": {},
+        }
         if parent is not None:
             s["parentSpanId"] = parent
         if error:
@@ -65,19 +72,31 @@ def _trace_spans(rng: random.Random, t0: int) -> list[dict]:
         t += dur // 10 + 1000
         return sid
 
-    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.provider.name": "openai",
-            "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 30}
-    span("invoke_agent support", {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
-         60_000_000, parent=None)
+    chat = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.usage.input_tokens": 120,
+        "gen_ai.usage.output_tokens": 30,
+    }
+    span(
+        "invoke_agent support",
+        {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
+        60_000_000,
+        parent=None,
+    )
     span("chat gpt-4o", chat, 5_000_000, error="RateLimitError" if rng.random() < 0.02 else None)
     tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup", "gen_ai.tool.call.id": "call_1"}
     failed = rng.random() < 0.1
     span("execute_tool lookup", tool, 2_000_000, error="TimeoutError" if failed else None)
     span("execute_tool lookup", tool, 2_000_000, error="TimeoutError" if failed and rng.random() < 0.3 else None)
     span("POST", {"http.request.method": "POST", "url.full": "https://api.example.invalid/v1"}, 1_000_000)
-    span("tools/call search", {"mcp.method.name": "tools/call", "gen_ai.tool.name": "search",
-                               "gen_ai.operation.name": "execute_tool"}, 3_000_000,
-         error="tool_error" if rng.random() < 0.03 else None)
+    span(
+        "tools/call search",
+        {"mcp.method.name": "tools/call", "gen_ai.tool.name": "search", "gen_ai.operation.name": "execute_tool"},
+        3_000_000,
+        error="tool_error" if rng.random() < 0.03 else None,
+    )
     span("chat gpt-4o", chat, 4_000_000)
     span("execute_tool draft", {**tool, "gen_ai.tool.name": "draft", "gen_ai.tool.call.id": "call_2"}, 2_000_000)
     span("chat gpt-4o", chat, 4_000_000)
@@ -99,8 +118,14 @@ def generate(path: Path, n_spans: int, seed: int = 7) -> int:
                 next_trace += 1
             rng.shuffle(pending)
             batch, pending = pending[:100], pending[100:]
-            doc = {"resourceSpans": [{"resource": {"attributes": [_attr("service.name", "support")]},
-                                      "scopeSpans": [{"scope": {"name": "bench"}, "spans": batch}]}]}
+            doc = {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": [_attr("service.name", "support")]},
+                        "scopeSpans": [{"scope": {"name": "bench"}, "spans": batch}],
+                    }
+                ]
+            }
             fh.write(json.dumps(doc, separators=(",", ":")) + "\n")
             written += len(batch)
     return written
@@ -135,8 +160,13 @@ print(json.dumps({"elapsed": elapsed, "spans": n, "rss_mb": resource.getrusage(r
 
 def measure(kind: str, path: Path, work: Path) -> dict:
     out = work / f"run-{kind}-{time.monotonic_ns()}"
-    proc = subprocess.run([sys.executable, "-c", _CHILD[kind] + _REPORT, str(path), str(out), str(work)],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD[kind] + _REPORT, str(path), str(out), str(work)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{kind} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -162,10 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     rate = spans / best["elapsed"]
     judged = not args.quick
     ok_rate, ok_rss = rate >= 50_000, peak <= 300
-    print(f"baseline (json.loads of every line): {base['elapsed']:.2f} s = {spans / base['elapsed']:,.0f} spans/s, "
-          f"peak RSS {base['rss_mb']:.1f} MB")
-    print(f"relcheck traces / baseline: {best['elapsed']:.2f} s / {base['elapsed']:.2f} s = "
-          f"{best['elapsed'] / base['elapsed']:.2f}×")
+    print(
+        f"baseline (json.loads of every line): {base['elapsed']:.2f} s = {spans / base['elapsed']:,.0f} spans/s, "
+        f"peak RSS {base['rss_mb']:.1f} MB"
+    )
+    print(
+        f"relcheck traces / baseline: {best['elapsed']:.2f} s / {base['elapsed']:.2f} s = "
+        f"{best['elapsed'] / base['elapsed']:.2f}×"
+    )
     tag = (lambda ok: "PASS" if ok else "MISS") if judged else (lambda ok: "INFO")
     print(f"{tag(ok_rate)}  (t) spans per second: {rate:,.0f} (target ≥ 50,000)")
     print(f"{tag(ok_rss)}  (t) peak RSS: {peak:.1f} MB at {spans:,} spans (target ≤ 300 MB)")

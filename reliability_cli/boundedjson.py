@@ -61,8 +61,10 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     except RecursionError:
         raise BadJson(f"JSON nested deeper than {max_depth} levels") from None
     except _Duplicate as exc:
-        raise BadJson(f"duplicate key {json.dumps(exc.key, ensure_ascii=False)[:80]} in one object "
-                      "(JSON would silently keep only the last one)") from None
+        raise BadJson(
+            f"duplicate key {json.dumps(exc.key, ensure_ascii=False)[:80]} in one object "
+            "(JSON would silently keep only the last one)"
+        ) from None
     except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
         detail = str(exc)
         if "digits" in detail:

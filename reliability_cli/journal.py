@@ -101,8 +101,11 @@ def _cannot_write(path: Path, exc: OSError) -> Exception:
     from .errors import Location, ResultsError
 
     full = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
-    return ResultsError(f"cannot write the journal: {exc.strerror or exc}{full}", Location(str(path)),
-                        hint=f"every finished unit is saved; fix the disk, then continue with --resume {path.parent}")
+    return ResultsError(
+        f"cannot write the journal: {exc.strerror or exc}{full}",
+        Location(str(path)),
+        hint=f"every finished unit is saved; fix the disk, then continue with --resume {path.parent}",
+    )
 
 
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
@@ -128,9 +131,12 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
             if garbled is not None:
                 from .errors import Location, ResultsError
 
-                raise ResultsError("line is not a journal record (garbled or edited), and lines follow it: "
-                                   "the journal cannot be trusted", Location(str(path), garbled),
-                                   hint="restore the file, or start a new run")
+                raise ResultsError(
+                    "line is not a journal record (garbled or edited), and lines follow it: "
+                    "the journal cannot be trusted",
+                    Location(str(path), garbled),
+                    hint="restore the file, or start a new run",
+                )
             if not raw.endswith(b"\n"):
                 return  # torn write at the end of the file
             try:

@@ -43,8 +43,9 @@ def _exit_of(exc: BaseException) -> CallableExit:
 class _DaemonPool:
     def __init__(self, max_threads: int) -> None:
         self.max_threads = max_threads
-        self._queue: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]] \
-            = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]]] = (
+            queue.SimpleQueue()
+        )
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0

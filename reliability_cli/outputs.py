@@ -61,8 +61,9 @@ def _in_run_dir(path: Path) -> bool:
         return False
 
 
-def refuse_overwrites(outputs: Mapping[str, str | os.PathLike[str] | None],
-                      inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+def refuse_overwrites(
+    outputs: Mapping[str, str | os.PathLike[str] | None], inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]
+) -> None:
     """Refuse (exit 2) any output that would write over an input, a run file or another output.
 
     Args:
@@ -81,14 +82,16 @@ def refuse_overwrites(outputs: Mapping[str, str | os.PathLike[str] | None],
         target = Path(value)
         for what, path in protected:
             if _same(target, path):
-                raise UsageError(f"{flag} {value}: would overwrite {what} ({path})",
-                                 hint="relcheck never writes over a run's inputs or its run files; "
-                                      "choose another output path")
+                raise UsageError(
+                    f"{flag} {value}: would overwrite {what} ({path})",
+                    hint="relcheck never writes over a run's inputs or its run files; choose another output path",
+                )
         if _in_run_dir(target):
-            raise UsageError(f"{flag} {value}: would overwrite the run file {target.name} of {target.parent}",
-                             hint="relcheck never writes over a run's files; choose another output path")
+            raise UsageError(
+                f"{flag} {value}: would overwrite the run file {target.name} of {target.parent}",
+                hint="relcheck never writes over a run's files; choose another output path",
+            )
         for other, path in seen:
             if _same(target, path):
-                raise UsageError(f"{flag} {value}: {other} writes the same file",
-                                 hint="give each output its own path")
+                raise UsageError(f"{flag} {value}: {other} writes the same file", hint="give each output its own path")
         seen.append((flag, target))

@@ -11,8 +11,9 @@ from typing import Any
 # not retried: the same request would most likely be answered with the same flood.
 INFRA_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "replay_miss", "too_large", "cache_miss"})
 RETRYABLE_STATUS = frozenset({408, 409, 425})
-RETRYABLE_KINDS = frozenset({"timeout", "connect", "protocol", "parse", "exception",
-                             "tool_error", "tool_args", "tool_unknown"})  # MCP: the step's own, not infra
+RETRYABLE_KINDS = frozenset(
+    {"timeout", "connect", "protocol", "parse", "exception", "tool_error", "tool_args", "tool_unknown"}
+)  # MCP: the step's own, not infra
 
 
 def is_infrastructure(kind: str | None) -> bool:

@@ -87,17 +87,26 @@ def read_run(run_dir: Path) -> RunInfo | None:
         pass
     run = results.get("run") or {}
     e2e = results.get("end_to_end") or {}
-    steps = [{"id": s.get("id"), "rate": s.get("rate"), "ci": s.get("ci"), "reached": s.get("reached")}
-             for s in results.get("steps") or () if isinstance(s, dict)]
+    steps = [
+        {"id": s.get("id"), "rate": s.get("rate"), "ci": s.get("ci"), "reached": s.get("reached")}
+        for s in results.get("steps") or ()
+        if isinstance(s, dict)
+    ]
     return RunInfo(
-        id=str(manifest.get("run_id") or run_dir.name), path=str(run_dir),
-        started_at=manifest.get("started_at"), pipeline=run.get("pipeline"),
+        id=str(manifest.get("run_id") or run_dir.name),
+        path=str(run_dir),
+        started_at=manifest.get("started_at"),
+        pipeline=run.get("pipeline"),
         pipeline_path=run.get("pipeline_path") or manifest.get("pipeline"),
         pipeline_hash=run.get("pipeline_hash") or manifest.get("pipeline_hash"),
         units=len(results["units"]) if isinstance(results.get("units"), list) else None,
-        e2e_rate=e2e.get("rate"), e2e_ci=e2e.get("ci"),
-        verdict=str(results.get("verdict") or "incomplete"), size_bytes=_size(run_dir),
-        locked=is_locked(run_dir), steps=steps)
+        e2e_rate=e2e.get("rate"),
+        e2e_ci=e2e.get("ci"),
+        verdict=str(results.get("verdict") or "incomplete"),
+        size_bytes=_size(run_dir),
+        locked=is_locked(run_dir),
+        steps=steps,
+    )
 
 
 def list_runs(root: str | Path = RUNS_DIR) -> list[RunInfo]:
@@ -125,7 +134,7 @@ def prune_runs(keep: int, root: str | Path = RUNS_DIR) -> Pruned:
         raise UsageError(f"--keep {keep}: expected 0 or more")
     runs = list_runs(root)
     old = runs[: max(0, len(runs) - keep)]
-    kept = runs[len(old):]
+    kept = runs[len(old) :]
     deleted, skipped = [], []
     for info in old:
         path = Path(info.path)
@@ -177,14 +186,17 @@ def history(pipeline: str, root: str | Path = RUNS_DIR) -> History:
     for info in list_runs(root):
         if info.verdict == "incomplete" or info.e2e_rate is None:
             continue
-        same_file = target is not None and info.pipeline_path is not None and \
-            Path(info.pipeline_path).resolve() == target
+        same_file = (
+            target is not None and info.pipeline_path is not None and Path(info.pipeline_path).resolve() == target
+        )
         if info.pipeline in (pipeline, name) or same_file:
             runs.append(info)
     if not runs:
         known = sorted({r.pipeline for r in list_runs(root) if r.pipeline})
-        raise UsageError(f"no finished run of pipeline {pipeline!r} under {root}",
-                         hint=("pipelines with runs: " + ", ".join(known)) if known else "run relcheck eval first")
+        raise UsageError(
+            f"no finished run of pipeline {pipeline!r} under {root}",
+            hint=("pipelines with runs: " + ", ".join(known)) if known else "run relcheck eval first",
+        )
     steps: list[str] = []
     for info in reversed(runs):
         for s in info.steps:
@@ -218,8 +230,20 @@ def step_series(hist: History, step: str) -> list[dict[str, Any] | None]:
 
 
 def history_json(hist: History) -> dict[str, Any]:
-    return {"schema": "relcheck.history/v1", "pipeline": hist.pipeline, "steps": hist.steps,
-            "runs": [{"id": r.id, "started_at": r.started_at, "pipeline_hash": r.pipeline_hash, "units": r.units,
-                      "verdict": r.verdict, "end_to_end": {"rate": r.e2e_rate, "ci": r.e2e_ci},
-                      "steps": {s["id"]: {"rate": s["rate"], "ci": s["ci"], "reached": s["reached"]}
-                                for s in r.steps}} for r in hist.runs]}
+    return {
+        "schema": "relcheck.history/v1",
+        "pipeline": hist.pipeline,
+        "steps": hist.steps,
+        "runs": [
+            {
+                "id": r.id,
+                "started_at": r.started_at,
+                "pipeline_hash": r.pipeline_hash,
+                "units": r.units,
+                "verdict": r.verdict,
+                "end_to_end": {"rate": r.e2e_rate, "ci": r.e2e_ci},
+                "steps": {s["id"]: {"rate": s["rate"], "ci": s["ci"], "reached": s["reached"]} for s in r.steps},
+            }
+            for r in hist.runs
+        ],
+    }

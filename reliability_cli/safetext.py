@@ -23,8 +23,15 @@ import codecs
 import html
 import re
 
-__all__ = ["JSON_ERRORS", "TEXT_ERRORS", "markdown_cell", "no_surrogates", "terminal",
-           "workflow_data", "workflow_property"]
+__all__ = [
+    "JSON_ERRORS",
+    "TEXT_ERRORS",
+    "markdown_cell",
+    "no_surrogates",
+    "terminal",
+    "workflow_data",
+    "workflow_property",
+]
 
 JSON_ERRORS = "relcheck-json-escape"
 TEXT_ERRORS = "relcheck-replacement"
@@ -36,7 +43,7 @@ def _json_escape(exc: UnicodeError) -> tuple[str, int]:
     (keys and values), where ``\\udXXX`` is exactly its escape."""
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
-    bad = exc.object[exc.start:exc.end]
+    bad = exc.object[exc.start : exc.end]
     return "".join(f"\\u{ord(ch):04x}" for ch in bad), exc.end
 
 

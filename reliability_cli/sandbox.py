@@ -58,8 +58,13 @@ def _bound(value: Any) -> int:
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1 \
-            and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS:
+    if (
+        _is_int(base)
+        and _is_int(exponent)
+        and exponent > 0
+        and abs(base) > 1
+        and (abs(base).bit_length() - 1) * exponent > MAX_INT_BITS
+    ):
         raise LimitError(f"{_short(base)} ** {_short(exponent)} is past the bound of {MAX_INT_BITS:,}-bit integers")
 
 
@@ -73,8 +78,9 @@ def _check_mul(left: Any, right: Any) -> None:
             bound = _bound(seq)
             if len(seq) * times > bound:
                 what = "characters" if isinstance(seq, str) else "items"
-                raise LimitError(f"repeating {len(seq):,} {what} {_short(times)} times is past the bound of "
-                                 f"{bound:,} {what}")
+                raise LimitError(
+                    f"repeating {len(seq):,} {what} {_short(times)} times is past the bound of {bound:,} {what}"
+                )
 
 
 def _check_add(left: Any, right: Any) -> None:
@@ -122,8 +128,13 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.filters.update(center=_bounded_center, indent=_bounded_indent, format=_bounded_format,
-                            join=_bounded_join, replace=_bounded_replace)
+        self.filters.update(
+            center=_bounded_center,
+            indent=_bounded_indent,
+            format=_bounded_format,
+            join=_bounded_join,
+            replace=_bounded_replace,
+        )
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":
@@ -237,5 +248,4 @@ def bounded_chunks(chunks: Iterable[str]) -> str:
     return "".join(out)
 
 
-__all__ = ["MAX_INT_BITS", "MAX_ITEMS", "MAX_RENDERED", "MAX_STR", "BoundedSandbox", "LimitError",
-           "bounded_chunks"]
+__all__ = ["MAX_INT_BITS", "MAX_ITEMS", "MAX_RENDERED", "MAX_STR", "BoundedSandbox", "LimitError", "bounded_chunks"]

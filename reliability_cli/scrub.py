@@ -43,8 +43,15 @@ def register(values: str | Iterable[str | None] | None) -> None:
     if added:
         forms: set[str] = set()
         for value in _values:
-            forms.update({value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1],
-                          quote(value, safe=""), quote_plus(value, safe="")})
+            forms.update(
+                {
+                    value,
+                    json.dumps(value, ensure_ascii=False)[1:-1],
+                    json.dumps(value)[1:-1],
+                    quote(value, safe=""),
+                    quote_plus(value, safe=""),
+                }
+            )
         _forms[:] = sorted((f for f in forms if len(f) >= MIN_LENGTH), key=len, reverse=True)
 
 

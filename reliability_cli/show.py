@@ -115,8 +115,11 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
             if rec.get("unit"):
                 tags[_key(rec)] = list(rec.get("tags") or ())
     order = _results_order(results) if results.exists() else {}
-    keys = sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[0] if not order else "", k[1])) \
-        if order else list(seen)
+    keys = (
+        sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[0] if not order else "", k[1]))
+        if order
+        else list(seen)
+    )
     chosen = [k for k in keys if _matches(k, done.get(k), sel, tags)]
     matched = len(chosen)
     if sel.limit is not None:
@@ -175,8 +178,9 @@ def _results_order(path: Path) -> dict[str, int]:
     return order
 
 
-def _matches(key: tuple[str, int], unit: Mapping[str, Any] | None, sel: Selection,
-             tags: Mapping[tuple[str, int], list[str]]) -> bool:
+def _matches(
+    key: tuple[str, int], unit: Mapping[str, Any] | None, sel: Selection, tags: Mapping[tuple[str, int], list[str]]
+) -> bool:
     case, trial = key
     if sel.case is not None and case != sel.case:
         return False
@@ -197,19 +201,26 @@ def _matches(key: tuple[str, int], unit: Mapping[str, Any] | None, sel: Selectio
         outcome, kind = str(unit.get("outcome")), unit.get("error_kind")
     if sel.error_kind is not None and kind != sel.error_kind:
         return False
-    if sel.outcome == "all" or (sel.case is not None and sel.outcome == "failing" and sel.step is None
-                                and sel.error_kind is None):
+    if sel.outcome == "all" or (
+        sel.case is not None and sel.outcome == "failing" and sel.step is None and sel.error_kind is None
+    ):
         return True  # --case alone shows that case whatever its outcome
     if sel.outcome == "failing":
         return outcome in ("fail", "error")
     return outcome == sel.outcome
 
 
-def _unit(key: tuple[str, int], unit: Mapping[str, Any] | None, info: Mapping[str, Any] | None,
-          attempts: Mapping[tuple[str, str, int], dict[str, Any]], steps: Sequence[str]) -> dict[str, Any]:
+def _unit(
+    key: tuple[str, int],
+    unit: Mapping[str, Any] | None,
+    info: Mapping[str, Any] | None,
+    attempts: Mapping[tuple[str, str, int], dict[str, Any]],
+    steps: Sequence[str],
+) -> dict[str, Any]:
     case, trial = key
     out: dict[str, Any] = {
-        "case": case, "trial": trial,
+        "case": case,
+        "trial": trial,
         "outcome": str(unit.get("outcome")) if unit else "incomplete",
         "passed": bool(unit.get("passed")) if unit else False,
         "failed_step": unit.get("failed_step") if unit else None,
@@ -218,26 +229,54 @@ def _unit(key: tuple[str, int], unit: Mapping[str, Any] | None, info: Mapping[st
         "expect": info.get("expect") if info else None,
         "tags": list(info.get("tags") or ()) if info else [],
     }
-    finals = {(p, s["step"]): s for p, rows in (("chained", unit.get("steps", ()) if unit else ()),
-                                                ("isolated", unit.get("isolated", ()) if unit else ()))
-              for s in rows}
+    finals = {
+        (p, s["step"]): s
+        for p, rows in (
+            ("chained", unit.get("steps", ()) if unit else ()),
+            ("isolated", unit.get("isolated", ()) if unit else ()),
+        )
+        for s in rows
+    }
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for (phase, step, _), att in sorted(attempts.items(), key=lambda kv: (kv[0][0] != "chained", kv[0][2])):
         groups.setdefault((phase, step), []).append(att)
     rank = {s: i for i, s in enumerate(steps)}
     step_rows = []
-    for (phase, step), atts in sorted(groups.items(), key=lambda kv: (kv[0][0] != "chained",
-                                                                      rank.get(kv[0][1], len(rank)))):
+    for (phase, step), atts in sorted(
+        groups.items(), key=lambda kv: (kv[0][0] != "chained", rank.get(kv[0][1], len(rank)))
+    ):
         final = finals.get((phase, step), {})
-        step_rows.append({"step": step, "phase": phase, "final": final.get("final", atts[-1].get("outcome")),
-                          "attempts": [_attempt(a) for a in sorted(atts, key=lambda a: a.get("attempt") or 1)]})
+        step_rows.append(
+            {
+                "step": step,
+                "phase": phase,
+                "final": final.get("final", atts[-1].get("outcome")),
+                "attempts": [_attempt(a) for a in sorted(atts, key=lambda a: a.get("attempt") or 1)],
+            }
+        )
     out["steps"] = step_rows
     return out
 
 
 def _attempt(rec: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("attempt", "outcome", "error_kind", "reason", "latency_ms", "tokens_in", "tokens_out", "cost_usd",
-            "throttled", "cached", "endpoint", "request", "sent", "output", "tool_calls", "checks")
+    keys = (
+        "attempt",
+        "outcome",
+        "error_kind",
+        "reason",
+        "latency_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "throttled",
+        "cached",
+        "endpoint",
+        "request",
+        "sent",
+        "output",
+        "tool_calls",
+        "checks",
+    )
     out = {k: rec.get(k) for k in keys}
     out["cached"] = bool(rec.get("cached"))
     out["full_output"] = bool(rec.get("detailed"))  # else ``output`` is the journal's excerpt
@@ -245,12 +284,16 @@ def _attempt(rec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def to_json(shown: Shown) -> dict[str, Any]:
-    return {"schema": "relcheck.show/v1", "run_dir": str(shown.run_dir), "complete": shown.complete,
-            "matched": shown.matched, "units": shown.units}
+    return {
+        "schema": "relcheck.show/v1",
+        "run_dir": str(shown.run_dir),
+        "complete": shown.complete,
+        "matched": shown.matched,
+        "units": shown.units,
+    }
 
 
 # ---------------------------------------------------------------------- terminal
-
 
 
 def printable(text: Any) -> str:
@@ -291,8 +334,11 @@ def render(shown: Shown, console: Any) -> None:
         for step in unit["steps"]:
             phase = "" if step["phase"] == "chained" else f" ({step['phase']})"
             count = len(step["attempts"])
-            line(f"step {step['step']}{phase} · {step['final']} · {count} attempt{'s' if count != 1 else ''}", 2,
-                 style="bold")
+            line(
+                f"step {step['step']}{phase} · {step['final']} · {count} attempt{'s' if count != 1 else ''}",
+                2,
+                style="bold",
+            )
             for att in step["attempts"]:
                 _render_attempt(att, line)
     if shown.matched > len(shown.units):
@@ -331,8 +377,15 @@ def _render_attempt(att: Mapping[str, Any], line: Any) -> None:
     elif body is not None:
         line("body: " + _json(body), 8)
     if att.get("output") is not None:
-        line("output:" + ("" if att.get("full_output") else
-                          " (the journal's 2 KiB excerpt: requests.jsonl holds no detail of this attempt)"), 6)
+        line(
+            "output:"
+            + (
+                ""
+                if att.get("full_output")
+                else " (the journal's 2 KiB excerpt: requests.jsonl holds no detail of this attempt)"
+            ),
+            6,
+        )
         line(str(att["output"]) if att["output"] != "" else '""', 8)
     for call in att.get("tool_calls") or ():
         line(f"tool call: {call.get('name')}({_json(call.get('arguments'))})", 6)

@@ -143,8 +143,9 @@ def effective_size(shares: Sequence[float], units: int | None = None) -> tuple[f
     return rate, min(float(units), max(float(m), spread * m / var))
 
 
-def clustered_rate_ci(shares: Sequence[float], confidence: float = 0.95,
-                      units: int | None = None) -> tuple[float, tuple[float, float]]:
+def clustered_rate_ci(
+    shares: Sequence[float], confidence: float = 0.95, units: int | None = None
+) -> tuple[float, tuple[float, float]]:
     """Rate (mean per-case pass share) and two-sided interval over cases, for K trials per case.
 
     Method: Wilson at the effective sample size of :func:`effective_size` (the design-effect
@@ -265,8 +266,6 @@ def mcnemar_exact_two_sided(b: int, c: int) -> float:
     return min(1.0, 2.0 * float(sps.binom.cdf(min(b, c), b + c, 0.5)))
 
 
-
-
 def paired_shares_test_one_sided(diffs: Sequence[float], margin: float = 0.0, seed: int = 0) -> float:
     """One-sided paired test over cases that the mean drop exceeds ``margin`` (K trials per case).
 
@@ -298,8 +297,15 @@ def paired_shares_test_one_sided(diffs: Sequence[float], margin: float = 0.0, se
         return 1.0
     if len(values) == 1:
         return 0.5 if values[0] > 0 else 1.0
-    result = permutation_test((values,), np.mean, permutation_type="samples", alternative="greater",
-                              n_resamples=99_999, random_state=np.random.default_rng(seed), vectorized=True)
+    result = permutation_test(
+        (values,),
+        np.mean,
+        permutation_type="samples",
+        alternative="greater",
+        n_resamples=99_999,
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(min(1.0, result.pvalue))
 
 
@@ -333,8 +339,9 @@ def step_rate_with_retries(p: float, retries: int) -> float:
     return 1.0 - (1.0 - p) ** (retries + 1)
 
 
-def simulate_chain(steps: int, p: float, retries: int, runs: int, seed: int,
-                   confidence: float = 0.95) -> dict[str, Any]:
+def simulate_chain(
+    steps: int, p: float, retries: int, runs: int, seed: int, confidence: float = 0.95
+) -> dict[str, Any]:
     """Analytic and seeded Monte-Carlo end-to-end rate of a chain of independent steps.
 
     A run stops at the first step whose attempts all fail. The simulation draws, per run and
@@ -372,9 +379,15 @@ def simulate_chain(steps: int, p: float, retries: int, runs: int, seed: int,
         ok += int((~failed).all(axis=1).sum())
         reached = np.cumsum(failed, axis=1) == failed  # no failed step before this one
         attempts += int((np.minimum(first, tries) * reached).sum())
-    return {"analytic": sr**steps, "monte_carlo": ok / runs, "ci": wilson(ok, runs, confidence),
-            "runs": runs, "expected_attempts_per_run": per_step * reach,
-            "monte_carlo_attempts_per_run": attempts / runs, "step_rate": sr}
+    return {
+        "analytic": sr**steps,
+        "monte_carlo": ok / runs,
+        "ci": wilson(ok, runs, confidence),
+        "runs": runs,
+        "expected_attempts_per_run": per_step * reach,
+        "monte_carlo_attempts_per_run": attempts / runs,
+        "step_rate": sr,
+    }
 
 
 def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float | None]:
@@ -437,8 +450,9 @@ def tango_paired_test(b: int, c: int, n: int, margin: float) -> float:
     return float(norm.sf(z))
 
 
-def newcombe_paired_difference(both: int, b: int, c: int, neither: int,
-                                  confidence: float = 0.95) -> tuple[float, float]:
+def newcombe_paired_difference(
+    both: int, b: int, c: int, neither: int, confidence: float = 0.95
+) -> tuple[float, float]:
     """Newcombe's hybrid score interval (1998, method 10) for p2 − p1 of paired proportions,
     with the continuity correction of φ that the method specifies.
 

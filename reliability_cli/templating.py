@@ -30,9 +30,7 @@ def environment() -> Any:
 
     from .sandbox import BoundedSandbox  # the immutable sandbox with bounded arithmetic and sizes
 
-    env = BoundedSandbox(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-    )
+    env = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     env.globals.clear()  # no range(), lipsum(), dict(), cycler(): data in, text out
     env.filters["tojson"] = _tojson
     return env

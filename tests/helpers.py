@@ -12,12 +12,19 @@ ROOT = Path(__file__).resolve().parent.parent
 SIX = ROOT / "evalsets" / "six-step-agent" / "pipeline.yaml"
 
 
-def run_relcheck(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_relcheck(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run relcheck as a user does: a real subprocess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "reliability_cli", *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "reliability_cli", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def strip_volatile(results: dict) -> dict:
@@ -29,32 +36,81 @@ def strip_volatile(results: dict) -> dict:
     return data
 
 
-STEP_DEFAULTS = {"endpoint": "sim", "max_attempts": 1, "reached": 0, "passed": 0, "failed": 0, "errors": 0,
-                 "rate": None, "ci": None, "first_try_rate": None, "recovery_rate": None,
-                 "recovery_rate_independent": None, "retry_recovered": 0, "retried": 0, "attempts": 0,
-                 "attempt_outcomes": {"pass": 0, "fail": 0, "error": 0}, "error_kinds": {}, "throttled": 0,
-                 "latency_ms": {"p50": None, "p95": None, "max": None}, "tokens": {"input": 0, "output": 0},
-                 "cost_usd": None, "failures": [], "failures_omitted": 0}
-RUN_DEFAULTS = {"id": "synthetic", "pipeline": "synthetic", "pipeline_hash": "0" * 64, "evalset_hash": "0" * 64,
-                "flags": {}, "dir": None, "started_at": "", "finished_at": "", "duration_s": 0.0,
-                "relcheck_version": "test", "seed": 0, "trials": 1, "concurrency": 1, "isolate": False,
-                "retries": None, "shard": None, "evalsets": [], "cases": 0, "units_planned": 0,
-                "stop_reason": None, "interrupted": False, "units": 0, "requests": 0, "cost_usd": None,
-                "confidence": 0.95}
-E2E_DEFAULTS = {"passed": 0, "total": 0, "rate": None, "ci": None, "cases": 0, "infra_errors": 0,
-                "error_rate": None}
+STEP_DEFAULTS = {
+    "endpoint": "sim",
+    "max_attempts": 1,
+    "reached": 0,
+    "passed": 0,
+    "failed": 0,
+    "errors": 0,
+    "rate": None,
+    "ci": None,
+    "first_try_rate": None,
+    "recovery_rate": None,
+    "recovery_rate_independent": None,
+    "retry_recovered": 0,
+    "retried": 0,
+    "attempts": 0,
+    "attempt_outcomes": {"pass": 0, "fail": 0, "error": 0},
+    "error_kinds": {},
+    "throttled": 0,
+    "latency_ms": {"p50": None, "p95": None, "max": None},
+    "tokens": {"input": 0, "output": 0},
+    "cost_usd": None,
+    "failures": [],
+    "failures_omitted": 0,
+}
+RUN_DEFAULTS = {
+    "id": "synthetic",
+    "pipeline": "synthetic",
+    "pipeline_hash": "0" * 64,
+    "evalset_hash": "0" * 64,
+    "flags": {},
+    "dir": None,
+    "started_at": "",
+    "finished_at": "",
+    "duration_s": 0.0,
+    "relcheck_version": "test",
+    "seed": 0,
+    "trials": 1,
+    "concurrency": 1,
+    "isolate": False,
+    "retries": None,
+    "shard": None,
+    "evalsets": [],
+    "cases": 0,
+    "units_planned": 0,
+    "stop_reason": None,
+    "interrupted": False,
+    "units": 0,
+    "requests": 0,
+    "cost_usd": None,
+    "confidence": 0.95,
+}
+E2E_DEFAULTS = {"passed": 0, "total": 0, "rate": None, "ci": None, "cases": 0, "infra_errors": 0, "error_rate": None}
 
 
-def results_from(steps: list[dict], end_to_end: dict | None = None, run: dict | None = None,
-                 units: list[dict] | None = None):
+def results_from(
+    steps: list[dict], end_to_end: dict | None = None, run: dict | None = None, units: list[dict] | None = None
+):
     """A typed ``Results`` from partial rows: what a test states, defaults for the rest."""
     from reliability_cli.results.schema import from_dict
 
     latency = {"p50": None, "p95": None, "max": None}
     rows = [{**STEP_DEFAULTS, **s, "latency_ms": {**latency, **s.get("latency_ms", {})}} for s in steps]
-    return from_dict({"schema": "relcheck.results/v1", "run": {**RUN_DEFAULTS, **(run or {})}, "steps": rows,
-                      "end_to_end": {**E2E_DEFAULTS, **(end_to_end or {})}, "what_if": [], "gates": [],
-                      "units": units or [], "verdict": "pass", "exit_code": 0})
+    return from_dict(
+        {
+            "schema": "relcheck.results/v1",
+            "run": {**RUN_DEFAULTS, **(run or {})},
+            "steps": rows,
+            "end_to_end": {**E2E_DEFAULTS, **(end_to_end or {})},
+            "what_if": [],
+            "gates": [],
+            "units": units or [],
+            "verdict": "pass",
+            "exit_code": 0,
+        }
+    )
 
 
 def assert_round_trips(path: Path) -> bool:

@@ -26,11 +26,19 @@ from reliability_cli.mockserver import (
     run_in_thread,
 )
 
-WEATHER_OPENAI = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
-WEATHER_ANTHROPIC = {"name": "get_weather", "description": "Weather for a city",
-                     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER_OPENAI = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+WEATHER_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 def chat_body(text: object, **extra: object) -> dict:
@@ -65,11 +73,14 @@ def http():
 
 
 def test_openai_sdk_echo_usage_and_reply_directive():
-    with run_in_thread() as server, openai.OpenAI(
-            base_url=f"{server.base_url}/v1", api_key="sk-test", max_retries=0) as client:
+    with (
+        run_in_thread() as server,
+        openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="sk-test", max_retries=0) as client,
+    ):
         echo = client.chat.completions.create(
-            model="gpt-test", messages=[{"role": "system", "content": "Be brief."},
-                                        {"role": "user", "content": "hello mock world"}])
+            model="gpt-test",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello mock world"}],
+        )
         assert echo.choices[0].message.content == "echo: hello mock world"
         assert echo.choices[0].finish_reason == "stop"
         assert echo.model == "gpt-test" and echo.object == "chat.completion"
@@ -77,17 +88,22 @@ def test_openai_sdk_echo_usage_and_reply_directive():
         assert (echo.usage.prompt_tokens, echo.usage.completion_tokens) == (5, 4)
         assert echo.usage.total_tokens == 9
         reply = client.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "Classify.\nREPLY: billing\n"}])
+            model="gpt-test", messages=[{"role": "user", "content": "Classify.\nREPLY: billing\n"}]
+        )
         assert reply.choices[0].message.content == "billing"
         assert server.counts == Counter({"requests": 2, "ok": 2})
 
 
 def test_openai_sdk_tool_call_and_models():
-    with run_in_thread() as server, openai.OpenAI(
-            base_url=f"{server.base_url}/v1", api_key="sk-test", max_retries=0) as client:
+    with (
+        run_in_thread() as server,
+        openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="sk-test", max_retries=0) as client,
+    ):
         completion = client.chat.completions.create(
-            model="gpt-test", tools=[WEATHER_OPENAI],
-            messages=[{"role": "user", "content": 'Weather?\nCALL: get_weather {"city": "Oslo"}'}])
+            model="gpt-test",
+            tools=[WEATHER_OPENAI],
+            messages=[{"role": "user", "content": 'Weather?\nCALL: get_weather {"city": "Oslo"}'}],
+        )
         choice = completion.choices[0]
         assert choice.finish_reason == "tool_calls"
         call = choice.message.tool_calls[0]
@@ -95,32 +111,49 @@ def test_openai_sdk_tool_call_and_models():
         assert json.loads(call.function.arguments) == {"city": "Oslo"}
         # After the tool result the directive no longer applies: the loop ends with text.
         follow_up = client.chat.completions.create(
-            model="gpt-test", tools=[WEATHER_OPENAI],
-            messages=[{"role": "user", "content": 'CALL: get_weather {"city": "Oslo"}'},
-                      choice.message.model_dump(exclude_none=True),
-                      {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+            model="gpt-test",
+            tools=[WEATHER_OPENAI],
+            messages=[
+                {"role": "user", "content": 'CALL: get_weather {"city": "Oslo"}'},
+                choice.message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+            ],
+        )
         assert follow_up.choices[0].finish_reason == "stop"
         assert [m.id for m in client.models.list()] == ["relcheck-mock"]
 
 
 def test_anthropic_sdk_echo_reply_and_tool_use():
-    with run_in_thread() as server, anthropic.Anthropic(
-            base_url=server.base_url, api_key="sk-ant-test", max_retries=0) as client:
+    with (
+        run_in_thread() as server,
+        anthropic.Anthropic(base_url=server.base_url, api_key="sk-ant-test", max_retries=0) as client,
+    ):
         echo = client.messages.create(
-            model="claude-test", max_tokens=64, system="Be brief.",
-            messages=[{"role": "user", "content": [{"type": "text", "text": "first part"},
-                                                   {"type": "text", "text": "second"}]}])
+            model="claude-test",
+            max_tokens=64,
+            system="Be brief.",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "first part"}, {"type": "text", "text": "second"}],
+                }
+            ],
+        )
         assert echo.type == "message" and echo.role == "assistant"
         assert echo.content[0].type == "text"
         assert echo.content[0].text == "echo: first part\nsecond"
         assert echo.stop_reason == "end_turn" and echo.stop_sequence is None
         assert (echo.usage.input_tokens, echo.usage.output_tokens) == (5, 4)
-        reply = client.messages.create(model="claude-test", max_tokens=64,
-                                       messages=[{"role": "user", "content": "REPLY: tech"}])
+        reply = client.messages.create(
+            model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "REPLY: tech"}]
+        )
         assert reply.content[0].text == "tech"
         tool = client.messages.create(
-            model="claude-test", max_tokens=64, tools=[WEATHER_ANTHROPIC],
-            messages=[{"role": "user", "content": 'CALL: get_weather {"city": "Lima"}'}])
+            model="claude-test",
+            max_tokens=64,
+            tools=[WEATHER_ANTHROPIC],
+            messages=[{"role": "user", "content": 'CALL: get_weather {"city": "Lima"}'}],
+        )
         assert tool.stop_reason == "tool_use"
         block = tool.content[0]
         assert block.type == "tool_use" and block.name == "get_weather"
@@ -132,15 +165,21 @@ def test_sdk_errors_without_retries():
     config = FaultConfig(status_rates={500: 1.0})
     with run_in_thread(config) as server:
         messages = [{"role": "user", "content": "x"}]
-        with openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="k", max_retries=0) as oai, \
-                pytest.raises(openai.InternalServerError):
+        with (
+            openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="k", max_retries=0) as oai,
+            pytest.raises(openai.InternalServerError),
+        ):
             oai.chat.completions.create(model="m", messages=messages)
-        with anthropic.Anthropic(base_url=server.base_url, api_key="k", max_retries=0) as ant, \
-                pytest.raises(anthropic.InternalServerError):
+        with (
+            anthropic.Anthropic(base_url=server.base_url, api_key="k", max_retries=0) as ant,
+            pytest.raises(anthropic.InternalServerError),
+        ):
             ant.messages.create(model="m", max_tokens=8, messages=messages)
         assert server.counts == Counter({"requests": 2, "status_500": 2})
-    with run_in_thread(FaultConfig(quota_exhausted=True)) as server, openai.OpenAI(
-            base_url=f"{server.base_url}/v1", api_key="k", max_retries=0) as client:
+    with (
+        run_in_thread(FaultConfig(quota_exhausted=True)) as server,
+        openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="k", max_retries=0) as client,
+    ):
         with pytest.raises(openai.RateLimitError) as info:
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         assert info.value.code == "insufficient_quota"
@@ -157,8 +196,10 @@ def test_status_500_in_each_api_shape(http):
         assert response.json()["error"]["type"] == "server_error"
         response = http.post(f"{server.base_url}/v1/messages", json=chat_body("hi", max_tokens=8))
         assert response.status_code == 500
-        assert response.json() == {"type": "error", "error": {
-            "type": "api_error", "message": "relcheck-mock: injected HTTP 500"}}
+        assert response.json() == {
+            "type": "error",
+            "error": {"type": "api_error", "message": "relcheck-mock: injected HTTP 500"},
+        }
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -177,11 +218,12 @@ def test_malformed_drop_and_hang(http):
         assert response.status_code == 200
         with pytest.raises(json.JSONDecodeError):
             json.loads(response.content)
-    with run_in_thread(FaultConfig(drop_rate=1.0)) as server, \
-            pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+    with (
+        run_in_thread(FaultConfig(drop_rate=1.0)) as server,
+        pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)),
+    ):
         http.post(server.base_url + url, json=chat_body("hi"))
-    with run_in_thread(FaultConfig(hang_rate=1.0)) as server, \
-            httpx.Client(trust_env=False, timeout=0.5) as impatient:
+    with run_in_thread(FaultConfig(hang_rate=1.0)) as server, httpx.Client(trust_env=False, timeout=0.5) as impatient:
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             impatient.post(server.base_url + url, json=chat_body("hi"))
@@ -220,29 +262,31 @@ def test_quota_exhausted_answers_everything_with_insufficient_quota(http):
 
 
 def test_counts_match_what_the_client_saw():
-    config = FaultConfig(fail_rate=0.15, status_rates={500: 0.1, 429: 0.1, 503: 0.05},
-                         malformed_rate=0.1, drop_rate=0.1, hang_rate=0.03, seed=11)
+    config = FaultConfig(
+        fail_rate=0.15,
+        status_rates={500: 0.1, 429: 0.1, 503: 0.05},
+        malformed_rate=0.1,
+        drop_rate=0.1,
+        hang_rate=0.03,
+        seed=11,
+    )
     seen: Counter[str] = Counter()
     with run_in_thread(config) as server, httpx.Client(trust_env=False, timeout=0.3) as client:
         for i in range(200):
-            seen[classify(client, f"{server.base_url}/v1/chat/completions",
-                          chat_body(f"question {i}"))] += 1
+            seen[classify(client, f"{server.base_url}/v1/chat/completions", chat_body(f"question {i}"))] += 1
         counts = Counter(server.counts)
     assert counts.pop("requests") == 200
     assert counts == seen
-    assert set(seen) == {"ok", "wrong", "status_500", "status_429", "status_503", "malformed",
-                         "drop", "hang"}
+    assert set(seen) == {"ok", "wrong", "status_500", "status_429", "status_503", "malformed", "drop", "hang"}
 
 
 def _outcomes(config: FaultConfig, texts: list[str]) -> list[str]:
     with run_in_thread(config) as server, httpx.Client(trust_env=False, timeout=5) as client:
-        return [classify(client, f"{server.base_url}/v1/chat/completions", chat_body(t))
-                for t in texts]
+        return [classify(client, f"{server.base_url}/v1/chat/completions", chat_body(t)) for t in texts]
 
 
 def test_same_seed_and_sequence_give_same_outcomes():
-    config = FaultConfig(fail_rate=0.2, status_rates={500: 0.2}, malformed_rate=0.1,
-                         drop_rate=0.1, seed=3)
+    config = FaultConfig(fail_rate=0.2, status_rates={500: 0.2}, malformed_rate=0.1, drop_rate=0.1, seed=3)
     texts = [f"case {i % 9}" for i in range(60)]
     first = _outcomes(config, texts)
     assert _outcomes(config, texts) == first
@@ -310,10 +354,16 @@ def test_ipv6_loopback(http):
 def test_parse_status_rates_and_config_validation():
     assert parse_status_rates("500=0.02, 429=0.01") == {500: 0.02, 429: 0.01}
     assert parse_status_rates("") == {}
-    for bad, message in [("500", "STATUS=RATE"), ("abc=0.1", "not an HTTP status"),
-                         ("500=x", "not a number"), ("200=0.1", "400 to 599"),
-                         ("500=1.5", "between 0 and 1"), ("500=0.1,500=0.2", "twice"),
-                         ("500=0.6,429=0.6", "more than 1"), ("500=nan", "between 0 and 1")]:
+    for bad, message in [
+        ("500", "STATUS=RATE"),
+        ("abc=0.1", "not an HTTP status"),
+        ("500=x", "not a number"),
+        ("200=0.1", "400 to 599"),
+        ("500=1.5", "between 0 and 1"),
+        ("500=0.1,500=0.2", "twice"),
+        ("500=0.6,429=0.6", "more than 1"),
+        ("500=nan", "between 0 and 1"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_status_rates(bad)
     with pytest.raises(ValueError, match="more than 1"):
@@ -335,8 +385,7 @@ print(dict(sorted(counts.items())), flush=True)
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_on_signal_and_returns_counts(sig):
-    process = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", SERVE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()

@@ -39,41 +39,91 @@ def support_pipeline() -> dict:
     return {
         "name": "rr",
         "endpoints": {
-            "llm": {"type": "openai", "base_url": base + "/v1", "model": "gpt-test", "api_key_env": "RR_OPENAI_KEY",
-                    "timeout_s": 2, "redact": ["user"], "params": {"user": "{{ vars.user }}"}},
-            "tool": {"type": "http", "url": base + "/v1/chat/completions", "redact": ["user_id"],
-                     "json": {"model": "db", "user_id": "{{ vars.user }}",
-                              "messages": [{"role": "user", "content": "REPLY: " + TOOLS_REPLY}]},
-                     "output_path": "choices[0].message.content"},
-            "claude": {"type": "anthropic", "base_url": base, "model": "claude-test", "api_key_env": "RR_ANTHROPIC_KEY"},
+            "llm": {
+                "type": "openai",
+                "base_url": base + "/v1",
+                "model": "gpt-test",
+                "api_key_env": "RR_OPENAI_KEY",
+                "timeout_s": 2,
+                "redact": ["user"],
+                "params": {"user": "{{ vars.user }}"},
+            },
+            "tool": {
+                "type": "http",
+                "url": base + "/v1/chat/completions",
+                "redact": ["user_id"],
+                "json": {
+                    "model": "db",
+                    "user_id": "{{ vars.user }}",
+                    "messages": [{"role": "user", "content": "REPLY: " + TOOLS_REPLY}],
+                },
+                "output_path": "choices[0].message.content",
+            },
+            "claude": {
+                "type": "anthropic",
+                "base_url": base,
+                "model": "claude-test",
+                "api_key_env": "RR_ANTHROPIC_KEY",
+            },
             "judge": {"type": "openai", "base_url": base + "/v1", "model": "judge", "api_key_env": "RR_OPENAI_KEY"},
         },
         "defaults": {"retry": {"max_attempts": 3, "backoff": {"initial_s": 0, "max_s": 0}}},
         "steps": [
-            {"id": "classify", "endpoint": "llm", "prompt": [
-                {"role": "system", "content": "One word."},
-                {"role": "user", "content": "{{ vars.ticket }}\nREPLY: {{ vars.label }}"}],
-             "checks": [{"type": "equals", "value": "{{ expect.classify }}"}]},
-            {"id": "lookup", "endpoint": "tool", "parse": "json",
-             "checks": [{"type": "json-path", "path": "$.plan", "value": "{{ vars.plan }}"}]},
-            {"id": "draft", "endpoint": "claude", "prompt": [
-                {"role": "system", "content": "Be kind."},
-                {"role": "user", "content": "Hi {{ vars.name }} ({{ steps.lookup.output.plan }})"}],
-             "checks": [{"type": "contains", "value": "{{ vars.name }}"},
-                        {"type": "llm-rubric", "endpoint": "judge",
-                         "rubric": 'Polite.\nREPLY: {"pass": true, "reason": "polite"}'}]},
+            {
+                "id": "classify",
+                "endpoint": "llm",
+                "prompt": [
+                    {"role": "system", "content": "One word."},
+                    {"role": "user", "content": "{{ vars.ticket }}\nREPLY: {{ vars.label }}"},
+                ],
+                "checks": [{"type": "equals", "value": "{{ expect.classify }}"}],
+            },
+            {
+                "id": "lookup",
+                "endpoint": "tool",
+                "parse": "json",
+                "checks": [{"type": "json-path", "path": "$.plan", "value": "{{ vars.plan }}"}],
+            },
+            {
+                "id": "draft",
+                "endpoint": "claude",
+                "prompt": [
+                    {"role": "system", "content": "Be kind."},
+                    {"role": "user", "content": "Hi {{ vars.name }} ({{ steps.lookup.output.plan }})"},
+                ],
+                "checks": [
+                    {"type": "contains", "value": "{{ vars.name }}"},
+                    {
+                        "type": "llm-rubric",
+                        "endpoint": "judge",
+                        "rubric": 'Polite.\nREPLY: {"pass": true, "reason": "polite"}',
+                    },
+                ],
+            },
         ],
     }
 
 
 def support_cases(n: int) -> list[dict]:
-    return [{"id": f"t{i}", "vars": {"ticket": f"ticket {i}", "label": "billing" if i % 5 else "tech",
-                                     "plan": "pro", "user": f"user-{i:04d}", "name": f"Name{i}"},
-             "expect": {"classify": "billing"}} for i in range(n)]
+    return [
+        {
+            "id": f"t{i}",
+            "vars": {
+                "ticket": f"ticket {i}",
+                "label": "billing" if i % 5 else "tech",
+                "plan": "pro",
+                "user": f"user-{i:04d}",
+                "name": f"Name{i}",
+            },
+            "expect": {"classify": "billing"},
+        }
+        for i in range(n)
+    ]
 
 
-FAULTS = FaultConfig(status_rates={500: 0.06, 429: 0.06}, retry_after=0.01, drop_rate=0.04,
-                     malformed_rate=0.04, fail_rate=0.03, seed=9)
+FAULTS = FaultConfig(
+    status_rates={500: 0.06, 429: 0.06}, retry_after=0.01, drop_rate=0.04, malformed_rate=0.04, fail_rate=0.03, seed=9
+)
 
 
 def test_replay_gives_the_same_results_offline_without_keys(tmp_path, monkeypatch):
@@ -112,9 +162,18 @@ def test_replay_gives_the_same_results_offline_without_keys(tmp_path, monkeypatc
 
 
 def test_replay_miss_and_recorded_order(tmp_path):
-    pipeline = {"name": "rr", "endpoints": {"llm": {"type": "openai", "base_url": "${MOCK_URL}/v1", "model": "m"}},
-                "steps": [{"id": "s", "endpoint": "llm", "prompt": "{{ vars.q }}\nREPLY: ok",
-                           "checks": [{"type": "equals", "value": "ok"}]}]}
+    pipeline = {
+        "name": "rr",
+        "endpoints": {"llm": {"type": "openai", "base_url": "${MOCK_URL}/v1", "model": "m"}},
+        "steps": [
+            {
+                "id": "s",
+                "endpoint": "llm",
+                "prompt": "{{ vars.q }}\nREPLY: ok",
+                "checks": [{"type": "equals", "value": "ok"}],
+            }
+        ],
+    }
     rows = [{"id": f"c{i}", "vars": {"q": f"q{i}"}} for i in range(4)]
     path = write_pipeline(tmp_path / "p", pipeline, rows)
     cassette = tmp_path / "c.jsonl"
@@ -127,7 +186,8 @@ def test_replay_miss_and_recorded_order(tmp_path):
     s = step(replayed, "s")
     assert s["error_kinds"] == {"replay_miss": 1} and s["passed"] == 3
     assert s["throttled"] == step(recorded, "s")["throttled"] - sum(
-        1 for line in cassette.read_text().splitlines()[1:] if '"case":"c2"' in line and '"status":429' in line)
+        1 for line in cassette.read_text().splitlines()[1:] if '"case":"c2"' in line and '"status":429' in line
+    )
 
 
 async def echo_headers(reader, writer):
@@ -147,36 +207,79 @@ async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 def test_api_key_appears_in_no_file_and_no_output(tmp_path):
     key = "sk-test-" + secrets.token_hex(12)
-    with run_in_thread(FaultConfig(status_rates={500: 0.1, 401: 0.05}, drop_rate=0.05, seed=4)) as server, \
-            raw_server(echo_headers) as echo_url, raw_server(hang_up) as broken_url:
+    with (
+        run_in_thread(FaultConfig(status_rates={500: 0.1, 401: 0.05}, drop_rate=0.05, seed=4)) as server,
+        raw_server(echo_headers) as echo_url,
+        raw_server(hang_up) as broken_url,
+    ):
         pipeline = {
             "name": "secrets",
             "endpoints": {
-                "llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m",
-                        "api_key_env": "OPENAI_API_KEY"},
-                "echo": {"type": "http", "url": echo_url, "json": {"q": "{{ vars.q }}"},
-                         "api_key_env": "OPENAI_API_KEY"},
-                "bad": {"type": "openai", "base_url": f"{broken_url}/v1?key=x", "model": "m",
-                        "api_key_env": "OPENAI_API_KEY", "headers": {"api-key": "{{ vars.q }}"}},
+                "llm": {
+                    "type": "openai",
+                    "base_url": f"{server.base_url}/v1",
+                    "model": "m",
+                    "api_key_env": "OPENAI_API_KEY",
+                },
+                "echo": {
+                    "type": "http",
+                    "url": echo_url,
+                    "json": {"q": "{{ vars.q }}"},
+                    "api_key_env": "OPENAI_API_KEY",
+                },
+                "bad": {
+                    "type": "openai",
+                    "base_url": f"{broken_url}/v1?key=x",
+                    "model": "m",
+                    "api_key_env": "OPENAI_API_KEY",
+                    "headers": {"api-key": "{{ vars.q }}"},
+                },
             },
             "defaults": {"retry": {"max_attempts": 2, "backoff": {"initial_s": 0, "max_s": 0}}},
-            "steps": [{"id": "ask", "endpoint": "llm", "prompt": "{{ vars.q }}"},
-                      {"id": "tool", "endpoint": "echo"},
-                      {"id": "broken", "endpoint": "bad", "prompt": "x"}],
+            "steps": [
+                {"id": "ask", "endpoint": "llm", "prompt": "{{ vars.q }}"},
+                {"id": "tool", "endpoint": "echo"},
+                {"id": "broken", "endpoint": "bad", "prompt": "x"},
+            ],
             "gates": {"max_error_rate": 1.0},
         }
         rows = [{"id": f"c{i}", "vars": {"q": f"q{i}"}} for i in range(25)]
         path = write_pipeline(tmp_path / "p", pipeline, rows)
         out = tmp_path / "written"
         out.mkdir()
-        proc = run_relcheck("eval", path, "--out", out / "run", "--record", out / "cassette.jsonl",
-                            "--json", out / "r.json", "--junit", out / "j.xml", "--markdown", out / "m.md",
-                            "--html", out / "r.html", "--no-progress", "--show-failures", "100", "--debug",
-                            env={"OPENAI_API_KEY": key})
+        proc = run_relcheck(
+            "eval",
+            path,
+            "--out",
+            out / "run",
+            "--record",
+            out / "cassette.jsonl",
+            "--json",
+            out / "r.json",
+            "--junit",
+            out / "j.xml",
+            "--markdown",
+            out / "m.md",
+            "--html",
+            out / "r.html",
+            "--no-progress",
+            "--show-failures",
+            "100",
+            "--debug",
+            env={"OPENAI_API_KEY": key},
+        )
     assert proc.returncode == 0, proc.stderr  # max_error_rate 1.0 and no gate: every error is data
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"attempts.jsonl", "results.json", "manifest.json", "cassette.jsonl",
-                                       "r.json", "j.xml", "m.md", "r.html"}
+    assert {p.name for p in files} >= {
+        "attempts.jsonl",
+        "results.json",
+        "manifest.json",
+        "cassette.jsonl",
+        "r.json",
+        "j.xml",
+        "m.md",
+        "r.html",
+    }
     for file in files:
         assert key not in file.read_text(errors="replace"), file
     assert key not in proc.stdout and key not in proc.stderr
@@ -191,16 +294,35 @@ def test_recorder_allow_list_redaction_and_refusal(tmp_path):
     cassette = tmp_path / "c.jsonl"
     recorder = Recorder(str(cassette), {"K": "sk-secret-value"})
     request = Request(AttemptKey("c1", 1, "s", 1), [], {}, {}, 1.0)
-    headers = {"Authorization": "Bearer sk-secret-value", "x-api-key": "a", "api-key": "b", "Cookie": "c",
-               "content-type": "application/json", "anthropic-version": "2023-06-01"}
+    headers = {
+        "Authorization": "Bearer sk-secret-value",
+        "x-api-key": "a",
+        "api-key": "b",
+        "Cookie": "c",
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+    }
     body = {"model": "m", "meta": {"user_id": "u1", "keep": 1}, "list": [{"user_id": "u2"}]}
-    ok = Exchange(200, {"set-cookie": "s", "content-type": "application/json", "retry-after": "1"},
-                  b'{"user_id": "u3", "text": "hi"}', 5.0)
-    recorder.record("llm", request, "POST", "http://h:1/v1/x?api_key=zzz&v=1", headers, body, exchange=ok,
-                    redact_fields=["user_id"])
+    ok = Exchange(
+        200,
+        {"set-cookie": "s", "content-type": "application/json", "retry-after": "1"},
+        b'{"user_id": "u3", "text": "hi"}',
+        5.0,
+    )
+    recorder.record(
+        "llm", request, "POST", "http://h:1/v1/x?api_key=zzz&v=1", headers, body, exchange=ok, redact_fields=["user_id"]
+    )
     recorder.record("llm", request, "POST", "http://h:1/v1/x", headers, {"q": "sk-secret-value"}, exchange=ok)
-    recorder.record("llm", request, "POST", "http://h:1/v1/x", headers, body,
-                    error=AttemptError("timeout", "no reply", latency_ms=1000.0), redact_fields=["user_id"])
+    recorder.record(
+        "llm",
+        request,
+        "POST",
+        "http://h:1/v1/x",
+        headers,
+        body,
+        error=AttemptError("timeout", "no reply", latency_ms=1000.0),
+        redact_fields=["user_id"],
+    )
     recorder.close()
     lines = [json.loads(x) for x in cassette.read_text().splitlines()]
     assert lines[0]["relcheck_cassette"] == 1
@@ -236,11 +358,13 @@ def test_replay_sends_nothing_and_needs_no_key(tmp_path):
     recorder = Recorder(str(cassette), {})
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     reply = b'{"choices": [{"message": {"content": "from tape"}}], "usage": {"prompt_tokens": 1}}'
-    recorder.record("llm", request, "POST", "http://x/v1/chat/completions", {}, body,
-                    exchange=Exchange(200, {}, reply, 123.0))
+    recorder.record(
+        "llm", request, "POST", "http://x/v1/chat/completions", {}, body, exchange=Exchange(200, {}, reply, 123.0)
+    )
     recorder.close()
-    config = OpenAIEndpoint(type="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m",
-                            api_key_env="NOT_SET_ANYWHERE")
+    config = OpenAIEndpoint(
+        type="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key_env="NOT_SET_ANYWHERE"
+    )
 
     async def go():
         endpoint = build("llm", config, {"replay": str(cassette), "environ": {}})
@@ -253,17 +377,19 @@ def test_replay_sends_nothing_and_needs_no_key(tmp_path):
     assert response.text == "from tape" and response.latency_ms == 123.0 and response.tokens_in == 1
 
 
-
 def test_missing_cassette_and_recording_over_the_replayed_one_are_refused_before_running(tmp_path, cli):
-    pipeline = {"name": "rr", "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                    "model": "m"}},
-                "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}]}
+    pipeline = {
+        "name": "rr",
+        "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}},
+        "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}],
+    }
     path = write_pipeline(tmp_path / "p", pipeline, [{"id": "c1"}])
     code, _, err = cli("eval", path, "--replay", tmp_path / "missing.jsonl", "--out", tmp_path / "run")
     assert code == 2 and "no such cassette" in err and not (tmp_path / "run").exists()
     (tmp_path / "c.jsonl").write_text('{"relcheck_cassette": 1}\n')
-    code, _, err = cli("eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "c.jsonl",
-                       "--out", tmp_path / "run")
+    code, _, err = cli(
+        "eval", path, "--replay", tmp_path / "c.jsonl", "--record", tmp_path / "c.jsonl", "--out", tmp_path / "run"
+    )
     assert code == 2 and "it is the cassette --replay reads" in err and not (tmp_path / "run").exists()
 
 

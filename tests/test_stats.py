@@ -20,9 +20,11 @@ CONFIDENCES = [0.8, 0.9, 0.95, 0.99]
 
 
 def test_module_imports_no_scipy_or_numpy():
-    code = ("import sys, reliability_cli.stats; "
-            "bad = [m for m in ('scipy', 'numpy', 'statsmodels') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, reliability_cli.stats; "
+        "bad = [m for m in ('scipy', 'numpy', 'statsmodels') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -53,7 +55,8 @@ def test_counts_are_validated(bad):
 @pytest.mark.parametrize("confidence", CONFIDENCES)
 def test_clopper_pearson_matches_statsmodels_beta(passed, n, confidence):
     assert stats.clopper_pearson(passed, n, confidence) == pytest.approx(
-        proportion_confint(passed, n, alpha=1 - confidence, method="beta"), abs=1e-9)
+        proportion_confint(passed, n, alpha=1 - confidence, method="beta"), abs=1e-9
+    )
     # one-sided at c is the lower end of the two-sided interval at alpha = 2(1 - c)
     two_sided_lo, _ = proportion_confint(passed, n, alpha=2 * (1 - confidence), method="beta")
     expected = 0.0 if passed == 0 else beta.ppf(1 - confidence, passed, n - passed + 1)
@@ -94,14 +97,14 @@ def test_clustered_with_0_1_shares_is_wilson_and_cp_over_cases(passed, m, k):
     assert rate == pytest.approx(passed / m, abs=1e-12)
     assert (lo, hi) == pytest.approx(stats.wilson(passed, m, 0.95), abs=1e-12)
     assert stats.clustered_lower_bound(shares, 0.95) == pytest.approx(
-        stats.clopper_pearson_lower(passed, m, 0.95), abs=1e-12)
+        stats.clopper_pearson_lower(passed, m, 0.95), abs=1e-12
+    )
     if k > 1 and 0 < passed < m:
         pooled_lo, pooled_hi = stats.wilson(passed * k, m * k, 0.95)
         assert hi - lo > pooled_hi - pooled_lo  # never as narrow as n·K independent trials
 
 
-@pytest.mark.parametrize("shares", [[0.5] * 10, [0.2, 0.4, 1.0, 0.6, 0.0, 1.0], [1 / 3] * 3 + [2 / 3] * 4,
-                                    [0.9] * 50])
+@pytest.mark.parametrize("shares", [[0.5] * 10, [0.2, 0.4, 1.0, 0.6, 0.0, 1.0], [1 / 3] * 3 + [2 / 3] * 4, [0.9] * 50])
 def test_clustered_with_fractional_shares_is_never_narrower_than_wilson_over_cases(shares):
     m = len(shares)
     rate, (lo, hi) = stats.clustered_rate_ci(shares, 0.95)
@@ -149,9 +152,11 @@ def test_mean_pass_k_average_over_cases_with_enough_trials():
     counts = [(5, 0), (5, 2), (5, 5), (3, 1)]
     for k in (1, 2, 3):
         assert stats.mean_pass_at_k(counts, k) == pytest.approx(
-            np.mean([1 - math.comb(n - c, k) / math.comb(n, k) for n, c in counts]))
+            np.mean([1 - math.comb(n - c, k) / math.comb(n, k) for n, c in counts])
+        )
         assert stats.mean_pass_hat_k(counts, k) == pytest.approx(
-            np.mean([math.comb(c, k) / math.comb(n, k) for n, c in counts]))
+            np.mean([math.comb(c, k) / math.comb(n, k) for n, c in counts])
+        )
     assert stats.mean_pass_at_k(counts, 5) == pytest.approx((0 + 1 + 1) / 3)  # (3, 1) cannot draw 5
     assert stats.mean_pass_hat_k(counts, 6) is None
     assert stats.mean_pass_at_k(counts, 1) == pytest.approx(np.mean([0, 0.4, 1, 1 / 3]))
@@ -174,8 +179,19 @@ def test_mcnemar_one_sided_direction():
     assert stats.mcnemar_exact_one_sided(0, 0) == 1.0
 
 
-@pytest.mark.parametrize("a_pass,a_n,b_pass,b_n", [(0, 0, 0, 5), (5, 5, 0, 5), (10, 12, 3, 13), (1, 10, 9, 10),
-                                                   (0, 10, 10, 10), (30, 31, 12, 52), (3, 3, 3, 3), (0, 4, 0, 4)])
+@pytest.mark.parametrize(
+    "a_pass,a_n,b_pass,b_n",
+    [
+        (0, 0, 0, 5),
+        (5, 5, 0, 5),
+        (10, 12, 3, 13),
+        (1, 10, 9, 10),
+        (0, 10, 10, 10),
+        (30, 31, 12, 52),
+        (3, 3, 3, 3),
+        (0, 4, 0, 4),
+    ],
+)
 def test_fisher_matches_scipy(a_pass, a_n, b_pass, b_n):
     table = [[a_pass, a_n - a_pass], [b_pass, b_n - b_pass]]
     expected = fisher_exact(table, alternative="greater")[1]
@@ -185,13 +201,24 @@ def test_fisher_matches_scipy(a_pass, a_n, b_pass, b_n):
 def _brute_sign_flip(diffs):
     d = [x for x in diffs if x != 0]
     obs = sum(d)
-    hits = sum(1 for signs in itertools.product((1, -1), repeat=len(d))
-               if sum(s * abs(x) for s, x in zip(signs, d)) >= obs - 1e-12)
+    hits = sum(
+        1
+        for signs in itertools.product((1, -1), repeat=len(d))
+        if sum(s * abs(x) for s, x in zip(signs, d)) >= obs - 1e-12
+    )
     return hits / 2 ** len(d)
 
 
-@pytest.mark.parametrize("diffs", [[1.0], [1.0, -1.0], [0.5, 0.5, 0.0, -0.25], [1 / 3, 2 / 3, -1 / 3, 0.0, 1.0],
-                                   [0.2, -0.2, 0.2, -0.2, 0.4, 0.6, -0.4, 0.8, 1.0, -1.0, 0.1, 0.3]])
+@pytest.mark.parametrize(
+    "diffs",
+    [
+        [1.0],
+        [1.0, -1.0],
+        [0.5, 0.5, 0.0, -0.25],
+        [1 / 3, 2 / 3, -1 / 3, 0.0, 1.0],
+        [0.2, -0.2, 0.2, -0.2, 0.4, 0.6, -0.4, 0.8, 1.0, -1.0, 0.1, 0.3],
+    ],
+)
 def test_paired_shares_small_is_the_exact_sign_flip_test(diffs):
     assert stats.paired_shares_test_one_sided(diffs) == pytest.approx(_brute_sign_flip(diffs), abs=1e-12)
 
@@ -236,7 +263,10 @@ def test_paired_shares_beyond_2_to_16_is_a_seeded_monte_carlo_of_the_same_test()
     assert stats.paired_shares_test_one_sided(sixteen) == pytest.approx(_brute_sign_flip(sixteen), abs=1e-12)
     seventeen = twenty[:17]
     exact17 = _exact_sign_flip_numpy(seventeen)
-    assert abs(stats.paired_shares_test_one_sided(seventeen) - exact17) < 4 * (exact17 * (1 - exact17) / 99_999) ** 0.5 + 1e-4
+    assert (
+        abs(stats.paired_shares_test_one_sided(seventeen) - exact17)
+        < 4 * (exact17 * (1 - exact17) / 99_999) ** 0.5 + 1e-4
+    )
     assert stats.paired_shares_test_one_sided([0.5] * 25) < 1e-4
     assert stats.paired_shares_test_one_sided([-0.5] * 25) == 1.0
 
@@ -267,8 +297,9 @@ def test_chain_rates():
     assert stats.step_rate_with_retries(0.5, 0) == 0.5
 
 
-@pytest.mark.parametrize("steps,p,retries,runs", [(6, 0.97, 0, 200_000), (6, 0.97, 1, 200_000),
-                                                  (3, 0.5, 2, 50_000), (1000, 0.999, 0, 3_000)])
+@pytest.mark.parametrize(
+    "steps,p,retries,runs", [(6, 0.97, 0, 200_000), (6, 0.97, 1, 200_000), (3, 0.5, 2, 50_000), (1000, 0.999, 0, 3_000)]
+)
 def test_simulate_chain(steps, p, retries, runs):
     r = stats.simulate_chain(steps, p, retries, runs, seed=42)
     step = 1 - (1 - p) ** (retries + 1)
@@ -309,7 +340,10 @@ def test_simulate_chain_chunks_runs_deterministically():
 def test_percentiles():
     values = [120.0, 5.0, 33.5, 80.0, 81.0, 9.0, 1000.0]
     got = stats.percentiles(values)
-    assert got == {"p50": pytest.approx(np.percentile(values, 50)),
-                   "p95": pytest.approx(np.percentile(values, 95)), "max": 1000.0}
+    assert got == {
+        "p50": pytest.approx(np.percentile(values, 50)),
+        "p95": pytest.approx(np.percentile(values, 95)),
+        "max": 1000.0,
+    }
     assert stats.percentiles([]) == {"p50": None, "p95": None, "max": None}
     assert stats.percentiles([7]) == {"p50": 7.0, "p95": 7.0, "max": 7.0}

@@ -181,11 +181,17 @@ def loose_scalar_equal(expected: Any, actual: Any, steps: Sequence[str] = ()) ->
 def loose_equal(expected: Any, actual: Any, steps: Sequence[str] = ()) -> bool:
     """:func:`deep_equal`, with :func:`loose_scalar_equal` at the leaves."""
     if isinstance(expected, Mapping):
-        return (isinstance(actual, Mapping) and expected.keys() == actual.keys()
-                and all(loose_equal(expected[k], actual[k], steps) for k in expected))
+        return (
+            isinstance(actual, Mapping)
+            and expected.keys() == actual.keys()
+            and all(loose_equal(expected[k], actual[k], steps) for k in expected)
+        )
     if _is_list(expected):
-        return (_is_list(actual) and len(expected) == len(actual)
-                and all(loose_equal(x, y, steps) for x, y in zip(expected, actual)))
+        return (
+            _is_list(actual)
+            and len(expected) == len(actual)
+            and all(loose_equal(x, y, steps) for x, y in zip(expected, actual))
+        )
     return loose_scalar_equal(expected, actual, steps)
 
 

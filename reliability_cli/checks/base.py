@@ -79,5 +79,3 @@ def normalize(text: str, steps: Sequence[str] | None) -> str:
         elif step == "collapse-space":
             text = _SPACE.sub(" ", text).strip()
     return text
-
-

@@ -41,7 +41,8 @@ def valid_callable_name(spec: Any) -> bool:
         return False
     module, attr = spec.split(":")
     return all(part.isidentifier() for part in module.split(".")) and all(
-        part.isidentifier() for part in attr.split("."))
+        part.isidentifier() for part in attr.split(".")
+    )
 
 
 @lru_cache(maxsize=128)
@@ -54,8 +55,7 @@ def load_callable(spec: str) -> Callable[..., Any]:
         for part in attr.split("."):
             target = getattr(target, part)
     except Exception as exc:
-        raise CheckCodeError(f"python check cannot import '{spec}': "
-                             f"{type(exc).__name__}: {exc}") from None
+        raise CheckCodeError(f"python check cannot import '{spec}': {type(exc).__name__}: {exc}") from None
     if not callable(target):
         raise CheckCodeError(f"python check '{spec}' is not callable")
     return target
@@ -69,13 +69,19 @@ async def python_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     """Call the pipeline's function with ``(output, context)`` and read its verdict."""
     import asyncio
 
-
     name = spec.get("callable")
     if not isinstance(name, str) or not valid_callable_name(name):
         raise CheckValueError(f"python needs callable: 'package.module:function', got {excerpt(name)}")
     fn = load_callable(name)
-    context = MappingProxyType({**inp.context, "value": spec.get("value"), "text": inp.text,
-                                "tool_calls": tuple(inp.tool_calls), "latency_ms": inp.latency_ms})
+    context = MappingProxyType(
+        {
+            **inp.context,
+            "value": spec.get("value"),
+            "text": inp.text,
+            "tool_calls": tuple(inp.tool_calls),
+            "latency_ms": inp.latency_ms,
+        }
+    )
     from ..offload import call_async, call_sync
 
     try:  # off the event loop, in daemon threads (offload.py); bounded like the step it judges
@@ -104,8 +110,10 @@ def _verdict(name: str, result: Any) -> Verdict:
     if type(passed).__name__ == "bool_":  # numpy.bool_ from a computed comparison
         passed = bool(passed)
     if not isinstance(passed, bool) or (reason is not None and not isinstance(reason, str)):
-        raise CheckCodeError(f"python check {name} returned {type(result).__name__} "
-                             f"{excerpt(repr(result))}; expected bool or (bool, reason)")
+        raise CheckCodeError(
+            f"python check {name} returned {type(result).__name__} "
+            f"{excerpt(repr(result))}; expected bool or (bool, reason)"
+        )
     if passed:
         return held(reason or f"python check {name} returned True")
     return Verdict.fail(reason or f"python check {name} returned False")

@@ -24,35 +24,48 @@ from ._common import CheckValueError, is_template
 from .base import NORMALIZERS, CheckCodeError, CheckFn, CheckInput, Registered, Verdict
 
 _TEXT = ("value", "normalize")
-_KEY_ORDER = ("value", "path", "name", "arguments", "threshold", "max_ms", "callable",
-              "endpoint", "rubric", "normalize")
+_KEY_ORDER = (
+    "value",
+    "path",
+    "name",
+    "arguments",
+    "threshold",
+    "max_ms",
+    "callable",
+    "endpoint",
+    "rubric",
+    "normalize",
+)
 
 
-def _entry(name: str, evaluate: CheckFn, keys: tuple[str, ...], required: tuple[str, ...],
-           **flags: bool) -> Registered:
+def _entry(name: str, evaluate: CheckFn, keys: tuple[str, ...], required: tuple[str, ...], **flags: bool) -> Registered:
     return Registered(name, evaluate, frozenset(keys), frozenset(required), **flags)
 
 
-REGISTRY: dict[str, Registered] = {e.name: e for e in (
-    _entry("equals", text.equals, _TEXT, ("value",)),
-    _entry("contains", text.contains, _TEXT, ("value",)),
-    _entry("icontains", text.icontains, _TEXT, ("value",)),
-    _entry("contains-any", text.contains_any, _TEXT, ("value",)),
-    _entry("contains-all", text.contains_all, _TEXT, ("value",)),
-    _entry("not-contains", text.not_contains, _TEXT, ("value",)),
-    _entry("regex", text.regex, _TEXT, ("value",)),
-    _entry("starts-with", text.starts_with, _TEXT, ("value",)),
-    _entry("one-of", text.one_of, _TEXT, ("value",)),
-    _entry("is-json", structured.is_json, ("value",), ()),
-    _entry("json-schema", structured.json_schema, ("value",), ("value",)),
-    _entry("json-path", structured.json_path, ("path", "value", "normalize"), ("path",)),
-    _entry("tool-call", structured.tool_call, ("name", "arguments"), ("name",)),
-    _entry("similar", similarity.similar, ("value", "threshold", "normalize"), ("value",)),
-    _entry("latency", perf.latency, ("max_ms",), ("max_ms",)),
-    _entry("python", code.python_check, ("callable", "value"), ("callable",), code=True),
-    _entry("llm-rubric", model_graded.llm_rubric, ("endpoint", "rubric"), ("endpoint", "rubric"),
-           deterministic=False),
-)}
+REGISTRY: dict[str, Registered] = {
+    e.name: e
+    for e in (
+        _entry("equals", text.equals, _TEXT, ("value",)),
+        _entry("contains", text.contains, _TEXT, ("value",)),
+        _entry("icontains", text.icontains, _TEXT, ("value",)),
+        _entry("contains-any", text.contains_any, _TEXT, ("value",)),
+        _entry("contains-all", text.contains_all, _TEXT, ("value",)),
+        _entry("not-contains", text.not_contains, _TEXT, ("value",)),
+        _entry("regex", text.regex, _TEXT, ("value",)),
+        _entry("starts-with", text.starts_with, _TEXT, ("value",)),
+        _entry("one-of", text.one_of, _TEXT, ("value",)),
+        _entry("is-json", structured.is_json, ("value",), ()),
+        _entry("json-schema", structured.json_schema, ("value",), ("value",)),
+        _entry("json-path", structured.json_path, ("path", "value", "normalize"), ("path",)),
+        _entry("tool-call", structured.tool_call, ("name", "arguments"), ("name",)),
+        _entry("similar", similarity.similar, ("value", "threshold", "normalize"), ("value",)),
+        _entry("latency", perf.latency, ("max_ms",), ("max_ms",)),
+        _entry("python", code.python_check, ("callable", "value"), ("callable",), code=True),
+        _entry(
+            "llm-rubric", model_graded.llm_rubric, ("endpoint", "rubric"), ("endpoint", "rubric"), deterministic=False
+        ),
+    )
+}
 
 ALL_KEYS: frozenset[str] = frozenset({"type", "normalize"}.union(*(e.keys for e in REGISTRY.values())))
 
@@ -80,8 +93,11 @@ def resolve(name: str) -> tuple[Registered, bool] | None:
 def type_names() -> list[str]:
     """Every accepted type name: the registered ones, then their ``not-`` forms."""
     names = list(REGISTRY)
-    names += [f"not-{n}" for n, e in REGISTRY.items()
-              if e.deterministic and not n.startswith("not-") and f"not-{n}" not in REGISTRY]
+    names += [
+        f"not-{n}"
+        for n, e in REGISTRY.items()
+        if e.deterministic and not n.startswith("not-") and f"not-{n}" not in REGISTRY
+    ]
     return names
 
 
@@ -122,10 +138,12 @@ def validate_spec(spec: Mapping[str, Any]) -> list[str]:
     if found is None:
         return [_unknown_type(name)]
     entry = found[0]
-    problems = [_unknown_key(name, key, entry) for key in spec
-                if key != "type" and key not in entry.keys]
-    problems += [f"check type '{name}' is missing required key '{key}'"
-                 for key in sorted(entry.required, key=_KEY_ORDER.index) if key not in spec]
+    problems = [_unknown_key(name, key, entry) for key in spec if key != "type" and key not in entry.keys]
+    problems += [
+        f"check type '{name}' is missing required key '{key}'"
+        for key in sorted(entry.required, key=_KEY_ORDER.index)
+        if key not in spec
+    ]
     if "normalize" in spec and "normalize" in entry.keys:
         problems += _normalize_problems(spec["normalize"])
     problems += _value_problems(entry.name, spec)
@@ -183,8 +201,11 @@ def _value_problems(base: str, spec: Mapping[str, Any]) -> list[str]:
         elif base == "latency" and "max_ms" in spec:
             perf.max_ms_of(spec)
         elif base == "llm-rubric":
-            return [f"llm-rubric '{key}' must be a non-empty string" for key in ("endpoint", "rubric")
-                    if key in spec and (not isinstance(spec[key], str) or not spec[key].strip())]
+            return [
+                f"llm-rubric '{key}' must be a non-empty string"
+                for key in ("endpoint", "rubric")
+                if key in spec and (not isinstance(spec[key], str) or not spec[key].strip())
+            ]
     except CheckValueError as exc:
         return [str(exc)]
     return []

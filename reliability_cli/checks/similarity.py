@@ -78,5 +78,4 @@ def similar(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
             best, best_ref = score, text
         if score >= threshold:
             return held(f"similarity {score:.2f} ≥ {threshold:g} to {excerpt(text)}")
-    return Verdict.fail(f"similarity {best:.2f} < {threshold:g} to {excerpt(best_ref)}: "
-                        f"got {excerpt(got)}")
+    return Verdict.fail(f"similarity {best:.2f} < {threshold:g} to {excerpt(best_ref)}: got {excerpt(got)}")

@@ -47,8 +47,10 @@ def equals(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
         try:
             got = output_json(inp)
         except ValueError as exc:
-            return Verdict.fail(f"expected JSON equal to {excerpt(value)}, got output that is "
-                                f"not valid JSON ({exc}): {excerpt(subject(inp))}")
+            return Verdict.fail(
+                f"expected JSON equal to {excerpt(value)}, got output that is "
+                f"not valid JSON ({exc}): {excerpt(subject(inp))}"
+            )
         if deep_equal(value, got):
             return held(f"output equals {excerpt(value)}")
         return Verdict.fail(f"expected {excerpt(value)}, got {excerpt(got)}")
@@ -64,7 +66,8 @@ def _needle(spec: Mapping[str, Any], kind: str) -> str:
     value = spec.get("value")
     # promptfoo contains.ts isContainsValue: a non-empty string or a number.
     ok = (isinstance(value, str) and value != "") or (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and value == value)
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    )
     if not ok:
         raise CheckValueError(f"{kind} needs a non-empty string or number value, got {excerpt(value)}")
     return js_string(value)
@@ -87,8 +90,7 @@ def icontains(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     got = normalize(subject(inp), steps)
     if needle.lower() in got.lower():
         return held(f"output contains {excerpt(needle)} (ignoring case)")
-    return Verdict.fail(f"output does not contain {excerpt(needle)} (ignoring case): "
-                        f"got {excerpt(got)}")
+    return Verdict.fail(f"output does not contain {excerpt(needle)} (ignoring case): got {excerpt(got)}")
 
 
 def not_contains(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
@@ -110,8 +112,7 @@ def values_of(spec: Mapping[str, Any], kind: str) -> list[str]:
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
-        raise CheckValueError(f"{kind} needs a list value or a comma-separated string, "
-                              f"got {excerpt(value)}")
+        raise CheckValueError(f"{kind} needs a list value or a comma-separated string, got {excerpt(value)}")
     return [js_string(v) for v in items]
 
 
@@ -134,8 +135,9 @@ def contains_all(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     missing = [n for n in needles if n not in got]
     if not missing:
         return held(f"output contains all of {excerpt(needles)}")
-    return Verdict.fail(f"output does not contain {excerpt(missing)} "
-                        f"(missing {len(missing)} of {len(needles)}): got {excerpt(got)}")
+    return Verdict.fail(
+        f"output does not contain {excerpt(missing)} (missing {len(missing)} of {len(needles)}): got {excerpt(got)}"
+    )
 
 
 def one_of(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
@@ -168,8 +170,10 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     try:
         found = compiled.search(got, timeout=REGEX_TIMEOUT_S)
     except TimeoutError:  # catastrophic backtracking: the check is unusable on this output
-        raise CheckValueError(f"regex {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on an "
-                              f"output of {len(got):,} characters (catastrophic backtracking?)") from None
+        raise CheckValueError(
+            f"regex {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on an "
+            f"output of {len(got):,} characters (catastrophic backtracking?)"
+        ) from None
     if found:
         return held(f"output matches regex {excerpt(pattern)}")
     return Verdict.fail(f"output does not match regex {excerpt(pattern)}: got {excerpt(got)}")
@@ -210,7 +214,7 @@ def _translate(pattern: str) -> str:
     while i < n:
         ch = pattern[i]
         if ch == "\\":
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i += 2
             continue
         if in_class:
@@ -224,4 +228,3 @@ def _translate(pattern: str) -> str:
         out.append(ch)
         i += 1
     return "".join(out)
-

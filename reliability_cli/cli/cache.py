@@ -8,8 +8,9 @@ import typer
 
 from .common import handle_errors, write_output
 
-cache_app = typer.Typer(name="cache", help="The response cache of live endpoints: info, clear.",
-                        no_args_is_help=True, rich_markup_mode=None)
+cache_app = typer.Typer(
+    name="cache", help="The response cache of live endpoints: info, clear.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def _path() -> str:
@@ -32,8 +33,10 @@ def info_command(json_out: bool = typer.Option(False, "--json", help="Print the 
         typer.echo(f"cache: {info['path']} (empty: no run has stored a response yet)")
         return
     typer.echo(f"cache: {info['path']}")
-    typer.echo(f"  {info['entries']} response(s), {info['bytes'] / 1e6:.2f} MB, "
-               f"from {info['oldest'] or '—'} to {info['newest'] or '—'}")
+    typer.echo(
+        f"  {info['entries']} response(s), {info['bytes'] / 1e6:.2f} MB, "
+        f"from {info['oldest'] or '—'} to {info['newest'] or '—'}"
+    )
     for row in info["by_endpoint"]:
         typer.echo(f"  {row['type']:<10} {row['host']:<30} {row['entries']}")
 

@@ -27,7 +27,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     from ..safetext import terminal
     from ..scrub import scrub
 
-    sys.stderr.write(f"relcheck: error: {terminal(scrub(message))}\n")  # ids and values from files are shown, not obeyed
+    sys.stderr.write(
+        f"relcheck: error: {terminal(scrub(message))}\n"
+    )  # ids and values from files are shown, not obeyed
     return typer.Exit(code)
 
 
@@ -56,8 +58,11 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # a bug in relcheck, not bad input
             if DEBUG["on"]:
                 traceback.print_exc()
-            raise fail(f"internal error: {type(exc).__name__}: {exc}\n"
-                       "  this is a bug in relcheck; rerun with --debug for the traceback", 3) from None
+            raise fail(
+                f"internal error: {type(exc).__name__}: {exc}\n"
+                "  this is a bug in relcheck; rerun with --debug for the traceback",
+                3,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -13,15 +13,20 @@ from .common import handle_errors, write_output
 def compare_command(
     base: str = typer.Argument(..., help="Baseline results.json (or its run directory)."),
     candidate: str = typer.Argument(..., help="Candidate results.json (or its run directory)."),
-    max_drop: float = typer.Option(0.0, "--max-drop", min=0, max=1,
-                                   help="Tolerated drop in rate (absolute) before a row can regress."),
-    alpha: float = typer.Option(0.05, "--alpha", min=0, max=1,
-                                help="Significance level (family-wise over the rows, Holm)."),
+    max_drop: float = typer.Option(
+        0.0, "--max-drop", min=0, max=1, help="Tolerated drop in rate (absolute) before a row can regress."
+    ),
+    alpha: float = typer.Option(
+        0.05, "--alpha", min=0, max=1, help="Significance level (family-wise over the rows, Holm)."
+    ),
     json_out: Optional[str] = typer.Option(None, "--json", help="Write the comparison as JSON (- for stdout)."),
     markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the comparison as Markdown."),
-    unpaired: bool = typer.Option(False, "--unpaired",
-                                  help="Runs that share steps but not units (eval vs traces): independent rates, "
-                                       "Newcombe interval, score test, Holm across steps."),
+    unpaired: bool = typer.Option(
+        False,
+        "--unpaired",
+        help="Runs that share steps but not units (eval vs traces): independent rates, "
+        "Newcombe interval, score test, Holm across steps.",
+    ),
 ) -> None:
     """Compare CANDIDATE with BASE on the units both ran, per step and end to end.
 
@@ -43,15 +48,23 @@ def compare_command(
     from ..results.compare import compare
     from ..results.schema import load as load_results
 
-    refuse_overwrites({"--markdown": markdown, "--json": json_out},
-                      [("the baseline results", results_file(base)), ("the candidate results", results_file(candidate)),
-                       ("the baseline run directory", base), ("the candidate run directory", candidate)])
+    refuse_overwrites(
+        {"--markdown": markdown, "--json": json_out},
+        [
+            ("the baseline results", results_file(base)),
+            ("the candidate results", results_file(candidate)),
+            ("the baseline run directory", base),
+            ("the candidate run directory", candidate),
+        ],
+    )
     if unpaired:
         _unpaired(base, candidate, max_drop, alpha, json_out, markdown)
     doc = compare(load_results(base), load_results(candidate), max_drop, alpha)
     if doc["shared_units"] == 0:
-        raise ResultsError(f"{candidate}: shares no unit (case, trial) with {base}: nothing to compare",
-                           hint="compare runs of the same eval set")
+        raise ResultsError(
+            f"{candidate}: shares no unit (case, trial) with {base}: nothing to compare",
+            hint="compare runs of the same eval set",
+        )
     if markdown:
         write_output(markdown, render_compare_markdown(doc))
     if json_out:
@@ -65,11 +78,15 @@ def _print(doc: dict[str, Any]) -> None:
     from ..results.compare import row_detail
 
     b, c = doc["baseline"], doc["candidate"]
-    typer.echo(f"relcheck compare · {c.get('pipeline') or '?'} · paired on {doc['shared_units']} shared units"
-               f" ({doc['paired_on']}); baseline-only {doc['baseline_only_units']}, "
-               f"candidate-only {doc['candidate_only_units']}")
-    typer.echo(f"  baseline {b.get('id') or '?'} · candidate {c.get('id') or '?'} · "
-               f"max_drop {doc['max_drop']:g} · alpha {doc['alpha']:g} (Holm over {len(doc['rows'])} rows)")
+    typer.echo(
+        f"relcheck compare · {c.get('pipeline') or '?'} · paired on {doc['shared_units']} shared units"
+        f" ({doc['paired_on']}); baseline-only {doc['baseline_only_units']}, "
+        f"candidate-only {doc['candidate_only_units']}"
+    )
+    typer.echo(
+        f"  baseline {b.get('id') or '?'} · candidate {c.get('id') or '?'} · "
+        f"max_drop {doc['max_drop']:g} · alpha {doc['alpha']:g} (Holm over {len(doc['rows'])} rows)"
+    )
     typer.echo("")
     typer.echo(f"  {'row':<22} {'base':>7} {'cand':>7} {'delta':>8} {'CI of delta':>17} {'p':>8} {'n':>6}  verdict")
     for r in doc["rows"]:
@@ -78,9 +95,11 @@ def _print(doc: dict[str, Any]) -> None:
             continue
         ci = r["ci"]
         verdict = "REGRESSED" if r["regressed"] else "ok"
-        typer.echo(f"  {r['name'][:22]:<22} {r['base_rate']:>7.2%} {r['cand_rate']:>7.2%} "
-                   f"{r['delta'] * 100:>+7.2f}p {ci['low'] * 100:>+7.2f}…{ci['high'] * 100:+.2f}p "
-                   f"{_p(r['p_adjusted']):>8} {r['n_shared']:>6}  {verdict}")
+        typer.echo(
+            f"  {r['name'][:22]:<22} {r['base_rate']:>7.2%} {r['cand_rate']:>7.2%} "
+            f"{r['delta'] * 100:>+7.2f}p {ci['low'] * 100:>+7.2f}…{ci['high'] * 100:+.2f}p "
+            f"{_p(r['p_adjusted']):>8} {r['n_shared']:>6}  {verdict}"
+        )
     regressed = [r for r in doc["rows"] if r["regressed"]]
     typer.echo("")
     for r in regressed:
@@ -90,8 +109,9 @@ def _print(doc: dict[str, Any]) -> None:
     typer.echo(f"Verdict: {'REGRESSION (exit 1)' if regressed else 'no significant regression (exit 0)'}")
 
 
-def _unpaired(base: str, candidate: str, max_drop: float, alpha: float, json_out: Optional[str],
-              markdown: Optional[str]) -> None:
+def _unpaired(
+    base: str, candidate: str, max_drop: float, alpha: float, json_out: Optional[str], markdown: Optional[str]
+) -> None:
     import json
 
     from ..results.schema import load
@@ -104,15 +124,19 @@ def _unpaired(base: str, candidate: str, max_drop: float, alpha: float, json_out
         write_output(json_out, json.dumps(doc, indent=2) + "\n")
     if json_out != "-":
         b, c = doc["baseline"], doc["candidate"]
-        typer.echo(f"relcheck compare --unpaired · baseline {b['source']} {b.get('id') or '?'} ({b['units']} units) · "
-                   f"candidate {c['source']} {c.get('id') or '?'} ({c['units']} units) · alpha {alpha:g} "
-                   f"(Holm over {len(doc['rows'])} rows)")
+        typer.echo(
+            f"relcheck compare --unpaired · baseline {b['source']} {b.get('id') or '?'} ({b['units']} units) · "
+            f"candidate {c['source']} {c.get('id') or '?'} ({c['units']} units) · alpha {alpha:g} "
+            f"(Holm over {len(doc['rows'])} rows)"
+        )
         for r in doc["rows"]:
             typer.echo(f"  {describe_row(r)}")
         if doc["steps_not_compared"]:
             typer.echo(f"  steps in only one run (not compared): {', '.join(doc['steps_not_compared'])}")
-        typer.echo("Verdict: " + ("the candidate is significantly lower (exit 1)" if doc["regressed"]
-                                  else "no significant drop (exit 0)"))
+        typer.echo(
+            "Verdict: "
+            + ("the candidate is significantly lower (exit 1)" if doc["regressed"] else "no significant drop (exit 0)")
+        )
     raise typer.Exit(1 if doc["regressed"] else 0)
 
 

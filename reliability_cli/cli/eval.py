@@ -41,22 +41,31 @@ def _parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
 @handle_errors
 def eval_command(
     ctx: typer.Context,
-    pipeline: Optional[str] = typer.Argument(None, help="The pipeline YAML file (with --resume: the run's, if omitted)."),
+    pipeline: Optional[str] = typer.Argument(
+        None, help="The pipeline YAML file (with --resume: the run's, if omitted)."
+    ),
     evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable; replaces the pipeline's)."),
     trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times."),
     concurrency: Optional[int] = typer.Option(
-        None, "--concurrency", min=1, max=4096,
+        None,
+        "--concurrency",
+        min=1,
+        max=4096,
         help="Hard cap on units in flight. Default: enough for each HTTP endpoint's adaptive controller to bind "
-             "(the sum of their max_concurrency, default 256 each; 8 without HTTP endpoints)."),
+        "(the sum of their max_concurrency, default 256 each; 8 without HTTP endpoints).",
+    ),
     isolate: bool = typer.Option(False, "--isolate", help="Also run every step with gold upstream outputs."),
-    retries: Optional[int] = typer.Option(None, "--retries", min=0, max=99,
-                                          help="What-if: every step gets R retries (max_attempts R+1)."),
+    retries: Optional[int] = typer.Option(
+        None, "--retries", min=0, max=99, help="What-if: every step gets R retries (max_attempts R+1)."
+    ),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the pipeline's seed."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
     filter_tag: list[str] = typer.Option([], "--filter-tag", help="Only cases with this tag (repeatable)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="Run shard I of N (I/N); reports, does not gate."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR."),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="With --resume: rerun units that ended in infrastructure errors."),
+    retry_errors: bool = typer.Option(
+        False, "--retry-errors", help="With --resume: rerun units that ended in infrastructure errors."
+    ),
     out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Also write results.json here (- for stdout)."),
     junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here."),
@@ -65,16 +74,23 @@ def eval_command(
     record: Optional[str] = typer.Option(None, "--record", help="Record HTTP traffic to this cassette."),
     replay: Optional[str] = typer.Option(None, "--replay", help="Answer HTTP requests from this cassette."),
     endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock: swap an endpoint for the mock (repeatable)."),
-    max_throttle_wait: float = typer.Option(120.0, "--max-throttle-wait", min=0, help="Seconds one attempt may wait out 429/503."),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, help="Stop scheduling once this many USD are spent (exit 3)."),
+    max_throttle_wait: float = typer.Option(
+        120.0, "--max-throttle-wait", min=0, help="Seconds one attempt may wait out 429/503."
+    ),
+    max_cost: Optional[float] = typer.Option(
+        None, "--max-cost", min=0, help="Stop scheduling once this many USD are spent (exit 3)."
+    ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache (.relcheck/cache.sqlite)."),
-    cache_only: bool = typer.Option(False, "--cache-only", help="Answer only from the response cache; a miss is "
-                                    "an error of kind cache_miss."),
+    cache_only: bool = typer.Option(
+        False, "--cache-only", help="Answer only from the response cache; a miss is an error of kind cache_miss."
+    ),
     show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step."),
     min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
     min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound."),
-    baseline: Optional[str] = typer.Option(None, "--baseline", help="Baseline results.json for a paired regression gate."),
+    baseline: Optional[str] = typer.Option(
+        None, "--baseline", help="Baseline results.json for a paired regression gate."
+    ),
     max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0, max=1, help="Baseline gate: tolerated drop."),
     alpha: Optional[float] = typer.Option(None, "--alpha", min=0, max=1, help="Baseline gate: significance level."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
@@ -93,28 +109,51 @@ def eval_command(
     from .progress import make_progress
     from .render import emit_reports
 
-    result_changing: dict[str, Any] = dict(evalsets=evalset, trials=trials, isolate=isolate, retries=retries, seed=seed,
-                           limit=limit, filter_tags=filter_tag, shard=_parse_shard(shard),
-                           endpoint_overrides=endpoint)
+    result_changing: dict[str, Any] = dict(
+        evalsets=evalset,
+        trials=trials,
+        isolate=isolate,
+        retries=retries,
+        seed=seed,
+        limit=limit,
+        filter_tags=filter_tag,
+        shard=_parse_shard(shard),
+        endpoint_overrides=endpoint,
+    )
     if resume:  # what is not given is the run's: its pipeline path, eval sets and flags
         from ..runner.resume import recorded_options
 
         param = {"evalsets": "evalset", "filter_tags": "filter_tag", "endpoint_overrides": "endpoint"}
         # typer may vendor its own click: compare the source by name, not by enum identity
-        given = {field for field in result_changing
-                 if getattr(ctx.get_parameter_source(param.get(field, field)), "name", "") == "COMMANDLINE"}
+        given = {
+            field
+            for field in result_changing
+            if getattr(ctx.get_parameter_source(param.get(field, field)), "name", "") == "COMMANDLINE"
+        }
         pipeline, recorded = recorded_options(resume, pipeline, given)
         result_changing.update(recorded)
     elif pipeline is None:
         raise UsageError("missing PIPELINE", hint="relcheck eval PIPELINE, or relcheck eval --resume RUN_DIR")
     options = RunOptions(
-        **result_changing, concurrency=concurrency, resume=resume,
-        retry_errors=retry_errors, out=out, record=record, replay=replay,
-        max_throttle_wait=max_throttle_wait, max_cost=max_cost,
+        **result_changing,
+        concurrency=concurrency,
+        resume=resume,
+        retry_errors=retry_errors,
+        out=out,
+        record=record,
+        replay=replay,
+        max_throttle_wait=max_throttle_wait,
+        max_cost=max_cost,
         cache=None if (record or replay) else resolve_path(no_cache=no_cache, cache_only=cache_only),
         cache_only=cache_only,
-        gate_overrides=GateOverrides(end_to_end_min=min_e2e, step_mins=_parse_min_step(min_step), mode=mode,
-                                     baseline_path=baseline, max_drop=max_drop, alpha=alpha),
+        gate_overrides=GateOverrides(
+            end_to_end_min=min_e2e,
+            step_mins=_parse_min_step(min_step),
+            mode=mode,
+            baseline_path=baseline,
+            max_drop=max_drop,
+            alpha=alpha,
+        ),
         command=["relcheck", *sys.argv[1:]],
         outputs={"--json": json_out, "--junit": junit, "--markdown": markdown, "--html": html},
     )
@@ -124,13 +163,16 @@ def eval_command(
     finally:
         progress.stop()
     results = outcome.results
-    emit_reports(results, json_out=json_out, junit=junit, markdown=markdown, html=html,
-                 show_failures=show_failures, quiet=quiet)
+    emit_reports(
+        results, json_out=json_out, junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet
+    )
     if outcome.exit_code == 130:
         from ..runner.resume import resume_command
 
-        sys.stderr.write("relcheck: interrupted; what finished is saved. Resume with:\n  "
-                         f"{resume_command(options.command, outcome.run_dir)}\n")
+        sys.stderr.write(
+            "relcheck: interrupted; what finished is saved. Resume with:\n  "
+            f"{resume_command(options.command, outcome.run_dir)}\n"
+        )
     raise typer.Exit(outcome.exit_code)
 
 

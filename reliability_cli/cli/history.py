@@ -32,23 +32,33 @@ def history_command(
 
         target = Path(html).resolve()
         if any(target.is_relative_to(Path(r.path).resolve()) for r in hist.runs):
-            raise UsageError(f"--html {html}: that is inside a run directory; relcheck never writes into a run",
-                             hint="write the chart elsewhere")
+            raise UsageError(
+                f"--html {html}: that is inside a run directory; relcheck never writes into a run",
+                hint="write the chart elsewhere",
+            )
         write_output(html, render_history_html(history_json(hist)))
     if json_out:
         write_output("-", json.dumps(history_json(hist), indent=2) + "\n")
         return
     runs = hist.runs
     typer.echo(f"{hist.pipeline}: {len(runs)} finished run(s), {runs[0].started_at} → {runs[-1].started_at}")
-    typer.echo("(trend: one block per run, oldest first; full height is the series' best, the scale spans "
-               "at least 10 points)")
+    typer.echo(
+        "(trend: one block per run, oldest first; full height is the series' best, the scale spans at least 10 points)"
+    )
     rows = [["", "trend", "first", "last", "last 95% CI"]]
 
     def row(label: str, series: list[Optional[dict[str, Any]]]) -> None:
         rates = [s["rate"] if s else None for s in series]
         present = [s for s in series if s and s.get("rate") is not None]
-        rows.append([label, sparkline(rates), _pct(present[0]["rate"]) if present else "—",
-                     _pct(present[-1]["rate"]) if present else "—", _ci(present[-1]["ci"]) if present else ""])
+        rows.append(
+            [
+                label,
+                sparkline(rates),
+                _pct(present[0]["rate"]) if present else "—",
+                _pct(present[-1]["rate"]) if present else "—",
+                _ci(present[-1]["ci"]) if present else "",
+            ]
+        )
 
     row("end to end", [{"rate": r.e2e_rate, "ci": r.e2e_ci} for r in runs])
     for step in hist.steps:
@@ -60,6 +70,15 @@ def history_command(
     for r in runs:
         changed = "pipeline changed" if previous is not None and r.pipeline_hash != previous else ""
         previous = r.pipeline_hash
-        rows.append([r.id, (r.started_at or "—").replace("+00:00", "Z"), "—" if r.units is None else str(r.units),
-                     _pct(r.e2e_rate), _ci(r.e2e_ci), r.verdict, changed])
+        rows.append(
+            [
+                r.id,
+                (r.started_at or "—").replace("+00:00", "Z"),
+                "—" if r.units is None else str(r.units),
+                _pct(r.e2e_rate),
+                _ci(r.e2e_ci),
+                r.verdict,
+                changed,
+            ]
+        )
     _echo_table(rows, {2, 3})

@@ -34,15 +34,18 @@ def merge_command(
     from ..results.merge import merge, missing_shards
     from .render import emit_reports
 
-    refuse_overwrites({"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
-                      [(f"the shard results {r}", results_file(r)) for r in results])
+    refuse_overwrites(
+        {"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
+        [(f"the shard results {r}", results_file(r)) for r in results],
+    )
     merged = merge(results)
     lacking = missing_shards(merged, results)
     if lacking:
         sys.stderr.write(f"relcheck: {lacking}\n")
     if output == "-":
-        emit_reports(merged, json_out="-", junit=junit, markdown=markdown, html=html,
-                     show_failures=show_failures, quiet=quiet)
+        emit_reports(
+            merged, json_out="-", junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet
+        )
     else:
         target = Path(output)
         target.parent.mkdir(parents=True, exist_ok=True)

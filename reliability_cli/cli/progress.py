@@ -66,8 +66,10 @@ class PlainProgress(NoProgress):
         elapsed = max(now - self.started, 1e-9)
         rate = self.passed / self.done if self.done else 0.0
         left = (self.total - self.done) * elapsed / self.done if self.done else 0.0
-        sys.stderr.write(f"relcheck: {self.done}/{self.total} units, e2e {rate:.1%}, "
-                         f"{self.requests / elapsed:.0f} req/s, now {self.rate.per_min(now):,.0f} req/min, ETA {_clock(left)}\n")
+        sys.stderr.write(
+            f"relcheck: {self.done}/{self.total} units, e2e {rate:.1%}, "
+            f"{self.requests / elapsed:.0f} req/s, now {self.rate.per_min(now):,.0f} req/min, ETA {_clock(left)}\n"
+        )
         sys.stderr.flush()
 
     def stop(self) -> None:
@@ -89,9 +91,14 @@ class RichProgress(NoProgress):
         )
 
         self.progress = Progress(
-            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("e2e {task.fields[rate]}"), TextColumn("{task.fields[speed]}"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            TextColumn("[bold]eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("e2e {task.fields[rate]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         self.task: Any = None
         self.done = self.passed = self.requests = 0
@@ -113,8 +120,12 @@ class RichProgress(NoProgress):
         if now - self.last_refresh < 0.1:
             return
         self.last_refresh = now
-        self.progress.update(self.task, completed=self.done, rate=f"{self.passed / self.done:.1%}",
-                             speed=f"{self.rate.per_min(now):,.0f} req/min")
+        self.progress.update(
+            self.task,
+            completed=self.done,
+            rate=f"{self.passed / self.done:.1%}",
+            speed=f"{self.rate.per_min(now):,.0f} req/min",
+        )
 
     def stop(self) -> None:
         if self.task is not None:

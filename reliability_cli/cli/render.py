@@ -21,9 +21,16 @@ def print_terminal(results: Results, show_failures: int) -> None:
     console.print(TerminalReport(results.to_dict(), show_failures))
 
 
-def emit_reports(results: Results, *, json_out: str | None = None, junit: str | None = None,
-                 markdown: str | None = None, html: str | None = None, show_failures: int = 5,
-                 quiet: bool = False) -> None:
+def emit_reports(
+    results: Results,
+    *,
+    json_out: str | None = None,
+    junit: str | None = None,
+    markdown: str | None = None,
+    html: str | None = None,
+    show_failures: int = 5,
+    quiet: bool = False,
+) -> None:
     """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations."""
     from ..reports import render
 
@@ -39,8 +46,10 @@ def emit_reports(results: Results, *, json_out: str | None = None, junit: str | 
     if json_out == "-":
         return
     if quiet:
-        sys.stdout.write(f"relcheck: {results.verdict} (exit {results.exit_code}); "
-                         f"e2e {_pct(results.end_to_end.rate)}; {_which_run(results)}\n")
+        sys.stdout.write(
+            f"relcheck: {results.verdict} (exit {results.exit_code}); "
+            f"e2e {_pct(results.end_to_end.rate)}; {_which_run(results)}\n"
+        )
         return
     print_terminal(results, show_failures)
 

@@ -51,8 +51,7 @@ def runs_command(
             typer.echo(f"deleted {info.path}")
         for info in result.skipped_locked:
             typer.echo(f"kept {info.path}: another relcheck holds it (running or resuming)")
-        typer.echo(f"{len(result.deleted)} run(s) deleted, {_mb(result.freed_bytes)} freed; "
-                   f"{len(result.kept)} kept")
+        typer.echo(f"{len(result.deleted)} run(s) deleted, {_mb(result.freed_bytes)} freed; {len(result.kept)} kept")
         return
     if keep is not None:
         raise UsageError("--keep goes with --prune")
@@ -66,7 +65,16 @@ def runs_command(
     rows = [["id", "started", "pipeline", "units", "e2e", "verdict", "size"]]
     for r in runs:
         verdict = r.verdict + (" (running)" if r.locked else "")
-        rows.append([r.id, (r.started_at or "—").replace("+00:00", "Z"), r.pipeline or "—",
-                     "—" if r.units is None else str(r.units), _pct(r.e2e_rate), verdict, _mb(r.size_bytes)])
+        rows.append(
+            [
+                r.id,
+                (r.started_at or "—").replace("+00:00", "Z"),
+                r.pipeline or "—",
+                "—" if r.units is None else str(r.units),
+                _pct(r.e2e_rate),
+                verdict,
+                _mb(r.size_bytes),
+            ]
+        )
     _echo_table(rows, {3, 4, 6})
     typer.echo(f"{len(runs)} run(s), {_mb(sum(r.size_bytes for r in runs))} in {root}")

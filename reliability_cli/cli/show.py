@@ -14,10 +14,12 @@ from .common import handle_errors, write_output
 def show_command(
     run_dir: str = typer.Argument(..., help="The run directory (e.g. .relcheck/runs/<id>)."),
     case: Optional[str] = typer.Option(None, "--case", help="Only this case id (any outcome)."),
-    step: Optional[str] = typer.Option(None, "--step", help="Only units that reached this step; "
-                                       "--outcome and --error-kind then apply to this step."),
-    outcome: str = typer.Option("failing", "--outcome",
-                                help="pass, fail, error, incomplete, all, or failing (fail or error; the default)."),
+    step: Optional[str] = typer.Option(
+        None, "--step", help="Only units that reached this step; --outcome and --error-kind then apply to this step."
+    ),
+    outcome: str = typer.Option(
+        "failing", "--outcome", help="pass, fail, error, incomplete, all, or failing (fail or error; the default)."
+    ),
     error_kind: Optional[str] = typer.Option(None, "--error-kind", help="Only units that ended in this error kind."),
     tag: Optional[str] = typer.Option(None, "--tag", help="Only cases with this tag."),
     trial: Optional[int] = typer.Option(None, "--trial", min=1, help="Only this trial."),

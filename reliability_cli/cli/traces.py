@@ -16,9 +16,18 @@ from .common import handle_errors
 def traces_command(
     files: list[str] = typer.Argument(..., help="OTLP JSON, LangSmith runs or Langfuse observations (JSON/JSONL/CSV)."),
     format: str = typer.Option("auto", "--format", help="auto, otlp, langsmith or langfuse."),
-    pipeline: Optional[str] = typer.Option(None, "--pipeline", help="Map records to this pipeline's steps (its traces: section); run its checks on recorded outputs; use its gates."),
-    sampled: Optional[str] = typer.Option(None, "--sampled", help="The sampling policy the traces were kept under (recorded in the report)."),
-    skip_bad: bool = typer.Option(False, "--skip-bad", help="Count and skip malformed records instead of stopping (exit 2)."),
+    pipeline: Optional[str] = typer.Option(
+        None,
+        "--pipeline",
+        help="Map records to this pipeline's steps (its traces: section); run its checks on recorded outputs; "
+        "use its gates.",
+    ),
+    sampled: Optional[str] = typer.Option(
+        None, "--sampled", help="The sampling policy the traces were kept under (recorded in the report)."
+    ),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Count and skip malformed records instead of stopping (exit 2)."
+    ),
     out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty)."),
     json_out: Optional[str] = typer.Option(None, "--json", help="Also write results.json here (- for stdout)."),
     junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here."),
@@ -28,8 +37,13 @@ def traces_command(
     min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
     min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound."),
-    max_error_rate: Optional[float] = typer.Option(None, "--max-error-rate", min=0, max=1,
-                                                   help="Exit 3 above this share of traces ending in an infrastructure error (default: no limit)."),
+    max_error_rate: Optional[float] = typer.Option(
+        None,
+        "--max-error-rate",
+        min=0,
+        max=1,
+        help="Exit 3 above this share of traces ending in an infrastructure error (default: no limit).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
@@ -52,11 +66,27 @@ def traces_command(
         if target and target != "-" and Path(target).resolve() in inputs:
             raise UsageError(f"{flag} {target}: that is an input file; relcheck never overwrites its input")
     options = TraceOptions(
-        format=format, pipeline=pipeline, sampled=sampled, skip_bad=skip_bad, out=out,
-        gate_overrides={"end_to_end_min": min_e2e, "step_mins": _parse_min_step(min_step) or None,
-                        "mode": mode, "max_error_rate": max_error_rate},
-        command=["relcheck", *sys.argv[1:]])
+        format=format,
+        pipeline=pipeline,
+        sampled=sampled,
+        skip_bad=skip_bad,
+        out=out,
+        gate_overrides={
+            "end_to_end_min": min_e2e,
+            "step_mins": _parse_min_step(min_step) or None,
+            "mode": mode,
+            "max_error_rate": max_error_rate,
+        },
+        command=["relcheck", *sys.argv[1:]],
+    )
     outcome = read_traces(files, options)
-    emit_reports(outcome.results, json_out=json_out, junit=junit, markdown=markdown, html=html,
-                 show_failures=show_failures, quiet=quiet)
+    emit_reports(
+        outcome.results,
+        json_out=json_out,
+        junit=junit,
+        markdown=markdown,
+        html=html,
+        show_failures=show_failures,
+        quiet=quiet,
+    )
     raise typer.Exit(outcome.exit_code)

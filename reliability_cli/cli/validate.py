@@ -17,7 +17,9 @@ def validate_command(
     retries: Optional[int] = typer.Option(None, "--retries", min=0),
     isolate: bool = typer.Option(False, "--isolate"),
     endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock (repeatable)."),
-    replay: Optional[str] = typer.Option(None, "--replay", help="The run will replay this cassette: no API key needed."),
+    replay: Optional[str] = typer.Option(
+        None, "--replay", help="The run will replay this cassette: no API key needed."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """Check the pipeline, its eval sets, template references and env vars without calling
@@ -25,13 +27,23 @@ def validate_command(
     from ..runner import RunOptions
     from ..runner.validation import validate
 
-    result = validate(pipeline, RunOptions(evalsets=evalset, trials=trials, retries=retries,
-                                           isolate=isolate, endpoint_overrides=endpoint,
-                                           replay=replay))
+    result = validate(
+        pipeline,
+        RunOptions(
+            evalsets=evalset,
+            trials=trials,
+            retries=retries,
+            isolate=isolate,
+            endpoint_overrides=endpoint,
+            replay=replay,
+        ),
+    )
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    line = (f"ok: {result.pipeline}: {result.steps} steps, {result.cases} cases, {result.units} units, "
-            f"at most {result.max_requests} requests")
+    line = (
+        f"ok: {result.pipeline}: {result.steps} steps, {result.cases} cases, {result.units} units, "
+        f"at most {result.max_requests} requests"
+    )
     if result.max_cost_usd is not None:
         line += f", at most ${result.max_cost_usd:.4f} (estimate)"
     typer.echo(line)

@@ -74,8 +74,12 @@ def load_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
     return EvalSet(cases, hashes)
 
 
-def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | None = None,
-                  hashes: dict[str, str] | None = None, unique: bool = True) -> Iterator[Case]:
+def iter_evalsets(
+    paths: Sequence[str | os.PathLike[str]],
+    pipeline: Pipeline | None = None,
+    hashes: dict[str, str] | None = None,
+    unique: bool = True,
+) -> Iterator[Case]:
     """Yield the cases of ``paths`` one by one, validating as :func:`load_evalsets` does.
 
     JSONL and CSV are streamed: read in binary line by line, hashed and decoded as they pass,
@@ -98,8 +102,9 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
         suffix = Path(path).suffix.lower()
         rows: Iterable[tuple[Any, Location]]
         if suffix not in (".jsonl", ".ndjson", ".csv", ".yaml", ".yml", ".json"):  # before reading anything
-            raise EvalSetError(f"unknown eval set format '{suffix or '(none)'}'", Location(file),
-                               hint="use .jsonl, .yaml or .csv")
+            raise EvalSetError(
+                f"unknown eval set format '{suffix or '(none)'}'", Location(file), hint="use .jsonl, .yaml or .csv"
+            )
         if suffix in (".jsonl", ".ndjson"):
             rows = _jsonl_stream(Path(path), file, hashes)
         elif suffix == ".csv":
@@ -124,8 +129,7 @@ def iter_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | 
                 continue
             if case.id in seen:
                 first = Location(*seen[case.id])
-                problems.append(EvalSetError(f"duplicate case id '{case.id}'", loc,
-                                             hint=f"first defined at {first}"))
+                problems.append(EvalSetError(f"duplicate case id '{case.id}'", loc, hint=f"first defined at {first}"))
                 continue
             seen[case.id] = (loc.file, loc.line)
             if not problems:
@@ -152,8 +156,9 @@ def _jsonl_stream(path: Path, file: str, hashes: dict[str, str]) -> Iterator[tup
     hashes[file] = digest.hexdigest()
 
 
-def _csv_stream(path: Path, file: str, hashes: dict[str, str],
-                step_ids: set[str] | None = None) -> Iterator[tuple[Any, Location]]:
+def _csv_stream(
+    path: Path, file: str, hashes: dict[str, str], step_ids: set[str] | None = None
+) -> Iterator[tuple[Any, Location]]:
     """CSV rows read line by line (bounded memory), hashing the bytes as they pass."""
     digest = hashlib.sha256()
     fh = open_regular(path, file, EvalSetError, "eval set")
@@ -246,15 +251,13 @@ def _yaml_rows(text: str, file: str) -> Iterable[tuple[Any, Location]]:
     if data is None:
         return
     if not isinstance(data, list):
-        raise EvalSetError("a YAML eval set must be a list of cases (or `cases:` with a list)",
-                           Location(file, 1, 1))
+        raise EvalSetError("a YAML eval set must be a list of cases (or `cases:` with a list)", Location(file, 1, 1))
     for i, row in enumerate(data):
         loc = positions.locate(prefix + (i,))
         yield row, Location(file, loc.line, loc.column)
 
 
-def _csv_rows(lines: Iterable[str], file: str,
-              step_ids: set[str] | None = None) -> Iterable[tuple[Any, Location]]:
+def _csv_rows(lines: Iterable[str], file: str, step_ids: set[str] | None = None) -> Iterable[tuple[Any, Location]]:
     """Rows of CSV ``lines`` (as ``io.StringIO(text, newline="")`` splits them); a row's line
     is where it starts, from ``reader.line_num``, so quoted fields may span lines. With the
     pipeline's ``step_ids``, an ``expect.<step>`` column naming no step is an error."""
@@ -268,20 +271,27 @@ def _csv_rows(lines: Iterable[str], file: str,
     seen_cols: set[str] = set()
     for col in header:
         if col not in ("id", "tags") and not col.startswith(("vars.", "expect.")):
-            raise EvalSetError(f"unknown CSV column '{col}'", Location(file, 1, None, col),
-                               hint="columns are id, tags, vars.<name>, expect.<step>")
+            raise EvalSetError(
+                f"unknown CSV column '{col}'",
+                Location(file, 1, None, col),
+                hint="columns are id, tags, vars.<name>, expect.<step>",
+            )
         if col in seen_cols:
-            raise EvalSetError(f"duplicate CSV column '{col}'", Location(file, 1, None, col),
-                               hint="each column may appear once (a later one would silently win)")
+            raise EvalSetError(
+                f"duplicate CSV column '{col}'",
+                Location(file, 1, None, col),
+                hint="each column may appear once (a later one would silently win)",
+            )
         seen_cols.add(col)
         if step_ids is not None and col.startswith("expect.") and col[7:] not in step_ids:
             import difflib
 
             close = difflib.get_close_matches(col[7:], sorted(step_ids), n=1)
-            raise EvalSetError(f"CSV column '{col}' names no step of the pipeline",
-                               Location(file, 1, None, col),
-                               hint=(f"did you mean 'expect.{close[0]}'? " if close else "")
-                               + "steps: " + ", ".join(sorted(step_ids)))
+            raise EvalSetError(
+                f"CSV column '{col}' names no step of the pipeline",
+                Location(file, 1, None, col),
+                hint=(f"did you mean 'expect.{close[0]}'? " if close else "") + "steps: " + ", ".join(sorted(step_ids)),
+            )
     if "id" not in header:
         raise EvalSetError("the CSV has no 'id' column", Location(file, 1))
     line = reader.line_num
@@ -323,8 +333,9 @@ def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
     if case_id is None or case_id == "":
         raise err("missing required key 'id'", "id")
     if not isinstance(case_id, str):
-        raise err(f"'id' must be a string, got {type(case_id).__name__} {case_id!r}", "id",
-                  hint=f'write "id": "{case_id}"')
+        raise err(
+            f"'id' must be a string, got {type(case_id).__name__} {case_id!r}", "id", hint=f'write "id": "{case_id}"'
+        )
     for key in ("vars", "expect"):
         if not isinstance(row.get(key, {}), dict):
             raise err(f"'{key}' must be a mapping", key)
@@ -340,8 +351,7 @@ def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
     for step_id, specs in checks_raw.items():
         key = f"checks.{step_id}"
         if step_ids is not None and step_id not in step_ids:
-            raise err(f"checks name unknown step '{step_id}'", key,
-                      hint="steps: " + ", ".join(sorted(step_ids)))
+            raise err(f"checks name unknown step '{step_id}'", key, hint="steps: " + ", ".join(sorted(step_ids)))
         if not isinstance(specs, list):
             specs = [specs]
         plans = []
@@ -350,13 +360,15 @@ def _case(row: Any, loc: Location, step_ids: set[str] | None) -> Case:
                 raise err("a check must be a mapping like {type: equals, value: …}", f"{key}[{j}]")
             entry = REGISTRY.get(str(spec.get("type", "")).removeprefix("not-"))
             if entry is not None and entry.code:
-                raise err(f"a '{spec['type']}' check runs code and is refused in an eval set",
-                          f"{key}[{j}]", hint="eval sets are data; put code checks in the pipeline")
+                raise err(
+                    f"a '{spec['type']}' check runs code and is refused in an eval set",
+                    f"{key}[{j}]",
+                    hint="eval sets are data; put code checks in the pipeline",
+                )
             problems = validate_spec(spec)
             if problems:
                 raise err(problems[0], f"{key}[{j}]")
-            plans.append(CheckPlan(spec, {}, Location(loc.file, loc.line, loc.column, f"{key}[{j}]"),
-                                   source="evalset"))
+            plans.append(CheckPlan(spec, {}, Location(loc.file, loc.line, loc.column, f"{key}[{j}]"), source="evalset"))
         checks[step_id] = tuple(plans)
     return Case(case_id, row.get("vars") or {}, row.get("expect") or {}, tuple(tags), checks, loc)
 

@@ -55,6 +55,7 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
                 return Template(source)
             check_refs(source, path, allowed, positions, problems)
             return compiled
+
         return template
 
     assert model.graph is not None
@@ -67,44 +68,86 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
         sp: Path = ("steps", i)
         for key in _PIPELINE_ONLY:
             if key in fields_set[i]:
-                problems.append(ConfigError(
-                    f"'{key}' is a key of pipeline steps; a graph step judges a node of the graph",
-                    positions.locate(sp + (key,), key=True),
-                    hint="name the node with node: (default: the step id), and what checks see with output:"))
+                problems.append(
+                    ConfigError(
+                        f"'{key}' is a key of pipeline steps; a graph step judges a node of the graph",
+                        positions.locate(sp + (key,), key=True),
+                        hint="name the node with node: (default: the step id), and what checks see with output:",
+                    )
+                )
         if step.id in ids:
             problems.append(ConfigError(f"duplicate step id '{step.id}'", positions.locate(sp + ("id",))))
         if step.id == FINAL_ID and model.final is not None:
-            problems.append(ConfigError(f"step id '{FINAL_ID}' is taken by the final: section",
-                                        positions.locate(sp + ("id",))))
+            problems.append(
+                ConfigError(f"step id '{FINAL_ID}' is taken by the final: section", positions.locate(sp + ("id",)))
+            )
         node = step.node or step.id
         if node in nodes:
-            problems.append(ConfigError(f"node '{node}' is already judged by step '{nodes[node]}'",
-                                        positions.locate(sp + (("node",) if step.node else ("id",)))))
+            problems.append(
+                ConfigError(
+                    f"node '{node}' is already judged by step '{nodes[node]}'",
+                    positions.locate(sp + (("node",) if step.node else ("id",))),
+                )
+            )
         nodes[node] = step.id
         ids.add(step.id)
         template = compiler(STEP_NAMES)
         output = template(step.output, sp + ("output",), set()) if step.output is not None else None
-        checks = _plan_checks(step.checks, sp, template, positions, problems, validate_spec,
-                              TEMPLATED_CHECK_KEYS, CheckPlan, _compile_nested)
+        checks = _plan_checks(
+            step.checks,
+            sp,
+            template,
+            positions,
+            problems,
+            validate_spec,
+            TEMPLATED_CHECK_KEYS,
+            CheckPlan,
+            _compile_nested,
+        )
         retry = _effective_retry(model.defaults.retry, step.retry)
         timeout = step.timeout_s or model.defaults.timeout_s
-        plans.append(StepPlan(step.id, i, GRAPH_ENDPOINT, (), {}, "text", checks, retry, timeout,
-                              node=node, output=output))
+        plans.append(
+            StepPlan(step.id, i, GRAPH_ENDPOINT, (), {}, "text", checks, retry, timeout, node=node, output=output)
+        )
     if model.final is not None:
         fp: Path = ("final",)
         template = compiler(FINAL_NAMES)
         final = model.final
         output = template(final.output, fp + ("output",), set()) if final.output is not None else None
-        checks = _plan_checks(final.checks, fp, template, positions, problems, validate_spec,
-                              TEMPLATED_CHECK_KEYS, CheckPlan, _compile_nested)
+        checks = _plan_checks(
+            final.checks,
+            fp,
+            template,
+            positions,
+            problems,
+            validate_spec,
+            TEMPLATED_CHECK_KEYS,
+            CheckPlan,
+            _compile_nested,
+        )
         for j, spec in enumerate(final.checks):
             judge = spec.get("endpoint")
             if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
-                problems.append(ConfigError(f"llm-rubric names unknown endpoint '{judge}'",
-                                            positions.locate(fp + ("checks", j, "endpoint"))))
-        plans.append(StepPlan(FINAL_ID, len(plans), GRAPH_ENDPOINT, (), {}, "text", checks,
-                              _effective_retry(m.RetryPolicy(max_attempts=1), None),
-                              model.defaults.timeout_s, output=output, final=True))
+                problems.append(
+                    ConfigError(
+                        f"llm-rubric names unknown endpoint '{judge}'", positions.locate(fp + ("checks", j, "endpoint"))
+                    )
+                )
+        plans.append(
+            StepPlan(
+                FINAL_ID,
+                len(plans),
+                GRAPH_ENDPOINT,
+                (),
+                {},
+                "text",
+                checks,
+                _effective_retry(m.RetryPolicy(max_attempts=1), None),
+                model.defaults.timeout_s,
+                output=output,
+                final=True,
+            )
+        )
         ids.add(FINAL_ID)
     check_gates_and_judges(model, ids, positions, problems)
     if problems:
@@ -112,9 +155,17 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
     return tuple(plans)
 
 
-def _plan_checks(specs: list[dict[str, Any]], base: Path, template: Any, positions: Positions,
-                 problems: list[RelcheckError], validate_spec: Any, keys: tuple[str, ...], check_plan: Any,
-                 compile_nested: Any) -> tuple[Any, ...]:
+def _plan_checks(
+    specs: list[dict[str, Any]],
+    base: Path,
+    template: Any,
+    positions: Positions,
+    problems: list[RelcheckError],
+    validate_spec: Any,
+    keys: tuple[str, ...],
+    check_plan: Any,
+    compile_nested: Any,
+) -> tuple[Any, ...]:
     checks = []
     for j, spec in enumerate(specs):
         cp = base + ("checks", j)
@@ -125,8 +176,9 @@ def _plan_checks(specs: list[dict[str, Any]], base: Path, template: Any, positio
     return tuple(checks)
 
 
-def check_refs(source: str, path: Path, allowed: frozenset[str], positions: Positions,
-               problems: list[RelcheckError]) -> None:
+def check_refs(
+    source: str, path: Path, allowed: frozenset[str], positions: Positions, problems: list[RelcheckError]
+) -> None:
     """A graph template may name only ``allowed`` (of vars, expect, update, state)."""
     from jinja2 import TemplateSyntaxError
 
@@ -136,6 +188,10 @@ def check_refs(source: str, path: Path, allowed: frozenset[str], positions: Posi
         return
     for ref in refs:
         if len(ref) == 1 and ref[0] not in allowed:
-            problems.append(TemplateError(
-                f"template names '{ref[0]}', which is not in the template context here",
-                positions.locate(path), hint="available: " + ", ".join(sorted(allowed))))
+            problems.append(
+                TemplateError(
+                    f"template names '{ref[0]}', which is not in the template context here",
+                    positions.locate(path),
+                    hint="available: " + ", ".join(sorted(allowed)),
+                )
+            )

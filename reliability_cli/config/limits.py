@@ -34,8 +34,12 @@ MAX_YAML_DEPTH = 100
 MAX_ALIAS_NODES = 100_000
 MAX_INT_DIGITS = 4300
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _kind(mode: int) -> str:
@@ -56,8 +60,10 @@ def check_regular(path: str | os.PathLike[str], file: str, error: type[RelcheckE
     if stat.S_ISDIR(info.st_mode):
         raise error(f"is a directory, not {_article(what)} file", Location(file))
     if not stat.S_ISREG(info.st_mode):
-        raise error(f"is {_kind(info.st_mode)}, not a regular file; relcheck reads {what}s from regular files only",
-                    Location(file))
+        raise error(
+            f"is {_kind(info.st_mode)}, not a regular file; relcheck reads {what}s from regular files only",
+            Location(file),
+        )
     return info
 
 
@@ -82,15 +88,18 @@ def open_regular(path: str | os.PathLike[str], file: str, error: type[RelcheckEr
         raise
 
 
-def read_regular(path: str | os.PathLike[str], file: str, error: type[RelcheckError], what: str,
-                 max_bytes: int) -> bytes:
+def read_regular(
+    path: str | os.PathLike[str], file: str, error: type[RelcheckError], what: str, max_bytes: int
+) -> bytes:
     """The whole of a regular file of at most ``max_bytes`` bytes."""
     with open_regular(path, file, error, what) as fh:
         data = fh.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise error(f"the file is larger than {max_bytes // (1024 * 1024)} MiB, the limit for {_article(what)} "
-                    "file read whole", Location(file),
-                    hint="split it, or use a streamed format (.jsonl or .csv)" if what == "eval set" else None)
+        raise error(
+            f"the file is larger than {max_bytes // (1024 * 1024)} MiB, the limit for {_article(what)} file read whole",
+            Location(file),
+            hint="split it, or use a streamed format (.jsonl or .csv)" if what == "eval set" else None,
+        )
     return data
 
 
@@ -151,8 +160,11 @@ def check_node_budget(root: Any, on_error: Callable[[str, Any], Exception]) -> N
             raise on_error(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", node)
         extra = sizes[key] - len(sizes)  # an upper bound of what aliases add below this node
         if extra > MAX_ALIAS_NODES and extra > len(sizes):
-            raise on_error(f"YAML aliases expand to more than {max(MAX_ALIAS_NODES, len(sizes)):,} extra keys and values "
-                           "(an alias bomb?); relcheck refuses to expand them", node)
+            raise on_error(
+                f"YAML aliases expand to more than {max(MAX_ALIAS_NODES, len(sizes)):,} extra keys and values "
+                "(an alias bomb?); relcheck refuses to expand them",
+                node,
+            )
 
 
 def _children(node: Any) -> list[Any]:

@@ -82,9 +82,15 @@ class HttpEndpointBase(EndpointBase):
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str] = Field(default_factory=dict)
     api_key_env: str | None = None
-    max_response_bytes: Annotated[int, Field(
-        ge=1024, le=1 << 31, description="Largest response body read, after decoding (bytes); "
-        "a larger one ends the attempt as error too_large")] = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            le=1 << 31,
+            description="Largest response body read, after decoding (bytes); "
+            "a larger one ends the attempt as error too_large",
+        ),
+    ] = DEFAULT_MAX_RESPONSE_BYTES
 
 
 class ModelEndpointBase(HttpEndpointBase):

@@ -102,8 +102,10 @@ class Pipeline:
     def with_retries(self, retries: int) -> Pipeline:
         """What-if: every step's ``max_attempts`` becomes ``retries + 1``."""
         steps = tuple(
-            s if s.final else  # a graph's final checks judge a state: nothing to retry
-            StepPlan(**{**s.__dict__, "retry": Retry(retries + 1, s.retry.on, s.retry.backoff)})
+            s
+            if s.final
+            # a graph's final checks judge a state: nothing to retry
+            else StepPlan(**{**s.__dict__, "retry": Retry(retries + 1, s.retry.on, s.retry.backoff)})
             for s in self.steps
         )
         return Pipeline(self.model, self.path, self.positions, steps, self.hash, self.env_refs)
@@ -134,11 +136,13 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
                 return env[name]
             if default is not None:
                 return default
-            problems.append(ConfigError(
-                f"environment variable {name} is not set",
-                Location(file, pos[0], pos[1], format_path(key_path)),
-                hint=f"export {name}=… or write ${{{name}:-default}}",
-            ))
+            problems.append(
+                ConfigError(
+                    f"environment variable {name} is not set",
+                    Location(file, pos[0], pos[1], format_path(key_path)),
+                    hint=f"export {name}=… or write ${{{name}:-default}}",
+                )
+            )
             return ""
 
         if "${" not in value:
@@ -154,10 +158,11 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
         raise _one_or_many(problems)
     if not isinstance(data, dict):
         line, col = positions.values.get((), (1, 1))
-        raise ConfigError("a pipeline file must be a mapping with version, name, endpoints and steps",
-                          Location(file, line, col))
+        raise ConfigError(
+            "a pipeline file must be a mapping with version, name, endpoints and steps", Location(file, line, col)
+        )
     endpoints = data.get("endpoints")
-    for config in (endpoints.values() if isinstance(endpoints, dict) else ()):
+    for config in endpoints.values() if isinstance(endpoints, dict) else ():
         key_env = config.get("api_key_env") if isinstance(config, dict) else None
         if isinstance(key_env, str):
             scrub.register(env.get(key_env))
@@ -189,8 +194,9 @@ def _read_text(fs_path: FsPath, file: str) -> str:
     from .limits import MAX_PIPELINE_BYTES, read_regular
 
     if fs_path.is_dir():
-        raise ConfigError("is a directory, not a pipeline file", Location(file),
-                          hint=f"did you mean {fs_path / 'pipeline.yaml'}?")
+        raise ConfigError(
+            "is a directory, not a pipeline file", Location(file), hint=f"did you mean {fs_path / 'pipeline.yaml'}?"
+        )
     if not fs_path.exists() and not fs_path.is_symlink():
         raise ConfigError("no such file", Location(file))
     # regular files only (a FIFO or /dev/zero is refused before it is opened), within a size budget
@@ -199,8 +205,7 @@ def _read_text(fs_path: FsPath, file: str) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
-                          Location(file, line)) from None
+        raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, line)) from None
 
 
 def _one_or_many(problems: list[RelcheckError]) -> RelcheckError:
@@ -222,9 +227,9 @@ def _validate_model(data: dict[str, Any], positions: Positions) -> m.PipelineMod
             found.append((path, kind, _message(data, path, err)))
         # A union reports one error per member; keep the deepest explanation of a place.
         keep = [
-            f for f in found
-            if not any(o is not f and len(o[0]) > len(f[0]) and o[0][: len(f[0])] == f[0]
-                       for o in found)
+            f
+            for f in found
+            if not any(o is not f and len(o[0]) > len(f[0]) and o[0][: len(f[0])] == f[0] for o in found)
         ]
         seen: set[tuple[Path, str]] = set()
         problems: list[RelcheckError] = []
@@ -251,8 +256,19 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
     return tuple(path)
 
 
-_UNION_TAGS = {"mock", "python", "openai", "anthropic", "http", "mcp", "str", "list[Message]",
-               "list[str]", "none", "function-after[_checks_are_mappings(), list[dict[str,any]]]"}
+_UNION_TAGS = {
+    "mock",
+    "python",
+    "openai",
+    "anthropic",
+    "http",
+    "mcp",
+    "str",
+    "list[Message]",
+    "list[str]",
+    "none",
+    "function-after[_checks_are_mappings(), list[dict[str,any]]]",
+}
 
 
 def _message(data: Any, path: Path, err: Mapping[str, Any]) -> str:
@@ -270,8 +286,10 @@ def _message(data: Any, path: Path, err: Mapping[str, Any]) -> str:
     if kind == "missing":
         return f"missing required key '{path[-1]}'" if path else "missing required key"
     if kind == "union_tag_invalid":
-        return (f"unknown endpoint type {err.get('input', {}).get('type')!r}: "
-                "expected one of mock, python, openai, anthropic, http, mcp")
+        return (
+            f"unknown endpoint type {err.get('input', {}).get('type')!r}: "
+            "expected one of mock, python, openai, anthropic, http, mcp"
+        )
     if kind == "union_tag_not_found":
         return "missing required key 'type' (mock, python, openai, anthropic, http or mcp)"
     value = err.get("input")
@@ -359,19 +377,29 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             problems.append(ConfigError(f"duplicate step id '{step.id}'", positions.locate(sp + ("id",))))
         if step.endpoint is None or step.node is not None or step.output is not None:
             key = "endpoint" if step.endpoint is None else "node" if step.node is not None else "output"
-            problems.append(ConfigError(
-                "missing required key 'endpoint'" if key == "endpoint" else
-                f"'{key}' is a key of graph steps; this pipeline has no graph: section",
-                positions.locate(sp + ((key,) if key != "endpoint" else ())),
-                hint="a step calls an endpoint, or a pipeline with graph: judges the node a step names"))
+            problems.append(
+                ConfigError(
+                    "missing required key 'endpoint'"
+                    if key == "endpoint"
+                    else f"'{key}' is a key of graph steps; this pipeline has no graph: section",
+                    positions.locate(sp + ((key,) if key != "endpoint" else ())),
+                    hint="a step calls an endpoint, or a pipeline with graph: judges the node a step names",
+                )
+            )
             continue
         if step.endpoint not in model.endpoints:
             close = difflib.get_close_matches(step.endpoint, list(model.endpoints), n=1)
-            problems.append(ConfigError(
-                f"unknown endpoint '{step.endpoint}'"
-                + (f" — did you mean '{close[0]}'?" if close else
-                   f" (defined: {', '.join(model.endpoints) or 'none'})"),
-                positions.locate(sp + ("endpoint",))))
+            problems.append(
+                ConfigError(
+                    f"unknown endpoint '{step.endpoint}'"
+                    + (
+                        f" — did you mean '{close[0]}'?"
+                        if close
+                        else f" (defined: {', '.join(model.endpoints) or 'none'})"
+                    ),
+                    positions.locate(sp + ("endpoint",)),
+                )
+            )
         earlier = set(ids)
         messages: tuple[tuple[str, Template], ...]
         if isinstance(step.prompt, str):
@@ -379,7 +407,8 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         else:
             messages = tuple(
                 (msg.role, template(msg.content, sp + ("prompt", j, "content"), earlier))
-                for j, msg in enumerate(step.prompt))
+                for j, msg in enumerate(step.prompt)
+            )
         checks = []
         for j, spec in enumerate(step.checks):
             cp = sp + ("checks", j)
@@ -388,8 +417,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             templated = {}
             for key in TEMPLATED_CHECK_KEYS:
                 if key in spec:
-                    templated[key] = _compile_nested(spec[key], cp + (key,), earlier | {step.id},
-                                                     template)
+                    templated[key] = _compile_nested(spec[key], cp + (key,), earlier | {step.id}, template)
             checks.append(CheckPlan(spec, templated, positions.locate(cp)))
         ids[step.id] = i
         endpoint = model.endpoints.get(step.endpoint)
@@ -400,9 +428,21 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             tool = template(step.tool, sp + ("tool",), earlier)
             arguments = _compile_nested(step.arguments, sp + ("arguments",), earlier, template)
         problems.extend(_tool_problems(step, endpoint, sp, positions))
-        plans.append(StepPlan(step.id, i, step.endpoint, messages,
-                              _compile_nested(step.params, sp + ("params",), earlier, template),
-                              step.parse, tuple(checks), retry, timeout, tool=tool, arguments=arguments))
+        plans.append(
+            StepPlan(
+                step.id,
+                i,
+                step.endpoint,
+                messages,
+                _compile_nested(step.params, sp + ("params",), earlier, template),
+                step.parse,
+                tuple(checks),
+                retry,
+                timeout,
+                tool=tool,
+                arguments=arguments,
+            )
+        )
 
     for name, ep in model.endpoints.items():
         ep_path: Path = ("endpoints", name)
@@ -411,42 +451,61 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
                 key_name = "json" if key == "json_body" else key
                 _compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
     if model.final is not None:
-        problems.append(ConfigError("'final' checks the final state of a graph; this pipeline has no graph: section",
-                                    positions.locate(("final",), key=True)))
+        problems.append(
+            ConfigError(
+                "'final' checks the final state of a graph; this pipeline has no graph: section",
+                positions.locate(("final",), key=True),
+            )
+        )
     check_gates_and_judges(model, set(ids), positions, problems)
     if problems:
         raise _one_or_many(problems)
     return tuple(plans)
 
 
-def check_gates_and_judges(model: m.PipelineModel, ids: set[str], positions: Positions,
-                           problems: list[RelcheckError]) -> None:
+def check_gates_and_judges(
+    model: m.PipelineModel, ids: set[str], positions: Positions, problems: list[RelcheckError]
+) -> None:
     """Gates name known steps; ``llm-rubric`` checks name known endpoints; ``tools_from``
     names an MCP endpoint."""
     for name, ep in model.endpoints.items():
         source = getattr(ep, "tools_from", None)
         if source is not None and getattr(model.endpoints.get(source), "type", None) != "mcp":
-            problems.append(ConfigError(
-                f"tools_from names '{source}', which is not an mcp endpoint"
-                + (f" (mcp endpoints: {', '.join(n for n, e in model.endpoints.items() if e.type == 'mcp')})"
-                   if any(e.type == "mcp" for e in model.endpoints.values()) else ""),
-                positions.locate(("endpoints", name, "tools_from"))))
+            problems.append(
+                ConfigError(
+                    f"tools_from names '{source}', which is not an mcp endpoint"
+                    + (
+                        f" (mcp endpoints: {', '.join(n for n, e in model.endpoints.items() if e.type == 'mcp')})"
+                        if any(e.type == "mcp" for e in model.endpoints.values())
+                        else ""
+                    ),
+                    positions.locate(("endpoints", name, "tools_from")),
+                )
+            )
     for step_id in model.gates.steps:
         if step_id not in ids:
-            problems.append(ConfigError(f"gate names unknown step '{step_id}'",
-                                        positions.locate(("gates", "steps", step_id), key=True)))
+            problems.append(
+                ConfigError(
+                    f"gate names unknown step '{step_id}'", positions.locate(("gates", "steps", step_id), key=True)
+                )
+            )
     for step_id, trace_step in (model.traces or {}).items():
         if step_id not in ids:
-            problems.append(ConfigError(f"traces: names unknown step '{step_id}'",
-                                        positions.locate(("traces", step_id), key=True)))
+            problems.append(
+                ConfigError(f"traces: names unknown step '{step_id}'", positions.locate(("traces", step_id), key=True))
+            )
         for where, message in _trace_match_problems(trace_step):
             problems.append(ConfigError(message, positions.locate(("traces", step_id, "match", *where))))
     for i, step in enumerate(model.steps):
         for j, spec in enumerate(step.checks):
             judge = spec.get("endpoint")
             if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
-                problems.append(ConfigError(f"llm-rubric names unknown endpoint '{judge}'",
-                                            positions.locate(("steps", i, "checks", j, "endpoint"))))
+                problems.append(
+                    ConfigError(
+                        f"llm-rubric names unknown endpoint '{judge}'",
+                        positions.locate(("steps", i, "checks", j, "endpoint")),
+                    )
+                )
 
 
 def _tool_problems(step: m.Step, endpoint: Any, sp: Path, positions: Positions) -> list[RelcheckError]:
@@ -454,12 +513,20 @@ def _tool_problems(step: m.Step, endpoint: Any, sp: Path, positions: Positions) 
     if endpoint is None:
         return []
     if endpoint.type == "mcp" and step.tool is None:
-        return [ConfigError(f"step '{step.id}' uses the mcp endpoint '{step.endpoint}' but names no tool",
-                            positions.locate(sp + ("endpoint",)),
-                            hint="add tool: NAME (and arguments: {...})")]
+        return [
+            ConfigError(
+                f"step '{step.id}' uses the mcp endpoint '{step.endpoint}' but names no tool",
+                positions.locate(sp + ("endpoint",)),
+                hint="add tool: NAME (and arguments: {...})",
+            )
+        ]
     if endpoint.type != "mcp" and step.tool is not None:
-        return [ConfigError(f"tool is for steps on an mcp endpoint; '{step.endpoint}' is {endpoint.type}",
-                            positions.locate(sp + ("tool",)))]
+        return [
+            ConfigError(
+                f"tool is for steps on an mcp endpoint; '{step.endpoint}' is {endpoint.type}",
+                positions.locate(sp + ("tool",)),
+            )
+        ]
     if step.arguments is not None and step.tool is None:
         return [ConfigError("arguments needs tool", positions.locate(sp + ("arguments",)))]
     if endpoint.type == "mcp" and (step.prompt or step.params):
@@ -495,8 +562,9 @@ def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) ->
     return value
 
 
-def _check_refs(source: str, path: Path, earlier: set[str], positions: Positions,
-                problems: list[RelcheckError]) -> None:
+def _check_refs(
+    source: str, path: Path, earlier: set[str], positions: Positions, problems: list[RelcheckError]
+) -> None:
     from jinja2 import TemplateSyntaxError
 
     try:
@@ -505,19 +573,27 @@ def _check_refs(source: str, path: Path, earlier: set[str], positions: Positions
         return
     for ref in refs:
         if len(ref) == 1 and ref[0] not in CONTEXT_NAMES:
-            problems.append(TemplateError(
-                f"template names '{ref[0]}', which is not in the template context",
-                positions.locate(path),
-                hint="available: " + ", ".join(sorted(CONTEXT_NAMES))))
+            problems.append(
+                TemplateError(
+                    f"template names '{ref[0]}', which is not in the template context",
+                    positions.locate(path),
+                    hint="available: " + ", ".join(sorted(CONTEXT_NAMES)),
+                )
+            )
         elif len(ref) == 2 and ref[0] == "steps" and ref[1] not in earlier:
-            problems.append(TemplateError(
-                f"template names steps.{ref[1]}, which is not an earlier step",
-                positions.locate(path),
-                hint=("earlier steps: " + ", ".join(sorted(earlier))) if earlier else
-                "the first step has no earlier steps"))
+            problems.append(
+                TemplateError(
+                    f"template names steps.{ref[1]}, which is not an earlier step",
+                    positions.locate(path),
+                    hint=("earlier steps: " + ", ".join(sorted(earlier)))
+                    if earlier
+                    else "the first step has no earlier steps",
+                )
+            )
         elif len(ref) == 2 and ref[0] == "case" and ref[1] not in ("id", "tags"):
-            problems.append(TemplateError(f"template names case.{ref[1]}; case has id and tags",
-                                          positions.locate(path)))
+            problems.append(
+                TemplateError(f"template names case.{ref[1]}; case has id and tags", positions.locate(path))
+            )
 
 
 def _effective_retry(default: m.RetryPolicy, step: m.RetryPolicy | None) -> Retry:

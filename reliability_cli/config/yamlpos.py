@@ -42,8 +42,7 @@ class Positions:
                 return Location(self.file, line, col, format_path(path))
             probe = probe[:-1]
         pos = self.values.get(())
-        return Location(self.file, pos[0] if pos else None, pos[1] if pos else None,
-                        format_path(path) or None)
+        return Location(self.file, pos[0] if pos else None, pos[1] if pos else None, format_path(path) or None)
 
 
 def format_path(path: Path) -> str:
@@ -134,8 +133,9 @@ def load_yaml(
         line = text.count("\n", 0, bad.start()) + 1
         column = bad.start() - (text.rfind("\n", 0, bad.start()) + 1) + 1
         name = "NUL" if bad.group() == "\x00" else f"U+{ord(bad.group()):04X}"
-        raise error(f"invalid YAML: a control character ({name}) in the text; YAML allows none",
-                    Location(file, line, column))
+        raise error(
+            f"invalid YAML: a control character ({name}) in the text; YAML allows none", Location(file, line, column)
+        )
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
@@ -152,14 +152,18 @@ def load_yaml(
         loader.dispose()
     if node is None:
         return None, positions
-    check_node_budget(node, lambda message, n: error(message, Location(file, n.start_mark.line + 1,
-                                                                       n.start_mark.column + 1)))
+    check_node_budget(
+        node, lambda message, n: error(message, Location(file, n.start_mark.line + 1, n.start_mark.column + 1))
+    )
 
     def build(n: yaml.Node, path: Path) -> Any:
         positions.values[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
         if not isinstance(n, yaml.ScalarNode) and n.tag not in _COLLECTION_TAGS:
-            raise error(f"unsupported YAML tag {n.tag}", _loc(n, path),
-                        hint="relcheck loads YAML with a safe loader: no custom tags")
+            raise error(
+                f"unsupported YAML tag {n.tag}",
+                _loc(n, path),
+                hint="relcheck loads YAML with a safe loader: no custom tags",
+            )
         if isinstance(n, yaml.MappingNode):
             try:
                 loader.flatten_mapping(n)
@@ -173,10 +177,10 @@ def load_yaml(
                 key = str(key) if not isinstance(key, str) else key
                 sub = path + (key,)
                 if key in out:
-                    raise error(f"duplicate key '{key}'", _loc(key_node, sub),
-                                hint="YAML would silently keep only the last one")
-                positions.keys[sub] = (key_node.start_mark.line + 1,
-                                       key_node.start_mark.column + 1)
+                    raise error(
+                        f"duplicate key '{key}'", _loc(key_node, sub), hint="YAML would silently keep only the last one"
+                    )
+                positions.keys[sub] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 out[key] = build(value_node, sub)
             return out
         if isinstance(n, yaml.SequenceNode):
@@ -193,16 +197,22 @@ def load_yaml(
             try:
                 value = data_scalar(n.value)
             except ValueError:  # an integer past Python's 4,300-digit conversion limit
-                raise error(f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
-                            _loc(n, path), hint="quote it to keep it as text") from None
+                raise error(
+                    f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
+                    _loc(n, path),
+                    hint="quote it to keep it as text",
+                ) from None
         else:
             try:
                 value = loader.construct_object(n, deep=True)
             except yaml.constructor.ConstructorError as exc:
                 raise error(f"invalid YAML: {exc.problem}", _loc(n, path)) from None
             except ValueError:
-                raise error(f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
-                            _loc(n, path), hint="quote it to keep it as text") from None
+                raise error(
+                    f"a number of {len(n.value):,} digits; at most {MAX_INT_DIGITS:,} are allowed",
+                    _loc(n, path),
+                    hint="quote it to keep it as text",
+                ) from None
         if isinstance(value, str) and transform is not None and not is_key:
             value = transform(value, path, (n.start_mark.line + 1, n.start_mark.column + 1))
         if not isinstance(value, (str, int, float, bool, type(None))):
@@ -211,8 +221,7 @@ def load_yaml(
         return value
 
     def _loc(n: yaml.Node, path: Path) -> Location:
-        return Location(file, n.start_mark.line + 1, n.start_mark.column + 1,
-                        format_path(path) or None)
+        return Location(file, n.start_mark.line + 1, n.start_mark.column + 1, format_path(path) or None)
 
     return build(node, ()), positions
 

@@ -16,8 +16,18 @@ from .base import (
     is_retryable_error,
 )
 
-__all__ = ["AttemptError", "AttemptKey", "Endpoint", "Request", "Response", "build_endpoint",
-           "is_infrastructure", "is_retryable_error", "link_tool_sources", "mock_override"]
+__all__ = [
+    "AttemptError",
+    "AttemptKey",
+    "Endpoint",
+    "Request",
+    "Response",
+    "build_endpoint",
+    "is_infrastructure",
+    "is_retryable_error",
+    "link_tool_sources",
+    "mock_override",
+]
 
 
 def mock_override(config: Any) -> MockConfig:

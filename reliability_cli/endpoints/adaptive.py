@@ -41,8 +41,7 @@ from typing import Any, Protocol
 
 from .ratelimit_headers import Limit, read_limits
 
-__all__ = ["DEFAULT_CEILING", "INITIAL_WINDOW", "AdaptiveController", "Clock", "Cost", "SystemClock",
-           "estimate_cost"]
+__all__ = ["DEFAULT_CEILING", "INITIAL_WINDOW", "AdaptiveController", "Clock", "Cost", "SystemClock", "estimate_cost"]
 
 DEFAULT_CEILING = 256  # in flight per endpoint when max_concurrency is not set: 6,000 RPM × 2 s is 200
 INITIAL_WINDOW = 8
@@ -83,8 +82,9 @@ class Cost:
         return self.prompt + self.output
 
 
-def estimate_cost(prompt_chars: int, max_tokens: int | None, ratio: float = 1.0,
-                  output_mean: float = DEFAULT_OUTPUT_TOKENS) -> Cost:
+def estimate_cost(
+    prompt_chars: int, max_tokens: int | None, ratio: float = 1.0, output_mean: float = DEFAULT_OUTPUT_TOKENS
+) -> Cost:
     """Prompt characters / 4 (scaled by what usage has shown so far) + ``max_tokens`` (or the
     mean output seen so far when the request sets none). No tokenizer is used."""
     raw = float(math.ceil(prompt_chars / 4))
@@ -158,9 +158,18 @@ class _Stats:
 class AdaptiveController:
     """One endpoint's window, budgets and pause (see the module docstring)."""
 
-    def __init__(self, name: str, *, ceiling: int | None = None, rpm: float | None = None,
-                 tpm: float | None = None, clock: Clock | None = None, rng: random.Random | None = None,
-                 enabled: bool = True, wall_clock: Any = time.time) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        ceiling: int | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        enabled: bool = True,
+        wall_clock: Any = time.time,
+    ) -> None:
         self.name = name
         self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
@@ -263,8 +272,15 @@ class AdaptiveController:
 
     # ---------------------------------------------------------------- feedback
 
-    def release(self, ticket: Ticket, *, status: int | None = None, kind: str | None = None,
-                headers: Mapping[str, str] | None = None, retry_after: float | None = None) -> None:
+    def release(
+        self,
+        ticket: Ticket,
+        *,
+        status: int | None = None,
+        kind: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         """The request ended: with an HTTP ``status`` (and its ``headers``), or an error ``kind``
         (``timeout``, ``connect``…). ``retry_after`` is set when it was throttling to wait out."""
         now = self.clock.now()
@@ -310,8 +326,10 @@ class AdaptiveController:
         now = self.clock.now()
         if "tpm" in self.budgets:
             self.budgets["tpm"].give(ticket.cost.total - used, now)
-        unused = {"tokens": ticket.cost.total - used,
-                  "output_tokens": ticket.cost.output - (tokens_out or 0) if tokens_out is not None else 0.0}
+        unused = {
+            "tokens": ticket.cost.total - used,
+            "output_tokens": ticket.cost.output - (tokens_out or 0) if tokens_out is not None else 0.0,
+        }
         for resource, amount in unused.items():
             if resource in self.provider and amount:
                 self.provider[resource].give(amount, now)

@@ -14,8 +14,17 @@ from typing import Any, Protocol
 
 from ..records import INFRA_KINDS, ToolCall, is_infrastructure, is_retryable_error
 
-__all__ = ["INFRA_KINDS", "AttemptError", "AttemptKey", "Endpoint", "Request", "Response",
-           "is_infrastructure", "is_retryable_error"]
+__all__ = [
+    "INFRA_KINDS",
+    "AttemptError",
+    "AttemptKey",
+    "Endpoint",
+    "Request",
+    "Response",
+    "is_infrastructure",
+    "is_retryable_error",
+]
+
 
 @dataclass(frozen=True)
 class AttemptKey:
@@ -55,8 +64,16 @@ class Response:
 class AttemptError(Exception):
     """An attempt ended in an error of ``kind`` (``timeout``, ``http_500``, ``parse`` …)."""
 
-    def __init__(self, kind: str, reason: str, *, latency_ms: float | None = None,
-                 throttled: int = 0, status: int | None = None, fatal: bool = False) -> None:
+    def __init__(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        latency_ms: float | None = None,
+        throttled: int = 0,
+        status: int | None = None,
+        fatal: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason

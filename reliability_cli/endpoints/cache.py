@@ -39,8 +39,18 @@ from typing import Any
 from .base import Request
 from .transport import Exchange
 
-__all__ = ["DEFAULT_PATH", "ENV", "CacheStats", "ResponseCache", "cache_info", "clear_cache", "configured_path", "open_cache",
-           "release", "resolve_path"]
+__all__ = [
+    "DEFAULT_PATH",
+    "ENV",
+    "CacheStats",
+    "ResponseCache",
+    "cache_info",
+    "clear_cache",
+    "configured_path",
+    "open_cache",
+    "release",
+    "resolve_path",
+]
 
 DEFAULT_PATH = Path(".relcheck") / "cache.sqlite"
 ENV = "RELCHECK_CACHE"
@@ -71,8 +81,9 @@ def configured_path(environ: Mapping[str, str] | None = None) -> str:
     return value if value and value.lower() not in _OFF else str(DEFAULT_PATH)
 
 
-def resolve_path(*, no_cache: bool = False, cache_only: bool = False,
-                 environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_path(
+    *, no_cache: bool = False, cache_only: bool = False, environ: Mapping[str, str] | None = None
+) -> str | None:
     """The cache ``relcheck eval`` uses, or None for none (see the module docstring).
 
     Raises:
@@ -88,8 +99,10 @@ def resolve_path(*, no_cache: bool = False, cache_only: bool = False,
         return None
     if value.lower() in _OFF:
         if cache_only:
-            raise UsageError(f"--cache-only: the cache is turned off ({ENV}={value})",
-                             hint=f"unset {ENV} or set it to the database's path")
+            raise UsageError(
+                f"--cache-only: the cache is turned off ({ENV}={value})",
+                hint=f"unset {ENV} or set it to the database's path",
+            )
         return None
     if value:
         return value
@@ -128,9 +141,20 @@ class ResponseCache:
         from .cassette import canonical, safe_url
 
         k = request.key
-        material = canonical({"v": SCHEMA, "type": endpoint_type, "method": method, "url": safe_url(url),
-                              "body": body, "case": k.case, "trial": k.trial, "step": k.step,
-                              "attempt": k.attempt, "phase": request.phase})
+        material = canonical(
+            {
+                "v": SCHEMA,
+                "type": endpoint_type,
+                "method": method,
+                "url": safe_url(url),
+                "body": body,
+                "case": k.case,
+                "trial": k.trial,
+                "step": k.step,
+                "attempt": k.attempt,
+                "phase": request.phase,
+            }
+        )
         return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get(self, key: str) -> Exchange | None:
@@ -164,8 +188,18 @@ class ResponseCache:
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, endpoint_type, host, step, status, headers, body, "
                 "latency_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, endpoint_type, host, step, exchange.status, json.dumps(headers), exchange.body,
-                 float(exchange.latency_ms), time.time()))
+                (
+                    key,
+                    endpoint_type,
+                    host,
+                    step,
+                    exchange.status,
+                    json.dumps(headers),
+                    exchange.body,
+                    float(exchange.latency_ms),
+                    time.time(),
+                ),
+            )
         self.stats.stored += 1
         return True
 
@@ -217,8 +251,16 @@ def release(cache: ResponseCache) -> None:
 def cache_info(path: str) -> dict[str, Any]:
     """What the database holds: entries, bytes, by endpoint type and host, oldest and newest."""
     p = Path(path)
-    info: dict[str, Any] = {"path": str(p), "exists": p.exists(), "entries": 0, "bytes": 0, "by_endpoint": [],
-                            "by_step": [], "oldest": None, "newest": None}
+    info: dict[str, Any] = {
+        "path": str(p),
+        "exists": p.exists(),
+        "entries": 0,
+        "bytes": 0,
+        "by_endpoint": [],
+        "by_step": [],
+        "oldest": None,
+        "newest": None,
+    }
     if not p.exists():
         return info
     info["bytes"] = sum(f.stat().st_size for f in (p, Path(f"{p}-wal"), Path(f"{p}-shm")) if f.exists())
@@ -227,10 +269,16 @@ def cache_info(path: str) -> dict[str, Any]:
         n, oldest, newest = db.execute("SELECT COUNT(*), MIN(created), MAX(created) FROM responses").fetchone()
         info["entries"] = int(n)
         info["oldest"], info["newest"] = _iso(oldest), _iso(newest)
-        info["by_endpoint"] = [{"type": t, "host": h, "entries": int(c)} for t, h, c in db.execute(
-            "SELECT endpoint_type, host, COUNT(*) FROM responses GROUP BY endpoint_type, host ORDER BY 3 DESC")]
-        info["by_step"] = [{"step": s, "entries": int(c)} for s, c in db.execute(
-            "SELECT step, COUNT(*) FROM responses GROUP BY step ORDER BY 2 DESC")]
+        info["by_endpoint"] = [
+            {"type": t, "host": h, "entries": int(c)}
+            for t, h, c in db.execute(
+                "SELECT endpoint_type, host, COUNT(*) FROM responses GROUP BY endpoint_type, host ORDER BY 3 DESC"
+            )
+        ]
+        info["by_step"] = [
+            {"step": s, "entries": int(c)}
+            for s, c in db.execute("SELECT step, COUNT(*) FROM responses GROUP BY step ORDER BY 2 DESC")
+        ]
     finally:
         db.close()
     return info

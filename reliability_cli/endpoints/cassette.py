@@ -43,12 +43,20 @@ from ..scrub import scrub
 from .base import AttemptError, Request
 from .transport import Exchange
 
-__all__ = ["HEADER_ALLOW", "Cassette", "Recorder", "Replayer", "canonical", "first_difference", "redact",
-           "open_recorder",
-           "open_replayer", "release"]
+__all__ = [
+    "HEADER_ALLOW",
+    "Cassette",
+    "Recorder",
+    "Replayer",
+    "canonical",
+    "first_difference",
+    "redact",
+    "open_recorder",
+    "open_replayer",
+    "release",
+]
 
-HEADER_ALLOW = frozenset({"content-type", "anthropic-version", "openai-version", "retry-after",
-                          "retry-after-ms"})
+HEADER_ALLOW = frozenset({"content-type", "anthropic-version", "openai-version", "retry-after", "retry-after-ms"})
 _SECRET_PARAMS = ("key", "token", "secret", "password", "signature", "sig", "auth", "credential")
 SCHEMA = 1
 
@@ -91,8 +99,10 @@ def safe_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = parts.query
     if query:
-        pairs = [(k, "REDACTED" if any(s in k.lower() for s in _SECRET_PARAMS) else v)
-                 for k, v in parse_qsl(query, keep_blank_values=True)]
+        pairs = [
+            (k, "REDACTED" if any(s in k.lower() for s in _SECRET_PARAMS) else v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
         query = urlencode(pairs)
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -116,8 +126,13 @@ def _allowed(headers: Mapping[str, str]) -> dict[str, str]:
 class Recorder:
     """Appends exchanges to a cassette; refuses lines that hold a secret's value."""
 
-    def __init__(self, path: str, secrets: Mapping[str, str], pipeline_name: str = "",
-                 finished: Iterable[tuple[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        secrets: Mapping[str, str],
+        pipeline_name: str = "",
+        finished: Iterable[tuple[str, int]] | None = None,
+    ) -> None:
         self.path = path
         # Keys shorter than 4 characters would match everywhere; they are not real keys.
         self._secrets = {name: value for name, value in secrets.items() if len(value) >= 4}
@@ -138,34 +153,72 @@ class Recorder:
             # before is void (else a replay would serve a cancelled unit's exchanges first).
             self._write({"relcheck_resumed": sorted([case, trial] for case, trial in finished)})
 
-    def record(self, endpoint: str, request: Request, method: str, url: str, headers: Mapping[str, str],
-               body: Any, *, exchange: Exchange | None = None, error: AttemptError | None = None,
-               redact_fields: Iterable[str] = ()) -> None:
+    def record(
+        self,
+        endpoint: str,
+        request: Request,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any,
+        *,
+        exchange: Exchange | None = None,
+        error: AttemptError | None = None,
+        redact_fields: Iterable[str] = (),
+    ) -> None:
         """Write one exchange (``exchange``) or one failed exchange (``error``)."""
         fields = tuple(redact_fields)
         key = request.key
         line: dict[str, Any] = {
-            "endpoint": endpoint, "method": method, "url": safe_url(url), "path": url_path(url),
-            "request_headers": _allowed(headers), "body": _sorted(redact(body, fields)),
-            "case": key.case, "trial": key.trial, "step": key.step, "attempt": key.attempt,
+            "endpoint": endpoint,
+            "method": method,
+            "url": safe_url(url),
+            "path": url_path(url),
+            "request_headers": _allowed(headers),
+            "body": _sorted(redact(body, fields)),
+            "case": key.case,
+            "trial": key.trial,
+            "step": key.step,
+            "attempt": key.attempt,
             "phase": request.phase,
         }
         if exchange is not None:
-            line.update(status=exchange.status, response_headers=_allowed(exchange.headers),
-                        response=redact_text(exchange.body, fields),
-                        latency_ms=exchange.latency_ms, error=None, reason=None)
+            line.update(
+                status=exchange.status,
+                response_headers=_allowed(exchange.headers),
+                response=redact_text(exchange.body, fields),
+                latency_ms=exchange.latency_ms,
+                error=None,
+                reason=None,
+            )
         else:
             assert error is not None
-            line.update(status=None, response_headers={}, response=None,
-                        latency_ms=error.latency_ms or 0.0, error=error.kind, reason=error.reason)
+            line.update(
+                status=None,
+                response_headers={},
+                response=None,
+                latency_ms=error.latency_ms or 0.0,
+                error=error.kind,
+                reason=error.reason,
+            )
         raw = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
         text = scrub(raw)  # every value from the environment (in a URL, a header, a reply) masked
         leaked = self._leak(raw)
         if leaked is not None:  # an API key in the exchange: the line is refused (and the refusal masked)
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
-            text = scrub(json.dumps({"endpoint": endpoint, "path": line["path"], "case": key.case,
-                                     "trial": key.trial, "step": key.step, "attempt": key.attempt,
-                                     "refused": f"the exchange contains the value of {leaked}; not recorded"}))
+            text = scrub(
+                json.dumps(
+                    {
+                        "endpoint": endpoint,
+                        "path": line["path"],
+                        "case": key.case,
+                        "trial": key.trial,
+                        "step": key.step,
+                        "attempt": key.attempt,
+                        "refused": f"the exchange contains the value of {leaked}; not recorded",
+                    }
+                )
+            )
         self._write_line(text)
 
     def _write_line(self, text: str) -> None:
@@ -173,8 +226,10 @@ class Recorder:
             self._fh.write(text + "\n")
             self._fh.flush()
         except OSError as exc:
-            raise UsageError(f"--record {self.path}: cannot write the cassette: {exc.strerror or exc}",
-                             hint="record to a writable file with free space") from None
+            raise UsageError(
+                f"--record {self.path}: cannot write the cassette: {exc.strerror or exc}",
+                hint="record to a writable file with free space",
+            ) from None
 
     def guard(self, secrets: Mapping[str, str]) -> None:
         """Also refuse lines holding any of these values (named by the keys in the warning)."""
@@ -188,8 +243,12 @@ class Recorder:
         leaked = self._leak(raw)
         if leaked is not None:
             self.refused[leaked] = self.refused.get(leaked, 0) + 1
-            text = scrub(json.dumps({k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
-                                    | {"refused": f"the exchange contains the value of {leaked}; not recorded"}))
+            text = scrub(
+                json.dumps(
+                    {k: line.get(k) for k in ("endpoint", "path", "case", "trial", "step", "attempt")}
+                    | {"refused": f"the exchange contains the value of {leaked}; not recorded"}
+                )
+            )
         self._write_line(text)
 
     def _leak(self, text: str) -> str | None:
@@ -211,8 +270,10 @@ class Recorder:
             pass
         for name, count in self.refused.items():
             # The core never prints results, but a silently incomplete cassette would surprise.
-            sys.stderr.write(f"relcheck: warning: {count} exchange(s) not recorded in {self.path}: they "
-                             f"contained the value of {name}\n")
+            sys.stderr.write(
+                f"relcheck: warning: {count} exchange(s) not recorded in {self.path}: they "
+                f"contained the value of {name}\n"
+            )
 
 
 class Replayer:
@@ -246,14 +307,23 @@ class Replayer:
                 if not isinstance(line, dict) or "endpoint" not in line or line.get("refused"):
                     continue
                 self._check(line, number)
-                key = _key(line["endpoint"], line["path"], line.get("body"), line["case"], line["trial"],
-                           line["step"], line["attempt"])
+                key = _key(
+                    line["endpoint"],
+                    line["path"],
+                    line.get("body"),
+                    line["case"],
+                    line["trial"],
+                    line["step"],
+                    line["attempt"],
+                )
                 self._queues.setdefault(key, deque()).append(line)
                 self._by_step.setdefault((line["endpoint"], str(line["step"]), int(line["attempt"])), []).append(
-                    {"path": line["path"], "body": line.get("body"), "case": line["case"], "trial": line["trial"]})
+                    {"path": line["path"], "body": line.get("body"), "case": line["case"], "trial": line["trial"]}
+                )
 
-    def take(self, endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int,
-             keep: bool = False) -> dict[str, Any] | None:
+    def take(
+        self, endpoint: str, path: str, body: Any, case: str, trial: int, step: str, attempt: int, keep: bool = False
+    ) -> dict[str, Any] | None:
         """The next recorded line for this key (a non-HTTP exchange), or None; ``keep`` leaves
         it in place (a listing every attempt may ask for)."""
         queue = self._queues.get(_key(endpoint, path, _sorted(body), case, trial, step, attempt))
@@ -263,10 +333,13 @@ class Replayer:
 
     def _check(self, line: dict[str, Any], number: int) -> None:
         """A hand-edited or damaged line is bad input (exit 2), not a crash at replay time."""
+
         def bad(key: str, expected: str) -> UsageError:
             got = json.dumps(line.get(key), default=str)[:40] if key in line else "nothing"
-            return UsageError(f"--replay {self.path}: line {number}: '{key}' must be {expected} (got {got})",
-                              hint="re-record the cassette; relcheck writes every line it reads")
+            return UsageError(
+                f"--replay {self.path}: line {number}: '{key}' must be {expected} (got {got})",
+                hint="re-record the cassette; relcheck writes every line it reads",
+            )
 
         for key in ("endpoint", "path", "case", "step"):
             if not isinstance(line.get(key), str):
@@ -282,8 +355,12 @@ class Replayer:
         if status is None and error is None and line.get("method") not in ("tools/list", "tools/call"):
             raise bad("status", "an HTTP status (or null with an 'error' kind)")
         latency = line.get("latency_ms")
-        if latency is not None and not (isinstance(latency, (int, float)) and not isinstance(latency, bool)
-                                        and math.isfinite(latency) and latency >= 0):
+        if latency is not None and not (
+            isinstance(latency, (int, float))
+            and not isinstance(latency, bool)
+            and math.isfinite(latency)
+            and latency >= 0
+        ):
             raise bad("latency_ms", "a finite number of milliseconds, 0 or more")
         if line.get("response") is not None and not isinstance(line["response"], str):
             raise bad("response", "the response body as a string")
@@ -318,9 +395,9 @@ class Replayer:
         if line.get("error"):
             raise AttemptError(str(line["error"]), str(line.get("reason") or line["error"]), latency_ms=latency)
         response = line.get("response")
-        return Exchange(int(line["status"]), dict(line.get("response_headers") or {}),
-                        (response or "").encode("utf-8"), latency)
-
+        return Exchange(
+            int(line["status"]), dict(line.get("response_headers") or {}), (response or "").encode("utf-8"), latency
+        )
 
     def explain_miss(self, endpoint: str, path: str, body_text: str, request: Request) -> str:
         """Why nothing matched: the closest recorded request and the first field that differs.
@@ -333,12 +410,16 @@ class Replayer:
         where = f"step {k.step}, attempt {k.attempt}"
         candidates = self._by_step.get((endpoint, k.step, int(k.attempt)), [])
         if not candidates:
-            return (f"{where}: no recording in {name} for endpoint '{endpoint}' step {k.step} attempt {k.attempt} "
-                    f"(case {k.case}, trial {k.trial})")
+            return (
+                f"{where}: no recording in {name} for endpoint '{endpoint}' step {k.step} attempt {k.attempt} "
+                f"(case {k.case}, trial {k.trial})"
+            )
         same = [c for c in candidates if c["case"] == k.case and int(c["trial"]) == int(k.trial)]
         if same and any(canonical(c["body"]) == body_text and c["path"] == path for c in same):
-            return (f"{where}: every recording of this request in {name} (case {k.case}, trial {k.trial}) "
-                    "was already answered")
+            return (
+                f"{where}: every recording of this request in {name} (case {k.case}, trial {k.trial}) "
+                "was already answered"
+            )
         pool = same or candidates
         best = max(pool, key=lambda c: (c["path"] == path, _common_prefix(canonical(c["body"]), body_text)))
         sent = json.loads(body_text)
@@ -348,8 +429,10 @@ class Replayer:
         else:
             diff = first_difference(sent, best["body"])
         if diff is None:
-            return (f"{where}: {name} has this request for case {best['case']}, trial {best['trial']}, "
-                    f"not for case {k.case}, trial {k.trial} (recorded with fewer trials or other cases?)")
+            return (
+                f"{where}: {name} has this request for case {best['case']}, trial {best['trial']}, "
+                f"not for case {k.case}, trial {k.trial} (recorded with fewer trials or other cases?)"
+            )
         other = "" if best in same else f"; nearest is case {best['case']}, trial {best['trial']}"
         return f"{where}: {diff} (no recording in {name} for case {k.case}, trial {k.trial} matches{other})"
 
@@ -359,7 +442,7 @@ def _common_prefix(a: str, b: str) -> int:
 
 
 def _excerpt(text: str, at: int, width: int = 16) -> str:
-    piece = text[at: at + width]
+    piece = text[at : at + width]
     return json.dumps(piece + ("…" if len(text) > at + width else ""), ensure_ascii=False)
 
 
@@ -428,8 +511,12 @@ def _shared(mode: str, path: str, factory: Any) -> Any:
     return obj
 
 
-def open_recorder(path: str, pipeline: Any, environ: Mapping[str, str] | None = None,
-                  finished: Iterable[tuple[str, int]] | None = None) -> Recorder:
+def open_recorder(
+    path: str,
+    pipeline: Any,
+    environ: Mapping[str, str] | None = None,
+    finished: Iterable[tuple[str, int]] | None = None,
+) -> Recorder:
     """The shared recorder for ``path``; guards the values of every ``api_key_env`` the pipeline names.
 
     ``finished``: the units a resumed run keeps (given with ``--resume --record``): every

@@ -65,8 +65,11 @@ class _HttpEndpoint:
         replay, record = options.get("replay"), options.get("record")
         self._replayer = cassettes.open_replayer(replay) if replay else None
         # --replay OLD --record NEW: hits are answered from OLD, misses are sent; NEW gets both
-        self._recorder = (cassettes.open_recorder(record, options.get("pipeline"), self._env, options.get("finished"))
-                          if record else None)
+        self._recorder = (
+            cassettes.open_recorder(record, options.get("pipeline"), self._env, options.get("finished"))
+            if record
+            else None
+        )
         cache = options.get("cache") if not (replay or record) else None
         if cache:
             from . import cache as caches
@@ -75,8 +78,12 @@ class _HttpEndpoint:
         else:
             self._cache = None
         self.controller: AdaptiveController = options.get("controller") or AdaptiveController(
-            name, ceiling=getattr(config, "max_concurrency", None), rpm=getattr(config, "rate_limit_rpm", None),
-            tpm=getattr(config, "rate_limit_tpm", None), enabled=not replay or bool(record))
+            name,
+            ceiling=getattr(config, "max_concurrency", None),
+            rpm=getattr(config, "rate_limit_rpm", None),
+            tpm=getattr(config, "rate_limit_tpm", None),
+            enabled=not replay or bool(record),
+        )
         self._headers = compile_value(dict(config.headers))
         self._query = compile_value(dict(config.query))
         self._client: Any = None
@@ -116,8 +123,11 @@ class _HttpEndpoint:
 
     def _sent(self, out: Outgoing) -> dict[str, Any]:
         """The request as sent, for ``requests.jsonl``: no headers, a safe URL, ``redact:`` fields removed."""
-        return {"method": out.method, "url": cassettes.safe_url(out.url),
-                "body": cassettes.redact(out.body, self.redact_fields)}
+        return {
+            "method": out.method,
+            "url": cassettes.safe_url(out.url),
+            "body": cassettes.redact(out.body, self.redact_fields),
+        }
 
     async def _call(self, request: Request, outgoing: Outgoing, sent: dict[str, Any]) -> Response:
         cache, cache_key, hit = self._cache, "", None
@@ -125,10 +135,13 @@ class _HttpEndpoint:
             cache_key = cache.key(self.config.type, outgoing.method, outgoing.url, outgoing.body, request)
             hit = cache.get(cache_key)
             if hit is None and cache.only:
-                raise AttemptError("cache_miss", f"endpoint {self.name}: no cached response for this request "
-                                   f"(case {request.key.case}, trial {request.key.trial}, step {request.key.step}, "
-                                   f"attempt {request.key.attempt}) in {cache.path}; --cache-only makes no call",
-                                   latency_ms=0.0)
+                raise AttemptError(
+                    "cache_miss",
+                    f"endpoint {self.name}: no cached response for this request "
+                    f"(case {request.key.case}, trial {request.key.trial}, step {request.key.step}, "
+                    f"attempt {request.key.attempt}) in {cache.path}; --cache-only makes no call",
+                    latency_ms=0.0,
+                )
         if hit is not None:
             exchange, throttled, latency, ticket = hit, 0, 0.0, None
         else:
@@ -136,24 +149,35 @@ class _HttpEndpoint:
             if cache is not None:
                 cache.put(cache_key, self.config.type, outgoing.url, request.key.step, exchange)
         if not 200 <= exchange.status < 300:
-            raise AttemptError(status_kind(exchange.status), self._status_reason(exchange), latency_ms=latency,
-                               throttled=throttled, status=exchange.status,
-                               fatal=quota_exhausted(exchange.status, exchange.body))
+            raise AttemptError(
+                status_kind(exchange.status),
+                self._status_reason(exchange),
+                latency_ms=latency,
+                throttled=throttled,
+                status=exchange.status,
+                fatal=quota_exhausted(exchange.status, exchange.body),
+            )
         text = cassettes.redact_text(exchange.body, self.redact_fields)
         try:
             data: Any = bounded_loads(text) if text.strip() else None
         except BadJson as exc:
             if self.needs_json:
                 what = "is not valid JSON" if exc.msg.startswith("invalid JSON") else f"is refused: {exc.msg}"
-                raise AttemptError("parse", self._scrub(f"endpoint {self.name}: the {exchange.status} response body "
-                                   f"{what} ({repr(one_line(text, 80))})"), latency_ms=latency,
-                                   throttled=throttled) from None
+                raise AttemptError(
+                    "parse",
+                    self._scrub(
+                        f"endpoint {self.name}: the {exchange.status} response body {what} ({repr(one_line(text, 80))})"
+                    ),
+                    latency_ms=latency,
+                    throttled=throttled,
+                ) from None
             data = _NOT_JSON
         try:
             response = self.read_response(data, text)
         except _Unreadable as exc:
-            raise AttemptError("parse", self._scrub(f"endpoint {self.name}: {exc}"), latency_ms=latency,
-                               throttled=throttled) from None
+            raise AttemptError(
+                "parse", self._scrub(f"endpoint {self.name}: {exc}"), latency_ms=latency, throttled=throttled
+            ) from None
         response.latency_ms = latency
         response.throttled = throttled
         response.extra["sent"] = sent
@@ -177,8 +201,9 @@ class _HttpEndpoint:
         while True:
             ticket = await self.controller.acquire(cost)
             try:
-                exchange, replayed = await self._send_once(request, out, request.timeout_s - active_ms / 1000,
-                                                           resend=throttled)
+                exchange, replayed = await self._send_once(
+                    request, out, request.timeout_s - active_ms / 1000, resend=throttled
+                )
             except AttemptError as exc:
                 self.controller.release(ticket, kind=exc.kind)
                 exc.latency_ms = active_ms + (exc.latency_ms or 0.0)
@@ -190,8 +215,9 @@ class _HttpEndpoint:
                 wait = None
             if wait is not None:
                 wait = throttle_wait_s(wait, throttled)  # never 0: a floor that grows with each resend
-            self.controller.release(ticket, status=exchange.status, headers=exchange.headers,
-                                    retry_after=wait if not replayed else None)
+            self.controller.release(
+                ticket, status=exchange.status, headers=exchange.headers, retry_after=wait if not replayed else None
+            )
             if wait is None:
                 return exchange, throttled, active_ms, ticket
             if waited + wait > self.max_throttle_wait or throttled >= MAX_RESENDS:
@@ -199,15 +225,19 @@ class _HttpEndpoint:
                     status_kind(exchange.status),
                     f"{self._status_reason(exchange)}; still throttled after waiting {waited:g} s in all "
                     f"(--max-throttle-wait {self.max_throttle_wait:g})",
-                    latency_ms=active_ms, throttled=throttled, status=exchange.status)
+                    latency_ms=active_ms,
+                    throttled=throttled,
+                    status=exchange.status,
+                )
             throttled += 1
             waited += wait  # the pause is excluded from latency and from the deadline
 
     def _cost(self, out: Outgoing) -> Cost:
         body = out.body
         if isinstance(body, dict) and isinstance(body.get("messages"), list):
-            chars = sum(len(m["content"]) for m in body["messages"]
-                        if isinstance(m, dict) and isinstance(m.get("content"), str))
+            chars = sum(
+                len(m["content"]) for m in body["messages"] if isinstance(m, dict) and isinstance(m.get("content"), str)
+            )
             system = body.get("system")
             chars += len(system) if isinstance(system, str) else 0
             limit = body.get("max_tokens") or body.get("max_completion_tokens")
@@ -215,8 +245,9 @@ class _HttpEndpoint:
         chars = len(json.dumps(body)) if body is not None else 0
         return self.controller.estimate(chars, None)
 
-    async def _send_once(self, request: Request, out: Outgoing, deadline_s: float,
-                         resend: int = 0) -> tuple[Exchange, bool]:
+    async def _send_once(
+        self, request: Request, out: Outgoing, deadline_s: float, resend: int = 0
+    ) -> tuple[Exchange, bool]:
         """One exchange, and whether it came from the cassette being replayed."""
         if self._replayer is not None:
             try:
@@ -225,32 +256,71 @@ class _HttpEndpoint:
                 if self._recorder is None:
                     raise
                 if exc.kind != "replay_miss":  # a recorded failure: copied to the new cassette
-                    self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
-                                          error=exc, redact_fields=self.redact_fields)
+                    self._recorder.record(
+                        self.name,
+                        request,
+                        out.method,
+                        out.url,
+                        out.headers,
+                        out.body,
+                        error=exc,
+                        redact_fields=self.redact_fields,
+                    )
                     raise
                 # a miss while recording: sent live below, and recorded
             else:
                 if self._recorder is not None:
-                    self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
-                                          exchange=exchange, redact_fields=self.redact_fields)
+                    self._recorder.record(
+                        self.name,
+                        request,
+                        out.method,
+                        out.url,
+                        out.headers,
+                        out.body,
+                        exchange=exchange,
+                        redact_fields=self.redact_fields,
+                    )
                 return exchange, True
         if self._client is None:
             self._client = make_client(self.controller.ceiling)
         content = None if out.body is None else json.dumps(out.body, ensure_ascii=False).encode("utf-8", JSON_ERRORS)
         try:
             headers = {**out.headers, ATTEMPT_HEADER: attempt_identity(request, resend)}
-            exchange = await send(self._client, out.method, out.url, headers=headers, params=None,
-                                  content=content, deadline_s=deadline_s,
-                                  max_bytes=getattr(self.config, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES))
+            exchange = await send(
+                self._client,
+                out.method,
+                out.url,
+                headers=headers,
+                params=None,
+                content=content,
+                deadline_s=deadline_s,
+                max_bytes=getattr(self.config, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES),
+            )
         except AttemptError as exc:
             exc.reason = f"endpoint {self.name}: {self._scrub(exc.reason)}"
             if self._recorder is not None:
-                self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
-                                      error=exc, redact_fields=self.redact_fields)
+                self._recorder.record(
+                    self.name,
+                    request,
+                    out.method,
+                    out.url,
+                    out.headers,
+                    out.body,
+                    error=exc,
+                    redact_fields=self.redact_fields,
+                )
             raise
         if self._recorder is not None:
-            self._recorder.record(self.name, request, out.method, out.url, out.headers, out.body,
-                                  exchange=exchange, redact_fields=self.redact_fields)
+            self._recorder.record(
+                self.name,
+                request,
+                out.method,
+                out.url,
+                out.headers,
+                out.body,
+                exchange=exchange,
+                redact_fields=self.redact_fields,
+            )
         return exchange, False
 
     # ---------------------------------------------------------------- helpers
@@ -299,8 +369,9 @@ def _scrubbed(response: Response) -> Response:
         return response
     response.text = scrub.scrub(response.text)
     response.output = scrub.scrub_value(response.output)
-    response.tool_calls = tuple(ToolCall(scrub.scrub(c.name), scrub.scrub_value(c.arguments))
-                                for c in response.tool_calls)
+    response.tool_calls = tuple(
+        ToolCall(scrub.scrub(c.name), scrub.scrub_value(c.arguments)) for c in response.tool_calls
+    )
     return response
 
 
@@ -327,8 +398,16 @@ def attempt_identity(request: Request, resend: int = 0) -> str:
     from urllib.parse import quote
 
     key = request.key
-    return "/".join((quote(key.case, safe=""), str(key.trial), quote(key.step, safe=""),
-                     str(key.attempt), str(resend), quote(request.phase, safe="")))
+    return "/".join(
+        (
+            quote(key.case, safe=""),
+            str(key.trial),
+            quote(key.step, safe=""),
+            str(key.attempt),
+            str(resend),
+            quote(request.phase, safe=""),
+        )
+    )
 
 
 def _json_headers(extra: Mapping[str, str]) -> dict[str, str]:
@@ -346,8 +425,7 @@ class OpenAIEndpoint(_HttpEndpoint):
         if key:
             headers["authorization"] = f"Bearer {key}"
         headers.update(extra)
-        body = {"model": cfg.model, "messages": [dict(m) for m in request.messages],
-                **cfg.params, **request.params}
+        body = {"model": cfg.model, "messages": [dict(m) for m in request.messages], **cfg.params, **request.params}
         if self._offered:
             body.setdefault("tools", self._offered)
         url = _with_query(self._endpoint_url, query)
@@ -386,8 +464,12 @@ class OpenAIEndpoint(_HttpEndpoint):
             calls.append(ToolCall(fn["name"], _arguments(fn.get("arguments"), i)))
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
-        return Response(content or "", tool_calls=tuple(calls),
-                        tokens_in=_tokens(usage, "prompt_tokens"), tokens_out=_tokens(usage, "completion_tokens"))
+        return Response(
+            content or "",
+            tool_calls=tuple(calls),
+            tokens_in=_tokens(usage, "prompt_tokens"),
+            tokens_out=_tokens(usage, "completion_tokens"),
+        )
 
 
 class AnthropicEndpoint(_HttpEndpoint):
@@ -423,7 +505,9 @@ class AnthropicEndpoint(_HttpEndpoint):
                 raise _Unreadable(f"content[{i}] is {_kind(block)}, not a content block")
             if block.get("type") == "text":
                 if not isinstance(block.get("text"), str):
-                    raise _Unreadable(f"content[{i}] is a text block without a text string ({_kind(block.get('text'))})")
+                    raise _Unreadable(
+                        f"content[{i}] is a text block without a text string ({_kind(block.get('text'))})"
+                    )
                 texts.append(block["text"])
             elif block.get("type") == "tool_use":
                 if not isinstance(block.get("name"), str):
@@ -431,8 +515,12 @@ class AnthropicEndpoint(_HttpEndpoint):
                 calls.append(ToolCall(block["name"], block.get("input")))
         usage = data.get("usage")
         usage = usage if isinstance(usage, dict) else {}
-        return Response("".join(texts), tool_calls=tuple(calls), tokens_in=_tokens(usage, "input_tokens"),
-                        tokens_out=_tokens(usage, "output_tokens"))
+        return Response(
+            "".join(texts),
+            tool_calls=tuple(calls),
+            tokens_in=_tokens(usage, "input_tokens"),
+            tokens_out=_tokens(usage, "output_tokens"),
+        )
 
 
 class HttpToolEndpoint(_HttpEndpoint):
@@ -468,8 +556,9 @@ class HttpToolEndpoint(_HttpEndpoint):
             try:
                 value = value[segment]
             except (KeyError, IndexError, TypeError):
-                raise _Unreadable(f"output_path {self.config.output_path} not found in the response "
-                                  f"({repr(one_line(text, 80))})") from None
+                raise _Unreadable(
+                    f"output_path {self.config.output_path} not found in the response ({repr(one_line(text, 80))})"
+                ) from None
         if isinstance(value, str):
             return Response(value)
         return Response(json.dumps(value, ensure_ascii=False), output=value)
@@ -497,8 +586,10 @@ def _tokens(usage: Mapping[str, Any], name: str) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool):
         return None
     if not 0 <= value <= MAX_TOKENS:
-        raise _Unreadable(f"usage.{name} is {str(value)[:20] + ('…' if len(str(value)) > 20 else '')}, "
-                          f"not a token count (0 to {MAX_TOKENS:,})")
+        raise _Unreadable(
+            f"usage.{name} is {str(value)[:20] + ('…' if len(str(value)) > 20 else '')}, "
+            f"not a token count (0 to {MAX_TOKENS:,})"
+        )
     return value
 
 
@@ -520,14 +611,23 @@ def _arguments(raw: Any, index: int) -> Any:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def build(name: str, config: Any, options: Mapping[str, Any]) -> _HttpEndpoint:
     """The endpoint for an ``openai``, ``anthropic`` or ``http`` config."""
-    kinds: dict[str, type[_HttpEndpoint]] = {"openai": OpenAIEndpoint, "anthropic": AnthropicEndpoint,
-                                             "http": HttpToolEndpoint}
+    kinds: dict[str, type[_HttpEndpoint]] = {
+        "openai": OpenAIEndpoint,
+        "anthropic": AnthropicEndpoint,
+        "http": HttpToolEndpoint,
+    }
     try:
         cls = kinds[config.type]
     except KeyError:

@@ -59,8 +59,15 @@ from .mcp_tools import (
     tool_hint,
 )
 
-__all__ = ["INSTALL_HINT", "McpEndpoint", "anthropic_tools", "arguments_problem", "openai_tools",
-           "require_sdk", "tool_hint"]
+__all__ = [
+    "INSTALL_HINT",
+    "McpEndpoint",
+    "anthropic_tools",
+    "arguments_problem",
+    "openai_tools",
+    "require_sdk",
+    "tool_hint",
+]
 
 TOOL_KINDS = frozenset({"tool_error", "tool_args", "tool_unknown"})
 LIST_PATH = "mcp:tools/list"
@@ -87,8 +94,7 @@ class McpEndpoint:
         self._log: Any = None
         replay, record = options.get("replay"), options.get("record")
         self._replayer = cassettes.open_replayer(replay) if replay else None
-        self._recorder = (cassettes.open_recorder(record, pipeline, self._environ)
-                          if record and not replay else None)
+        self._recorder = cassettes.open_recorder(record, pipeline, self._environ) if record and not replay else None
         if self._recorder is not None:
             self._recorder.guard(self._secrets())
         self._session: Session | None = None
@@ -121,8 +127,7 @@ class McpEndpoint:
 
             if self._http is None:  # one connection pool for the endpoint, whatever the sessions
                 timeout = cfg.timeout_s or 30.0
-                self._http = httpx2.AsyncClient(headers=dict(cfg.headers),
-                                                timeout=httpx2.Timeout(timeout, read=300.0))
+                self._http = httpx2.AsyncClient(headers=dict(cfg.headers), timeout=httpx2.Timeout(timeout, read=300.0))
             http = self._http
 
             def http_client() -> Any:
@@ -186,14 +191,20 @@ class McpEndpoint:
                 await session.open(self._connect(), timeout_s)
             except asyncio.TimeoutError:
                 self._session = None
-                raise AttemptError("timeout", f"endpoint {self.name}: the MCP server ({self._where()}) did not "
-                                   f"complete the handshake within {timeout_s:g} s{self._stderr_tail()}",
-                                   latency_ms=(time.perf_counter() - started) * 1000) from None
+                raise AttemptError(
+                    "timeout",
+                    f"endpoint {self.name}: the MCP server ({self._where()}) did not "
+                    f"complete the handshake within {timeout_s:g} s{self._stderr_tail()}",
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                ) from None
             if session.client is None:
                 self._session = None
-                raise AttemptError("connect", f"endpoint {self.name}: cannot start or reach the MCP server "
-                                   f"({self._where()}): {self._describe(session.error)}{self._stderr_tail()}",
-                                   latency_ms=(time.perf_counter() - started) * 1000)
+                raise AttemptError(
+                    "connect",
+                    f"endpoint {self.name}: cannot start or reach the MCP server "
+                    f"({self._where()}): {self._describe(session.error)}{self._stderr_tail()}",
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
             if self._tools is None:
                 self._tools = session.tools
                 self._record_listing()
@@ -224,8 +235,11 @@ class McpEndpoint:
         if self._replayer is not None:
             line = self._replayer.take(self.name, LIST_PATH, {}, "", 0, "", 0, keep=True)
             if line is None:
-                raise AttemptError("replay_miss", f"no tool listing of endpoint '{self.name}' in "
-                                   f"{os.path.basename(self._replayer.path)}", latency_ms=0.0)
+                raise AttemptError(
+                    "replay_miss",
+                    f"no tool listing of endpoint '{self.name}' in {os.path.basename(self._replayer.path)}",
+                    latency_ms=0.0,
+                )
             self._tools = list(json.loads(line.get("response") or "[]"))
             return self._tools
         session = await self._open(timeout_s or self.config.timeout_s or 30.0)
@@ -235,11 +249,24 @@ class McpEndpoint:
         if self._recorder is None or self._listed_recorded:
             return
         self._listed_recorded = True
-        self._recorder.record_line({"endpoint": self.name, "method": "tools/list", "path": LIST_PATH,
-                                    "body": {}, "case": "", "trial": 0, "step": "", "attempt": 0,
-                                    "phase": "setup", "status": None,
-                                    "response": json.dumps(self._tools, ensure_ascii=False),
-                                    "latency_ms": 0.0, "error": None, "reason": None})
+        self._recorder.record_line(
+            {
+                "endpoint": self.name,
+                "method": "tools/list",
+                "path": LIST_PATH,
+                "body": {},
+                "case": "",
+                "trial": 0,
+                "step": "",
+                "attempt": 0,
+                "phase": "setup",
+                "status": None,
+                "response": json.dumps(self._tools, ensure_ascii=False),
+                "latency_ms": 0.0,
+                "error": None,
+                "reason": None,
+            }
+        )
 
     async def offered_tools(self, api: str) -> list[dict[str, Any]]:
         """The tools in ``api``'s format (``openai`` or ``anthropic``) for ``tools_from``."""
@@ -261,8 +288,10 @@ class McpEndpoint:
         if not isinstance(tool, str) or not tool.strip():
             raise AttemptError("tool_unknown", f"endpoint {self.name}: the tool name rendered empty")
         if not isinstance(arguments, dict):
-            raise AttemptError("tool_args", f"endpoint {self.name}: tool {tool}: arguments must be an object, "
-                               f"got {type(arguments).__name__}")
+            raise AttemptError(
+                "tool_args",
+                f"endpoint {self.name}: tool {tool}: arguments must be an object, got {type(arguments).__name__}",
+            )
         return tool.strip(), arguments
 
     async def call(self, request: Request) -> Response:
@@ -278,9 +307,13 @@ class McpEndpoint:
             body = cassettes.redact({"name": tool, "arguments": arguments}, self._redact)
             line = self._replayer.take(self.name, CALL_PATH, body, key.case, key.trial, key.step, key.attempt)
             if line is None:
-                raise AttemptError("replay_miss", f"no recording in {os.path.basename(self._replayer.path)} for "
-                                   f"endpoint '{self.name}' tool {tool} (case {key.case}, trial {key.trial}, "
-                                   f"step {key.step}, attempt {key.attempt}) with these arguments", latency_ms=0.0)
+                raise AttemptError(
+                    "replay_miss",
+                    f"no recording in {os.path.basename(self._replayer.path)} for "
+                    f"endpoint '{self.name}' tool {tool} (case {key.case}, trial {key.trial}, "
+                    f"step {key.step}, attempt {key.attempt}) with these arguments",
+                    latency_ms=0.0,
+                )
             latency = float(line.get("latency_ms") or 0.0)
             if line.get("error"):
                 raise AttemptError(str(line["error"]), str(line.get("reason") or line["error"]), latency_ms=latency)
@@ -293,8 +326,9 @@ class McpEndpoint:
         self._record(request, tool, arguments, result, None, latency)
         return self._read(tool, arguments, result, latency)
 
-    async def _call_live(self, request: Request, tool: str, arguments: dict[str, Any],
-                         started: float) -> tuple[dict[str, Any], float]:
+    async def _call_live(
+        self, request: Request, tool: str, arguments: dict[str, Any], started: float
+    ) -> tuple[dict[str, Any], float]:
         deadline = request.timeout_s
         session = await self._open(self.config.timeout_s or deadline)
         started = time.perf_counter()  # starting the server is not the call's latency, nor its deadline
@@ -305,42 +339,61 @@ class McpEndpoint:
 
         try:
             result = await asyncio.wait_for(
-                session.client.call_tool(tool, arguments, read_timeout_seconds=remaining),
-                remaining + _BACKSTOP_S)
+                session.client.call_tool(tool, arguments, read_timeout_seconds=remaining), remaining + _BACKSTOP_S
+            )
         except asyncio.TimeoutError:
-            raise AttemptError("timeout", f"endpoint {self.name}: tool {tool}: no answer within {deadline:g} s",
-                               latency_ms=elapsed()) from None
+            raise AttemptError(
+                "timeout", f"endpoint {self.name}: tool {tool}: no answer within {deadline:g} s", latency_ms=elapsed()
+            ) from None
         except Exception as exc:  # the SDK raises MCPError, pydantic and anyio errors
             raise self._error(exc, tool, arguments, deadline, session, elapsed()) from None
         return result.model_dump(by_alias=True, mode="json", exclude_none=True), elapsed()
 
-    def _error(self, exc: BaseException, tool: str, arguments: dict[str, Any], deadline: float,
-               session: Session, latency: float) -> AttemptError:
+    def _error(
+        self,
+        exc: BaseException,
+        tool: str,
+        arguments: dict[str, Any],
+        deadline: float,
+        session: Session,
+        latency: float,
+    ) -> AttemptError:
         inner = leaf(exc)
         code = getattr(inner, "code", None)
         message = one_line(str(getattr(inner, "message", None) or inner) or type(inner).__name__)
         prefix = f"endpoint {self.name}: tool {tool}"
         if code == _REQUEST_TIMEOUT:
             return AttemptError("timeout", f"{prefix}: no answer within {deadline:g} s", latency_ms=latency)
-        if code == _CONNECTION_CLOSED or type(inner).__name__ in ("ClosedResourceError", "BrokenResourceError",
-                                                                "EndOfStream"):
+        if code == _CONNECTION_CLOSED or type(inner).__name__ in (
+            "ClosedResourceError",
+            "BrokenResourceError",
+            "EndOfStream",
+        ):
             session.dead = True
-            return AttemptError("protocol", f"{prefix}: the MCP session dropped ({message}){self._stderr_tail()}",
-                                latency_ms=latency)
+            return AttemptError(
+                "protocol", f"{prefix}: the MCP session dropped ({message}){self._stderr_tail()}", latency_ms=latency
+            )
         if code == _INVALID_PARAMS:
             known = self._known(tool)
             if known is False or "unknown tool" in message.lower():
-                return AttemptError("tool_unknown", f"{prefix}: unknown tool ({message})"
-                                    + (tool_hint(tool, self._names()) if known is False else ""), latency_ms=latency)
+                return AttemptError(
+                    "tool_unknown",
+                    f"{prefix}: unknown tool ({message})" + (tool_hint(tool, self._names()) if known is False else ""),
+                    latency_ms=latency,
+                )
             return AttemptError("tool_args", f"{prefix}: invalid arguments: {message}", latency_ms=latency)
         if code == _METHOD_NOT_FOUND:
-            return AttemptError("protocol", f"{prefix}: the server does not serve tools/call ({message})",
-                                latency_ms=latency)
+            return AttemptError(
+                "protocol", f"{prefix}: the server does not serve tools/call ({message})", latency_ms=latency
+            )
         if code is not None:
             return AttemptError("tool_error", f"{prefix}: JSON-RPC error {code}: {message}", latency_ms=latency)
         if type(inner).__name__ == "ValidationError" or isinstance(inner, RuntimeError):
-            return AttemptError("parse", f"{prefix}: the result does not follow the protocol or the tool's "
-                                f"outputSchema: {message[:300]}", latency_ms=latency)
+            return AttemptError(
+                "parse",
+                f"{prefix}: the result does not follow the protocol or the tool's outputSchema: {message[:300]}",
+                latency_ms=latency,
+            )
         session.dead = True
         return AttemptError("protocol", f"{prefix}: {type(inner).__name__}: {message}", latency_ms=latency)
 
@@ -365,30 +418,49 @@ class McpEndpoint:
         if result.get("isError"):
             prefix = f"endpoint {self.name}: tool {tool}"
             if self._known(tool) is False:
-                raise AttemptError("tool_unknown", f"{prefix}: unknown tool{tool_hint(tool, self._names())} "
-                                   f"({one_line(text)[:200]})", latency_ms=latency)
+                raise AttemptError(
+                    "tool_unknown",
+                    f"{prefix}: unknown tool{tool_hint(tool, self._names())} ({one_line(text)[:200]})",
+                    latency_ms=latency,
+                )
             problem = arguments_problem(arguments, self._schema(tool))
             if problem is not None:
-                raise AttemptError("tool_args", f"{prefix}: {problem} (the server: {one_line(text)[:200]})",
-                                   latency_ms=latency)
-            raise AttemptError("tool_error", f"{prefix}: isError: {one_line(text)[:300] or '(no text)'}",
-                               latency_ms=latency)
+                raise AttemptError(
+                    "tool_args", f"{prefix}: {problem} (the server: {one_line(text)[:200]})", latency_ms=latency
+                )
+            raise AttemptError(
+                "tool_error", f"{prefix}: isError: {one_line(text)[:300] or '(no text)'}", latency_ms=latency
+            )
         structured = result.get("structuredContent")
         return Response(text, output=structured, latency_ms=latency, extra={"json": structured})
 
-    def _record(self, request: Request, tool: str, arguments: dict[str, Any], result: Mapping[str, Any] | None,
-                error: AttemptError | None, latency: float = 0.0) -> None:
+    def _record(
+        self,
+        request: Request,
+        tool: str,
+        arguments: dict[str, Any],
+        result: Mapping[str, Any] | None,
+        error: AttemptError | None,
+        latency: float = 0.0,
+    ) -> None:
         if self._recorder is None:
             return
         key = request.key
         fields = self._redact
         line: dict[str, Any] = {
-            "endpoint": self.name, "method": "tools/call", "path": CALL_PATH,
+            "endpoint": self.name,
+            "method": "tools/call",
+            "path": CALL_PATH,
             "body": cassettes.redact({"name": tool, "arguments": arguments}, fields),
-            "case": key.case, "trial": key.trial, "step": key.step, "attempt": key.attempt, "phase": request.phase,
+            "case": key.case,
+            "trial": key.trial,
+            "step": key.step,
+            "attempt": key.attempt,
+            "phase": request.phase,
             "status": None,
-            "response": None if result is None else json.dumps(cassettes.redact(dict(result), fields),
-                                                                ensure_ascii=False),
+            "response": None
+            if result is None
+            else json.dumps(cassettes.redact(dict(result), fields), ensure_ascii=False),
             "latency_ms": round(error.latency_ms or 0.0, 3) if error is not None else round(latency, 3),
             "error": error.kind if error is not None else None,
             "reason": error.reason if error is not None else None,

@@ -22,16 +22,19 @@ from .mcp_tools import arguments_problem, tool_hint
 __all__ = ["check_tool_calls", "list_server_tools"]
 
 
-def list_server_tools(pipeline: Pipeline, names: Sequence[str], replay: str | None = None,
-                      environ: Mapping[str, str] | None = None) -> dict[str, list[dict[str, Any]] | AttemptError]:
+def list_server_tools(
+    pipeline: Pipeline, names: Sequence[str], replay: str | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, list[dict[str, Any]] | AttemptError]:
     """Start or connect to each named MCP endpoint and list its tools (from the cassette when
     replaying); the value is the listing, or the error that prevented it."""
     import asyncio
 
     async def main() -> dict[str, list[dict[str, Any]] | AttemptError]:
         found: dict[str, list[dict[str, Any]] | AttemptError] = {}
-        endpoints = [McpEndpoint(name, pipeline.endpoints[name],
-                                 {"pipeline": pipeline, "replay": replay, "environ": environ}) for name in names]
+        endpoints = [
+            McpEndpoint(name, pipeline.endpoints[name], {"pipeline": pipeline, "replay": replay, "environ": environ})
+            for name in names
+        ]
         try:
             for ep in endpoints:
                 try:
@@ -46,8 +49,9 @@ def list_server_tools(pipeline: Pipeline, names: Sequence[str], replay: str | No
     return asyncio.run(main())
 
 
-def check_tool_calls(pipeline: Pipeline, cases: Iterable[Case], replay: str | None = None,
-                     environ: Mapping[str, str] | None = None) -> list[RelcheckError]:
+def check_tool_calls(
+    pipeline: Pipeline, cases: Iterable[Case], replay: str | None = None, environ: Mapping[str, str] | None = None
+) -> list[RelcheckError]:
     """Every problem found with the pipeline's MCP tool calls (empty: all conform)."""
     names = [name for name, ep in pipeline.endpoints.items() if ep.type == "mcp"]
     if not names:
@@ -58,9 +62,13 @@ def check_tool_calls(pipeline: Pipeline, cases: Iterable[Case], replay: str | No
         if isinstance(listing, AttemptError):
             config = pipeline.endpoints[name]
             key = "url" if config.url is not None else "command"
-            problems.append(ConfigError(f"endpoint '{name}': {listing.reason.removeprefix(f'endpoint {name}: ')}",
-                                        pipeline.positions.locate(("endpoints", name, key)),
-                                        hint="start the server, or correct command/url"))
+            problems.append(
+                ConfigError(
+                    f"endpoint '{name}': {listing.reason.removeprefix(f'endpoint {name}: ')}",
+                    pipeline.positions.locate(("endpoints", name, key)),
+                    hint="start the server, or correct command/url",
+                )
+            )
     checked: list[tuple[StepPlan, Mapping[str, Any] | None]] = []
     for step in pipeline.steps:
         offered = listings.get(step.endpoint)
@@ -69,17 +77,27 @@ def check_tool_calls(pipeline: Pipeline, cases: Iterable[Case], replay: str | No
         tools = {str(t.get("name")): t for t in offered}
         tool = step.tool.source.strip()
         if tool not in tools:
-            problems.append(ConfigError(
-                f"step {step.id}: endpoint '{step.endpoint}' has no tool '{tool}'{tool_hint(tool, list(tools))}",
-                pipeline.positions.locate(("steps", step.index, "tool"))))
+            problems.append(
+                ConfigError(
+                    f"step {step.id}: endpoint '{step.endpoint}' has no tool '{tool}'{tool_hint(tool, list(tools))}",
+                    pipeline.positions.locate(("steps", step.index, "tool")),
+                )
+            )
         elif not _names_steps(step.arguments):  # else rendered from earlier outputs: checked when it runs
             checked.append((step, tools[tool].get("inputSchema")))
     if not checked:
         return problems
     for case in cases:  # one pass: a large eval set is streamed
         for step, schema in checked:
-            context = {"vars": case.vars, "expect": case.expect, "case": {"id": case.id, "tags": list(case.tags)},
-                       "steps": {}, "step": {"id": step.id}, "trial": 1, "attempt": 1}
+            context = {
+                "vars": case.vars,
+                "expect": case.expect,
+                "case": {"id": case.id, "tags": list(case.tags)},
+                "steps": {},
+                "step": {"id": step.id},
+                "trial": 1,
+                "attempt": 1,
+            }
             try:
                 arguments = render_value(step.arguments, context) if step.arguments is not None else {}
             except RenderError:

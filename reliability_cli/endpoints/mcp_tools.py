@@ -11,8 +11,16 @@ from typing import Any
 
 from ..errors import ConfigError, Location
 
-__all__ = ["INSTALL_HINT", "anthropic_tools", "arguments_problem", "leaf", "openai_tools", "require_sdk",
-           "text_of", "tool_hint"]
+__all__ = [
+    "INSTALL_HINT",
+    "anthropic_tools",
+    "arguments_problem",
+    "leaf",
+    "openai_tools",
+    "require_sdk",
+    "text_of",
+    "tool_hint",
+]
 
 INSTALL_HINT = "pip install 'relcheck[mcp]'"
 
@@ -22,21 +30,38 @@ def require_sdk(name: str, where: Location | None) -> None:
     try:
         import mcp  # noqa: F401
     except ImportError:
-        raise ConfigError(f"endpoint '{name}' is an mcp endpoint, which needs the MCP SDK (the 'mcp' "
-                          "package); it is not installed", where, hint=INSTALL_HINT) from None
+        raise ConfigError(
+            f"endpoint '{name}' is an mcp endpoint, which needs the MCP SDK (the 'mcp' package); it is not installed",
+            where,
+            hint=INSTALL_HINT,
+        ) from None
 
 
 def openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """MCP tools in OpenAI's ``tools`` format."""
-    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description") or "",
-                                               "parameters": t.get("inputSchema") or {"type": "object"}}}
-            for t in tools]
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t["name"],
+                "description": t.get("description") or "",
+                "parameters": t.get("inputSchema") or {"type": "object"},
+            },
+        }
+        for t in tools
+    ]
 
 
 def anthropic_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """MCP tools in Anthropic's ``tools`` format."""
-    return [{"name": t["name"], "description": t.get("description") or "",
-             "input_schema": t.get("inputSchema") or {"type": "object"}} for t in tools]
+    return [
+        {
+            "name": t["name"],
+            "description": t.get("description") or "",
+            "input_schema": t.get("inputSchema") or {"type": "object"},
+        }
+        for t in tools
+    ]
 
 
 def tool_hint(name: str, names: Sequence[str]) -> str:

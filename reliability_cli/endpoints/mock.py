@@ -41,16 +41,16 @@ class MockEndpoint:
         if cfg.latency_ms > 0:
             if cfg.latency_ms / 1000 >= request.timeout_s:
                 await asyncio.sleep(request.timeout_s)
-                raise AttemptError("timeout", f"no reply within {request.timeout_s:g} s",
-                                   latency_ms=request.timeout_s * 1000)
+                raise AttemptError(
+                    "timeout", f"no reply within {request.timeout_s:g} s", latency_ms=request.timeout_s * 1000
+                )
             await asyncio.sleep(cfg.latency_ms / 1000)
         else:
             # yield to the event loop once per attempt: without an await that suspends, a run
             # on the mock never lets Ctrl-C / SIGTERM (handled on the loop) take effect
             await asyncio.sleep(0)
         latency = float(cfg.latency_ms)
-        failed = cfg.fail_rate > 0 and draw(request.seed, key.case, key.trial, key.step,
-                                            key.attempt) < cfg.fail_rate
+        failed = cfg.fail_rate > 0 and draw(request.seed, key.case, key.trial, key.step, key.attempt) < cfg.fail_rate
         if failed:
             if cfg.failure == "error":
                 raise AttemptError("http_500", "mock: injected server error", latency_ms=latency, status=500)
@@ -61,8 +61,7 @@ class MockEndpoint:
             return Response(cfg.wrong_reply, latency_ms=latency)
         try:
             value = render_value(self._reply, request.context)
-            calls = _tool_calls(render_value(self._tool_calls, request.context)) if self._tool_calls is not None \
-                else ()
+            calls = _tool_calls(render_value(self._tool_calls, request.context)) if self._tool_calls is not None else ()
         except RenderError as exc:
             raise AttemptError("template", f"mock reply {exc}", latency_ms=latency) from None
         if isinstance(value, str):

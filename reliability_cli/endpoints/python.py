@@ -29,8 +29,9 @@ def import_callable(spec: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
-        raise ConfigError(f"cannot import module '{module_name}' for callable '{spec}': "
-                          f"{type(exc).__name__}: {exc}") from None
+        raise ConfigError(
+            f"cannot import module '{module_name}' for callable '{spec}': {type(exc).__name__}: {exc}"
+        ) from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ConfigError(f"'{module_name}' has no callable '{attr}'")
@@ -63,8 +64,9 @@ class PythonEndpoint:
             return Response(result)
         tool_calls: tuple[ToolCall, ...] = ()
         if isinstance(result, dict) and isinstance(result.get("tool_calls"), list):
-            tool_calls = tuple(ToolCall(str(c.get("name")), c.get("arguments"))
-                               for c in result["tool_calls"] if isinstance(c, dict))
+            tool_calls = tuple(
+                ToolCall(str(c.get("name")), c.get("arguments")) for c in result["tool_calls"] if isinstance(c, dict)
+            )
         try:
             text = json.dumps(result, ensure_ascii=False, default=str)
         except (TypeError, ValueError):

@@ -26,8 +26,12 @@ from datetime import datetime
 __all__ = ["HEADER_NAMES", "Limit", "parse_duration", "read_limits"]
 
 _OPENAI = {"requests": "requests", "tokens": "tokens"}
-_ANTHROPIC = {"requests": "requests", "tokens": "tokens", "input-tokens": "input_tokens",
-              "output-tokens": "output_tokens"}
+_ANTHROPIC = {
+    "requests": "requests",
+    "tokens": "tokens",
+    "input-tokens": "input_tokens",
+    "output-tokens": "output_tokens",
+}
 
 #: Every rate-limit header name this module reads (the transport keeps these).
 HEADER_NAMES = tuple(
@@ -98,8 +102,9 @@ def read_limits(headers: Mapping[str, str], wall_now: float | None = None) -> di
         reset = headers.get(f"x-ratelimit-reset-{part}")
         if limit is None and remaining is None:
             continue
-        found[resource] = Limit(_number(limit), _number(remaining),
-                                parse_duration(reset) if reset is not None else None)
+        found[resource] = Limit(
+            _number(limit), _number(remaining), parse_duration(reset) if reset is not None else None
+        )
     now = time.time() if wall_now is None else wall_now
     for part, resource in _ANTHROPIC.items():
         prefix = f"anthropic-ratelimit-{part}-"
@@ -107,6 +112,7 @@ def read_limits(headers: Mapping[str, str], wall_now: float | None = None) -> di
         if limit is None and remaining is None:
             continue
         reset = headers.get(prefix + "reset")
-        found[resource] = Limit(_number(limit), _number(remaining),
-                                _rfc3339_in(reset, now) if reset is not None else None)
+        found[resource] = Limit(
+            _number(limit), _number(remaining), _rfc3339_in(reset, now) if reset is not None else None
+        )
     return found

@@ -51,7 +51,16 @@ from ..textfmt import one_line
 from .base import AttemptError
 from .ratelimit_headers import HEADER_NAMES
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "Exchange", "decode_body", "make_client", "send", "classify", "status_kind", "transport_name"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Exchange",
+    "decode_body",
+    "make_client",
+    "send",
+    "classify",
+    "status_kind",
+    "transport_name",
+]
 
 T = TypeVar("T")
 
@@ -75,8 +84,7 @@ class Undecodable(Exception):
 
 
 #: The response headers anything downstream reads (throttling, the cassette's allow-list).
-KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version",
-                *HEADER_NAMES)
+KEPT_HEADERS = ("content-type", "retry-after", "retry-after-ms", "anthropic-version", "openai-version", *HEADER_NAMES)
 _KEPT = frozenset(KEPT_HEADERS)
 
 
@@ -144,8 +152,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
         self._url_type = yarl.URL
         connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=_ssl_context())
-        self._session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                              auto_decompress=False, trust_env=False)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False, trust_env=False
+        )
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -153,8 +162,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body = request.content  # relcheck always sends bytes (or nothing)
         url = self._url_type(str(request.url), encoded=True)  # httpx's URL is already percent-encoded
         limit = request.extensions.get(_MAX_BYTES_EXT, DEFAULT_MAX_RESPONSE_BYTES)
-        async with session.request(request.method, url, headers=request.headers.multi_items(),
-                                   data=body or None, allow_redirects=False) as response:
+        async with session.request(
+            request.method, url, headers=request.headers.multi_items(), data=body or None, allow_redirects=False
+        ) as response:
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.content.iter_chunked(_CHUNK):  # raw: auto_decompress is off
@@ -163,8 +173,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     raise TooLarge(limit, raw=True)
                 chunks.append(chunk)
         # a raw stream, not ``content=``: httpx would decode (unbounded) a body given as content
-        return httpx.Response(response.status, headers=response.raw_headers, stream=_Raw(b"".join(chunks)),
-                              request=request)
+        return httpx.Response(
+            response.status, headers=response.raw_headers, stream=_Raw(b"".join(chunks)), request=request
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -249,9 +260,17 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
     return b"".join(out)
 
 
-async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Mapping[str, str],
-               params: Mapping[str, str] | None, content: bytes | None, deadline_s: float,
-               max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> Exchange:
+async def send(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    params: Mapping[str, str] | None,
+    content: bytes | None,
+    deadline_s: float,
+    max_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> Exchange:
     """Send one request and read the whole body within ``deadline_s`` seconds in all.
 
     Raises:
@@ -264,26 +283,37 @@ async def send(client: httpx.AsyncClient, method: str, url: str, *, headers: Map
     # httpx's own timeouts are idle limits; they only back up the total deadline below.
     backstop = deadline_s + 1.0
     try:
-        request = httpx.Request(method, _url(url), headers={"user-agent": USER_AGENT,
-                                                            "accept-encoding": ACCEPT_ENCODING, **headers},
-                                params=params, content=content,
-                                extensions={"timeout": {"connect": backstop, "read": backstop,
-                                                        "write": backstop, "pool": backstop},
-                                            _MAX_BYTES_EXT: max_bytes})
+        request = httpx.Request(
+            method,
+            _url(url),
+            headers={"user-agent": USER_AGENT, "accept-encoding": ACCEPT_ENCODING, **headers},
+            params=params,
+            content=content,
+            extensions={
+                "timeout": {"connect": backstop, "read": backstop, "write": backstop, "pool": backstop},
+                _MAX_BYTES_EXT: max_bytes,
+            },
+        )
         response, body = await _within(_exchange(client, request, max_bytes), deadline_s)
     except TooLarge as exc:
         latency = (time.perf_counter() - started) * 1000
         what = "as sent" if exc.raw else "once decoded"
-        raise AttemptError("too_large", f"the response body from {_host(url)} passed max_response_bytes "
-                           f"({_size(exc.limit)}) {what}; reading stopped", latency_ms=latency) from None
+        raise AttemptError(
+            "too_large",
+            f"the response body from {_host(url)} passed max_response_bytes "
+            f"({_size(exc.limit)}) {what}; reading stopped",
+            latency_ms=latency,
+        ) from None
     except Undecodable as exc:
         latency = (time.perf_counter() - started) * 1000
-        raise AttemptError("parse", f"the response body from {_host(url)} could not be decoded: {exc}",
-                           latency_ms=latency) from None
+        raise AttemptError(
+            "parse", f"the response body from {_host(url)} could not be decoded: {exc}", latency_ms=latency
+        ) from None
     except (TimeoutError, asyncio.TimeoutError):
         latency = (time.perf_counter() - started) * 1000
-        raise AttemptError("timeout", f"no complete response within {deadline_s:g} s (total deadline)",
-                           latency_ms=latency) from None
+        raise AttemptError(
+            "timeout", f"no complete response within {deadline_s:g} s (total deadline)", latency_ms=latency
+        ) from None
     except Exception as exc:  # every transport failure, mapped in one place
         latency = (time.perf_counter() - started) * 1000
         kind, reason = classify(exc, url)
@@ -315,10 +345,12 @@ _URLS: dict[str, httpx.URL] = {}
 
 
 if sys.version_info >= (3, 11):
+
     async def _within(awaitable: Awaitable[T], seconds: float) -> T:
         async with asyncio.timeout(seconds):
             return await awaitable
 else:  # pragma: no cover - Python 3.10
+
     async def _within(awaitable: Awaitable[T], seconds: float) -> T:
         return await asyncio.wait_for(awaitable, seconds)
 
@@ -365,8 +397,16 @@ def _classify_aiohttp(exc: BaseException, where: str) -> tuple[str, str] | None:
         return "connect", (f"connection refused by {where}" if refused else f"cannot connect to {where} ({name})")
     if isinstance(exc, aiohttp.InvalidURL):
         return "connect", f"invalid URL for {where}"
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError,
-                        aiohttp.ClientResponseError, aiohttp.ClientConnectionError)):
+    if isinstance(
+        exc,
+        (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError,
+            aiohttp.ClientResponseError,
+            aiohttp.ClientConnectionError,
+        ),
+    ):
         return "protocol", f"connection to {where} dropped or broken ({name})"
     return "protocol", f"request to {where} failed ({name})"
 
@@ -384,9 +424,19 @@ def _classify_httpx(exc: BaseException, where: str) -> tuple[str, str] | None:
         return "connect", f"cannot connect to {where} ({name})"
     if isinstance(exc, httpx.DecodingError):
         return "parse", f"response from {where} could not be decoded ({name})"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.LocalProtocolError, httpx.ReadError,
-                        httpx.WriteError, httpx.CloseError, httpx.TooManyRedirects, httpx.StreamError,
-                        httpx.TransportError)):
+    if isinstance(
+        exc,
+        (
+            httpx.RemoteProtocolError,
+            httpx.LocalProtocolError,
+            httpx.ReadError,
+            httpx.WriteError,
+            httpx.CloseError,
+            httpx.TooManyRedirects,
+            httpx.StreamError,
+            httpx.TransportError,
+        ),
+    ):
         return "protocol", f"connection to {where} dropped or broken ({name})"
     return None
 

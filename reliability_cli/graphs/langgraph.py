@@ -68,8 +68,9 @@ def load_graph(pipeline: Pipeline) -> LoadedGraph:
         from langgraph.graph import StateGraph
         from langgraph.pregel import Pregel
     except ImportError:
-        raise UsageError("this pipeline has a graph: section, which needs the langgraph package",
-                         hint=INSTALL) from None
+        raise UsageError(
+            "this pipeline has a graph: section, which needs the langgraph package", hint=INSTALL
+        ) from None
     config = pipeline.model.graph
     assert config is not None
     where = pipeline.positions.locate(("graph", "target"))
@@ -83,8 +84,11 @@ def load_graph(pipeline: Pipeline) -> LoadedGraph:
         obj = obj.compile(checkpointer=InMemorySaver())
         return LoadedGraph(obj, _nodes(obj), True)
     if not isinstance(obj, Pregel):
-        raise ConfigError(f"graph target '{config.target}' is a {type(obj).__name__}, not a LangGraph graph",
-                          where, hint="name a compiled graph, a StateGraph, or a function returning either")
+        raise ConfigError(
+            f"graph target '{config.target}' is a {type(obj).__name__}, not a LangGraph graph",
+            where,
+            hint="name a compiled graph, a StateGraph, or a function returning either",
+        )
     if obj.checkpointer in (None, False, True):
         obj = obj.copy(update={"checkpointer": InMemorySaver()})
         return LoadedGraph(obj, _nodes(obj), True)
@@ -105,8 +109,11 @@ def _import_target(target: str, folder: Path, where: Location) -> Any:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise ConfigError(f"graph target '{target}': no module named '{exc.name}'", where,
-                              hint=f"the module is imported from sys.path and from {folder}") from None
+            raise ConfigError(
+                f"graph target '{target}': no module named '{exc.name}'",
+                where,
+                hint=f"the module is imported from sys.path and from {folder}",
+            ) from None
         raise _import_error(target, exc, where, f"importing {module_name} failed") from None
     except Exception as exc:
         raise _import_error(target, exc, where, f"importing {module_name} failed") from None
@@ -119,8 +126,11 @@ def _import_target(target: str, folder: Path, where: Location) -> Any:
     if not hasattr(module, attr):
         names = [n for n in dir(module) if not n.startswith("_")]
         close = difflib.get_close_matches(attr, names, n=1)
-        raise ConfigError(f"graph target '{target}': module '{module_name}' has no '{attr}'"
-                          + (f" — did you mean '{close[0]}'?" if close else ""), where)
+        raise ConfigError(
+            f"graph target '{target}': module '{module_name}' has no '{attr}'"
+            + (f" — did you mean '{close[0]}'?" if close else ""),
+            where,
+        )
     return getattr(module, attr)
 
 
@@ -135,8 +145,9 @@ def _import_error(target: str, exc: BaseException, where: Location, what: str) -
         chosen = user or frames
         loc = Location(chosen[-1].filename, chosen[-1].lineno) if chosen else where
         detail = f"{type(exc).__name__}: {one_line(str(exc))}"
-    return ConfigError(f"graph target '{target}' does not import: {what}: {detail}", loc,
-                       hint=f"graph.target is at {where}")
+    return ConfigError(
+        f"graph target '{target}' does not import: {what}: {detail}", loc, hint=f"graph.target is at {where}"
+    )
 
 
 def check_nodes(pipeline: Pipeline, loaded: LoadedGraph) -> None:
@@ -150,10 +161,13 @@ def check_nodes(pipeline: Pipeline, loaded: LoadedGraph) -> None:
         step = pipeline.model.steps[plan.index]
         key = "node" if step.node is not None else "id"
         close = difflib.get_close_matches(plan.node, loaded.nodes, n=1)
-        problems.append(ConfigError(
-            f"the graph has no node '{plan.node}'" + (f" — did you mean '{close[0]}'?" if close else ""),
-            pipeline.positions.locate(("steps", plan.index, key)),
-            hint="nodes: " + ", ".join(loaded.nodes)))
+        problems.append(
+            ConfigError(
+                f"the graph has no node '{plan.node}'" + (f" — did you mean '{close[0]}'?" if close else ""),
+                pipeline.positions.locate(("steps", plan.index, key)),
+                hint="nodes: " + ", ".join(loaded.nodes),
+            )
+        )
     if problems:
         raise problems[0] if len(problems) == 1 else MultipleErrors(problems)
 
@@ -182,10 +196,17 @@ class _StepTrack:
         failed = next((v for v in self.visits if v.final != "pass"), None)
         first = next((v.first for v in self.visits if v.first != "pass"), "pass")
         last = failed or self.visits[-1]
-        return {"step": self.plan.id, "attempts": max(v.attempts for v in self.visits),
-                "first": first or "error", "final": last.final, "error_kind": last.error_kind,
-                "reason": last.reason, "output": last.output if last.final != "pass" else None,
-                "visits": len(self.visits), "attempts_total": sum(v.attempts for v in self.visits)}
+        return {
+            "step": self.plan.id,
+            "attempts": max(v.attempts for v in self.visits),
+            "first": first or "error",
+            "final": last.final,
+            "error_kind": last.error_kind,
+            "reason": last.reason,
+            "output": last.output if last.final != "pass" else None,
+            "visits": len(self.visits),
+            "attempts_total": sum(v.attempts for v in self.visits),
+        }
 
 
 @dataclass
@@ -227,7 +248,9 @@ class GraphRunner:
         await run.close()
         steps = [t.as_dict() for t in tracks]
         record: dict[str, Any] = {
-            "case": case.id, "trial": trial, "passed": failure is None,
+            "case": case.id,
+            "trial": trial,
+            "passed": failure is None,
             "failed_step": failure[0] if failure else None,
             "outcome": failure[1] if failure else "pass",
             "error_kind": failure[2] if failure else None,
@@ -265,8 +288,9 @@ class GraphRunner:
 class _Run:
     """One thread of the graph: the chained run of a unit, or one isolated node."""
 
-    def __init__(self, runner: GraphRunner, case: Case, trial: int, phase: str, judge: set[str],
-                 gold: set[str] | None = None) -> None:
+    def __init__(
+        self, runner: GraphRunner, case: Case, trial: int, phase: str, judge: set[str], gold: set[str] | None = None
+    ) -> None:
         self.runner = runner
         self.engine = runner.engine
         self.graph = runner.graph
@@ -276,7 +300,8 @@ class _Run:
         self.judge = judge
         self.gold = gold or set()
         thread = f"relcheck:{runner.run_token}:{case.id}:{trial}:{phase}" + (
-            f":{next(iter(judge), FINAL_ID)}" if phase == "isolated" else "")
+            f":{next(iter(judge), FINAL_ID)}" if phase == "isolated" else ""
+        )
         self.thread = {"thread_id": thread, "case": case.id, "trial": trial, "seed": self.engine.seed}
         self.limit = runner.config.recursion_limit
         self.executed: Counter[str] = Counter()
@@ -288,8 +313,9 @@ class _Run:
     def _config(self, checkpoint: Mapping[str, Any] | None, attempt: int, limit: int) -> dict[str, Any]:
         configurable = dict(self.thread, attempt=attempt)
         if checkpoint is not None:
-            configurable.update({k: v for k, v in checkpoint.get("configurable", {}).items()
-                                 if k in ("checkpoint_id", "checkpoint_ns")})
+            configurable.update(
+                {k: v for k, v in checkpoint.get("configurable", {}).items() if k in ("checkpoint_id", "checkpoint_ns")}
+            )
         return {"configurable": configurable, "recursion_limit": max(1, limit)}
 
     async def close(self) -> None:
@@ -304,7 +330,9 @@ class _Run:
             self._latest = state
         return state
 
-    async def drive(self, first_visit_only: bool = False) -> tuple[list[_StepTrack], tuple[str, str, str | None] | None]:
+    async def drive(
+        self, first_visit_only: bool = False
+    ) -> tuple[list[_StepTrack], tuple[str, str, str | None] | None]:
         """Run the graph to its end or to a chained stop; return the judged steps, in the order
         first run, and the failure that stopped the unit as ``(step, outcome, error_kind)``."""
         tracks: dict[str, _StepTrack] = {}
@@ -333,8 +361,9 @@ class _Run:
                 if plan is None:
                     return list(tracks.values()), (node, "error", kind)
                 visit = self._visit(tracks, plan, retrying)
-                rec = self._record(plan, visit, len(tracks[plan.id].visits), "error", kind, reason,
-                                   seg.latency_ms.get(node, 0.0), None)
+                rec = self._record(
+                    plan, visit, len(tracks[plan.id].visits), "error", kind, reason, seg.latency_ms.get(node, 0.0), None
+                )
                 self._write(rec)
                 if self._should_retry(plan, rec) and visit.attempts < plan.retry.max_attempts:
                     retrying[node] = visit.attempts + 1
@@ -356,16 +385,22 @@ class _Run:
                     continue  # the budget's last superstep ran: the next segment hits the limit
                 # a pause nobody here asked for: an interrupt() in a node, or the graph's own
                 # interrupt_before/after; resuming would only pause again
-                return self._stopped(tracks, state.next, retrying, "node_error",
-                                     f"the graph paused before {', '.join(state.next)} (an interrupt): "
-                                     "relcheck does not answer human-in-the-loop interrupts")
+                return self._stopped(
+                    tracks,
+                    state.next,
+                    retrying,
+                    "node_error",
+                    f"the graph paused before {', '.join(state.next)} (an interrupt): "
+                    "relcheck does not answer human-in-the-loop interrupts",
+                )
             retry_superstep = False
             failure: tuple[str, str, str | None] | None = None
             for node, update in judged_now:
                 plan = self.runner.judged[node]
                 visit = self._visit(tracks, plan, retrying)
-                rec = await self._judge(plan, visit, len(tracks[plan.id].visits), update, state.values,
-                                        seg.latency_ms.get(node, 0.0))
+                rec = await self._judge(
+                    plan, visit, len(tracks[plan.id].visits), update, state.values, seg.latency_ms.get(node, 0.0)
+                )
                 if rec["outcome"] == "pass":
                     retrying.pop(node, None)
                 elif self._should_retry(plan, rec) and visit.attempts < plan.retry.max_attempts:
@@ -380,8 +415,7 @@ class _Run:
                     visit = tracks[self.runner.judged[node].id].visits[-1]
                     retrying[node] = visit.attempts + 1
                 first = self.runner.judged[judged_now[0][0]]
-                await asyncio.sleep(self.engine._backoff(first, self.case.id, self.trial,
-                                                         retrying[judged_now[0][0]]))
+                await asyncio.sleep(self.engine._backoff(first, self.case.id, self.trial, retrying[judged_now[0][0]]))
                 resume_from = state.parent_config
                 continue
             if first_visit_only:
@@ -415,13 +449,15 @@ class _Run:
             track.visits.append(_Visit())
         return track.visits[-1]
 
-    def _limit_hit(self, tracks: dict[str, _StepTrack], nxt: Sequence[str],
-                   retrying: dict[str, int]) -> tuple[list[_StepTrack], tuple[str, str, str | None]]:
+    def _limit_hit(
+        self, tracks: dict[str, _StepTrack], nxt: Sequence[str], retrying: dict[str, int]
+    ) -> tuple[list[_StepTrack], tuple[str, str, str | None]]:
         reason = f"the graph hit its recursion limit of {self.limit} supersteps before running {', '.join(nxt)}"
         return self._stopped(tracks, nxt, retrying, "recursion_limit", reason)
 
-    def _stopped(self, tracks: dict[str, _StepTrack], nxt: Sequence[str], retrying: dict[str, int], kind: str,
-                 reason: str) -> tuple[list[_StepTrack], tuple[str, str, str | None]]:
+    def _stopped(
+        self, tracks: dict[str, _StepTrack], nxt: Sequence[str], retrying: dict[str, int], kind: str, reason: str
+    ) -> tuple[list[_StepTrack], tuple[str, str, str | None]]:
         """The graph cannot go on: an error attempt of the judged node due next, else the unit's
         error named after the node."""
         node = next((n for n in nxt if n in self.judge), None)
@@ -450,8 +486,12 @@ class _Run:
 
         async def consume() -> None:
             async for mode, chunk in self.graph.astream(
-                    graph_input, config, stream_mode=["updates", "tasks"],
-                    interrupt_after=interrupt_after, interrupt_before=sorted(self.gold) or None):
+                graph_input,
+                config,
+                stream_mode=["updates", "tasks"],
+                interrupt_after=interrupt_after,
+                interrupt_before=sorted(self.gold) or None,
+            ):
                 if mode == "tasks":
                     name = chunk.get("name")
                     if "result" not in chunk and "error" not in chunk:
@@ -481,8 +521,9 @@ class _Run:
                 seg.error = (node, "node_error", one_line(f"{type(exc).__name__}: {exc}"))
         return seg
 
-    async def _judge(self, plan: StepPlan, visit: _Visit, visit_no: int, update: Any, state: Any,
-                     latency_ms: float) -> dict[str, Any]:
+    async def _judge(
+        self, plan: StepPlan, visit: _Visit, visit_no: int, update: Any, state: Any, latency_ms: float
+    ) -> dict[str, Any]:
         context = self._context(plan, visit.attempts + 1, {"update": update, "state": state})
         text = _to_json(update)
         rec = self._record(plan, visit, visit_no, "error", None, None, latency_ms, text)
@@ -501,8 +542,9 @@ class _Run:
         self._write(rec)
         return visit
 
-    async def _check(self, plan: StepPlan, context: dict[str, Any], native: Any, text: str,
-                     rec: dict[str, Any]) -> None:
+    async def _check(
+        self, plan: StepPlan, context: dict[str, Any], native: Any, text: str, rec: dict[str, Any]
+    ) -> None:
         output: Any = text
         if plan.output is not None:
             try:
@@ -517,20 +559,47 @@ class _Run:
         rec.update(outcome=outcome, error_kind=kind, reason=reason)
 
     def _context(self, plan: StepPlan, attempt: int, extra: Mapping[str, Any]) -> dict[str, Any]:
-        return {"vars": self.case.vars, "expect": self.case.expect,
-                "case": {"id": self.case.id, "tags": list(self.case.tags)},
-                "step": {"id": plan.id}, "trial": self.trial, "attempt": attempt, **extra}
+        return {
+            "vars": self.case.vars,
+            "expect": self.case.expect,
+            "case": {"id": self.case.id, "tags": list(self.case.tags)},
+            "step": {"id": plan.id},
+            "trial": self.trial,
+            "attempt": attempt,
+            **extra,
+        }
 
-    def _record(self, plan: StepPlan, visit: _Visit, visit_no: int, outcome: str, kind: str | None,
-                reason: str | None, latency_ms: float, text: str | None) -> dict[str, Any]:
+    def _record(
+        self,
+        plan: StepPlan,
+        visit: _Visit,
+        visit_no: int,
+        outcome: str,
+        kind: str | None,
+        reason: str | None,
+        latency_ms: float,
+        text: str | None,
+    ) -> dict[str, Any]:
         """An attempt line: the keys of the engine's ``Attempt`` (tests hold them equal), then ``visit``."""
         visit.attempts += 1
-        return {"case": self.case.id, "trial": self.trial, "step": plan.id, "attempt": visit.attempts,
-                "phase": self.phase, "outcome": outcome, "error_kind": kind,
-                "reason": reason, "latency_ms": latency_ms, "tokens_in": None, "tokens_out": None,
-                "cost_usd": None, "throttled": 0,
-                "output": _excerpt(text, OUTPUT_LIMIT) if text is not None else None, "visit": visit_no,
-                "_visit": visit}
+        return {
+            "case": self.case.id,
+            "trial": self.trial,
+            "step": plan.id,
+            "attempt": visit.attempts,
+            "phase": self.phase,
+            "outcome": outcome,
+            "error_kind": kind,
+            "reason": reason,
+            "latency_ms": latency_ms,
+            "tokens_in": None,
+            "tokens_out": None,
+            "cost_usd": None,
+            "throttled": 0,
+            "output": _excerpt(text, OUTPUT_LIMIT) if text is not None else None,
+            "visit": visit_no,
+            "_visit": visit,
+        }
 
     def _write(self, rec: dict[str, Any]) -> None:
         visit: _Visit = rec.pop("_visit")
@@ -592,8 +661,9 @@ def _tool_calls(update: Any) -> tuple[ToolCall, ...]:
         if calls is None and isinstance(message, Mapping):
             calls = message.get("tool_calls")
         if calls:
-            return tuple(ToolCall(str(c.get("name")), c.get("args", c.get("arguments")))
-                         for c in calls if isinstance(c, Mapping))
+            return tuple(
+                ToolCall(str(c.get("name")), c.get("args", c.get("arguments"))) for c in calls if isinstance(c, Mapping)
+            )
     return ()
 
 

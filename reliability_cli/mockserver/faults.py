@@ -27,13 +27,23 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FaultConfig", "FaultPlan", "Decision", "parse_status_rates", "error_body",
-           "retry_headers", "WRONG_REPLY", "MALFORMED_BODY"]
+__all__ = [
+    "FaultConfig",
+    "FaultPlan",
+    "Decision",
+    "parse_status_rates",
+    "error_body",
+    "retry_headers",
+    "WRONG_REPLY",
+    "MALFORMED_BODY",
+]
 
 WRONG_REPLY = "<relcheck-mock: wrong answer>"
 #: A 200 body that is not valid JSON: a chat completion cut off mid-string.
-MALFORMED_BODY = (b'{"id": "chatcmpl-relcheck-mock", "object": "chat.completion", "choices": '
-                  b'[{"index": 0, "message": {"role": "assistant", "content": "<relcheck-mock: mal')
+MALFORMED_BODY = (
+    b'{"id": "chatcmpl-relcheck-mock", "object": "chat.completion", "choices": '
+    b'[{"index": 0, "message": {"role": "assistant", "content": "<relcheck-mock: mal'
+)
 _SCALE = float(2**64)
 
 
@@ -44,8 +54,7 @@ def _check_rate(name: str, value: float) -> None:
 
 def _check_status(code: object) -> None:
     if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
-        raise ValueError(f"an injected HTTP status must be an integer from 400 to 599, "
-                         f"got {code!r}")
+        raise ValueError(f"an injected HTTP status must be an integer from 400 to 599, got {code!r}")
 
 
 def parse_status_rates(text: str) -> dict[int, float]:
@@ -68,18 +77,20 @@ def parse_status_rates(text: str) -> dict[int, float]:
             continue
         code_text, sep, rate_text = item.partition("=")
         if not sep:
-            raise ValueError(f"bad status rate {item!r}: expected STATUS=RATE, "
-                             "e.g. 500=0.02,429=0.01")
+            raise ValueError(f"bad status rate {item!r}: expected STATUS=RATE, e.g. 500=0.02,429=0.01")
         try:
             code = int(code_text.strip())
         except ValueError:
-            raise ValueError(f"bad status rate {item!r}: {code_text.strip()!r} is not an HTTP "
-                             "status code (expected e.g. 500=0.02)") from None
+            raise ValueError(
+                f"bad status rate {item!r}: {code_text.strip()!r} is not an HTTP status code (expected e.g. 500=0.02)"
+            ) from None
         try:
             rate = float(rate_text.strip())
         except ValueError:
-            raise ValueError(f"bad status rate {item!r}: {rate_text.strip()!r} is not a number "
-                             "(expected a share between 0 and 1, e.g. 500=0.02)") from None
+            raise ValueError(
+                f"bad status rate {item!r}: {rate_text.strip()!r} is not a number "
+                "(expected a share between 0 and 1, e.g. 500=0.02)"
+            ) from None
         if code in rates:
             raise ValueError(f"bad status rate {item!r}: status {code} is given twice")
         _check_status(code)
@@ -125,18 +136,18 @@ class FaultConfig:
         for code, rate in self.status_rates.items():
             _check_status(code)
             _check_rate(f"the rate of status {code}", rate)
-        total = (self.fail_rate + self.malformed_rate + self.drop_rate + self.hang_rate
-                 + sum(self.status_rates.values()))
+        total = self.fail_rate + self.malformed_rate + self.drop_rate + self.hang_rate + sum(self.status_rates.values())
         if total > 1.0 + 1e-9:
-            raise ValueError(f"fault rates add up to {total:g}, more than 1 (fail, malformed, "
-                             "drop, hang and status rates are shares of the same requests)")
+            raise ValueError(
+                f"fault rates add up to {total:g}, more than 1 (fail, malformed, "
+                "drop, hang and status rates are shares of the same requests)"
+            )
         for name in ("latency_ms", "jitter_ms"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"{name} must be a number of milliseconds >= 0, got {value!r}")
         if self.retry_after is not None and not 0 <= self.retry_after < math.inf:
-            raise ValueError("retry_after must be a number of seconds >= 0, "
-                             f"got {self.retry_after!r}")
+            raise ValueError(f"retry_after must be a number of seconds >= 0, got {self.retry_after!r}")
 
 
 @dataclass(frozen=True)
@@ -205,9 +216,14 @@ _OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
     429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
 }
 _ANTHROPIC_ERRORS: dict[int, str] = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-    500: "api_error", 529: "overloaded_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
 }
 
 
@@ -219,8 +235,7 @@ def retry_headers(retry_after: float | None) -> dict[str, str]:
     return {"Retry-After": seconds, "retry-after-ms": str(round(retry_after * 1000))}
 
 
-def error_body(api: str, status: int, message: str | None = None, *,
-               quota: bool = False) -> dict[str, Any]:
+def error_body(api: str, status: int, message: str | None = None, *, quota: bool = False) -> dict[str, Any]:
     """An error body in the shape of ``api`` (``"openai"`` or ``"anthropic"``).
 
     Args:
@@ -235,12 +250,18 @@ def error_body(api: str, status: int, message: str | None = None, *,
     if api == "anthropic":
         fallback = "api_error" if status >= 500 else "invalid_request_error"
         kind = _ANTHROPIC_ERRORS.get(status, fallback)
-        return {"type": "error", "error": {
-            "type": kind, "message": f"relcheck-mock: {message or f'injected HTTP {status}'}"}}
-    kind, code, default = _OPENAI_ERRORS.get(status, (
-        "server_error" if status >= 500 else "invalid_request_error", None,
-        "The server had an error while processing your request."))
+        return {
+            "type": "error",
+            "error": {"type": kind, "message": f"relcheck-mock: {message or f'injected HTTP {status}'}"},
+        }
+    kind, code, default = _OPENAI_ERRORS.get(
+        status,
+        (
+            "server_error" if status >= 500 else "invalid_request_error",
+            None,
+            "The server had an error while processing your request.",
+        ),
+    )
     if quota:
         kind = code = "insufficient_quota"
-    return {"error": {"message": f"relcheck-mock: {message or default}", "type": kind,
-                      "param": None, "code": code}}
+    return {"error": {"message": f"relcheck-mock: {message or default}", "type": kind, "param": None, "code": code}}

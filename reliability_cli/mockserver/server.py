@@ -50,8 +50,7 @@ from .faults import (
     retry_headers,
 )
 
-__all__ = ["FaultConfig", "MockServer", "parse_status_rates", "run_in_thread", "serve",
-           "WRONG_REPLY"]
+__all__ = ["FaultConfig", "MockServer", "parse_status_rates", "run_in_thread", "serve", "WRONG_REPLY"]
 
 _HANG_S = 3600.0
 _SHUTDOWN_S = 2.0
@@ -74,33 +73,35 @@ class _Reply:
 
 def _check_loopback(host: str) -> None:
     """Raise ValueError unless ``host`` is a loopback address (127.0.0.0/8, ::1, localhost)."""
-    addresses = [host] if host != "localhost" else [
-        str(info[4][0]) for info in socket.getaddrinfo(host, None)]
+    addresses = [host] if host != "localhost" else [str(info[4][0]) for info in socket.getaddrinfo(host, None)]
     for address in addresses:
         try:
             loopback = ipaddress.ip_address(address.split("%")[0]).is_loopback
         except ValueError:
             loopback = False
         if not loopback:
-            raise ValueError(f"the mock server binds to loopback only (127.0.0.1 or ::1), "
-                             f"not {host!r}")
+            raise ValueError(f"the mock server binds to loopback only (127.0.0.1 or ::1), not {host!r}")
 
 
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(part["text"] for part in content
-                         if isinstance(part, dict) and isinstance(part.get("text"), str)
-                         and part.get("type") in ("text", "input_text"))
+        return "\n".join(
+            part["text"]
+            for part in content
+            if isinstance(part, dict)
+            and isinstance(part.get("text"), str)
+            and part.get("type") in ("text", "input_text")
+        )
     return ""
 
 
 def _is_tool_result(message: dict[str, Any]) -> bool:
     content = message.get("content")
     return message.get("role") in ("tool", "function") or (
-        isinstance(content, list)
-        and any(isinstance(p, dict) and p.get("type") == "tool_result" for p in content))
+        isinstance(content, list) and any(isinstance(p, dict) and p.get("type") == "tool_result" for p in content)
+    )
 
 
 def _words(text: str) -> int:
@@ -113,8 +114,7 @@ def _messages(body: dict[str, Any], api: str) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise _BadRequest("'messages' must be a list of message objects")
     if body.get("stream"):
-        raise _BadRequest("streaming is not supported by the relcheck mock server; "
-                          "send stream: false")
+        raise _BadRequest("streaming is not supported by the relcheck mock server; send stream: false")
     if api == _ANTHROPIC and body.get("system"):
         return [{"role": "system", "content": body["system"]}, *messages]
     return messages
@@ -151,8 +151,7 @@ def _tool_args(text: str) -> dict[str, Any]:
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=json.dumps(data).encode(), status=status, headers=headers,
-                        content_type=_JSON)
+    return web.Response(body=json.dumps(data).encode(), status=status, headers=headers, content_type=_JSON)
 
 
 class MockServer:
@@ -192,11 +191,19 @@ class MockServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         chat = partial(self._complete, api=_OPENAI)
         messages = partial(self._complete, api=_ANTHROPIC)
-        app.add_routes([web.post("/v1/chat/completions", chat), web.post("/chat/completions", chat),
-                        web.post("/v1/messages", messages), web.get("/v1/models", self._models),
-                        web.get("/models", self._models), web.get("/health", self._health)])
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=_SHUTDOWN_S, handler_cancellation=True)
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", chat),
+                web.post("/chat/completions", chat),
+                web.post("/v1/messages", messages),
+                web.get("/v1/models", self._models),
+                web.get("/models", self._models),
+                web.get("/health", self._health),
+            ]
+        )
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_S, handler_cancellation=True
+        )
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
@@ -235,11 +242,19 @@ class MockServer:
 
     async def _models(self, request: web.Request) -> web.Response:
         if "anthropic-version" in request.headers:
-            return _json({"data": [{"type": "model", "id": _MODEL, "display_name": _MODEL,
-                                    "created_at": "2024-01-01T00:00:00Z"}],
-                          "has_more": False, "first_id": _MODEL, "last_id": _MODEL})
-        return _json({"object": "list", "data": [
-            {"id": _MODEL, "object": "model", "created": 0, "owned_by": "relcheck"}]})
+            return _json(
+                {
+                    "data": [
+                        {"type": "model", "id": _MODEL, "display_name": _MODEL, "created_at": "2024-01-01T00:00:00Z"}
+                    ],
+                    "has_more": False,
+                    "first_id": _MODEL,
+                    "last_id": _MODEL,
+                }
+            )
+        return _json(
+            {"object": "list", "data": [{"id": _MODEL, "object": "model", "created": 0, "owned_by": "relcheck"}]}
+        )
 
     async def _complete(self, request: web.Request, api: str) -> web.StreamResponse:
         counts = self.counts
@@ -306,30 +321,43 @@ def _completion(api: str, model: str, reply: _Reply, seq: int, tokens_in: int) -
     tool_text = reply.tool and f"{reply.tool[0]} {json.dumps(reply.tool[1])}"
     tokens_out = max(1, _words(tool_text or reply.text or ""))
     if api == _ANTHROPIC:
-        block = ({"type": "text", "text": reply.text or ""} if reply.tool is None else
-                 {"type": "tool_use", "id": f"toolu_mock{seq:010d}", "name": reply.tool[0],
-                  "input": reply.tool[1]})
-        return {"id": f"msg_mock{seq:010d}", "type": "message", "role": "assistant",
-                "model": model, "content": [block],
-                "stop_reason": "end_turn" if reply.tool is None else "tool_use",
-                "stop_sequence": None,
-                "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out}}
+        block = (
+            {"type": "text", "text": reply.text or ""}
+            if reply.tool is None
+            else {"type": "tool_use", "id": f"toolu_mock{seq:010d}", "name": reply.tool[0], "input": reply.tool[1]}
+        )
+        return {
+            "id": f"msg_mock{seq:010d}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": "end_turn" if reply.tool is None else "tool_use",
+            "stop_sequence": None,
+            "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+        }
     message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
     if reply.tool is not None:
-        message["tool_calls"] = [{"id": f"call_mock{seq:010d}", "type": "function", "function": {
-            "name": reply.tool[0], "arguments": json.dumps(reply.tool[1])}}]
+        message["tool_calls"] = [
+            {
+                "id": f"call_mock{seq:010d}",
+                "type": "function",
+                "function": {"name": reply.tool[0], "arguments": json.dumps(reply.tool[1])},
+            }
+        ]
     finish = "stop" if reply.tool is None else "tool_calls"
-    return {"id": f"chatcmpl-mock{seq:010d}", "object": "chat.completion",
-            "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish}],
-            "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                      "total_tokens": tokens_in + tokens_out}}
+    return {
+        "id": f"chatcmpl-mock{seq:010d}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": tokens_in, "completion_tokens": tokens_out, "total_tokens": tokens_in + tokens_out},
+    }
 
 
 @contextmanager
-def run_in_thread(config: FaultConfig | None = None, host: str = "127.0.0.1",
-                  port: int = 0) -> Iterator[MockServer]:
+def run_in_thread(config: FaultConfig | None = None, host: str = "127.0.0.1", port: int = 0) -> Iterator[MockServer]:
     """Run a :class:`MockServer` on an event loop in a background thread.
 
     Args:
@@ -361,8 +389,9 @@ def run_in_thread(config: FaultConfig | None = None, host: str = "127.0.0.1",
         loop.close()
 
 
-def serve(config: FaultConfig, host: str = "127.0.0.1", port: int = 0,
-          on_ready: Callable[[str], None] | None = None) -> Counter[str]:
+def serve(
+    config: FaultConfig, host: str = "127.0.0.1", port: int = 0, on_ready: Callable[[str], None] | None = None
+) -> Counter[str]:
     """Serve until SIGINT or SIGTERM, then return what was injected.
 
     Args:

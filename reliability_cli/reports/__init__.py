@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 FORMATS = ("terminal", "json", "junit", "markdown", "html")
 
 
-def render(results: Results, fmt: str, *, show_failures: int | None = None, width: int = 100,
-           run_dir: str | None = None) -> str:
+def render(
+    results: Results, fmt: str, *, show_failures: int | None = None, width: int = 100, run_dir: str | None = None
+) -> str:
     """Render ``results`` as text in ``fmt``."""
     if fmt == "json":
         import io

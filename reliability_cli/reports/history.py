@@ -30,8 +30,14 @@ def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence
         if not s or s.get("rate") is None:
             continue
         ci = s.get("ci") or {}
-        points.append({"x": sx(i), "y": sy(s["rate"]), "title": f"{ids[i]}: {_pct(s['rate'])}"
-                       + (f" ({_pct(ci.get('low'))}–{_pct(ci.get('high'))})" if ci else "")})
+        points.append(
+            {
+                "x": sx(i),
+                "y": sy(s["rate"]),
+                "title": f"{ids[i]}: {_pct(s['rate'])}"
+                + (f" ({_pct(ci.get('low'))}–{_pct(ci.get('high'))})" if ci else ""),
+            }
+        )
         if ci:
             upper.append((sx(i), sy(ci["high"])))
             lower.append((sx(i), sy(ci["low"])))
@@ -50,23 +56,61 @@ def render_history_html(doc: Mapping[str, Any]) -> str:
     series = {"end to end": [r["end_to_end"] for r in runs]}
     for step in doc["steps"]:
         series[step] = [r["steps"].get(step) for r in runs]
-    values = [v for s in series.values() for x in s if x for v in (x.get("rate"), (x.get("ci") or {}).get("low"))
-              if v is not None]
+    values = [
+        v
+        for s in series.values()
+        for x in s
+        if x
+        for v in (x.get("rate"), (x.get("ci") or {}).get("low"))
+        if v is not None
+    ]
     lo = max(0.0, (int(min(values, default=0.0) * 10) / 10) - 0.1) if values else 0.0
     lo = min(lo, 0.9)
     charts = [_chart(label, s, ids, lo) for label, s in series.items()]
     step_ticks = 0.1 if 1 - lo <= 0.5 else 0.25
     ticks, t = [], lo
     while t <= 1.0 + 1e-9:
-        ticks.append({"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": f"{t * 100:.0f}%"})
+        ticks.append(
+            {"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": f"{t * 100:.0f}%"}
+        )
         t += step_ticks
     n = len(runs)
-    changed = [round(LEFT + (WIDTH - LEFT - 20) * (i / (n - 1)), 1) for i in range(1, n)
-               if runs[i].get("pipeline_hash") != runs[i - 1].get("pipeline_hash")] if n > 1 else []
-    rows = [{"id": r["id"], "started_at": r.get("started_at"), "units": r.get("units"),
-             "rate": _pct(r["end_to_end"].get("rate")),
-             "ci": (f"{_pct(r['end_to_end']['ci']['low'])}–{_pct(r['end_to_end']['ci']['high'])}"
-                    if r["end_to_end"].get("ci") else ""), "verdict": r.get("verdict")} for r in runs]
+    changed = (
+        [
+            round(LEFT + (WIDTH - LEFT - 20) * (i / (n - 1)), 1)
+            for i in range(1, n)
+            if runs[i].get("pipeline_hash") != runs[i - 1].get("pipeline_hash")
+        ]
+        if n > 1
+        else []
+    )
+    rows = [
+        {
+            "id": r["id"],
+            "started_at": r.get("started_at"),
+            "units": r.get("units"),
+            "rate": _pct(r["end_to_end"].get("rate")),
+            "ci": (
+                f"{_pct(r['end_to_end']['ci']['low'])}–{_pct(r['end_to_end']['ci']['high'])}"
+                if r["end_to_end"].get("ci")
+                else ""
+            ),
+            "verdict": r.get("verdict"),
+        }
+        for r in runs
+    ]
     template = _environment().get_template("history.html.j2")
-    return str(template.render(pipeline=doc["pipeline"], runs=rows, charts=charts, ticks=ticks, changed=changed,
-                               width=WIDTH, height=HEIGHT, left=LEFT, top=TOP, bottom=BOTTOM))
+    return str(
+        template.render(
+            pipeline=doc["pipeline"],
+            runs=rows,
+            charts=charts,
+            ticks=ticks,
+            changed=changed,
+            width=WIDTH,
+            height=HEIGHT,
+            left=LEFT,
+            top=TOP,
+            bottom=BOTTOM,
+        )
+    )

@@ -37,23 +37,33 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
     conf = run.get("confidence", 0.95)
     verdict = results["verdict"]
     trials = run.get("trials", 1)
-    sub = ((traces_line(run) if run.get("source") == "traces" else
-            f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed {run.get('seed', 0)}")
-           + (f" · --retries {run['retries']}" if run.get("retries") is not None else "")
-           + (" · isolated pass" if run.get("isolate") else "")
-           + (f" · run {run['id']}" if run.get("id") else ""))
+    sub = (
+        (
+            traces_line(run)
+            if run.get("source") == "traces"
+            else f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} "
+            f"· seed {run.get('seed', 0)}"
+        )
+        + (f" · --retries {run['retries']}" if run.get("retries") is not None else "")
+        + (" · isolated pass" if run.get("isolate") else "")
+        + (f" · run {run['id']}" if run.get("id") else "")
+    )
     e2e_line = f"{e['passed']}/{e['total']} = {_pct(e['rate'])}"
     if e.get("ci"):
         e2e_line += f" ({conf:.0%} CI {_pct(e['ci']['low'])}–{_pct(e['ci']['high'])})"
     extra = ""
     if e.get("independence_prediction") is not None:
-        extra += (f"<p>Independence prediction (product of isolated rates): <b>{_pct(e['independence_prediction'])}</b>; "
-                  f"chained rate minus it: {escape(independence_gap(e))}.</p>")
+        extra += (
+            f"<p>Independence prediction (product of isolated rates): <b>{_pct(e['independence_prediction'])}</b>; "
+            f"chained rate minus it: {escape(independence_gap(e))}.</p>"
+        )
     if trials > 1 and e.get("pass_at_k"):
         k = max(e["pass_at_k"], key=int)
-        extra += (f"<p>Rate = mean of per-case pass shares over {e.get('cases')} cases · pass@{k} "
-                  f"{_pct(e['pass_at_k'][k])} · pass^{k} {_pct(e['pass_hat_k'][k])} · "
-                  f"{len(e.get('flaky') or [])} flaky cases</p>")
+        extra += (
+            f"<p>Rate = mean of per-case pass shares over {e.get('cases')} cases · pass@{k} "
+            f"{_pct(e['pass_at_k'][k])} · pass^{k} {_pct(e['pass_hat_k'][k])} · "
+            f"{len(e.get('flaky') or [])} flaky cases</p>"
+        )
     if e.get("infra_errors"):
         extra += f"<p>Infrastructure errors in {e['infra_errors']} units ({_pct(e.get('error_rate'))}).</p>"
     from .viewer import VIEWER_CSS, VIEWER_JS, render_viewer
@@ -66,19 +76,22 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
         "".join(f'<p class="note">{_e(note)}</p>' for note in run.get("notes") or ()),
         f'<section><h2>End to end</h2><p class="big">{_e(e2e_line)}</p>{extra}</section>',
         _gates(results),
-        f'<section><h2>Steps</h2>{_steps_table(results, conf)}</section>',
-        f'<section><h2>Survival: units still passing after each step</h2>{waterfall_svg(results)}</section>',
-        f'<section><h2>Rates with {conf:.0%} intervals</h2>{rates_svg(results)}</section>',
-        f'<section><h2>Latency per attempt (p50 · p95 · max)</h2>{latency_svg(results)}</section>',
+        f"<section><h2>Steps</h2>{_steps_table(results, conf)}</section>",
+        f"<section><h2>Survival: units still passing after each step</h2>{waterfall_svg(results)}</section>",
+        f"<section><h2>Rates with {conf:.0%} intervals</h2>{rates_svg(results)}</section>",
+        f"<section><h2>Latency per attempt (p50 · p95 · max)</h2>{latency_svg(results)}</section>",
         _what_if(results),
         viewer or _failures(results),
     ]
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>relcheck · {_e(run.get('pipeline', '?'))} · {_e(verdict)}</title>"
-            f"<style>{CSS}{VIEWER_CSS if viewer else ''}</style></head><body>\n" + "\n".join(b for b in body if b)
-            + f"\n<footer>relcheck {_e(run.get('relcheck_version', ''))} · {_e(run.get('started_at', ''))}</footer>"
-            f"<script>{JS}{VIEWER_JS if viewer else ''}</script></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>relcheck · {_e(run.get('pipeline', '?'))} · {_e(verdict)}</title>"
+        f"<style>{CSS}{VIEWER_CSS if viewer else ''}</style></head><body>\n"
+        + "\n".join(b for b in body if b)
+        + f"\n<footer>relcheck {_e(run.get('relcheck_version', ''))} · {_e(run.get('started_at', ''))}</footer>"
+        f"<script>{JS}{VIEWER_JS if viewer else ''}</script></body></html>\n"
+    )
 
 
 def _gates(results: Mapping[str, Any]) -> str:
@@ -88,20 +101,37 @@ def _gates(results: Mapping[str, Any]) -> str:
     rows = []
     for g in gates:
         obs, bound = g.get("observed"), g.get("bound")
-        rows.append(f'<tr class="{"ok" if g["passed"] else "bad"}"><td><code>{_e(g["name"])}</code></td>'
-                    f'<td>{"PASS" if g["passed"] else "FAIL"}</td><td class="n">{"—" if obs is None else f"{obs:.4f}"}</td>'
-                    f'<td class="n">{g["threshold"]:g}</td><td class="n">{"—" if bound is None else f"{bound:.4f}"}</td>'
-                    f'<td>{_e(g["detail"])}</td></tr>')
-    return ('<section><h2>Gates</h2><table><thead><tr><th>gate</th><th>result</th><th>observed</th>'
-            '<th>threshold</th><th>bound</th><th>detail</th></tr></thead><tbody>' + "".join(rows)
-            + "</tbody></table></section>")
+        rows.append(
+            f'<tr class="{"ok" if g["passed"] else "bad"}"><td><code>{_e(g["name"])}</code></td>'
+            f'<td>{"PASS" if g["passed"] else "FAIL"}</td><td class="n">{"—" if obs is None else f"{obs:.4f}"}</td>'
+            f'<td class="n">{g["threshold"]:g}</td><td class="n">{"—" if bound is None else f"{bound:.4f}"}</td>'
+            f"<td>{_e(g['detail'])}</td></tr>"
+        )
+    return (
+        "<section><h2>Gates</h2><table><thead><tr><th>gate</th><th>result</th><th>observed</th>"
+        "<th>threshold</th><th>bound</th><th>detail</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></section>"
+    )
 
 
 def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     isolated = any("isolated" in s for s in results["steps"])
-    head = ["step", "pass / reached", "rate", f"{conf:.0%} CI", *(["isolated"] if isolated else []),
-            "1st try", "recovery (if independent)", "retried", "attempts pass/fail/error",
-            "error kinds", "latency ms p50 · p95 · max", "tokens in / out", "cost USD"]
+    head = [
+        "step",
+        "pass / reached",
+        "rate",
+        f"{conf:.0%} CI",
+        *(["isolated"] if isolated else []),
+        "1st try",
+        "recovery (if independent)",
+        "retried",
+        "attempts pass/fail/error",
+        "error kinds",
+        "latency ms p50 · p95 · max",
+        "tokens in / out",
+        "cost USD",
+    ]
     graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
     if graph:
         head += ["reach", "visits/unit"]
@@ -109,34 +139,49 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     for s in results["steps"]:
         lat = s.get("latency_ms") or {}
         ao = s.get("attempt_outcomes") or {}
-        kinds = " ".join(f'<span class="kind">{_e(k)} {_e(v)}</span>'
-                         for k, v in (s.get("error_kinds") or {}).items()) or "—"
+        kinds = (
+            " ".join(f'<span class="kind">{_e(k)} {_e(v)}</span>' for k, v in (s.get("error_kinds") or {}).items())
+            or "—"
+        )
         ci = s.get("ci")
         iso = s.get("isolated") or {}
-        cells = [f"<code>{_e(s['id'])}</code>", f"{s['passed']}/{s['reached']}", _pct(s["rate"]),
-                 "—" if not ci else f"{_pct(ci['low'])}–{_pct(ci['high'])}",
-                 *([f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})"] if isolated else []),
-                 _pct(s.get("first_try_rate")),
-                 _pct(s.get("recovery_rate")) + (f" ({_pct(s.get('recovery_rate_independent'))})"
-                                                 if s.get("recovery_rate") is not None else ""),
-                 str(s.get("retried", 0)),
-                 f"{s.get('attempts', 0)} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
-                 kinds, f"{_ms(lat.get('p50'))} · {_ms(lat.get('p95'))} · {_ms(lat.get('max'))}",
-                 f"{(s.get('tokens') or {}).get('input', 0)} / {(s.get('tokens') or {}).get('output', 0)}",
-                 "—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}"]
+        cells = [
+            f"<code>{_e(s['id'])}</code>",
+            f"{s['passed']}/{s['reached']}",
+            _pct(s["rate"]),
+            "—" if not ci else f"{_pct(ci['low'])}–{_pct(ci['high'])}",
+            *([f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})"] if isolated else []),
+            _pct(s.get("first_try_rate")),
+            _pct(s.get("recovery_rate"))
+            + (f" ({_pct(s.get('recovery_rate_independent'))})" if s.get("recovery_rate") is not None else ""),
+            str(s.get("retried", 0)),
+            f"{s.get('attempts', 0)} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
+            kinds,
+            f"{_ms(lat.get('p50'))} · {_ms(lat.get('p95'))} · {_ms(lat.get('max'))}",
+            f"{(s.get('tokens') or {}).get('input', 0)} / {(s.get('tokens') or {}).get('output', 0)}",
+            "—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}",
+        ]
         if graph:
             per_unit = (s.get("visits") or {}).get("per_unit")
             cells += [_pct(s.get("reach_share")), "—" if per_unit is None else f"{per_unit:.2f}"]
-        rows.append("<tr>" + "".join(f'<td{"" if i == 0 else " class=n"}>{c}</td>' for i, c in enumerate(cells))
-                    + "</tr>")
-    return ('<div class="scroll"><table class="steps"><thead><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>")
+        rows.append(
+            "<tr>" + "".join(f"<td{'' if i == 0 else ' class=n'}>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
+        )
+    return (
+        '<div class="scroll"><table class="steps"><thead><tr>'
+        + "".join(f"<th>{_e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></div>"
+    )
 
 
 def waterfall_svg(results: Mapping[str, Any]) -> str:
     """Vertical bars: units alive at start and after each step; the loss at each step in red."""
     total = results["end_to_end"]["total"] or 0
-    stages: list[tuple[str, int]] = [("start", total)] + [(s["id"], s.get("survivors", s["passed"])) for s in results["steps"]]
+    stages: list[tuple[str, int]] = [("start", total)] + [
+        (s["id"], s.get("survivors", s["passed"])) for s in results["steps"]
+    ]
     n = len(stages)
     h, top, bottom, left = 300, 24, 54, 48
     plot_h = h - top - bottom
@@ -148,18 +193,29 @@ def waterfall_svg(results: Mapping[str, Any]) -> str:
         x = left + i * slot + (slot - bar) / 2
         share = alive / total if total else 0.0
         y = top + plot_h * (1 - share)
-        parts.append(f'<rect class="alive" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{plot_h * share:.1f}">'
-                     f"<title>{_e(name)}: {alive} of {total} units still passing ({_pct(share)})</title></rect>")
+        parts.append(
+            f'<rect class="alive" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{plot_h * share:.1f}">'
+            f"<title>{_e(name)}: {alive} of {total} units still passing ({_pct(share)})</title></rect>"
+        )
         lost = prev - alive if i else 0
         if lost > 0 and total:
             lh = plot_h * lost / total
-            parts.append(f'<rect class="lost" x="{x:.1f}" y="{y - lh:.1f}" width="{bar:.1f}" height="{max(lh, 1.0):.1f}">'
-                         f"<title>{_e(name)}: lost {lost} units</title></rect>")
-            parts.append(f'<text class="lostlabel" x="{x + bar / 2:.1f}" y="{y - lh - 4:.1f}" text-anchor="middle">−{lost}</text>')
-        parts.append(f'<text x="{x + bar / 2:.1f}" y="{y - (plot_h * lost / total if i and total else 0) - 16:.1f}" '
-                     f'text-anchor="middle" class="val">{_pct(share)}</text>')
-        parts.append(f'<text x="{x + bar / 2:.1f}" y="{h - bottom + 16}" text-anchor="middle" class="lab">'
-                     f"{_e(_short(name, 14))}</text>")
+            parts.append(
+                f'<rect class="lost" x="{x:.1f}" y="{y - lh:.1f}" width="{bar:.1f}" height="{max(lh, 1.0):.1f}">'
+                f"<title>{_e(name)}: lost {lost} units</title></rect>"
+            )
+            parts.append(
+                f'<text class="lostlabel" x="{x + bar / 2:.1f}" y="{y - lh - 4:.1f}" '
+                f'text-anchor="middle">−{lost}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar / 2:.1f}" y="{y - (plot_h * lost / total if i and total else 0) - 16:.1f}" '
+            f'text-anchor="middle" class="val">{_pct(share)}</text>'
+        )
+        parts.append(
+            f'<text x="{x + bar / 2:.1f}" y="{h - bottom + 16}" text-anchor="middle" class="lab">'
+            f"{_e(_short(name, 14))}</text>"
+        )
         prev = alive
     return _svg("waterfall", h, parts, "End-to-end survival step by step")
 
@@ -167,7 +223,8 @@ def waterfall_svg(results: Mapping[str, Any]) -> str:
 def rates_svg(results: Mapping[str, Any]) -> str:
     """Each step's rate as a dot with its interval as a whisker; isolated rate as a diamond."""
     rows: list[tuple[str, float | None, Mapping[str, float] | None, float | None]] = [
-        (s["id"], s["rate"], s.get("ci"), (s.get("isolated") or {}).get("rate")) for s in results["steps"]]
+        (s["id"], s["rate"], s.get("ci"), (s.get("isolated") or {}).get("rate")) for s in results["steps"]
+    ]
     e = results["end_to_end"]
     rows.append(("end to end", e.get("rate"), e.get("ci"), e.get("independence_prediction")))
     lows = [v for _, r, ci, iso in rows for v in ((ci or {}).get("low"), r, iso) if v is not None]
@@ -188,19 +245,27 @@ def rates_svg(results: Mapping[str, Any]) -> str:
         y = top + i * row_h + row_h / 2
         parts.append(f'<text class="lab" x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(_short(name, 18))}</text>')
         if ci:
-            parts.append(f'<line class="whisker" x1="{sx(ci["low"]):.1f}" x2="{sx(ci["high"]):.1f}" y1="{y:.1f}" y2="{y:.1f}">'
-                         f"<title>{_e(name)}: interval {_pct(ci['low'])}–{_pct(ci['high'])}</title></line>")
+            parts.append(
+                f'<line class="whisker" x1="{sx(ci["low"]):.1f}" x2="{sx(ci["high"]):.1f}" y1="{y:.1f}" y2="{y:.1f}">'
+                f"<title>{_e(name)}: interval {_pct(ci['low'])}–{_pct(ci['high'])}</title></line>"
+            )
             for v in (ci["low"], ci["high"]):
-                parts.append(f'<line class="whisker" x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}"/>')
+                parts.append(
+                    f'<line class="whisker" x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}"/>'
+                )
         if rate is not None:
-            parts.append(f'<circle class="rate" cx="{sx(rate):.1f}" cy="{y:.1f}" r="5"><title>{_e(name)}: {_pct(rate, 2)}'
-                         f"</title></circle>")
+            parts.append(
+                f'<circle class="rate" cx="{sx(rate):.1f}" cy="{y:.1f}" r="5"><title>{_e(name)}: {_pct(rate, 2)}'
+                f"</title></circle>"
+            )
             parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_pct(rate)}</text>')
         if iso is not None:
             d = 8  # larger than the dot and hollow: visible when the two rates coincide
             cx = sx(iso)
-            parts.append(f'<path class="iso" d="M{cx:.1f},{y - d:.1f} L{cx + d:.1f},{y:.1f} L{cx:.1f},{y + d:.1f} '
-                         f'L{cx - d:.1f},{y:.1f} Z"><title>{_e(name)}: isolated / independence {_pct(iso, 2)}</title></path>')
+            parts.append(
+                f'<path class="iso" d="M{cx:.1f},{y - d:.1f} L{cx + d:.1f},{y:.1f} L{cx:.1f},{y + d:.1f} '
+                f'L{cx - d:.1f},{y:.1f} Z"><title>{_e(name)}: isolated / independence {_pct(iso, 2)}</title></path>'
+            )
     iso_note = "  ◆ isolated rate (end to end: independence prediction)" if any(r[3] is not None for r in rows) else ""
     legend = f'<text class="lab" x="{x0}" y="14">● rate  ─ interval{iso_note}</text>'
     return _svg("rates", h, [legend, *parts], "Rates with interval whiskers")
@@ -213,10 +278,16 @@ def latency_svg(results: Mapping[str, Any]) -> str:
     vmax = max([v for _, d in lat for v in (d.get("max"), d.get("p95"), d.get("p50")) if v is not None] + [0.0])
     if vmax <= 0:  # an in-process endpoint (mock, python) or cached attempts: no axis of zeros
         timed = any(d.get("p50") is not None for _, d in lat)
-        return ('<p class="note" data-chart="latency-none">' + (
-            "Every attempt reported 0 ms (an in-process endpoint, e.g. mock without latency_ms): "
-            "no latency to chart." if timed else
-            "No timed attempts (cached or none): no latency to chart.") + "</p>")
+        return (
+            '<p class="note" data-chart="latency-none">'
+            + (
+                "Every attempt reported 0 ms (an in-process endpoint, e.g. mock without latency_ms): "
+                "no latency to chart."
+                if timed
+                else "No timed attempts (cached or none): no latency to chart."
+            )
+            + "</p>"
+        )
     top_v = _nice(vmax)
     row_h, top = 30, 24
     h = top + row_h * len(lat) + 30
@@ -236,15 +307,21 @@ def latency_svg(results: Mapping[str, Any]) -> str:
         if p50 is None:
             parts.append(f'<text class="lab" x="{x0 + 4}" y="{y + 4:.1f}">no attempts</text>')
             continue
-        parts.append(f'<rect class="p50" x="{x0}" y="{y - 6:.1f}" width="{max(sx(p50) - x0, 1.0):.1f}" height="12">'
-                     f"<title>{_e(name)}: p50 {_ms(p50)} ms</title></rect>")
+        parts.append(
+            f'<rect class="p50" x="{x0}" y="{y - 6:.1f}" width="{max(sx(p50) - x0, 1.0):.1f}" height="12">'
+            f"<title>{_e(name)}: p50 {_ms(p50)} ms</title></rect>"
+        )
         if p95 is not None:
-            parts.append(f'<rect class="p95" x="{sx(p50):.1f}" y="{y - 6:.1f}" width="{max(sx(p95) - sx(p50), 1.0):.1f}" '
-                         f'height="12"><title>{_e(name)}: p95 {_ms(p95)} ms</title></rect>')
+            parts.append(
+                f'<rect class="p95" x="{sx(p50):.1f}" y="{y - 6:.1f}" width="{max(sx(p95) - sx(p50), 1.0):.1f}" '
+                f'height="12"><title>{_e(name)}: p95 {_ms(p95)} ms</title></rect>'
+            )
         if mx is not None:
-            parts.append(f'<line class="whisker" x1="{sx(p95 or p50):.1f}" x2="{sx(mx):.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                         f'<line class="whisker" x1="{sx(mx):.1f}" x2="{sx(mx):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}">'
-                         f"<title>{_e(name)}: max {_ms(mx)} ms</title></line>")
+            parts.append(
+                f'<line class="whisker" x1="{sx(p95 or p50):.1f}" x2="{sx(mx):.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                f'<line class="whisker" x1="{sx(mx):.1f}" x2="{sx(mx):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}">'
+                f"<title>{_e(name)}: max {_ms(mx)} ms</title></line>"
+            )
         parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_ms(p50)} · {_ms(p95)} · {_ms(mx)}</text>')
     return _svg("latency", h, parts, "Latency per step")
 
@@ -257,10 +334,14 @@ def _what_if(results: Mapping[str, Any]) -> str:
         f"<tr><td><code>{_e(w['step'])}</code></td><td class=n>{w['retries_now']}→{w['retries_then']}</td>"
         f"<td class=n>{_pct(w['first_try_rate'])}</td><td class=n>{_pct(w['recovery_rate'])}</td>"
         f"<td class=n>{_pct(w['end_to_end_now'])}</td><td class=n>{_pct(w['end_to_end_independent'])}</td>"
-        f"<td class=n>{_pct(w['end_to_end_measured'])}</td></tr>" for w in rows)
-    return ("<section><h2>What if: one more retry on a step</h2><table><thead><tr><th>step</th><th>retries</th>"
-            "<th>1st try</th><th>measured recovery</th><th>e2e now</th><th>e2e (independence)</th>"
-            "<th>e2e (measured recovery)</th></tr></thead><tbody>" + body + "</tbody></table></section>")
+        f"<td class=n>{_pct(w['end_to_end_measured'])}</td></tr>"
+        for w in rows
+    )
+    return (
+        "<section><h2>What if: one more retry on a step</h2><table><thead><tr><th>step</th><th>retries</th>"
+        "<th>1st try</th><th>measured recovery</th><th>e2e now</th><th>e2e (independence)</th>"
+        "<th>e2e (measured recovery)</th></tr></thead><tbody>" + body + "</tbody></table></section>"
+    )
 
 
 def _failures(results: Mapping[str, Any]) -> str:
@@ -270,30 +351,39 @@ def _failures(results: Mapping[str, Any]) -> str:
         omitted += s.get("failures_omitted") or 0
         for f in s.get("failures") or []:
             what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
-            rows.append(f"<tr><td><code>{_e(s['id'])}</code></td><td><code>{_e(f['case'])}[{_e(f['trial'])}]</code></td>"
-                        f"<td>{_e(what)}</td><td>{_e(f.get('reason'))}</td><td><pre>{_e((f.get('output') or '')[:400])}"
-                        "</pre></td></tr>")
+            rows.append(
+                f"<tr><td><code>{_e(s['id'])}</code></td><td><code>{_e(f['case'])}[{_e(f['trial'])}]</code></td>"
+                f"<td>{_e(what)}</td><td>{_e(f.get('reason'))}</td><td><pre>{_e((f.get('output') or '')[:400])}"
+                "</pre></td></tr>"
+            )
     if not rows:
         return "<section><h2>Failing units</h2><p>None.</p></section>"
     note = f"<p>{omitted} more failing units are not stored in results.json.</p>" if omitted else ""
-    return (f'<section><h2>Failing units ({len(rows)})</h2><input id="filter" type="search" '
-            'placeholder="filter by step, case, reason…" aria-label="filter failing units">'
-            '<div class="scroll"><table id="failures"><thead><tr><th>step</th><th>unit</th><th>outcome</th>'
-            "<th>reason</th><th>output excerpt</th></tr></thead><tbody>" + "".join(rows)
-            + f"</tbody></table></div>{note}</section>")
+    return (
+        f'<section><h2>Failing units ({len(rows)})</h2><input id="filter" type="search" '
+        'placeholder="filter by step, case, reason…" aria-label="filter failing units">'
+        '<div class="scroll"><table id="failures"><thead><tr><th>step</th><th>unit</th><th>outcome</th>'
+        "<th>reason</th><th>output excerpt</th></tr></thead><tbody>"
+        + "".join(rows)
+        + f"</tbody></table></div>{note}</section>"
+    )
 
 
 def _svg(kind: str, h: int, parts: Sequence[str], title: str) -> str:
-    return (f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" '
-            f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>' + "".join(parts) + "</svg>")
+    return (
+        f'<svg class="chart" data-chart="{kind}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>' + "".join(parts) + "</svg>"
+    )
 
 
 def _axis_y(left: int, top: int, plot_h: int, width: int) -> str:
     out = []
     for t in (0, 0.25, 0.5, 0.75, 1.0):
         y = top + plot_h * (1 - t)
-        out.append(f'<line class="grid" x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                   f'<text class="lab" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t * 100:g}%</text>')
+        out.append(
+            f'<line class="grid" x1="{left}" x2="{width - 10}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="lab" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t * 100:g}%</text>'
+        )
     return "".join(out)
 
 
@@ -313,8 +403,8 @@ def _nice(v: float) -> float:
         return 1.0
     exp = math.floor(math.log10(v))
     for m in (1, 2, 5, 10):
-        if m * 10 ** exp >= v - 1e-12:
-            return float(m * 10 ** exp)
+        if m * 10**exp >= v - 1e-12:
+            return float(m * 10**exp)
     return float(10 ** (exp + 1))
 
 

@@ -37,25 +37,45 @@ def render_junit(results: Mapping[str, Any]) -> str:
     errors = 1 if results.get("verdict") == "error" else 0
     tests = len(units) + len(gates) + errors
     duration = f"{float(run.get('duration_s') or 0.0):.3f}"
-    root = ET.Element("testsuites", {"name": "relcheck", "tests": str(tests), "failures": str(failures),
-                                     "errors": str(errors), "skipped": str(len(failed_units)),
-                                     "time": duration})
-    attrs = {"name": pipeline, "tests": str(tests), "failures": str(failures), "errors": str(errors),
-             "skipped": str(len(failed_units)), "time": duration}
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": "relcheck",
+            "tests": str(tests),
+            "failures": str(failures),
+            "errors": str(errors),
+            "skipped": str(len(failed_units)),
+            "time": duration,
+        },
+    )
+    attrs = {
+        "name": pipeline,
+        "tests": str(tests),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(len(failed_units)),
+        "time": duration,
+    }
     if run.get("started_at"):
         attrs["timestamp"] = _clean(str(run["started_at"]).replace("+00:00", ""))
     suite = ET.SubElement(root, "testsuite", attrs)
     props = ET.SubElement(suite, "properties")
     e2e = results.get("end_to_end") or {}
-    for name, value in (("verdict", results.get("verdict")), ("exit_code", results.get("exit_code")),
-                        ("end_to_end_rate", e2e.get("rate")), ("run_id", run.get("id")),
-                        ("seed", run.get("seed")), ("trials", run.get("trials"))):
+    for name, value in (
+        ("verdict", results.get("verdict")),
+        ("exit_code", results.get("exit_code")),
+        ("end_to_end_rate", e2e.get("rate")),
+        ("run_id", run.get("id")),
+        ("seed", run.get("seed")),
+        ("trials", run.get("trials")),
+    ):
         if value is not None:
             ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
     classname = f"relcheck.{pipeline}"
     for u in units:
-        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": _clean(f"{u['case']}[{u['trial']}]"),
-                                                 "time": "0"})
+        case = ET.SubElement(
+            suite, "testcase", {"classname": classname, "name": _clean(f"{u['case']}[{u['trial']}]"), "time": "0"}
+        )
         if u["passed"]:
             continue
         step = u.get("failed_step") or "?"
@@ -65,14 +85,18 @@ def render_junit(results: Mapping[str, Any]) -> str:
         what = "errored" if u.get("outcome") == "error" else "failed"
         message = f"unit {what} at step {step}: {reason}"
         el = ET.SubElement(case, "skipped", {"message": _clean(message[:500])})
-        body = [message, f"outcome: {u.get('outcome')}" + (f" ({kind})" if kind else ""),
-                f"attempts in this unit: {u.get('attempts')}"]
+        body = [
+            message,
+            f"outcome: {u.get('outcome')}" + (f" ({kind})" if kind else ""),
+            f"attempts in this unit: {u.get('attempts')}",
+        ]
         if info.get("output"):
             body.append(f"output: {info['output']}")
         el.text = _clean("\n".join(body))
     for g in gates:
-        case = ET.SubElement(suite, "testcase", {"classname": f"{classname}.gates", "name": _clean(f"gate {g['name']}"),
-                                                 "time": "0"})
+        case = ET.SubElement(
+            suite, "testcase", {"classname": f"{classname}.gates", "name": _clean(f"gate {g['name']}"), "time": "0"}
+        )
         if not g["passed"]:
             el = ET.SubElement(case, "failure", {"message": _clean(g["detail"]), "type": "gate"})
             el.text = _clean(f"{g['name']}: {g['detail']}")

@@ -48,11 +48,19 @@ def render_markdown(results: Mapping[str, Any], show_failures: int | None = None
     icon = {"pass": "✅", "fail": "❌"}.get(results["verdict"], "⚠️")
     trials = run.get("trials", 1)
     conf = run.get("confidence", 0.95)
-    out = [f"## {icon} relcheck · {_cell(run.get('pipeline', '?'))}: {results['verdict'].upper()} "
-           f"(exit {results['exit_code']})", ""]
-    out.append(_cell(traces_line(run)) if run.get("source") == "traces" else f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed "
-               f"{run.get('seed', 0)}" + (f" · shard {run['shard']}" if run.get("shard") else "")
-               + (f" · `--retries {run['retries']}`" if run.get("retries") is not None else ""))
+    out = [
+        f"## {icon} relcheck · {_cell(run.get('pipeline', '?'))}: {results['verdict'].upper()} "
+        f"(exit {results['exit_code']})",
+        "",
+    ]
+    out.append(
+        _cell(traces_line(run))
+        if run.get("source") == "traces"
+        else f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} · seed "
+        f"{run.get('seed', 0)}"
+        + (f" · shard {run['shard']}" if run.get("shard") else "")
+        + (f" · `--retries {run['retries']}`" if run.get("retries") is not None else "")
+    )
     for i, note in enumerate(run.get("notes") or ()):  # (a ">" line between: one paragraph each)
         out.extend([">"] if i else [])
         out.append(f"> {_cell(note)}")
@@ -60,31 +68,44 @@ def render_markdown(results: Mapping[str, Any], show_failures: int | None = None
     line = f"**End to end: {e['passed']}/{e['total']} = {_pct(e['rate'])}** ({conf:.0%} CI {_ci(e['ci'])})"
     if trials > 1 and e.get("pass_at_k"):
         k = max(e["pass_at_k"], key=int)
-        line += (f" · mean of per-case shares over {e.get('cases')} cases · pass@{k} {_pct(e['pass_at_k'][k])}"
-                 f" · pass^{k} {_pct(e['pass_hat_k'][k])} · flaky cases {len(e.get('flaky', []))}")
+        line += (
+            f" · mean of per-case shares over {e.get('cases')} cases · pass@{k} {_pct(e['pass_at_k'][k])}"
+            f" · pass^{k} {_pct(e['pass_hat_k'][k])} · flaky cases {len(e.get('flaky', []))}"
+        )
     if e.get("independence_prediction") is not None:
-        line += (f" · isolated product (independence) {_pct(e['independence_prediction'])}, "
-                 f"{independence_gap(e)}")
+        line += f" · isolated product (independence) {_pct(e['independence_prediction'])}, {independence_gap(e)}"
     if e.get("infra_errors"):
         line += f" · infrastructure errors in {e['infra_errors']} units ({_pct(e.get('error_rate'))})"
     out += [line, ""]
     out += _steps(results, conf)
     if results.get("gates"):
-        out += ["### Gates", "", "| gate | result | observed | threshold | bound | detail |",
-                "| --- | --- | ---: | ---: | ---: | --- |"]
+        out += [
+            "### Gates",
+            "",
+            "| gate | result | observed | threshold | bound | detail |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
         for g in results["gates"]:
             obs = g.get("observed")
             bound = g.get("bound")
-            out.append(f"| `{_cell(g['name'])}` | {'✅ pass' if g['passed'] else '❌ FAIL'} | "
-                       f"{'—' if obs is None else f'{obs:.4f}'} | {g['threshold']:g} | "
-                       f"{'—' if bound is None else f'{bound:.4f}'} | {_cell(g['detail'])} |")
+            out.append(
+                f"| `{_cell(g['name'])}` | {'✅ pass' if g['passed'] else '❌ FAIL'} | "
+                f"{'—' if obs is None else f'{obs:.4f}'} | {g['threshold']:g} | "
+                f"{'—' if bound is None else f'{bound:.4f}'} | {_cell(g['detail'])} |"
+            )
         out.append("")
     if results.get("what_if"):
-        out += ["<details><summary>What if: one more retry on a step</summary>", "",
-                "| step | retries | e2e now | independence | measured recovery |", "| --- | ---: | ---: | ---: | ---: |"]
+        out += [
+            "<details><summary>What if: one more retry on a step</summary>",
+            "",
+            "| step | retries | e2e now | independence | measured recovery |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         for w in results["what_if"]:
-            out.append(f"| {_cell(w['step'])} | {w['retries_now']}→{w['retries_then']} | {_pct(w['end_to_end_now'])} | "
-                       f"{_pct(w['end_to_end_independent'])} | {_pct(w['end_to_end_measured'])} |")
+            out.append(
+                f"| {_cell(w['step'])} | {w['retries_now']}→{w['retries_then']} | {_pct(w['end_to_end_now'])} | "
+                f"{_pct(w['end_to_end_independent'])} | {_pct(w['end_to_end_measured'])} |"
+            )
         out += ["", "</details>", ""]
     if show:
         out += _failures(results, show)
@@ -93,8 +114,7 @@ def render_markdown(results: Mapping[str, Any], show_failures: int | None = None
 
 def _steps(results: Mapping[str, Any], conf: float) -> list[str]:
     isolated = any("isolated" in s for s in results["steps"])
-    head = ["step", "pass/reached", "rate", f"{conf:.0%} CI", "1st try", "recovery (indep.)", "errors",
-            "p50 / p95 ms"]
+    head = ["step", "pass/reached", "rate", f"{conf:.0%} CI", "1st try", "recovery (indep.)", "errors", "p50 / p95 ms"]
     if isolated:
         head.insert(4, "isolated")
     graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
@@ -104,11 +124,21 @@ def _steps(results: Mapping[str, Any], conf: float) -> list[str]:
     for s in results["steps"]:
         lat = s.get("latency_ms") or {}
         rec = _pct(s.get("recovery_rate"), 0)
-        indep = s.get("recovery_rate_independent", s.get("first_try_rate") if s.get("recovery_rate") is not None else None)
+        indep = s.get(
+            "recovery_rate_independent", s.get("first_try_rate") if s.get("recovery_rate") is not None else None
+        )
         if s.get("recovery_rate") is not None:
             rec += f" ({_pct(indep, 0)})"
-        cells = [f"`{_cell(s['id'])}`", f"{s['passed']}/{s['reached']}", _pct(s["rate"]), _ci(s["ci"]),
-                 _pct(s["first_try_rate"]), rec, str(s["errors"]), f"{_ms(lat.get('p50'))} / {_ms(lat.get('p95'))}"]
+        cells = [
+            f"`{_cell(s['id'])}`",
+            f"{s['passed']}/{s['reached']}",
+            _pct(s["rate"]),
+            _ci(s["ci"]),
+            _pct(s["first_try_rate"]),
+            rec,
+            str(s["errors"]),
+            f"{_ms(lat.get('p50'))} / {_ms(lat.get('p95'))}",
+        ]
         if isolated:
             iso = s.get("isolated") or {}
             cells.insert(4, f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})")
@@ -127,33 +157,48 @@ def _failures(results: Mapping[str, Any], show: int) -> list[str]:
             what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
             output = (f.get("output") or "")[:80]
             unit = f"{f['case']}[{f['trial']}]"
-            rows.append(f"| `{_cell(s['id'])}` | {_code(unit)} | {what} | "
-                        f"{_cell((f.get('reason') or '')[:160])} | {_code(output) if output else ''} |")
+            rows.append(
+                f"| `{_cell(s['id'])}` | {_code(unit)} | {what} | "
+                f"{_cell((f.get('reason') or '')[:160])} | {_code(output) if output else ''} |"
+            )
         more = len(failures) - show + (s.get("failures_omitted") or 0)
         if more > 0:
             rows.append(f"| `{_cell(s['id'])}` | … {more} more | | | |")
     if not rows:
         return []
-    return [f"<details><summary>Failing units (up to {show} per step)</summary>", "",
-            "| step | unit | outcome | reason | output |", "| --- | --- | --- | --- | --- |", *rows, "",
-            "</details>", ""]
+    return [
+        f"<details><summary>Failing units (up to {show} per step)</summary>",
+        "",
+        "| step | unit | outcome | reason | output |",
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def render_compare_markdown(doc: Mapping[str, Any]) -> str:
     """A ``relcheck compare`` document as Markdown."""
     icon = "❌" if doc["regressed"] else "✅"
-    out = [f"## {icon} relcheck compare: {'significant regression' if doc['regressed'] else 'no significant regression'}",
-           "", f"Paired on {doc['shared_units']} shared units ({doc['paired_on']}); max_drop {doc['max_drop']:g}, "
-           f"alpha {doc['alpha']:g} (Holm over {len(doc['rows'])} rows).", "",
-           "| row | baseline | candidate | delta | CI of delta | p (adj.) | n | verdict |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    out = [
+        f"## {icon} relcheck compare: {'significant regression' if doc['regressed'] else 'no significant regression'}",
+        "",
+        f"Paired on {doc['shared_units']} shared units ({doc['paired_on']}); max_drop {doc['max_drop']:g}, "
+        f"alpha {doc['alpha']:g} (Holm over {len(doc['rows'])} rows).",
+        "",
+        "| row | baseline | candidate | delta | CI of delta | p (adj.) | n | verdict |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in doc["rows"]:
         if r["n_shared"] == 0:
             out.append(f"| `{_cell(r['name'])}` | — | — | — | — | — | 0 | n/a |")
             continue
         ci = r["ci"]
         p = r["p_adjusted"]
-        out.append(f"| `{_cell(r['name'])}` | {_pct(r['base_rate'], 2)} | {_pct(r['cand_rate'], 2)} | "
-                   f"{r['delta'] * 100:+.2f} pts | {ci['low'] * 100:+.2f}…{ci['high'] * 100:+.2f} | "
-                   f"{p:.3g} | {r['n_shared']} | {'❌ regressed' if r['regressed'] else 'ok'} |")
+        out.append(
+            f"| `{_cell(r['name'])}` | {_pct(r['base_rate'], 2)} | {_pct(r['cand_rate'], 2)} | "
+            f"{r['delta'] * 100:+.2f} pts | {ci['low'] * 100:+.2f}…{ci['high'] * 100:+.2f} | "
+            f"{p:.3g} | {r['n_shared']} | {'❌ regressed' if r['regressed'] else 'ok'} |"
+        )
     return "\n".join(out) + "\n\n"

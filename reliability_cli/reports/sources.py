@@ -12,5 +12,7 @@ def traces_line(run: Mapping[str, Any]) -> str:
     inputs = run.get("inputs") or []
     formats = ", ".join(dict.fromkeys(str(i.get("format")) for i in inputs)) or "?"
     start, end = (span.get("start") or "?")[:16], (span.get("end") or "?")[:16]
-    return (f"{run.get('cases', '?')} traces · {start} → {end} · {formats}, "
-            f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}")
+    return (
+        f"{run.get('cases', '?')} traces · {start} → {end} · {formats}, "
+        f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}"
+    )

@@ -76,9 +76,11 @@ class TerminalReport:
 
     def _header(self, run: Mapping[str, Any]) -> Text:
         trials = run.get("trials", 1)
-        parts = [f"relcheck · {terminal(str(run.get('pipeline', '?')), newlines=False)}",
-                 f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''}",
-                 f"seed {run.get('seed', 0)}"]
+        parts = [
+            f"relcheck · {terminal(str(run.get('pipeline', '?')), newlines=False)}",
+            f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''}",
+            f"seed {run.get('seed', 0)}",
+        ]
         if run.get("shard"):
             parts.append(f"shard {run['shard']}")
         if run.get("retries") is not None:
@@ -94,8 +96,7 @@ class TerminalReport:
 
     def _steps_table(self, r: Mapping[str, Any]) -> Table:
         confidence = r["run"].get("confidence", 0.95)
-        table = Table(box=box.SIMPLE_HEAD, title="Steps", title_justify="left", pad_edge=False,
-                      show_edge=False)
+        table = Table(box=box.SIMPLE_HEAD, title="Steps", title_justify="left", pad_edge=False, show_edge=False)
         table.add_column("step", no_wrap=True, overflow="ellipsis", max_width=18)
         table.add_column("pass/reach", justify="right", no_wrap=True)
         table.add_column("rate", justify="right", no_wrap=True)
@@ -108,24 +109,43 @@ class TerminalReport:
             rate = s["rate"]
             style = "" if rate is None else "green" if rate >= 0.99 else "yellow" if rate >= 0.9 else "red"
             table.add_row(
-                s["id"], f"{s['passed']}/{s['reached']}", Text(pct(rate), style=style), ci_text(s["ci"]),
-                pct(s["first_try_rate"]), pct(s["recovery_rate"], 0), str(s["errors"]),
+                s["id"],
+                f"{s['passed']}/{s['reached']}",
+                Text(pct(rate), style=style),
+                ci_text(s["ci"]),
+                pct(s["first_try_rate"]),
+                pct(s["recovery_rate"], 0),
+                str(s["errors"]),
                 ms((s.get("latency_ms") or {}).get("p50")),
             )
         return table
 
     def _graph(self, r: Mapping[str, Any]) -> Group:
         """Graph pipelines: where each judged node ran (branches) and how often (loops)."""
-        table = Table(box=box.SIMPLE_HEAD, title="Graph: reach and visits per node", title_justify="left",
-                      pad_edge=False, show_edge=False)
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            title="Graph: reach and visits per node",
+            title_justify="left",
+            pad_edge=False,
+            show_edge=False,
+        )
         for name in ("step", "reached", "reach share", "visits", "visits/unit"):
-            table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True,
-                             max_width=18 if name == "step" else None)
+            table.add_column(
+                name,
+                justify="left" if name == "step" else "right",
+                no_wrap=True,
+                max_width=18 if name == "step" else None,
+            )
         for s in r["steps"]:
             visits = s.get("visits") or {}
             per_unit = visits.get("per_unit")
-            table.add_row(s["id"], str(s["reached"]), pct(s.get("reach_share")), str(visits.get("total", 0)),
-                          "—" if per_unit is None else f"{per_unit:.2f}")
+            table.add_row(
+                s["id"],
+                str(s["reached"]),
+                pct(s.get("reach_share")),
+                str(visits.get("total", 0)),
+                "—" if per_unit is None else f"{per_unit:.2f}",
+            )
         return Group(table, Text(""))
 
     def _usage_table(self, r: Mapping[str, Any]) -> Table | None:
@@ -177,16 +197,31 @@ class TerminalReport:
         return Group(*lines, Text(""))
 
     def _isolated(self, r: Mapping[str, Any]) -> Group:
-        table = Table(box=box.SIMPLE_HEAD, title="Isolated pass: each step on gold upstream outputs",
-                      title_justify="left", pad_edge=False, show_edge=False)
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            title="Isolated pass: each step on gold upstream outputs",
+            title_justify="left",
+            pad_edge=False,
+            show_edge=False,
+        )
         ci_head = f"{r['run'].get('confidence', 0.95):.0%} CI"
         for name in ("step", "pass/reach", "isolated", ci_head, "chained", "no gold"):
-            table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True,
-                             max_width=18 if name == "step" else None)
+            table.add_column(
+                name,
+                justify="left" if name == "step" else "right",
+                no_wrap=True,
+                max_width=18 if name == "step" else None,
+            )
         for s in r["steps"]:
             iso = s.get("isolated") or {}
-            table.add_row(s["id"], f"{iso.get('passed', 0)}/{iso.get('reached', 0)}", pct(iso.get("rate")),
-                          ci_text(iso.get("ci")), pct(s["rate"]), str(iso.get("skipped_no_gold", 0)))
+            table.add_row(
+                s["id"],
+                f"{iso.get('passed', 0)}/{iso.get('reached', 0)}",
+                pct(iso.get("rate")),
+                ci_text(iso.get("ci")),
+                pct(s["rate"]),
+                str(iso.get("skipped_no_gold", 0)),
+            )
         return Group(table, Text(""))
 
     def _end_to_end(self, r: Mapping[str, Any]) -> Text:
@@ -199,18 +234,26 @@ class TerminalReport:
             text.append(f"  rate over {e.get('cases')} cases (mean of per-case pass shares)")
             if e.get("pass_at_k"):
                 k = max(e["pass_at_k"], key=int)
-                text.append(f"\n  pass@{k} {pct(e['pass_at_k'][k])}  pass^{k} {pct(e['pass_hat_k'][k])}"
-                            f"  flaky cases: {len(e.get('flaky', []))}")
+                text.append(
+                    f"\n  pass@{k} {pct(e['pass_at_k'][k])}  pass^{k} {pct(e['pass_hat_k'][k])}"
+                    f"  flaky cases: {len(e.get('flaky', []))}"
+                )
         if e.get("independence_prediction") is not None:
-            text.append(f"\n  isolated steps' product (independence) {pct(e['independence_prediction'])}"
-                        f"  {independence_gap(e)}")
+            text.append(
+                f"\n  isolated steps' product (independence) {pct(e['independence_prediction'])}  {independence_gap(e)}"
+            )
         if e.get("infra_errors"):
             text.append(f"\n  infrastructure errors: {e['infra_errors']} units ({pct(e['error_rate'])})")
         return text
 
     def _what_if(self, r: Mapping[str, Any]) -> Table:
-        table = Table(box=box.SIMPLE_HEAD, title="What if: one more retry on a step", title_justify="left",
-                      pad_edge=False, show_edge=False)
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            title="What if: one more retry on a step",
+            title_justify="left",
+            pad_edge=False,
+            show_edge=False,
+        )
         table.add_column("step", no_wrap=True, max_width=18)
         table.add_column("retries", justify="right")
         table.add_column("recov/indep", justify="right")
@@ -219,10 +262,20 @@ class TerminalReport:
         table.add_column("measured", justify="right")
         for w in r["what_if"]:
             step: Mapping[str, Any] = next((s for s in r["steps"] if s["id"] == w["step"]), {})
-            recov = ("—" if w.get("recovery_rate") is None else
-                     f"{pct(w['recovery_rate'], 0)}/{pct(step.get('recovery_rate_independent', w['first_try_rate']), 0)}")
-            table.add_row(w["step"], f"{w['retries_now']}→{w['retries_then']}", recov, pct(w["end_to_end_now"]),
-                          pct(w["end_to_end_independent"]), pct(w["end_to_end_measured"]))
+            recov = (
+                "—"
+                if w.get("recovery_rate") is None
+                else f"{pct(w['recovery_rate'], 0)}/"
+                f"{pct(step.get('recovery_rate_independent', w['first_try_rate']), 0)}"
+            )
+            table.add_row(
+                w["step"],
+                f"{w['retries_now']}→{w['retries_then']}",
+                recov,
+                pct(w["end_to_end_now"]),
+                pct(w["end_to_end_independent"]),
+                pct(w["end_to_end_measured"]),
+            )
         return table
 
     def _gates(self, r: Mapping[str, Any]) -> Group:
@@ -249,11 +302,21 @@ class TerminalReport:
                 reason = f.get("reason") or ""
                 # wrapped in full, never cut at the terminal's width; case ids, reasons and outputs
                 # are untrusted: control characters shown, not obeyed
-                lines.append(Padding(Text(terminal(f"{f['case']}[{f['trial']}] {what}: {reason}", newlines=False),
-                                          overflow="fold"), (0, 0, 0, 4), expand=False))
+                lines.append(
+                    Padding(
+                        Text(terminal(f"{f['case']}[{f['trial']}] {what}: {reason}", newlines=False), overflow="fold"),
+                        (0, 0, 0, 4),
+                        expand=False,
+                    )
+                )
                 if f.get("output") and f["output"][:40] not in reason:
-                    lines.append(Padding(Text(terminal(f"output: {f['output']!r}", newlines=False), style="dim",
-                                              overflow="fold"), (0, 0, 0, 6), expand=False))
+                    lines.append(
+                        Padding(
+                            Text(terminal(f"output: {f['output']!r}", newlines=False), style="dim", overflow="fold"),
+                            (0, 0, 0, 6),
+                            expand=False,
+                        )
+                    )
             if len(failures) > self.show_failures:
                 lines.append(Text(f"    … {len(failures) - self.show_failures} more", style="dim"))
         if not lines:
@@ -277,7 +340,10 @@ class TerminalReport:
 def endpoint_line(e: Mapping[str, Any]) -> str:
     """``llm  2,381 req/min (limit 2,400) · concurrency 27 · 3 throttled (0.5%)`` for one HTTP endpoint."""
     rate = e.get("requests_per_min")
-    parts = [f"{e.get('name', '?')}  " + (f"{rate:,.0f} req/min" if rate is not None else f"{e.get('requests', 0):,} requests")]
+    parts = [
+        f"{e.get('name', '?')}  "
+        + (f"{rate:,.0f} req/min" if rate is not None else f"{e.get('requests', 0):,} requests")
+    ]
     if e.get("limit_rpm"):
         parts[0] += f" (limit {e['limit_rpm']:,.0f})"
     if e.get("tokens_per_min"):
@@ -303,7 +369,8 @@ def describe_stop(reason: str, r: Mapping[str, Any]) -> str:
 def render_text(results: Mapping[str, Any], show_failures: int = 5, width: int = 100, color: bool = False) -> str:
     """The report as plain text (no colour), for files, tests and CI logs."""
     buf = StringIO()
-    console = Console(file=buf, width=width, color_system=None, force_terminal=False, no_color=not color,
-                      highlight=False, emoji=False)
+    console = Console(
+        file=buf, width=width, color_system=None, force_terminal=False, no_color=not color, highlight=False, emoji=False
+    )
     console.print(TerminalReport(results, show_failures))
     return buf.getvalue()

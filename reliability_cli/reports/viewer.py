@@ -22,21 +22,33 @@ TEMPLATES = Path(__file__).with_name("templates")
 def _environment() -> Any:
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["j2", "html"]),
-                      undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["j2", "html"]),
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
     # readable JSON as *text* (escaped by autoescape like any other value), not as markup
     env.filters["tojson_text"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2, default=str)
     return env
 
 
-def load_viewer_units(results: Mapping[str, Any], run_dir: str | None = None
-                      ) -> tuple[list[dict[str, Any]], int, str | None]:
+def load_viewer_units(
+    results: Mapping[str, Any], run_dir: str | None = None
+) -> tuple[list[dict[str, Any]], int, str | None]:
     """The units the viewer shows, how many units the budget left out, and the run dir."""
     from ..show import Selection, load_units
 
     recorded = (results.get("run") or {}).get("dir")
-    found = next((d for d in (run_dir, recorded) if d and any(
-        (Path(d) / name).exists() for name in ("attempts.jsonl", "attempts.jsonl.gz"))), None)
+    found = next(
+        (
+            d
+            for d in (run_dir, recorded)
+            if d and any((Path(d) / name).exists() for name in ("attempts.jsonl", "attempts.jsonl.gz"))
+        ),
+        None,
+    )
     if found is None:
         return [], 0, recorded
     run_dir = found
@@ -65,8 +77,11 @@ def render_viewer(results: Mapping[str, Any], run_dir: str | None = None) -> str
     tags = sorted({t for u in units for t in u.get("tags") or ()})
     outcomes = [o for o in ("pass", "fail", "error", "incomplete") if any(u["outcome"] == o for u in units)]
     template = _environment().get_template("viewer.html.j2")
-    return str(template.render(units=units, omitted=omitted, run_dir=run_dir, steps=steps, kinds=kinds, tags=tags,
-                               outcomes=outcomes))
+    return str(
+        template.render(
+            units=units, omitted=omitted, run_dir=run_dir, steps=steps, kinds=kinds, tags=tags, outcomes=outcomes
+        )
+    )
 
 
 VIEWER_CSS = """

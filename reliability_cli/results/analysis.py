@@ -51,10 +51,30 @@ if TYPE_CHECKING:
 FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the rest
 CHUNK_LINES = 20_000  # journal lines per pandas chunk
 PHASES = ("chained", "isolated")
-ATTEMPT_COLUMNS = ["slot", "outcome", "error_kind", "latency_ms", "throttled", "tokens_in", "tokens_out",
-                   "cost_usd", "priced"]
-STEP_COLUMNS = ["slot", "case", "trial", "position", "final", "first", "attempts", "error_kind", "reason",
-                "output", "visits"]
+ATTEMPT_COLUMNS = [
+    "slot",
+    "outcome",
+    "error_kind",
+    "latency_ms",
+    "throttled",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "priced",
+]
+STEP_COLUMNS = [
+    "slot",
+    "case",
+    "trial",
+    "position",
+    "final",
+    "first",
+    "attempts",
+    "error_kind",
+    "reason",
+    "output",
+    "visits",
+]
 FAILURE_KEYS = ["case", "trial", "outcome", "error_kind", "reason", "output"]
 
 
@@ -97,22 +117,32 @@ class StepTally:
 
     def _common(self, trials: int, confidence: float) -> dict[str, Any]:
         rate, ci = rate_ci(self.passed, self.reached, self.per_case, trials, confidence)
-        return {"reached": self.reached, "passed": self.passed, "failed": self.failed, "errors": self.errors,
-                "rate": rate, "ci": ci, "first_try_rate": ratio(self.first_pass, self.reached),
-                "attempts": self.attempts, "first_try_passed": self.first_pass}
+        return {
+            "reached": self.reached,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "rate": rate,
+            "ci": ci,
+            "first_try_rate": ratio(self.first_pass, self.reached),
+            "attempts": self.attempts,
+            "first_try_passed": self.first_pass,
+        }
 
-    def to_row(self, spec: StepSpec, trials: int, confidence: float,
-               isolated: IsolatedRow | None = None) -> StepRow:
+    def to_row(self, spec: StepSpec, trials: int, confidence: float, isolated: IsolatedRow | None = None) -> StepRow:
         import numpy as np
 
         latencies = np.concatenate(self.latencies) if self.latencies else np.empty(0)
         extra: dict[str, Any] = {"isolated": isolated} if isolated is not None else {}
         return StepRow(
-            id=self.id, endpoint=spec.endpoint, max_attempts=spec.max_attempts, retry_on=spec.retry_on,
+            id=self.id,
+            endpoint=spec.endpoint,
+            max_attempts=spec.max_attempts,
+            retry_on=spec.retry_on,
             **self._common(trials, confidence),
-            **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried,
-                           spec.max_attempts - 1),
-            retry_recovered=self.retry_recovered, retried=self.retried,
+            **retry_ratios(self.first_pass, self.reached, self.retry_recovered, self.retried, spec.max_attempts - 1),
+            retry_recovered=self.retry_recovered,
+            retried=self.retried,
             attempt_outcomes={k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
             error_kinds=dict(sorted(self.error_kinds.items())),
             throttled=self.throttled,
@@ -125,7 +155,9 @@ class StepTally:
         )
 
     def to_isolated(self, trials: int, confidence: float) -> IsolatedRow:
-        extra: dict[str, Any] = {"case_counts": {c: (p, n) for c, (p, n) in self.per_case.items()}} if trials > 1 else {}
+        extra: dict[str, Any] = (
+            {"case_counts": {c: (p, n) for c, (p, n) in self.per_case.items()}} if trials > 1 else {}
+        )
         return IsolatedRow(**self._common(trials, confidence), skipped_no_gold=self.skipped_no_gold, **extra)
 
 
@@ -146,8 +178,9 @@ def _round_dict(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], trials: int,
-            confidence: float) -> tuple[float | None, Interval | None]:
+def rate_ci(
+    passed: int, total: int, per_case: Mapping[str, Sequence[int]], trials: int, confidence: float
+) -> tuple[float | None, Interval | None]:
     """A rate and its interval: Wilson over units, or clustered over cases with trials > 1
     (``per_case``: case → (passed, reached))."""
     if total == 0:
@@ -160,8 +193,16 @@ def rate_ci(passed: int, total: int, per_case: Mapping[str, Sequence[int]], tria
     return rate, Interval(low=low, high=high)
 
 
-def build_results(journal: Path | Sequence[Path], steps: Sequence[StepSpec], run: Mapping[str, Any], *,
-                  trials: int, confidence: float, isolate: bool, order: Mapping[str, int]) -> Results:
+def build_results(
+    journal: Path | Sequence[Path],
+    steps: Sequence[StepSpec],
+    run: Mapping[str, Any],
+    *,
+    trials: int,
+    confidence: float,
+    isolate: bool,
+    order: Mapping[str, int],
+) -> Results:
     """Read ``journal`` (or several shard journals) and compute the results (without gates).
 
     One streaming pass in chunks of :data:`CHUNK_LINES` lines, aggregated with pandas (see the
@@ -176,24 +217,50 @@ def build_results(journal: Path | Sequence[Path], steps: Sequence[StepSpec], run
     chained, isolated = agg.finish()
     units = agg.units.records()
     step_rows = tuple(
-        chained[spec.id].to_row(spec, trials, confidence,
-                                isolated[spec.id].to_isolated(trials, confidence) if isolated else None)
-        for spec in steps)
+        chained[spec.id].to_row(
+            spec, trials, confidence, isolated[spec.id].to_isolated(trials, confidence) if isolated else None
+        )
+        for spec in steps
+    )
     if agg.graph:
         step_rows = _graph_columns(step_rows, chained, units)
     return assemble(run, step_rows, units, trials=trials, confidence=confidence, isolate=isolated is not None)
 
 
-def assemble(run: Mapping[str, Any], steps: Sequence[StepRow], units: Sequence[UnitRecord], *, trials: int,
-             confidence: float, isolate: bool, **run_extra: Any) -> Results:
+def assemble(
+    run: Mapping[str, Any],
+    steps: Sequence[StepRow],
+    units: Sequence[UnitRecord],
+    *,
+    trials: int,
+    confidence: float,
+    isolate: bool,
+    **run_extra: Any,
+) -> Results:
     """Results from step rows and units: end to end, what-if, and the run's counted fields."""
     end_to_end = end_to_end_of(units, steps, trials, confidence, isolate)
     costs = [s.cost_usd for s in steps if s.cost_usd is not None]
     requests = sum(s.attempts + (s.isolated.attempts if s.isolated else 0) for s in steps)
-    info = RunInfo(**{**run, "units": len(units), "requests": requests,
-                      "cost_usd": round(sum(costs), 6) if costs else None, "confidence": confidence, **run_extra})
-    results = Results(run=info, steps=tuple(steps), end_to_end=end_to_end, what_if=(), gates=(),
-                      units=tuple(units), verdict="pass", exit_code=0)
+    info = RunInfo(
+        **{
+            **run,
+            "units": len(units),
+            "requests": requests,
+            "cost_usd": round(sum(costs), 6) if costs else None,
+            "confidence": confidence,
+            **run_extra,
+        }
+    )
+    results = Results(
+        run=info,
+        steps=tuple(steps),
+        end_to_end=end_to_end,
+        what_if=(),
+        gates=(),
+        units=tuple(units),
+        verdict="pass",
+        exit_code=0,
+    )
     return results.model_copy(update={"what_if": what_if(results)})
 
 
@@ -203,12 +270,14 @@ class _Aggregator:
     Each (phase, step) pair is a *slot*, an integer code, so that pandas groups on integers.
     """
 
-    def __init__(self, step_ids: Sequence[str], phases: Sequence[str], clustered: bool,
-                 order: Mapping[str, int]) -> None:
+    def __init__(
+        self, step_ids: Sequence[str], phases: Sequence[str], clustered: bool, order: Mapping[str, int]
+    ) -> None:
         self.phases = list(phases)
         self.clustered = clustered
-        self.slots = {(phase, sid): i for i, (phase, sid) in
-                      enumerate((phase, sid) for phase in phases for sid in step_ids)}
+        self.slots = {
+            (phase, sid): i for i, (phase, sid) in enumerate((phase, sid) for phase in phases for sid in step_ids)
+        }
         self.tallies = [StepTally(sid) for _, sid in self.slots]
         self.units = _UnitTable(order)
         self.failures: list[pd.DataFrame] = []  # the first FAILURES_KEPT per slot so far
@@ -228,8 +297,9 @@ class _Aggregator:
         pending: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
         attempts: list[tuple[Any, ...]] = []
         steps: list[tuple[Any, ...]] = []
-        phases = [(phase, key) for phase, key in (("chained", "steps"), ("isolated", "isolated"))
-                  if phase in self.phases]
+        phases = [
+            (phase, key) for phase, key in (("chained", "steps"), ("isolated", "isolated")) if phase in self.phases
+        ]
         lines = 0
         for rec in records:
             unit = rec.get("unit_done")
@@ -239,12 +309,19 @@ class _Aggregator:
                     if slot is not None:
                         cost = rec.get("cost_usd")
                         pending.setdefault((rec["case"], rec["trial"]), []).append(
-                            (slot, rec.get("outcome", "error"), rec.get("error_kind") or "unknown",
-                             # a cached attempt made no request: left out of the latency figures
-                             float("nan") if rec.get("cached") else float(rec.get("latency_ms") or 0.0),
-                             rec.get("throttled") or 0,
-                             rec.get("tokens_in") or 0, rec.get("tokens_out") or 0, float(cost or 0.0),
-                             cost is not None))
+                            (
+                                slot,
+                                rec.get("outcome", "error"),
+                                rec.get("error_kind") or "unknown",
+                                # a cached attempt made no request: left out of the latency figures
+                                float("nan") if rec.get("cached") else float(rec.get("latency_ms") or 0.0),
+                                rec.get("throttled") or 0,
+                                rec.get("tokens_in") or 0,
+                                rec.get("tokens_out") or 0,
+                                float(cost or 0.0),
+                                cost is not None,
+                            )
+                        )
                     lines += 1
                 continue
             case, trial = unit["case"], unit["trial"]
@@ -255,9 +332,21 @@ class _Aggregator:
                 for s in unit.get(key, ()):
                     slot = slots.get((phase, s["step"]))
                     if slot is not None:
-                        steps.append((slot, case, trial, position, s.get("final"), s.get("first"),
-                                      s.get("attempts", 1), s.get("error_kind"), s.get("reason"), s.get("output"),
-                                      s.get("visits", 1)))
+                        steps.append(
+                            (
+                                slot,
+                                case,
+                                trial,
+                                position,
+                                s.get("final"),
+                                s.get("first"),
+                                s.get("attempts", 1),
+                                s.get("error_kind"),
+                                s.get("reason"),
+                                s.get("output"),
+                                s.get("visits", 1),
+                            )
+                        )
                         self.graph = self.graph or "visits" in s
             self.units.add(position, unit)
             lines += 1
@@ -282,10 +371,17 @@ class _Aggregator:
 
         outcome = frame["outcome"]
         counts = frame[["slot", "throttled", "tokens_in", "tokens_out"]].assign(
-            attempts=1, passes=outcome == "pass", fails=outcome == "fail", errors=outcome == "error",
-            cost=frame["cost_usd"], priced=frame["priced"])
+            attempts=1,
+            passes=outcome == "pass",
+            fails=outcome == "fail",
+            errors=outcome == "error",
+            cost=frame["cost_usd"],
+            priced=frame["priced"],
+        )
         sums = counts.groupby("slot", sort=True).sum()
-        for slot, throttled, tokens_in, tokens_out, n, passes, fails, errors, cost, priced in sums.itertuples(name=None):
+        for slot, throttled, tokens_in, tokens_out, n, passes, fails, errors, cost, priced in sums.itertuples(
+            name=None
+        ):
             tally = self.tallies[slot]
             tally.attempts += int(n)
             tally.outcomes.update({"pass": int(passes), "fail": int(fails), "error": int(errors)})
@@ -311,9 +407,15 @@ class _Aggregator:
         passed = final == "pass"
         retried = reached & (frame["attempts"] > 1)
         flags = frame[["slot"]].assign(
-            skipped=~reached, reached=reached, passed=passed, failed=final == "fail",
-            first_pass=reached & (frame["first"] == "pass"), retried=retried, recovered=retried & passed,
-            visits=frame["visits"].where(reached, 0))
+            skipped=~reached,
+            reached=reached,
+            passed=passed,
+            failed=final == "fail",
+            first_pass=reached & (frame["first"] == "pass"),
+            retried=retried,
+            recovered=retried & passed,
+            visits=frame["visits"].where(reached, 0),
+        )
         sums = flags.groupby("slot", sort=False).sum()
         for slot, skipped, n, p, f, first, again, recovered, visits in sums.itertuples(name=None):
             tally = self.tallies[slot]
@@ -330,8 +432,12 @@ class _Aggregator:
         if len(sums) and (sums["reached"] - sums["passed"]).any():
             self._add_failures(frame[reached & ~passed])
         if self.clustered:
-            self.per_case.append(frame[reached].assign(passed=passed[reached].astype(int)).groupby(
-                ["slot", "position", "case"], sort=False)["passed"].agg(["sum", "size"]))
+            self.per_case.append(
+                frame[reached]
+                .assign(passed=passed[reached].astype(int))
+                .groupby(["slot", "position", "case"], sort=False)["passed"]
+                .agg(["sum", "size"])
+            )
 
     def _add_failures(self, failures: pd.DataFrame) -> None:
         self.failures.append(_first_failures(failures))
@@ -349,7 +455,9 @@ class _Aggregator:
                 self.tallies[slot].failures = [
                     {k: _plain(v) for k, v in zip(FAILURE_KEYS, values)}
                     for values in rows[["case", "trial", "final", "error_kind", "reason", "output"]].itertuples(
-                        index=False, name=None)]
+                        index=False, name=None
+                    )
+                ]
         if self.per_case:
             shares = pd.concat(self.per_case).groupby(level=[0, 1, 2], sort=False).sum()
             shares = shares.sort_index(level="position", sort_remaining=False, kind="stable")
@@ -391,8 +499,10 @@ class _UnitTable:
         self.extra: dict[str, int] = {}  # cases the eval set does not hold, after every known one
         self.vocab: list[Any] = []
         self.codes: dict[Any, int] = {}
-        self.cols = {name: array("i") for name in ("index", "trial", "passed", "failed_step", "outcome",
-                                                     "error_kind", "attempts")}
+        self.cols = {
+            name: array("i")
+            for name in ("index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts")
+        }
 
     def position(self, case: str) -> int:
         found = self.order.get(case)
@@ -428,11 +538,21 @@ class _UnitTable:
                 if p < len(ids):
                     ids[p] = case
         vocab = self.vocab
-        return tuple(UnitRecord(str(ids[index]), int(trial), bool(passed), vocab[failed_step], vocab[outcome],
-                                vocab[error_kind], int(attempts), int(index))
-                     for index, trial, passed, failed_step, outcome, error_kind, attempts in frame[
-                         ["index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts"]].itertuples(
-                             index=False, name=None))
+        return tuple(
+            UnitRecord(
+                str(ids[index]),
+                int(trial),
+                bool(passed),
+                vocab[failed_step],
+                vocab[outcome],
+                vocab[error_kind],
+                int(attempts),
+                int(index),
+            )
+            for index, trial, passed, failed_step, outcome, error_kind, attempts in frame[
+                ["index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts"]
+            ].itertuples(index=False, name=None)
+        )
 
 
 def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
@@ -441,8 +561,9 @@ def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
         yield from read_lines(path)
 
 
-def end_to_end_of(units: Sequence[UnitRecord], steps: Sequence[StepRow], trials: int, confidence: float,
-                  isolate: bool) -> EndToEnd:
+def end_to_end_of(
+    units: Sequence[UnitRecord], steps: Sequence[StepRow], trials: int, confidence: float, isolate: bool
+) -> EndToEnd:
     """The end-to-end row: clustered over cases with trials > 1 (SPEC §5)."""
     passed = sum(1 for u in units if u.passed)
     total = len(units)
@@ -461,12 +582,21 @@ def end_to_end_of(units: Sequence[UnitRecord], steps: Sequence[StepRow], trials:
         extra["independence_prediction"] = product
         extra["independence_gap"] = (rate - product) if (rate is not None and product is not None) else None
         extra["independence_gap_ci"] = _gap_interval(rate, ci, product, steps, confidence)
-    return EndToEnd(passed=passed, total=total, rate=rate, ci=ci, cases=len(per_case) if trials > 1 else total,
-                    infra_errors=infra, error_rate=infra / total if total else None, **extra)
+    return EndToEnd(
+        passed=passed,
+        total=total,
+        rate=rate,
+        ci=ci,
+        cases=len(per_case) if trials > 1 else total,
+        infra_errors=infra,
+        error_rate=infra / total if total else None,
+        **extra,
+    )
 
 
-def _graph_columns(steps: Sequence[StepRow], tallies: Mapping[str, StepTally],
-                   units: Sequence[UnitRecord]) -> tuple[StepRow, ...]:
+def _graph_columns(
+    steps: Sequence[StepRow], tallies: Mapping[str, StepTally], units: Sequence[UnitRecord]
+) -> tuple[StepRow, ...]:
     """Graph pipelines: each node's ``reach_share`` (units where it ran), ``visits`` (its
     executions per unit that reached it: a tool loop runs a node several times) and
     ``survivors`` (units not yet failed after this step, in step order: with branches, a
@@ -478,15 +608,21 @@ def _graph_columns(steps: Sequence[StepRow], tallies: Mapping[str, StepTally],
     for row in steps:
         tally = tallies[row.id]
         alive -= failed_at.get(row.id, 0)
-        rows.append(row.model_copy(update={
-            "reach_share": tally.reached / total if total else None,
-            "visits": Visits(total=tally.visits, per_unit=ratio(tally.visits, tally.reached)),
-            "survivors": alive}))
+        rows.append(
+            row.model_copy(
+                update={
+                    "reach_share": tally.reached / total if total else None,
+                    "visits": Visits(total=tally.visits, per_unit=ratio(tally.visits, tally.reached)),
+                    "survivors": alive,
+                }
+            )
+        )
     return tuple(rows)
 
 
-def _gap_interval(rate: float | None, ci: Interval | None, product: float | None, steps: Sequence[StepRow],
-                  confidence: float) -> Interval | None:
+def _gap_interval(
+    rate: float | None, ci: Interval | None, product: float | None, steps: Sequence[StepRow], confidence: float
+) -> Interval | None:
     """An interval for the independence gap (chained rate − product of isolated rates).
 
     The delta method: Var(gap) ≈ Var(chained) + product² · Σ Var(isolated_i)/isolated_i², each
@@ -534,8 +670,19 @@ def what_if(results: Results) -> tuple[WhatIfRow, ...]:
             measured, e2e_measured = project_one_more_retry(results, model)
         else:
             measured, e2e_measured = None, None
-        rows.append(WhatIfRow(step=s.id, retries_now=retries, retries_then=retries + 1,
-                              first_try_rate=s.first_try_rate, rate_now=s.rate, recovery_rate=s.recovery_rate,
-                              step_rate_independent=indep, step_rate_measured=measured, end_to_end_now=e2e.rate,
-                              end_to_end_independent=e2e_indep, end_to_end_measured=e2e_measured))
+        rows.append(
+            WhatIfRow(
+                step=s.id,
+                retries_now=retries,
+                retries_then=retries + 1,
+                first_try_rate=s.first_try_rate,
+                rate_now=s.rate,
+                recovery_rate=s.recovery_rate,
+                step_rate_independent=indep,
+                step_rate_measured=measured,
+                end_to_end_now=e2e.rate,
+                end_to_end_independent=e2e_indep,
+                end_to_end_measured=e2e_measured,
+            )
+        )
     return tuple(rows)

@@ -56,13 +56,13 @@ def compare(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 
     rows: list[dict[str, Any]] = []
     if len(joined):
         everyone = joined["passed_b"] | True
-        rows.append(_row(E2E, None, joined, joined["passed_b"], joined["passed_c"], everyone, everyone,
-                         clustered, max_drop))
+        rows.append(
+            _row(E2E, None, joined, joined["passed_b"], joined["passed_c"], everyone, everyone, clustered, max_drop)
+        )
         for step in common:
             ib, ic = base_steps.index(step), cand_steps.index(step)
             fb, fc = joined["fail_idx_b"], joined["fail_idx_c"]
-            rows.append(_row(f"step:{step}", step, joined, fb > ib, fc > ic, fb >= ib, fc >= ic, clustered,
-                             max_drop))
+            rows.append(_row(f"step:{step}", step, joined, fb > ib, fc > ic, fb >= ib, fc >= ic, clustered, max_drop))
     _decide(rows, max_drop, alpha)
     return {
         "schema": SCHEMA,
@@ -84,14 +84,34 @@ def baseline_gates(baseline: Results, results: Results, max_drop: float, alpha: 
     """The baseline gate rows of ``results``: one per step and one end to end."""
     doc = compare(baseline, results, max_drop, alpha)
     if doc["shared_units"] == 0:
-        return [GateRow(name="baseline", threshold=max_drop, observed=None, bound=None, passed=False,
-                        detail="no unit (case, trial) is shared with the baseline: nothing to compare "
-                               "(different eval set, --filter-tag or --shard?)")]
-    return [GateRow(name=f"baseline:{r['name']}", threshold=max_drop, observed=r["drop"], bound=None,
-                    passed=not r["regressed"], detail=row_detail(r, max_drop, alpha), p_value=r["p_value"],
-                    p_adjusted=r["p_adjusted"], n_shared=r["n_shared"], base_rate=r["base_rate"],
-                    cand_rate=r["cand_rate"], detectable_drop=r["detectable_drop"])
-            for r in doc["rows"]]
+        return [
+            GateRow(
+                name="baseline",
+                threshold=max_drop,
+                observed=None,
+                bound=None,
+                passed=False,
+                detail="no unit (case, trial) is shared with the baseline: nothing to compare "
+                "(different eval set, --filter-tag or --shard?)",
+            )
+        ]
+    return [
+        GateRow(
+            name=f"baseline:{r['name']}",
+            threshold=max_drop,
+            observed=r["drop"],
+            bound=None,
+            passed=not r["regressed"],
+            detail=row_detail(r, max_drop, alpha),
+            p_value=r["p_value"],
+            p_adjusted=r["p_adjusted"],
+            n_shared=r["n_shared"],
+            base_rate=r["base_rate"],
+            cand_rate=r["cand_rate"],
+            detectable_drop=r["detectable_drop"],
+        )
+        for r in doc["rows"]
+    ]
 
 
 def row_detail(r: Mapping[str, Any], max_drop: float, alpha: float) -> str:
@@ -101,10 +121,15 @@ def row_detail(r: Mapping[str, Any], max_drop: float, alpha: float) -> str:
     unit = "cases" if r["test"] == "sign-flip" else "units"
     p = r["p_adjusted"]
     change = "drop" if r["drop"] >= 0 else "gain"
-    head = (f"{change} {abs(r['drop']) * 100:.2f} pts ({r['base_rate']:.4f} → {r['cand_rate']:.4f} on "
-            f"{r['n_shared']} shared {unit}); {r['test']} p={_p(p)} (H0: drop ≤ {max_drop:g})")
-    power = "" if r["detectable_drop"] is None else \
-        f"; with {r['n_shared']} paired {unit} this gate detects drops ≥ {r['detectable_drop'] * 100:.1f} pts"
+    head = (
+        f"{change} {abs(r['drop']) * 100:.2f} pts ({r['base_rate']:.4f} → {r['cand_rate']:.4f} on "
+        f"{r['n_shared']} shared {unit}); {r['test']} p={_p(p)} (H0: drop ≤ {max_drop:g})"
+    )
+    power = (
+        ""
+        if r["detectable_drop"] is None
+        else f"; with {r['n_shared']} paired {unit} this gate detects drops ≥ {r['detectable_drop'] * 100:.1f} pts"
+    )
     if r.get("regressed"):
         return f"{head} < {alpha:g}: drop significantly above max_drop {max_drop:g}, a regression{power}"
     return f"{head}: not a significant drop beyond max_drop{power}"
@@ -137,25 +162,44 @@ def _max_trial(table: Any) -> int:
 
 
 def _describe(doc: Results, units: int) -> dict[str, Any]:
-    return {"pipeline": doc.run.pipeline, "id": doc.run.id, "trials": doc.run.trials, "units": units,
-            "rate": doc.end_to_end.rate}
+    return {
+        "pipeline": doc.run.pipeline,
+        "id": doc.run.id,
+        "trials": doc.run.trials,
+        "units": units,
+        "rate": doc.end_to_end.rate,
+    }
 
 
-def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc: Any, clustered: bool,
-         margin: float) -> dict[str, Any]:
+def _row(
+    name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc: Any, clustered: bool, margin: float
+) -> dict[str, Any]:
     """One row; ``pb``/``pc`` passed and ``rb``/``rc`` reached, per shared unit, in each run.
 
     One trial: units that reached the step in both runs, paired. K trials: per case, the
     share of its trials that passed among those that reached the step, in each run; a case
     counts when both runs reached the step in at least one of its trials.
     """
-    row: dict[str, Any] = {"name": name, "step": step, "base_rate": None, "cand_rate": None, "delta": None,
-                           "drop": None, "ci": None, "p_value": None, "p_adjusted": None,
-                           "test": _test_name(clustered, margin), "n_shared": 0, "n_units": 0,
-                           "regressed": False, "detectable_drop": None}
+    row: dict[str, Any] = {
+        "name": name,
+        "step": step,
+        "base_rate": None,
+        "cand_rate": None,
+        "delta": None,
+        "drop": None,
+        "ci": None,
+        "p_value": None,
+        "p_adjusted": None,
+        "test": _test_name(clustered, margin),
+        "n_shared": 0,
+        "n_units": 0,
+        "regressed": False,
+        "detectable_drop": None,
+    }
     if clustered:
-        frame = joined[["case"]].assign(pb=(pb & rb).to_numpy(), rb=rb.to_numpy(), pc=(pc & rc).to_numpy(),
-                                        rc=rc.to_numpy())
+        frame = joined[["case"]].assign(
+            pb=(pb & rb).to_numpy(), rb=rb.to_numpy(), pc=(pc & rc).to_numpy(), rc=rc.to_numpy()
+        )
         sums = frame.groupby("case", sort=False).sum()
         sums = sums[(sums["rb"] > 0) & (sums["rc"] > 0)]
         row["n_units"] = int(sums["rb"].sum() + sums["rc"].sum()) // 2
@@ -184,10 +228,19 @@ def _row(name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc
         drop = (b - c) / n
         p = stats.mcnemar_exact_one_sided(b, c) if margin == 0 else stats.tango_paired_test(b, c, n, margin)
         spread = (b + c) / n
-        row.update(n_shared=n, discordant={"base_only_passed": b, "cand_only_passed": c},
-                   _bound=lambda level: stats.newcombe_paired_difference(both, b, c, neither, 1 - 2 * level)[1])
-    row.update(base_rate=base_rate, cand_rate=cand_rate, delta=cand_rate - base_rate, drop=drop,
-               p_value=float(p), _spread=spread)
+        row.update(
+            n_shared=n,
+            discordant={"base_only_passed": b, "cand_only_passed": c},
+            _bound=lambda level: stats.newcombe_paired_difference(both, b, c, neither, 1 - 2 * level)[1],
+        )
+    row.update(
+        base_rate=base_rate,
+        cand_rate=cand_rate,
+        delta=cand_rate - base_rate,
+        drop=drop,
+        p_value=float(p),
+        _spread=spread,
+    )
     return row
 
 

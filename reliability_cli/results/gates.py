@@ -23,12 +23,15 @@ def resolve(pipeline: Any, overrides: GateOverrides | None = None) -> GateSettin
     g = pipeline.model.gates
     baseline_path = None
     if g.baseline:
-        baseline_path = g.baseline.path if Path(g.baseline.path).is_absolute() else \
-            str(pipeline.path.parent / g.baseline.path)
+        baseline_path = (
+            g.baseline.path if Path(g.baseline.path).is_absolute() else str(pipeline.path.parent / g.baseline.path)
+        )
     settings: dict[str, Any] = {
         "end_to_end_min": g.end_to_end.min if g.end_to_end else None,
         "step_mins": {k: v.min for k, v in g.steps.items()},
-        "mode": g.mode, "confidence": g.confidence, "max_error_rate": g.max_error_rate,
+        "mode": g.mode,
+        "confidence": g.confidence,
+        "max_error_rate": g.max_error_rate,
         "baseline_path": baseline_path,
         "max_drop": g.baseline.max_drop if g.baseline else 0.0,
         "alpha": g.baseline.alpha if g.baseline else 0.05,
@@ -51,15 +54,17 @@ def precheck(cfg: GateSettings, cases: int, trials: int) -> None:
         return
     if max(thresholds) >= 1.0:
         raise RunAborted(
-            "a lower-bound gate of 1 can never pass: no finite number of cases puts a "
-            "confidence bound at 100%", hint="use a threshold below 1, or `mode: point`")
+            "a lower-bound gate of 1 can never pass: no finite number of cases puts a confidence bound at 100%",
+            hint="use a threshold below 1, or `mode: point`",
+        )
     need = stats.min_units_for_lower_bound(max(thresholds), cfg.confidence)
     if cases < need:
         raise RunAborted(
             f"{cases} cases can never clear a lower-bound gate of {max(thresholds):g} at "
             f"{cfg.confidence:g} confidence: even with every case passing, the one-sided "
             f"Clopper-Pearson bound needs at least {need} cases",
-            hint="add cases, lower the threshold, or use `mode: point`")
+            hint="add cases, lower the threshold, or use `mode: point`",
+        )
 
 
 def apply(results: Results, cfg: GateSettings, baseline: Results | None = None) -> Results:
@@ -88,8 +93,9 @@ def _min_gate(results: Results, step: str | None, threshold: float, cfg: GateSet
     observed = row.rate
     n = row.total if step is None else row.reached  # type: ignore[union-attr]
     if observed is None:
-        return GateRow(name=name, threshold=threshold, observed=None, bound=None, passed=False,
-                       detail="no unit reached this step")
+        return GateRow(
+            name=name, threshold=threshold, observed=None, bound=None, passed=False, detail="no unit reached this step"
+        )
     bound = None
     size = f"n={n}"
     if cfg.mode == "lower-bound":
@@ -100,13 +106,14 @@ def _min_gate(results: Results, step: str | None, threshold: float, cfg: GateSet
         else:
             bound = stats.clopper_pearson_lower(row.passed, n, cfg.confidence)
         passed = bound >= threshold
-        detail = (f"{cfg.confidence:.0%} lower bound {bound:.4f} {'≥' if passed else '<'} {threshold:g} "
-                  f"(observed {observed:.4f}, {size})")
+        detail = (
+            f"{cfg.confidence:.0%} lower bound {bound:.4f} {'≥' if passed else '<'} {threshold:g} "
+            f"(observed {observed:.4f}, {size})"
+        )
     else:
         passed = observed >= threshold
         detail = f"observed {observed:.4f} {'≥' if passed else '<'} {threshold:g} ({size})"
-    return GateRow(name=name, threshold=threshold, observed=observed, bound=bound, passed=bool(passed),
-                   detail=detail)
+    return GateRow(name=name, threshold=threshold, observed=observed, bound=bound, passed=bool(passed), detail=detail)
 
 
 def _verdict(results: Results, verdicts: Sequence[GateRow], cfg: GateSettings) -> tuple[Verdict, int]:

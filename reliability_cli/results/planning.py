@@ -60,7 +60,7 @@ class StepModel:
             now = 1 - self.rate_now ** (1 / v)
             stuck = min(stuck, now)
             return stuck + (now - stuck) * keep ** (retries - self.retries_now)
-        return stuck + (first - stuck) * keep ** retries
+        return stuck + (first - stuck) * keep**retries
 
     @property
     def helped_by_retries(self) -> bool:
@@ -80,7 +80,7 @@ class StepModel:
         """Expected attempts of a unit that reaches the step."""
         keep = 1 - self.per_retry_recovery
         retried = (1 - self.first_try_rate ** (1 / self.visits)) * self.retryable  # first tries retried
-        return self.visits * (1 + retried * sum(keep ** j for j in range(retries)))
+        return self.visits * (1 + retried * sum(keep**j for j in range(retries)))
 
 
 def step_models(results: Results) -> list[StepModel]:
@@ -103,11 +103,21 @@ def step_models(results: Results) -> list[StepModel]:
         else:  # a retry is a fresh draw: it passes like a first try (of one visit, in a loop)
             q, model = p ** (1 / visits), "independent"
         cost = s.cost_usd
-        models.append(StepModel(
-            id=s.id, retries_now=r0, first_try_rate=p, rate_now=rate, per_retry_recovery=q, model=model,
-            p50_ms=s.latency_ms.p50,
-            usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None,
-            reach_given_alive=reach, visits=visits, retryable=retryable_share(s)))
+        models.append(
+            StepModel(
+                id=s.id,
+                retries_now=r0,
+                first_try_rate=p,
+                rate_now=rate,
+                per_retry_recovery=q,
+                model=model,
+                p50_ms=s.latency_ms.p50,
+                usd_per_attempt=(cost / s.attempts) if (cost is not None and s.attempts) else None,
+                reach_given_alive=reach,
+                visits=visits,
+                retryable=retryable_share(s),
+            )
+        )
     return models
 
 
@@ -128,8 +138,10 @@ def why_not_helped(model: StepModel, step: StepRow) -> str:
     """One line: why retries cannot lift this step."""
     if model.retryable <= 0:
         on = ", ".join(step.retry_on) or "nothing"
-        return (f"{step.id}: retry.on [{on}] retries none of its failures "
-                f"({step.attempt_outcomes.get('fail', 0)} failed checks, {step.errors} errors)")
+        return (
+            f"{step.id}: retry.on [{on}] retries none of its failures "
+            f"({step.attempt_outcomes.get('fail', 0)} failed checks, {step.errors} errors)"
+        )
     return f"{step.id}: its retries never recovered a unit (recovery rate 0)"
 
 
@@ -205,26 +217,44 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
             extra_ms += delta_attempts * m.p50_ms
         if m.usd_per_attempt is not None and extra_usd is not None:
             extra_usd += delta_attempts * m.usd_per_attempt * units
-        rows.append({"step": m.id, "retries_now": r_now, "retries": r, "max_attempts": r + 1,
-                     "first_try_rate": m.first_try_rate, "rate_now": m.rate_now, "rate_planned": m.rate(r),
-                     "model": m.model, "per_retry_recovery": m.per_retry_recovery, "retryable": m.retryable,
-                     "expected_attempts": m.expected_attempts(r), "reach": pr,
-                     "extra_calls_per_unit": delta_attempts})
+        rows.append(
+            {
+                "step": m.id,
+                "retries_now": r_now,
+                "retries": r,
+                "max_attempts": r + 1,
+                "first_try_rate": m.first_try_rate,
+                "rate_now": m.rate_now,
+                "rate_planned": m.rate(r),
+                "model": m.model,
+                "per_retry_recovery": m.per_retry_recovery,
+                "retryable": m.retryable,
+                "expected_attempts": m.expected_attempts(r),
+                "reach": pr,
+                "extra_calls_per_unit": delta_attempts,
+            }
+        )
     priced = any(m.usd_per_attempt is not None for m in models)
     return {
-        "target": target, "reachable": reachable, "method": method, "max_retries": max_retries,
+        "target": target,
+        "reachable": reachable,
+        "method": method,
+        "max_retries": max_retries,
         "steps": rows,
         "end_to_end_measured": measured_e2e,
         "end_to_end_now": e2e_now if models else None,
         "end_to_end_planned": e2e if models else None,
-        "calls_per_unit_now": calls_now, "calls_per_unit_planned": calls,
+        "calls_per_unit_now": calls_now,
+        "calls_per_unit_planned": calls,
         "extra_calls_per_unit": calls - calls_now,
-        "units": units, "extra_calls": (calls - calls_now) * units,
+        "units": units,
+        "extra_calls": (calls - calls_now) * units,
         "extra_latency_ms_per_unit": extra_ms,
         "extra_cost_usd": (extra_usd if priced else None),
         "blocking_steps": [m.id for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries],
-        "not_helped": [why_not_helped(m, results.step(m.id)) for m in models
-                       if m.rate(max_retries) < 1 and not m.helped_by_retries],
+        "not_helped": [
+            why_not_helped(m, results.step(m.id)) for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries
+        ],
     }
 
 
@@ -254,7 +284,7 @@ def _greedy(models: Sequence[StepModel], target: float, max_retries: int) -> lis
         for i in range(len(models)):
             if budget[i] >= max_retries:
                 continue
-            trial = budget[:i] + [budget[i] + 1] + budget[i + 1:]
+            trial = budget[:i] + [budget[i] + 1] + budget[i + 1 :]
             e2, c2, _ = _evaluate(models, trial)
             if e2 <= e2e:
                 continue

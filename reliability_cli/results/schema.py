@@ -471,8 +471,7 @@ def from_dict(data: Any, file: str = "<results>") -> Results:
     """
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ResultsError(f"not a relcheck results file (schema {found!r}, expected {SCHEMA!r})",
-                           Location(file, 1, 1))
+        raise ResultsError(f"not a relcheck results file (schema {found!r}, expected {SCHEMA!r})", Location(file, 1, 1))
     missing = [k for k in _ORDER if k not in data and k != "endpoints"]  # endpoints: added in v1.1
     if missing:
         raise ResultsError(f"results file lacks {', '.join(missing)}", Location(file, 1, 1, missing[0]))
@@ -481,8 +480,7 @@ def from_dict(data: Any, file: str = "<results>") -> Results:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
-        raise ResultsError(f"{key}: {err['msg']} (got {_excerpt(err.get('input'))})",
-                           Location(file, key=key)) from None
+        raise ResultsError(f"{key}: {err['msg']} (got {_excerpt(err.get('input'))})", Location(file, key=key)) from None
 
 
 def _excerpt(value: Any) -> str:

@@ -34,8 +34,9 @@ def at_step(unit: UnitRecord, step_ids: Sequence[str], k: int | None) -> tuple[b
     return stop >= k, stop > k
 
 
-def case_counts(units: Iterable[UnitRecord], step_ids: Sequence[str] = (),
-                step: str | None = None) -> dict[str, tuple[int, int]]:
+def case_counts(
+    units: Iterable[UnitRecord], step_ids: Sequence[str] = (), step: str | None = None
+) -> dict[str, tuple[int, int]]:
     """case → (units passed, units reached), end to end or at ``step``, in the units' order."""
     k = None if step is None else list(step_ids).index(step)
     counts: dict[str, list[int]] = {}

@@ -58,8 +58,9 @@ def score_test_two_sided(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(2 * norm.sf(abs(z)))
 
 
-def compare_unpaired(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 0.0,
-                     alpha: float = 0.05) -> dict[str, Any]:
+def compare_unpaired(
+    base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 0.0, alpha: float = 0.05
+) -> dict[str, Any]:
     """Compare ``cand`` with ``base`` step by step (shared step ids) and end to end, unpaired.
 
     Raises:
@@ -67,9 +68,11 @@ def compare_unpaired(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop:
     """
     for which, doc in (("baseline", base), ("candidate", cand)):
         if (doc.get("run") or {}).get("trials", 1) > 1:
-            raise ResultsError(f"{which} has {doc['run']['trials']} trials per case: its units are not "
-                               "independent samples, and --unpaired compares independent proportions",
-                               hint="compare a run with one trial per case")
+            raise ResultsError(
+                f"{which} has {doc['run']['trials']} trials per case: its units are not "
+                "independent samples, and --unpaired compares independent proportions",
+                hint="compare a run with one trial per case",
+            )
     base_steps = {s["id"]: s for s in base["steps"]}
     cand_steps = {s["id"]: s for s in cand["steps"]}
     common = [s for s in base_steps if s in cand_steps]
@@ -86,12 +89,20 @@ def compare_unpaired(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop:
     for r in rows:
         significant = r["p_adjusted"] is not None and r["p_adjusted"] < alpha
         r["significant"] = significant
-        r["estimate"] = None if r["p_value"] is None else (
-            "agrees" if not significant else "over" if r["base_rate"] > r["cand_rate"] else "under")
+        r["estimate"] = (
+            None
+            if r["p_value"] is None
+            else ("agrees" if not significant else "over" if r["base_rate"] > r["cand_rate"] else "under")
+        )
         r["regressed"] = bool(significant and r["drop"] is not None and r["drop"] > max_drop)
     return {
-        "schema": SCHEMA, "paired": False, "alpha": alpha, "max_drop": max_drop,
-        "baseline": _describe(base), "candidate": _describe(cand), "rows": rows,
+        "schema": SCHEMA,
+        "paired": False,
+        "alpha": alpha,
+        "max_drop": max_drop,
+        "baseline": _describe(base),
+        "candidate": _describe(cand),
+        "rows": rows,
         "steps_not_compared": [s for s in base_steps if s not in cand_steps]
         + [s for s in cand_steps if s not in base_steps],
         "regressed": any(r["regressed"] for r in rows),
@@ -99,44 +110,79 @@ def compare_unpaired(base: Mapping[str, Any], cand: Mapping[str, Any], max_drop:
 
 
 def _row(name: str, step: str | None, x1: int, n1: int, x2: int, n2: int, alpha: float) -> dict[str, Any]:
-    row: dict[str, Any] = {"name": name, "step": step, "base_passed": x1, "base_n": n1, "cand_passed": x2,
-                           "cand_n": n2, "base_rate": None, "cand_rate": None, "delta": None, "drop": None,
-                           "ci": None, "p_value": None, "p_adjusted": None, "test": "score-z",
-                           "interval": "newcombe-hybrid-score"}
+    row: dict[str, Any] = {
+        "name": name,
+        "step": step,
+        "base_passed": x1,
+        "base_n": n1,
+        "cand_passed": x2,
+        "cand_n": n2,
+        "base_rate": None,
+        "cand_rate": None,
+        "delta": None,
+        "drop": None,
+        "ci": None,
+        "p_value": None,
+        "p_adjusted": None,
+        "test": "score-z",
+        "interval": "newcombe-hybrid-score",
+    }
     if n1 == 0 or n2 == 0:
         return row
     p1, p2 = x1 / n1, x2 / n2
     lo, hi = newcombe_unpaired(x1, n1, x2, n2, 1 - alpha)
-    row.update(base_rate=p1, cand_rate=p2, delta=p2 - p1, drop=p1 - p2, ci={"low": lo, "high": hi},
-               p_value=score_test_two_sided(x1, n1, x2, n2))
+    row.update(
+        base_rate=p1,
+        cand_rate=p2,
+        delta=p2 - p1,
+        drop=p1 - p2,
+        ci={"low": lo, "high": hi},
+        p_value=score_test_two_sided(x1, n1, x2, n2),
+    )
     return row
 
 
 def _describe(doc: Mapping[str, Any]) -> dict[str, Any]:
     run = doc.get("run") or {}
-    return {"pipeline": run.get("pipeline"), "id": run.get("id"), "source": run.get("source", "eval"),
-            "units": (doc.get("end_to_end") or {}).get("total"), "rate": (doc.get("end_to_end") or {}).get("rate")}
+    return {
+        "pipeline": run.get("pipeline"),
+        "id": run.get("id"),
+        "source": run.get("source", "eval"),
+        "units": (doc.get("end_to_end") or {}).get("total"),
+        "rate": (doc.get("end_to_end") or {}).get("rate"),
+    }
 
 
 def describe_row(r: Mapping[str, Any]) -> str:
     """One line for a row: the two rates, the difference and its interval, the verdict."""
     if r["p_value"] is None:
         return f"{r['name']}: not reached in one of the runs"
-    verdict = {"over": "the baseline overestimates the candidate", "under": "the baseline underestimates the candidate",
-               "agrees": "no significant difference"}[r["estimate"]]
-    return (f"{r['name']}: {r['base_passed']}/{r['base_n']} = {r['base_rate']:.2%} vs {r['cand_passed']}/{r['cand_n']} = "
-            f"{r['cand_rate']:.2%}; difference {r['delta'] * 100:+.1f} pts ({r['ci']['low'] * 100:+.1f}…"
-            f"{r['ci']['high'] * 100:+.1f}); Holm-adjusted p={r['p_adjusted']:.3g}: {verdict}")
+    verdict = {
+        "over": "the baseline overestimates the candidate",
+        "under": "the baseline underestimates the candidate",
+        "agrees": "no significant difference",
+    }[r["estimate"]]
+    return (
+        f"{r['name']}: {r['base_passed']}/{r['base_n']} = {r['base_rate']:.2%} vs {r['cand_passed']}/{r['cand_n']} = "
+        f"{r['cand_rate']:.2%}; difference {r['delta'] * 100:+.1f} pts ({r['ci']['low'] * 100:+.1f}…"
+        f"{r['ci']['high'] * 100:+.1f}); Holm-adjusted p={r['p_adjusted']:.3g}: {verdict}"
+    )
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
-    out = [f"## relcheck compare --unpaired: {doc['baseline'].get('source')} vs {doc['candidate'].get('source')}", "",
-           "| row | baseline | candidate | difference | CI | p (Holm) | verdict |", "|---|---:|---:|---:|---|---:|---|"]
+    out = [
+        f"## relcheck compare --unpaired: {doc['baseline'].get('source')} vs {doc['candidate'].get('source')}",
+        "",
+        "| row | baseline | candidate | difference | CI | p (Holm) | verdict |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
     for r in doc["rows"]:
         if r["p_value"] is None:
             out.append(f"| {r['name']} | — | — | — | — | — | n/a |")
             continue
-        out.append(f"| {r['name']} | {r['base_rate']:.2%} ({r['base_n']}) | {r['cand_rate']:.2%} ({r['cand_n']}) | "
-                   f"{r['delta'] * 100:+.1f} pts | {r['ci']['low'] * 100:+.1f}…{r['ci']['high'] * 100:+.1f} | "
-                   f"{r['p_adjusted']:.3g} | {r['estimate']} |")
+        out.append(
+            f"| {r['name']} | {r['base_rate']:.2%} ({r['base_n']}) | {r['cand_rate']:.2%} ({r['cand_n']}) | "
+            f"{r['delta'] * 100:+.1f} pts | {r['ci']['low'] * 100:+.1f}…{r['ci']['high'] * 100:+.1f} | "
+            f"{r['p_adjusted']:.3g} | {r['estimate']} |"
+        )
     return "\n".join(out) + "\n"

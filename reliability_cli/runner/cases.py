@@ -21,8 +21,14 @@ class CaseSelection:
     """Selected cases in eval-set order; ``positions`` maps each id to its place in the
     unsharded (tag-filtered) eval set, which orders units and lets ``merge`` order shards."""
 
-    def __init__(self, paths: Sequence[str], pipeline: Pipeline | None, hashes: Mapping[str, str],
-                 positions: dict[str, int], cases: tuple[Case, ...] | None) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        pipeline: Pipeline | None,
+        hashes: Mapping[str, str],
+        positions: dict[str, int],
+        cases: tuple[Case, ...] | None,
+    ) -> None:
         self.paths = list(paths)
         self.pipeline = pipeline
         self.hashes = dict(hashes)
@@ -43,9 +49,14 @@ class CaseSelection:
                 yield case
 
 
-def select_cases(paths: Sequence[str], pipeline: Pipeline | None, tags: Sequence[str] = (),
-                 shard: tuple[int, int] | None = None, limit: int | None = None,
-                 shard_of: Any = None) -> CaseSelection:
+def select_cases(
+    paths: Sequence[str],
+    pipeline: Pipeline | None,
+    tags: Sequence[str] = (),
+    shard: tuple[int, int] | None = None,
+    limit: int | None = None,
+    shard_of: Any = None,
+) -> CaseSelection:
     """One validating pass: the cases having any of ``tags``, in shard I of N, then the first ``limit``.
 
     Raises:
@@ -82,9 +93,12 @@ def _no_such_tags(paths: Sequence[str], pipeline: Pipeline | None, wanted: set[s
     for case in iter_evalsets(paths, pipeline, {}):
         existing.update(case.tags)
     given = ", ".join(sorted(wanted))
-    raise UsageError(f"--filter-tag {given}: no case has {'this tag' if len(wanted) == 1 else 'any of these tags'}",
-                     hint=("the eval set's tags: " + ", ".join(sorted(existing))) if existing
-                     else "no case in the eval set has a tag")
+    raise UsageError(
+        f"--filter-tag {given}: no case has {'this tag' if len(wanted) == 1 else 'any of these tags'}",
+        hint=("the eval set's tags: " + ", ".join(sorted(existing)))
+        if existing
+        else "no case in the eval set has a tag",
+    )
 
 
 def shard_of(case_id: str, shards: int) -> int:

@@ -57,9 +57,15 @@ class StepOutcome:
     context: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "attempts": self.attempts, "first": self.first,
-                "final": self.final, "error_kind": self.error_kind, "reason": self.reason,
-                "output": self.output}
+        return {
+            "step": self.step,
+            "attempts": self.attempts,
+            "first": self.first,
+            "final": self.final,
+            "error_kind": self.error_kind,
+            "reason": self.reason,
+            "output": self.output,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,13 +107,36 @@ class Attempt:
     cached: bool = False  # journaled only when true
 
     @classmethod
-    def of_call(cls, key: AttemptKey, phase: str, call: Call, outcome: str, error_kind: str | None,
-                reason: str | None, output: str | None = None,
-                context: Mapping[str, Any] | None = None) -> Attempt:
+    def of_call(
+        cls,
+        key: AttemptKey,
+        phase: str,
+        call: Call,
+        outcome: str,
+        error_kind: str | None,
+        reason: str | None,
+        output: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> Attempt:
         response = call.response
-        return cls(key.case, key.trial, key.step, key.attempt, phase, outcome, error_kind, reason, call.latency_ms,
-                   response.tokens_in if response else None, response.tokens_out if response else None,
-                   call.cost_usd, call.throttled, output, context, call.cached)
+        return cls(
+            key.case,
+            key.trial,
+            key.step,
+            key.attempt,
+            phase,
+            outcome,
+            error_kind,
+            reason,
+            call.latency_ms,
+            response.tokens_in if response else None,
+            response.tokens_out if response else None,
+            call.cost_usd,
+            call.throttled,
+            output,
+            context,
+            call.cached,
+        )
 
     def line(self) -> dict[str, Any]:
         """The journal line: the fields of :data:`JOURNALED`, in order (``cached`` only when true)."""
@@ -225,8 +254,16 @@ class Engine:
         outcomes: list[StepOutcome] = []
         failed: StepOutcome | None = None
         if self.details is not None:
-            self.details.write({"case": case.id, "trial": trial, "unit": True, "vars": dict(case.vars),
-                                "expect": dict(case.expect), "tags": list(case.tags)})
+            self.details.write(
+                {
+                    "case": case.id,
+                    "trial": trial,
+                    "unit": True,
+                    "vars": dict(case.vars),
+                    "expect": dict(case.expect),
+                    "tags": list(case.tags),
+                }
+            )
         for step in self.pipeline.steps:
             outcome, output, text = await self.run_step(step, case, trial, steps_ctx)
             outcomes.append(outcome)
@@ -270,8 +307,11 @@ class Engine:
                 results.append(outcome.as_dict())
             if step.id in case.expect:
                 gold = case.expect[step.id]
-                steps_ctx[step.id] = {"output": gold, "text": gold if isinstance(gold, str) else json.dumps(gold),
-                                      **step_context(gold, None)}
+                steps_ctx[step.id] = {
+                    "output": gold,
+                    "text": gold if isinstance(gold, str) else json.dumps(gold),
+                    **step_context(gold, None),
+                }
             elif step.id in chained:
                 steps_ctx[step.id] = chained[step.id]
             elif missing is None:
@@ -280,8 +320,9 @@ class Engine:
 
     # ------------------------------------------------------------------ one step
 
-    async def run_step(self, step: StepPlan, case: Case, trial: int, steps_ctx: Mapping[str, Any],
-                       phase: str = "chained") -> tuple[StepOutcome, Any, str]:
+    async def run_step(
+        self, step: StepPlan, case: Case, trial: int, steps_ctx: Mapping[str, Any], phase: str = "chained"
+    ) -> tuple[StepOutcome, Any, str]:
         retry = step.retry
         first: str | None = None
         output: Any = None
@@ -296,9 +337,16 @@ class Engine:
             first = first or attempt.outcome
             if attempt.outcome == "pass" or not self._should_retry(step, attempt):
                 break
-        outcome = StepOutcome(step.id, attempt.attempt, first or "error", attempt.outcome, attempt.error_kind,
-                              attempt.reason, truncate(text, 200) if attempt.outcome != "pass" else None,
-                              attempt.context or step_context(output, None))
+        outcome = StepOutcome(
+            step.id,
+            attempt.attempt,
+            first or "error",
+            attempt.outcome,
+            attempt.error_kind,
+            attempt.reason,
+            truncate(text, 200) if attempt.outcome != "pass" else None,
+            attempt.context or step_context(output, None),
+        )
         return outcome, output, text
 
     def _should_retry(self, step: StepPlan, attempt: Attempt) -> bool:
@@ -314,8 +362,9 @@ class Engine:
             delay *= rng.uniform(0.5, 1.0)  # "equal jitter": at least half the delay
         return delay
 
-    async def run_attempt(self, step: StepPlan, case: Case, trial: int, attempt: int,
-                          steps_ctx: Mapping[str, Any], phase: str) -> tuple[Attempt, Any, str]:
+    async def run_attempt(
+        self, step: StepPlan, case: Case, trial: int, attempt: int, steps_ctx: Mapping[str, Any], phase: str
+    ) -> tuple[Attempt, Any, str]:
         """One attempt: render, call the endpoint, parse, judge. Never raises for what the
         endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
         line (request, full output, tool calls, check verdicts) is handed to it too."""
@@ -325,12 +374,24 @@ class Engine:
             self.details.write(attempt_detail(result[0].line(), detail, result[2]))
         return result
 
-    async def _attempt(self, step: StepPlan, case: Case, trial: int, attempt: int, steps_ctx: Mapping[str, Any],
-                       phase: str, detail: dict[str, Any]) -> tuple[Attempt, Any, str]:
+    async def _attempt(
+        self,
+        step: StepPlan,
+        case: Case,
+        trial: int,
+        attempt: int,
+        steps_ctx: Mapping[str, Any],
+        phase: str,
+        detail: dict[str, Any],
+    ) -> tuple[Attempt, Any, str]:
         context = {
-            "vars": case.vars, "expect": case.expect,
+            "vars": case.vars,
+            "expect": case.expect,
             "case": {"id": case.id, "tags": list(case.tags)},
-            "steps": steps_ctx, "step": {"id": step.id}, "trial": trial, "attempt": attempt,
+            "steps": steps_ctx,
+            "step": {"id": step.id},
+            "trial": trial,
+            "attempt": attempt,
         }
         key = AttemptKey(case.id, trial, step.id, attempt)
         try:
@@ -351,11 +412,15 @@ class Engine:
         if unparsed is not None:
             outcome, kind, reason = "fail", None, unparsed
         else:
-            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text,
-                                                             detail.setdefault("checks", []))
+            outcome, kind, reason = await self._judge_checks(
+                step, case, context, call, output, text, detail.setdefault("checks", [])
+            )
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
-        return Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt,
-                               step_context(output, call.response)), output, text
+        return (
+            Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt, step_context(output, call.response)),
+            output,
+            text,
+        )
 
     async def call(self, endpoint_name: str, request: Request) -> Call:
         """Send ``request`` to the endpoint within its concurrency limit; what it gave.
@@ -374,16 +439,28 @@ class Engine:
         except AttemptError as exc:
             measured = (time.perf_counter() - started) * 1000
             self._health_update(endpoint_name, exc.kind, exc.fatal, exc.reason)
-            return Call(None, round(exc.latency_ms if exc.latency_ms is not None else measured, 3), exc.throttled,
-                        exc.kind, one_line(exc.reason), sent=exc.sent)
+            return Call(
+                None,
+                round(exc.latency_ms if exc.latency_ms is not None else measured, 3),
+                exc.throttled,
+                exc.kind,
+                one_line(exc.reason),
+                sent=exc.sent,
+            )
         measured = (time.perf_counter() - started) * 1000
         self._health_update(endpoint_name, None, False)
         cost = self._cost(endpoint_name, response)
         cached = bool(response.extra.get("cached"))
         if cached:
             self.spent_usd -= cost or 0.0  # nothing was paid: not counted toward --max-cost
-        return Call(response, round(response.latency_ms if response.latency_ms is not None else measured, 3),
-                    response.throttled, cost_usd=cost, cached=cached, sent=response.extra.get("sent"))
+        return Call(
+            response,
+            round(response.latency_ms if response.latency_ms is not None else measured, 3),
+            response.throttled,
+            cost_usd=cost,
+            cached=cached,
+            sent=response.extra.get("sent"),
+        )
 
     def _cost(self, endpoint_name: str, response: Response) -> float | None:
         price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
@@ -409,15 +486,28 @@ class Engine:
                 return None, text, f"output is not valid JSON: {detail}"
         return text, text, None
 
-    async def _judge_checks(self, step: StepPlan, case: Case, context: Mapping[str, Any], call: Call,
-                            output: Any, text: str, verdicts: list[dict[str, Any]] | None = None
-                            ) -> tuple[str, str | None, str | None]:
+    async def _judge_checks(
+        self,
+        step: StepPlan,
+        case: Case,
+        context: Mapping[str, Any],
+        call: Call,
+        output: Any,
+        text: str,
+        verdicts: list[dict[str, Any]] | None = None,
+    ) -> tuple[str, str | None, str | None]:
         """(outcome, error kind, reason) of the step's checks and the case's, in order; each
         verdict reached is appended to ``verdicts``."""
         assert call.response is not None
         judge = Judge(self, case, step, context)
-        inp = CheckInput(output=output, text=text, tool_calls=tuple(call.response.tool_calls),
-                         latency_ms=call.latency_ms, judge=judge, context=context)
+        inp = CheckInput(
+            output=output,
+            text=text,
+            tool_calls=tuple(call.response.tool_calls),
+            latency_ms=call.latency_ms,
+            judge=judge,
+            context=context,
+        )
         for plan in (*step.checks, *case.checks.get(step.id, ())):
             try:
                 spec = plan.spec
@@ -492,8 +582,14 @@ class Judge:
         request = Request(key, messages, {}, ctx, self.step.timeout_s, engine.seed, "judge")
         call = await engine.call(endpoint_name, request)
         ok = call.response is not None
-        attempt = Attempt.of_call(AttemptKey(self.case.id, ctx["trial"], self.step.id, ctx["attempt"]), "judge", call,
-                                  "pass" if ok else "error", call.error_kind, call.reason)
+        attempt = Attempt.of_call(
+            AttemptKey(self.case.id, ctx["trial"], self.step.id, ctx["attempt"]),
+            "judge",
+            call,
+            "pass" if ok else "error",
+            call.error_kind,
+            call.reason,
+        )
         engine.journal.write({**attempt.line(), "endpoint": endpoint_name})
         if call.response is None:
             self.error = (str(call.error_kind), f"llm-rubric judge: {call.reason}")

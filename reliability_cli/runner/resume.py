@@ -20,8 +20,16 @@ from ..errors import Location, ResultsError, UsageError
 from ..journal import iter_records
 
 LOCK_NAME = ".lock"
-FLAG_NAMES = {"trials": "--trials", "retries": "--retries", "seed": "--seed", "isolate": "--isolate",
-              "endpoint": "--endpoint", "limit": "--limit", "filter_tag": "--filter-tag", "shard": "--shard"}
+FLAG_NAMES = {
+    "trials": "--trials",
+    "retries": "--retries",
+    "seed": "--seed",
+    "isolate": "--isolate",
+    "endpoint": "--endpoint",
+    "limit": "--limit",
+    "filter_tag": "--filter-tag",
+    "shard": "--shard",
+}
 
 UnitKey = tuple[str, int]
 
@@ -41,9 +49,10 @@ class RunLock:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise UsageError(f"{self.path.parent}: another relcheck is writing this run directory",
-                             hint="a run directory has a single writer; wait for it to finish, "
-                                  "or run elsewhere with --out") from None
+            raise UsageError(
+                f"{self.path.parent}: another relcheck is writing this run directory",
+                hint="a run directory has a single writer; wait for it to finish, or run elsewhere with --out",
+            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(f"{os.getpid()}\n")
@@ -65,10 +74,10 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        hint = (f"the run stopped before it started; start it again with --out {run_dir}"
-                if is_unstarted(run_dir) else None)
-        raise ResultsError(f"--resume {run_dir}: not a relcheck run directory (no manifest.json)",
-                           hint=hint) from None
+        hint = (
+            f"the run stopped before it started; start it again with --out {run_dir}" if is_unstarted(run_dir) else None
+        )
+        raise ResultsError(f"--resume {run_dir}: not a relcheck run directory (no manifest.json)", hint=hint) from None
     except (OSError, ValueError) as exc:
         raise ResultsError(f"--resume {run_dir}: cannot read manifest.json: {exc}") from None
     if not isinstance(manifest, dict) or "flags" not in manifest:
@@ -76,25 +85,33 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def check_compatible(run_dir: Path, manifest: Mapping[str, Any], pipeline_hash: str,
-                     evalsets: Mapping[str, str], flags: Mapping[str, Any]) -> None:
+def check_compatible(
+    run_dir: Path,
+    manifest: Mapping[str, Any],
+    pipeline_hash: str,
+    evalsets: Mapping[str, str],
+    flags: Mapping[str, Any],
+) -> None:
     """Refuse (exit 2) a resume whose pipeline, eval sets or result-changing flags differ."""
     differences: list[str] = []
     if manifest.get("pipeline_hash") != pipeline_hash:
-        differences.append(f"the resolved pipeline differs (run: {manifest.get('pipeline')}, "
-                           f"hash {str(manifest.get('pipeline_hash'))[:12]} ≠ now {pipeline_hash[:12]})")
+        differences.append(
+            f"the resolved pipeline differs (run: {manifest.get('pipeline')}, "
+            f"hash {str(manifest.get('pipeline_hash'))[:12]} ≠ now {pipeline_hash[:12]})"
+        )
     before = dict(manifest.get("evalsets") or {})
     if list(before.values()) != list(evalsets.values()):
-        differences.append(f"the eval sets differ (run: {', '.join(before) or 'none'}; "
-                           f"now: {', '.join(evalsets)})")
+        differences.append(f"the eval sets differ (run: {', '.join(before) or 'none'}; now: {', '.join(evalsets)})")
     old_flags = manifest.get("flags") or {}
     for key, name in FLAG_NAMES.items():
         if old_flags.get(key) != flags.get(key):
             differences.append(f"{name} differs (run: {_show(old_flags.get(key))}, now: {_show(flags.get(key))})")
     if differences:
-        raise UsageError(f"--resume {run_dir}: cannot resume: " + "; ".join(differences),
-                         hint="resume with the run's original pipeline, eval sets and flags "
-                              "(see its manifest.json), or start a new run")
+        raise UsageError(
+            f"--resume {run_dir}: cannot resume: " + "; ".join(differences),
+            hint="resume with the run's original pipeline, eval sets and flags "
+            "(see its manifest.json), or start a new run",
+        )
 
 
 def _show(value: Any) -> str:
@@ -119,8 +136,11 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
         if unit is None:
             continue
         if not (isinstance(unit, dict) and isinstance(unit.get("case"), str) and isinstance(unit.get("trial"), int)):
-            raise ResultsError("a unit_done record without a case id and a trial number: the journal cannot "
-                               "be trusted", Location(str(journal), number), hint="restore the file, or start a new run")
+            raise ResultsError(
+                "a unit_done record without a case id and a trial number: the journal cannot be trusted",
+                Location(str(journal), number),
+                hint="restore the file, or start a new run",
+            )
         key = (unit["case"], unit["trial"])
         if retry_errors and unit.get("outcome") == "error" and is_infrastructure(unit.get("error_kind")):
             keep.discard(key)
@@ -185,9 +205,16 @@ def resume_command(command: Sequence[str], run_dir: Path) -> str:
 
 
 #: manifest flag → the RunOptions field it fills when ``--resume`` is given without it
-_OPTION_OF = {"trials": "trials", "retries": "retries", "seed": "seed", "isolate": "isolate",
-              "endpoint": "endpoint_overrides", "limit": "limit", "filter_tag": "filter_tags",
-              "shard": "shard"}
+_OPTION_OF = {
+    "trials": "trials",
+    "retries": "retries",
+    "seed": "seed",
+    "isolate": "isolate",
+    "endpoint": "endpoint_overrides",
+    "limit": "limit",
+    "filter_tag": "filter_tags",
+    "shard": "shard",
+}
 
 
 def recorded_options(run_dir: str, pipeline: str | None, given: set[str]) -> tuple[str, dict[str, Any]]:

@@ -69,19 +69,29 @@ class RunOptions:
         if self.retry_errors and not self.resume:
             raise UsageError("--retry-errors needs --resume RUN_DIR")
         if self.record and self.replay and os.path.abspath(self.record) == os.path.abspath(self.replay):
-            raise UsageError(f"--record {self.record}: it is the cassette --replay reads",
-                             hint="record the updated cassette to a new file")
+            raise UsageError(
+                f"--record {self.record}: it is the cassette --replay reads",
+                hint="record the updated cassette to a new file",
+            )
         if self.cache_only and not self.cache:
             raise UsageError("--cache-only needs a cache (RunOptions.cache)")
         if self.cache_only and (self.record or self.replay):
-            raise UsageError("--cache-only cannot be combined with --record or --replay",
-                             hint="a replay is already offline; a recording needs live calls")
+            raise UsageError(
+                "--cache-only cannot be combined with --record or --replay",
+                hint="a replay is already offline; a recording needs live calls",
+            )
 
     def result_flags(self, seed: int) -> dict[str, Any]:
-        return {"trials": self.trials, "retries": self.retries, "seed": seed, "isolate": self.isolate,
-                "endpoint": sorted(self.endpoint_overrides), "limit": self.limit,
-                "filter_tag": sorted(self.filter_tags),
-                "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None}
+        return {
+            "trials": self.trials,
+            "retries": self.retries,
+            "seed": seed,
+            "isolate": self.isolate,
+            "endpoint": sorted(self.endpoint_overrides),
+            "limit": self.limit,
+            "filter_tag": sorted(self.filter_tags),
+            "shard": f"{self.shard[0]}/{self.shard[1]}" if self.shard else None,
+        }
 
 
 @dataclass
@@ -134,8 +144,10 @@ def apply_overrides(pipeline: Pipeline, options: RunOptions) -> Pipeline:
         for item in options.endpoint_overrides:
             name, _, kind = item.partition("=")
             if name not in endpoints:
-                raise UsageError(f"--endpoint {item}: the pipeline has no endpoint '{name}'",
-                                 hint="endpoints: " + ", ".join(endpoints))
+                raise UsageError(
+                    f"--endpoint {item}: the pipeline has no endpoint '{name}'",
+                    hint="endpoints: " + ", ".join(endpoints),
+                )
             if kind != "mock":
                 raise UsageError(f"--endpoint {item}: only NAME=mock is supported")
             endpoints[name] = mock_override(endpoints[name])
@@ -144,9 +156,12 @@ def apply_overrides(pipeline: Pipeline, options: RunOptions) -> Pipeline:
     return pipeline
 
 
-def run_eval(pipeline_path: str, options: RunOptions,
-             on_start: Callable[[int], None] | None = None,
-             on_unit: Callable[[dict[str, Any]], None] | None = None) -> RunOutcome:
+def run_eval(
+    pipeline_path: str,
+    options: RunOptions,
+    on_start: Callable[[int], None] | None = None,
+    on_unit: Callable[[dict[str, Any]], None] | None = None,
+) -> RunOutcome:
     """Run an eval; return its results and exit code. The core of ``relcheck eval``.
 
     Raises:
@@ -158,10 +173,11 @@ def run_eval(pipeline_path: str, options: RunOptions,
     gate_config = gates.resolve(prep.pipeline, options.gate_overrides)
     gates.precheck(gate_config, len(prep.evalset), options.trials)
     _refuse_overwrites(pipeline_path, options, prep, gate_config.baseline_path)
-    if options.record and not options.resume and os.path.isfile(options.record) \
-            and os.path.getsize(options.record) > 0:
-        raise UsageError(f"--record {options.record}: the file exists; relcheck never overwrites a cassette",
-                         hint="record to a new file (with --resume, the resumed units are appended)")
+    if options.record and not options.resume and os.path.isfile(options.record) and os.path.getsize(options.record) > 0:
+        raise UsageError(
+            f"--record {options.record}: the file exists; relcheck never overwrites a cassette",
+            hint="record to a new file (with --resume, the resumed units are appended)",
+        )
     if options.replay and not os.path.isfile(options.replay):
         raise UsageError(f"--replay {options.replay}: no such cassette file")
     run_dir, lock = _open_run_dir(options)
@@ -175,16 +191,27 @@ def _refuse_overwrites(pipeline_path: str, options: RunOptions, prep: Prepared, 
     """No output flag may write over the run's inputs or its run files (exit 2)."""
     from ..outputs import refuse_overwrites, run_files
 
-    refuse_overwrites({**options.outputs, "--record": options.record}, [
-        ("the pipeline file", pipeline_path), *(("the eval set", p) for p in prep.evalset.paths),
-        ("the cassette given to --replay", options.replay), ("the baseline", baseline),
-        *run_files(options.resume or options.out),
-    ])
+    refuse_overwrites(
+        {**options.outputs, "--record": options.record},
+        [
+            ("the pipeline file", pipeline_path),
+            *(("the eval set", p) for p in prep.evalset.paths),
+            ("the cassette given to --replay", options.replay),
+            ("the baseline", baseline),
+            *run_files(options.resume or options.out),
+        ],
+    )
 
 
-def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_config: Any, run_dir: Path,
-                on_start: Callable[[int], None] | None,
-                on_unit: Callable[[dict[str, Any]], None] | None) -> RunOutcome:
+def _run_locked(
+    pipeline_path: str,
+    options: RunOptions,
+    prep: Prepared,
+    gate_config: Any,
+    run_dir: Path,
+    on_start: Callable[[int], None] | None,
+    on_unit: Callable[[dict[str, Any]], None] | None,
+) -> RunOutcome:
     import asyncio
 
     from ..journal import JournalWriter
@@ -199,14 +226,20 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
         previous = resume.load_manifest(run_dir)
         resume.check_compatible(run_dir, previous, prep.pipeline.hash, prep.evalset.hashes, manifest["flags"])
         done = resume.compact_journal(journal_path, options.retry_errors)
-        previous.setdefault("resumes", []).append({"started_at": manifest["started_at"],
-                                                   "command": manifest["command"]})
+        previous.setdefault("resumes", []).append(
+            {"started_at": manifest["started_at"], "command": manifest["command"]}
+        )
         manifest = previous
     _write_json(run_dir / "manifest.json", manifest)
-    journal = JournalWriter(journal_path, {
-        "run_id": manifest["run_id"], "pipeline_hash": prep.pipeline.hash,
-        "evalset_hash": manifest["evalset_hash"], "evalset_hashes": dict(prep.evalset.hashes),
-    })
+    journal = JournalWriter(
+        journal_path,
+        {
+            "run_id": manifest["run_id"],
+            "pipeline_hash": prep.pipeline.hash,
+            "evalset_hash": manifest["evalset_hash"],
+            "evalset_hashes": dict(prep.evalset.hashes),
+        },
+    )
     started = time.time()
     if on_start:
         on_start(prep.units - len(done))
@@ -222,22 +255,45 @@ def _run_locked(pipeline_path: str, options: RunOptions, prep: Prepared, gate_co
     if engine.unreachable is not None:
         raise _unreachable(prep.pipeline, *engine.unreachable, journal_path)
     info = {
-        "id": manifest["run_id"], "pipeline": prep.pipeline.name, "pipeline_hash": prep.pipeline.hash,
-        "evalset_hash": manifest["evalset_hash"], "flags": manifest["flags"],
-        "pipeline_path": str(pipeline_path), "description": prep.pipeline.model.description,
-        "dir": str(run_dir), "started_at": manifest["started_at"],
-        "finished_at": _now(), "duration_s": round(time.time() - started, 3),
-        "relcheck_version": __version__, "seed": prep.seed, "trials": options.trials,
-        "concurrency": concurrency, "concurrency_cap": options.concurrency, "isolate": options.isolate, "retries": options.retries,
-        "shard": manifest["flags"]["shard"], "evalsets": list(prep.evalset.hashes),
-        "cases": len(prep.evalset), "units_planned": prep.units,
-        "stop_reason": str(engine.stop) if engine.stop else None, "interrupted": engine.interrupted,
+        "id": manifest["run_id"],
+        "pipeline": prep.pipeline.name,
+        "pipeline_hash": prep.pipeline.hash,
+        "evalset_hash": manifest["evalset_hash"],
+        "flags": manifest["flags"],
+        "pipeline_path": str(pipeline_path),
+        "description": prep.pipeline.model.description,
+        "dir": str(run_dir),
+        "started_at": manifest["started_at"],
+        "finished_at": _now(),
+        "duration_s": round(time.time() - started, 3),
+        "relcheck_version": __version__,
+        "seed": prep.seed,
+        "trials": options.trials,
+        "concurrency": concurrency,
+        "concurrency_cap": options.concurrency,
+        "isolate": options.isolate,
+        "retries": options.retries,
+        "shard": manifest["flags"]["shard"],
+        "evalsets": list(prep.evalset.hashes),
+        "cases": len(prep.evalset),
+        "units_planned": prep.units,
+        "stop_reason": str(engine.stop) if engine.stop else None,
+        "interrupted": engine.interrupted,
         "source": "eval",
     }
-    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on))) for s in prep.pipeline.steps]
-    results = analysis.build_results(journal_path, steps, info, trials=options.trials,
-                                     confidence=gate_config.confidence, isolate=options.isolate,
-                                     order=prep.evalset.positions)
+    steps = [
+        analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on)))
+        for s in prep.pipeline.steps
+    ]
+    results = analysis.build_results(
+        journal_path,
+        steps,
+        info,
+        trials=options.trials,
+        confidence=gate_config.confidence,
+        isolate=options.isolate,
+        order=prep.evalset.positions,
+    )
     rows = _endpoint_rows(engine)
     if rows:  # no key for a pipeline without HTTP endpoints (as in merged results)
         results = results.model_copy(update={"endpoints": rows})
@@ -254,14 +310,24 @@ def _endpoint_rows(engine: Engine) -> tuple[Any, ...]:
     for name, endpoint in engine.endpoints.items():
         controller = getattr(endpoint, "controller", None)
         if controller is not None:
-            rows.append(EndpointRow(name=name, type=getattr(engine.pipeline.endpoints[name], "type", "http"),
-                                    **controller.figures()))
+            rows.append(
+                EndpointRow(
+                    name=name, type=getattr(engine.pipeline.endpoints[name], "type", "http"), **controller.figures()
+                )
+            )
     return tuple(rows)
 
 
-async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, done: set[tuple[str, int]],
-                 on_unit: Callable[[dict[str, Any]], None] | None, run_dir: Path | None = None,
-                 details: DetailWriter | None = None, concurrency: int = 8) -> Engine:
+async def _drive(
+    journal: JournalWriter,
+    prep: Prepared,
+    options: RunOptions,
+    done: set[tuple[str, int]],
+    on_unit: Callable[[dict[str, Any]], None] | None,
+    run_dir: Path | None = None,
+    details: DetailWriter | None = None,
+    concurrency: int = 8,
+) -> Engine:
     """Build the endpoints, then the engine with them; run the units not ``done``."""
     import asyncio
 
@@ -271,17 +337,34 @@ async def _drive(journal: JournalWriter, prep: Prepared, options: RunOptions, do
     endpoints: dict[str, Endpoint] = {}
     try:
         for name, config in prep.pipeline.endpoints.items():
-            endpoints[name] = build_endpoint(name, config, {
-                "max_throttle_wait": options.max_throttle_wait, "record": options.record,
-                "replay": options.replay, "pipeline": prep.pipeline, "run_dir": run_dir,
-                "cache": options.cache, "cache_only": options.cache_only,
-                "secrets": details.secrets if details is not None else (),
-                "finished": done if options.resume else None,
-            })
+            endpoints[name] = build_endpoint(
+                name,
+                config,
+                {
+                    "max_throttle_wait": options.max_throttle_wait,
+                    "record": options.record,
+                    "replay": options.replay,
+                    "pipeline": prep.pipeline,
+                    "run_dir": run_dir,
+                    "cache": options.cache,
+                    "cache_only": options.cache_only,
+                    "secrets": details.secrets if details is not None else (),
+                    "finished": done if options.resume else None,
+                },
+            )
         link_tool_sources(endpoints)
         await _list_tool_sources(prep.pipeline, endpoints)
-        engine = Engine(prep.pipeline, endpoints, journal, prep.seed, concurrency, options.max_cost,
-                        on_unit, options.isolate, details=details)
+        engine = Engine(
+            prep.pipeline,
+            endpoints,
+            journal,
+            prep.seed,
+            concurrency,
+            options.max_cost,
+            on_unit,
+            options.isolate,
+            details=details,
+        )
         if prep.graph is not None:
             from ..graphs.langgraph import GraphRunner
 
@@ -312,9 +395,11 @@ async def _list_tool_sources(pipeline: Pipeline, endpoints: dict[str, Any]) -> N
                 detail = exc.reason.removeprefix(f"endpoint {source.name}: ")
                 config = pipeline.endpoints[source.name]
                 key = "url" if config.url is not None else "command"
-                raise ConfigError(f"endpoint '{source.name}' (tools_from of '{ep.name}'): {detail}; no case was run",
-                                  pipeline.positions.locate(("endpoints", source.name, key)),
-                                  hint=f"start the server or correct {key}") from None
+                raise ConfigError(
+                    f"endpoint '{source.name}' (tools_from of '{ep.name}'): {detail}; no case was run",
+                    pipeline.positions.locate(("endpoints", source.name, key)),
+                    hint=f"start the server or correct {key}",
+                ) from None
 
 
 def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, journal_path: Path) -> ConfigError:
@@ -327,10 +412,18 @@ def _unreachable(pipeline: Pipeline, endpoint: str, reason: str, requests: int, 
     key = "url" if kind == "http" or kind == "mcp" and config.url else "command" if kind == "mcp" else "base_url"
     where = pipeline.positions.locate(("endpoints", endpoint, key))
     detail = reason.removeprefix(f"endpoint {endpoint}: ")
-    which = f"each of its first {requests} requests" if requests >= EARLY_STOP_WINDOW else \
-        f"all {requests} of its requests" if requests > 1 else "its only request"
-    return ConfigError(f"endpoint '{endpoint}' is unreachable: {detail} on {which}; no case was judged", where,
-                       hint=f"start the server or correct {key}; the attempts are in {journal_path}")
+    which = (
+        f"each of its first {requests} requests"
+        if requests >= EARLY_STOP_WINDOW
+        else f"all {requests} of its requests"
+        if requests > 1
+        else "its only request"
+    )
+    return ConfigError(
+        f"endpoint '{endpoint}' is unreachable: {detail} on {which}; no case was judged",
+        where,
+        hint=f"start the server or correct {key}; the attempts are in {journal_path}",
+    )
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
@@ -365,8 +458,10 @@ def _open_run_dir(options: RunOptions) -> tuple[Path, RunLock]:
     if options.resume:
         path = Path(options.resume)
         if options.out and Path(options.out).resolve() != path.resolve():
-            raise UsageError(f"--out {options.out} and --resume {options.resume} name different directories",
-                             hint="a resumed run continues in its own directory; drop --out")
+            raise UsageError(
+                f"--out {options.out} and --resume {options.resume} name different directories",
+                hint="a resumed run continues in its own directory; drop --out",
+            )
         resume.load_manifest(path)
         lock = resume.RunLock(path).acquire()
         resume.clean_stale_tmp(path)
@@ -386,9 +481,10 @@ def _run_dir(options: RunOptions) -> Path:
 
         path = Path(options.out)
         if path.exists() and not (path.is_dir() and is_unstarted(path)):
-            raise UsageError(f"--out {path}: the directory exists and is not empty",
-                             hint="relcheck never overwrites a run; choose a new directory "
-                                  "or use --resume to continue it")
+            raise UsageError(
+                f"--out {path}: the directory exists and is not empty",
+                hint="relcheck never overwrites a run; choose a new directory or use --resume to continue it",
+            )
         path.mkdir(parents=True, exist_ok=True)
         return path
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -24,8 +24,11 @@ def units_in_flight(pipeline: Pipeline, cap: int | None) -> int:
         return max(1, cap)
     from ..endpoints.adaptive import DEFAULT_CEILING
 
-    ceilings = [getattr(ep, "max_concurrency", None) or DEFAULT_CEILING
-                for ep in pipeline.endpoints.values() if getattr(ep, "type", None) in HTTP_TYPES]
+    ceilings = [
+        getattr(ep, "max_concurrency", None) or DEFAULT_CEILING
+        for ep in pipeline.endpoints.values()
+        if getattr(ep, "type", None) in HTTP_TYPES
+    ]
     if not ceilings:
         return IN_PROCESS_DEFAULT
     return min(MAX_AUTO, sum(ceilings))

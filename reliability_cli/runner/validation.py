@@ -41,10 +41,13 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
     for name, ep in pipeline.endpoints.items():
         key_env = getattr(ep, "api_key_env", None)
         if key_env and key_env not in env and not options.replay:
-            problems.append(ConfigError(
-                f"endpoint '{name}' needs the environment variable {key_env} (api_key_env), which is not set",
-                pipeline.positions.locate(("endpoints", name, "api_key_env")),
-                hint=f"export {key_env}=…, or run offline with --endpoint {name}=mock or --replay CASSETTE"))
+            problems.append(
+                ConfigError(
+                    f"endpoint '{name}' needs the environment variable {key_env} (api_key_env), which is not set",
+                    pipeline.positions.locate(("endpoints", name, "api_key_env")),
+                    hint=f"export {key_env}=…, or run offline with --endpoint {name}=mock or --replay CASSETTE",
+                )
+            )
         if ep.type == "python":
             from ..endpoints.python import import_callable
 
@@ -70,12 +73,17 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
                 continue
             where = pipeline.positions.locate(path)
             if ref[0] == "vars":
-                problems.append(EvalSetError(
-                    f"case '{missing.id}' has no vars.{ref[1]}, which the template at {where} uses",
-                    missing.location))
+                problems.append(
+                    EvalSetError(
+                        f"case '{missing.id}' has no vars.{ref[1]}, which the template at {where} uses",
+                        missing.location,
+                    )
+                )
             else:
-                warnings.append(f"case '{missing.id}' ({missing.location}) has no expect.{ref[1]}, "
-                                f"used at {where}: that case will end in a template error")
+                warnings.append(
+                    f"case '{missing.id}' ({missing.location}) has no expect.{ref[1]}, "
+                    f"used at {where}: that case will end in a template error"
+                )
     if not problems and any(ep.type == "mcp" for ep in pipeline.endpoints.values()):
         from ..endpoints.mcp_check import check_tool_calls  # starts or connects to each MCP server
 
@@ -85,8 +93,15 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
     per_unit = sum(s.retry.max_attempts for s in pipeline.steps)
     judges = sum(s.retry.max_attempts for s in pipeline.steps for c in s.checks if c.type == "llm-rubric")
     per_unit = (per_unit + judges) * (2 if options.isolate else 1)
-    return Validation(str(pipeline_path), len(evalset), prep.units, len(pipeline.steps),
-                      prep.units * per_unit, _max_cost(pipeline, prep.units, options), warnings)
+    return Validation(
+        str(pipeline_path),
+        len(evalset),
+        prep.units,
+        len(pipeline.steps),
+        prep.units * per_unit,
+        _max_cost(pipeline, prep.units, options),
+        warnings,
+    )
 
 
 def _templates(pipeline: Pipeline) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -135,8 +150,11 @@ def _max_cost(pipeline: Pipeline, units: int, options: RunOptions) -> float | No
             continue
         priced = True
         prompt_tokens = sum(len(t.source) for _, t in step.messages) // 4 + 256
-        out_tokens = int(step.params.get("max_tokens") or getattr(ep, "max_tokens", 0) or 4096) \
-            if isinstance(step.params, Mapping) else 4096
+        out_tokens = (
+            int(step.params.get("max_tokens") or getattr(ep, "max_tokens", 0) or 4096)
+            if isinstance(step.params, Mapping)
+            else 4096
+        )
         per_call = (prompt_tokens * price.input + out_tokens * price.output) / 1e6
         total += per_call * step.retry.max_attempts * units * (2 if options.isolate else 1)
     return round(total, 4) if priced else None

@@ -15,8 +15,10 @@ def scaffold(directory: str | Path) -> list[Path]:
     target = Path(directory)
     existing = [target / name for name in FILES if (target / name).exists()]
     if existing:
-        raise UsageError(f"{existing[0]} already exists; relcheck init never overwrites a file",
-                         hint="choose an empty directory: relcheck init my-pipeline")
+        raise UsageError(
+            f"{existing[0]} already exists; relcheck init never overwrites a file",
+            hint="choose an empty directory: relcheck init my-pipeline",
+        )
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for name in FILES:

@@ -32,12 +32,18 @@ def _get(d: Mapping[str, Any], camel: str, snake: str) -> Any:
 def _tokens(obs: Mapping[str, Any], which: str) -> int:
     usage = _get(obs, "usageDetails", "usage_details") or obs.get("usage") or {}
     if isinstance(usage, dict):
-        for key in ((which, f"{which}_tokens", "prompt_tokens", "promptTokens") if which == "input"
-                    else (which, f"{which}_tokens", "completion_tokens", "completionTokens")):
+        for key in (
+            (which, f"{which}_tokens", "prompt_tokens", "promptTokens")
+            if which == "input"
+            else (which, f"{which}_tokens", "completion_tokens", "completionTokens")
+        ):
             if usage.get(key) is not None:
                 return as_int(usage[key])
-    return as_int(_get(obs, "promptTokens", "prompt_tokens") if which == "input"
-                  else _get(obs, "completionTokens", "completion_tokens"))
+    return as_int(
+        _get(obs, "promptTokens", "prompt_tokens")
+        if which == "input"
+        else _get(obs, "completionTokens", "completion_tokens")
+    )
 
 
 def observation_record(obs: Any, line: int | None) -> TraceRecord:
@@ -64,14 +70,32 @@ def observation_record(obs: Any, line: int | None) -> TraceRecord:
     message = _get(obs, "statusMessage", "status_message") or None
     err_kind = error_kind(metadata.get("error.type") or metadata.get("exception.type"), message) if errored else None
     call = metadata.get("tool_call_id") or metadata.get("gen_ai.tool.call.id")
-    attrs = {**{f"metadata.{k}": v for k, v in metadata.items()}, "type": kind, "model": obs.get("model"),
-             "level": level}
+    attrs = {
+        **{f"metadata.{k}": v for k, v in metadata.items()},
+        "type": kind,
+        "model": obs.get("model"),
+        "level": level,
+    }
     output = obs.get("output")
-    return TraceRecord(trace, obs_id, _get(obs, "parentObservationId", "parent_observation_id") or None, str(name),
-                       kind, start, end, errored, err_kind, (str(message) if message else err_kind) if errored else None,
-                       _tokens(obs, "input"), _tokens(obs, "output"), str(call) if call is not None else None,
-                       output_text(output) if output is not None else None, attrs,
-                       None if kind in POINT_TYPES else f"{kind.lower()} {name}".strip(), line)
+    return TraceRecord(
+        trace,
+        obs_id,
+        _get(obs, "parentObservationId", "parent_observation_id") or None,
+        str(name),
+        kind,
+        start,
+        end,
+        errored,
+        err_kind,
+        (str(message) if message else err_kind) if errored else None,
+        _tokens(obs, "input"),
+        _tokens(obs, "output"),
+        str(call) if call is not None else None,
+        output_text(output) if output is not None else None,
+        attrs,
+        None if kind in POINT_TYPES else f"{kind.lower()} {name}".strip(),
+        line,
+    )
 
 
 def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
@@ -87,8 +111,18 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
             bad.add(file, exc)
 
 
-_JSON_COLUMNS = ("metadata", "usageDetails", "usage_details", "usage", "output", "input", "costDetails",
-                 "cost_details", "modelParameters", "model_parameters")
+_JSON_COLUMNS = (
+    "metadata",
+    "usageDetails",
+    "usage_details",
+    "usage",
+    "output",
+    "input",
+    "costDetails",
+    "cost_details",
+    "modelParameters",
+    "model_parameters",
+)
 
 
 def _read_csv(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
@@ -120,5 +154,9 @@ def _read_csv(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
 
 
 def looks_like(item: Any) -> bool:
-    return isinstance(item, dict) and ("type" in item and ("traceId" in item or "trace_id" in item)
-                                       or "parentObservationId" in item or "parent_observation_id" in item)
+    return isinstance(item, dict) and (
+        "type" in item
+        and ("traceId" in item or "trace_id" in item)
+        or "parentObservationId" in item
+        or "parent_observation_id" in item
+    )

@@ -51,17 +51,32 @@ def run_record(run: Any, line: int | None) -> TraceRecord:
     message = str(error) if error else None
     kind = error_kind(metadata.get("error.type"), message) if errored else None
     reason = (message.strip().splitlines()[0] if message and message.strip() else kind) if errored else None
-    attrs = {**{f"metadata.{k}": v for k, v in metadata.items()}, "run_type": run.get("run_type"),
-             "tags": run.get("tags") or []}
+    attrs = {
+        **{f"metadata.{k}": v for k, v in metadata.items()},
+        "run_type": run.get("run_type"),
+        "tags": run.get("tags") or [],
+    }
     outputs = run.get("outputs")
     call = metadata.get("tool_call_id")
-    return TraceRecord(trace, run_id, run.get("parent_run_id") or None, name, run.get("run_type"), start, end,
-                       errored, kind, reason,
-                       as_int(run.get("prompt_tokens", run.get("input_tokens"))),
-                       as_int(run.get("completion_tokens", run.get("output_tokens"))),
-                       str(call) if call is not None else None,
-                       output_text(outputs) if outputs not in (None, {}) else None,
-                       attrs, default_step(name, metadata), line)
+    return TraceRecord(
+        trace,
+        run_id,
+        run.get("parent_run_id") or None,
+        name,
+        run.get("run_type"),
+        start,
+        end,
+        errored,
+        kind,
+        reason,
+        as_int(run.get("prompt_tokens", run.get("input_tokens"))),
+        as_int(run.get("completion_tokens", run.get("output_tokens"))),
+        str(call) if call is not None else None,
+        output_text(outputs) if outputs not in (None, {}) else None,
+        attrs,
+        default_step(name, metadata),
+        line,
+    )
 
 
 def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:

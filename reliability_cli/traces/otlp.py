@@ -28,8 +28,14 @@ from .records import (
 
 STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR", "ERROR")
 _VALUE_KEYS = {
-    "stringValue": None, "string_value": None, "boolValue": None, "bool_value": None,
-    "intValue": int, "int_value": int, "doubleValue": float, "double_value": float,
+    "stringValue": None,
+    "string_value": None,
+    "boolValue": None,
+    "bool_value": None,
+    "intValue": int,
+    "int_value": int,
+    "doubleValue": float,
+    "double_value": float,
 }
 
 
@@ -184,8 +190,15 @@ def span_record(span: Any, line: int | None) -> TraceRecord:
     end = _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano", False)
     attrs = attributes_of(span.get("attributes") or [])
     raw_events = span.get("events")
-    events: list[dict[str, Any]] = [{"name": ev.get("name"), "attrs": attributes_of(ev.get("attributes") or [])}
-              for ev in raw_events if isinstance(ev, dict)] if raw_events else []
+    events: list[dict[str, Any]] = (
+        [
+            {"name": ev.get("name"), "attrs": attributes_of(ev.get("attributes") or [])}
+            for ev in raw_events
+            if isinstance(ev, dict)
+        ]
+        if raw_events
+        else []
+    )
     status = span.get("status") or {}
     if not isinstance(status, dict):
         raise BadRecord("status: expected an object")
@@ -198,14 +211,32 @@ def span_record(span: Any, line: int | None) -> TraceRecord:
         reason = message or exc.get("exception.message") or kind
     tokens_in = tokens_out = 0
     if "gen_ai.operation.name" in attrs or "openinference.span.kind" in attrs:
-        tokens_in = as_int(_first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                  "llm.token_count.prompt"))
-        tokens_out = as_int(_first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                   "llm.token_count.completion"))
+        tokens_in = as_int(
+            _first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+        )
+        tokens_out = as_int(
+            _first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion")
+        )
     call = attrs.get("gen_ai.tool.call.id")
-    return TraceRecord(trace, span_id, parent, name, attrs.get("gen_ai.operation.name"), start, end,  # type: ignore[arg-type]
-                       errored, kind, reason, tokens_in, tokens_out, str(call) if call is not None else None,
-                       _output(attrs, events), attrs, default_step(attrs, name), line)
+    return TraceRecord(
+        trace,  # type: ignore[arg-type]
+        span_id,  # type: ignore[arg-type]
+        parent,
+        name,
+        attrs.get("gen_ai.operation.name"),
+        start,  # type: ignore[arg-type]
+        end,  # type: ignore[arg-type]
+        errored,
+        kind,
+        reason,
+        tokens_in,
+        tokens_out,
+        str(call) if call is not None else None,
+        _output(attrs, events),
+        attrs,
+        default_step(attrs, name),
+        line,
+    )
 
 
 def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
@@ -237,8 +268,11 @@ def _spans(doc: Any) -> Iterator[Any]:
     for rs in resource_spans:
         if not isinstance(rs, dict):
             raise BadRecord("resourceSpans: an item is not an object")
-        scopes = _get(rs, "scopeSpans", "scope_spans") or _get(rs, "instrumentationLibrarySpans",
-                                                               "instrumentation_library_spans") or []
+        scopes = (
+            _get(rs, "scopeSpans", "scope_spans")
+            or _get(rs, "instrumentationLibrarySpans", "instrumentation_library_spans")
+            or []
+        )
         for ss in scopes:
             if not isinstance(ss, dict) or not isinstance(ss.get("spans", []), list):
                 raise BadRecord("scopeSpans: an item without a list of spans")

@@ -28,13 +28,46 @@ EXAMPLES_KEPT = 10  # malformed records named in the report under --skip-bad
 class TraceRecord:
     """One span / run / observation, normalised. ``end`` is ``None`` for an incomplete record."""
 
-    __slots__ = ("trace", "id", "parent", "name", "kind", "start", "end", "error", "error_kind", "reason",
-                 "tokens_in", "tokens_out", "call_id", "output", "attributes", "default_step", "line")
+    __slots__ = (
+        "trace",
+        "id",
+        "parent",
+        "name",
+        "kind",
+        "start",
+        "end",
+        "error",
+        "error_kind",
+        "reason",
+        "tokens_in",
+        "tokens_out",
+        "call_id",
+        "output",
+        "attributes",
+        "default_step",
+        "line",
+    )
 
-    def __init__(self, trace: str, id: str, parent: str | None, name: str, kind: str | None, start: int,
-                 end: int | None, error: bool, error_kind: str | None, reason: str | None,
-                 tokens_in: int, tokens_out: int, call_id: str | None, output: str | None,
-                 attributes: Mapping[str, Any], default_step: str | None, line: int | None) -> None:
+    def __init__(
+        self,
+        trace: str,
+        id: str,
+        parent: str | None,
+        name: str,
+        kind: str | None,
+        start: int,
+        end: int | None,
+        error: bool,
+        error_kind: str | None,
+        reason: str | None,
+        tokens_in: int,
+        tokens_out: int,
+        call_id: str | None,
+        output: str | None,
+        attributes: Mapping[str, Any],
+        default_step: str | None,
+        line: int | None,
+    ) -> None:
         self.trace = trace
         self.id = id
         self.parent = parent
@@ -78,8 +111,11 @@ class BadRecords:
     def add(self, file: str, exc: BadRecord) -> None:
         where = exc.location(file)
         if not self.skip:
-            raise TracesError(f"malformed record: {exc.message}", where,
-                              hint="fix or remove the record, or pass --skip-bad to count and skip it")
+            raise TracesError(
+                f"malformed record: {exc.message}",
+                where,
+                hint="fix or remove the record, or pass --skip-bad to count and skip it",
+            )
         self.count += 1
         if len(self.examples) < EXAMPLES_KEPT:
             self.examples.append(f"{where}: {exc.message}")
@@ -102,8 +138,9 @@ class HashingFile:
         return self.sha256.hexdigest()
 
 
-def json_items(source: HashingFile, bad: BadRecords, list_keys: tuple[str, ...] = ("data",)
-               ) -> Iterator[tuple[Any, int | None, int | None]]:
+def json_items(
+    source: HashingFile, bad: BadRecords, list_keys: tuple[str, ...] = ("data",)
+) -> Iterator[tuple[Any, int | None, int | None]]:
     """Yield ``(item, line, index)``: each line of a JSON Lines file, streamed; or, where the
     file is one JSON document (pretty-printed), the document itself, or each element of a
     top-level array (or of the array under one of ``list_keys``, as the Langfuse API returns).
@@ -137,8 +174,9 @@ def json_items(source: HashingFile, bad: BadRecords, list_keys: tuple[str, ...] 
         doc = json.loads(b"".join(buffered))
     except ValueError as exc:
         line = getattr(exc, "lineno", None)
-        bad.add(file, BadRecord(f"not valid JSON ({getattr(exc, 'msg', exc)})",
-                                line=first - 1 + line if line else first))
+        bad.add(
+            file, BadRecord(f"not valid JSON ({getattr(exc, 'msg', exc)})", line=first - 1 + line if line else first)
+        )
         return
     if isinstance(doc, list):
         for i, item in enumerate(doc):
@@ -155,8 +193,7 @@ def _expand(item: Any, number: int, list_keys: tuple[str, ...]) -> Iterator[tupl
     if isinstance(item, list):  # a JSON array on one line
         for i, sub in enumerate(item):
             yield sub, number, i
-    elif isinstance(item, dict) and any(isinstance(item.get(k), list) for k in list_keys) \
-            and "id" not in item:
+    elif isinstance(item, dict) and any(isinstance(item.get(k), list) for k in list_keys) and "id" not in item:
         key = next(k for k in list_keys if isinstance(item.get(k), list))
         for i, sub in enumerate(item[key]):
             yield sub, number, i
@@ -192,7 +229,7 @@ def parse_time(value: Any, what: str) -> int:
     if frac is not None:  # datetime keeps microseconds; the rest (to ns) is added back
         digits = frac.group(1)[1:]
         nanos = int((digits + "000000000")[:9]) % 1000
-        iso = iso[: frac.start()] + "." + (digits + "000000")[:6] + iso[frac.end():]
+        iso = iso[: frac.start()] + "." + (digits + "000000")[:6] + iso[frac.end() :]
     try:
         moment = datetime.fromisoformat(iso)
     except ValueError:
@@ -226,13 +263,28 @@ def iso(ns: int | None) -> str | None:
 _CLASS = re.compile(r"^\s*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\s*(?:[:(]|$)")
 # error classes of the OpenAI and Anthropic SDKs (and httpx, asyncio) → SPEC §4's kinds
 _KNOWN_KINDS = {
-    "timeout": "timeout", "TimeoutError": "timeout", "APITimeoutError": "timeout", "ReadTimeout": "timeout",
-    "ConnectTimeout": "timeout", "TimeoutException": "timeout", "CancelledError": "timeout",
-    "ConnectionError": "connect", "APIConnectionError": "connect", "ConnectError": "connect",
-    "RemoteProtocolError": "protocol", "RateLimitError": "http_429", "InternalServerError": "http_500",
-    "BadRequestError": "http_400", "AuthenticationError": "http_401", "PermissionDeniedError": "http_403",
-    "NotFoundError": "http_404", "UnprocessableEntityError": "http_422", "ConflictError": "http_409",
-    "OverloadedError": "http_529", "ServiceUnavailableError": "http_503", "JSONDecodeError": "parse",
+    "timeout": "timeout",
+    "TimeoutError": "timeout",
+    "APITimeoutError": "timeout",
+    "ReadTimeout": "timeout",
+    "ConnectTimeout": "timeout",
+    "TimeoutException": "timeout",
+    "CancelledError": "timeout",
+    "ConnectionError": "connect",
+    "APIConnectionError": "connect",
+    "ConnectError": "connect",
+    "RemoteProtocolError": "protocol",
+    "RateLimitError": "http_429",
+    "InternalServerError": "http_500",
+    "BadRequestError": "http_400",
+    "AuthenticationError": "http_401",
+    "PermissionDeniedError": "http_403",
+    "NotFoundError": "http_404",
+    "UnprocessableEntityError": "http_422",
+    "ConflictError": "http_409",
+    "OverloadedError": "http_529",
+    "ServiceUnavailableError": "http_503",
+    "JSONDecodeError": "parse",
 }
 
 
@@ -307,8 +359,11 @@ def _message_text(v: Any) -> str | None:
         return _message_text(v["message"])
     parts = v.get("parts") if isinstance(v.get("parts"), list) else v.get("content")
     if isinstance(parts, list):
-        found = [p.get("content") if isinstance(p.get("content"), str) else p.get("text")
-                 for p in parts if isinstance(p, dict) and p.get("type", "text") == "text"]
+        found = [
+            p.get("content") if isinstance(p.get("content"), str) else p.get("text")
+            for p in parts
+            if isinstance(p, dict) and p.get("type", "text") == "text"
+        ]
         texts = [t for t in found if isinstance(t, str)]
         if texts:
             return "".join(texts)

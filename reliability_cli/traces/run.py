@@ -27,7 +27,10 @@ from .records import BadRecords, HashingFile, TraceRecord, excerpt, iso
 from .steps import StepMapper
 
 FORMATS: dict[str, Callable[[HashingFile, BadRecords], Iterator[TraceRecord]]] = {
-    "otlp": otlp.read, "langsmith": langsmith.read, "langfuse": langfuse.read}
+    "otlp": otlp.read,
+    "langsmith": langsmith.read,
+    "langfuse": langfuse.read,
+}
 SNIFF_BYTES = 65536
 
 if TYPE_CHECKING:
@@ -66,17 +69,20 @@ def detect_format(path: Path) -> str:
         return "langfuse"
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
-    for name, keys in (("otlp", (b'"resourceSpans"', b'"resource_spans"')),
-                       ("langsmith", (b'"run_type"', b'"dotted_order"', b'"parent_run_id"')),
-                       ("langfuse", (b'"parentObservationId"', b'"parent_observation_id"', b'"traceId"',
-                                     b'"observations"'))):
+    for name, keys in (
+        ("otlp", (b'"resourceSpans"', b'"resource_spans"')),
+        ("langsmith", (b'"run_type"', b'"dotted_order"', b'"parent_run_id"')),
+        ("langfuse", (b'"parentObservationId"', b'"parent_observation_id"', b'"traceId"', b'"observations"')),
+    ):
         if any(k in head for k in keys):
             return name
     from ..errors import Location
 
-    raise TracesError("cannot tell the format: no OTLP resourceSpans, LangSmith run or Langfuse observation "
-                      "keys in the first 64 KiB", Location(str(path)),
-                      hint="pass --format otlp, langsmith or langfuse")
+    raise TracesError(
+        "cannot tell the format: no OTLP resourceSpans, LangSmith run or Langfuse observation keys in the first 64 KiB",
+        Location(str(path)),
+        hint="pass --format otlp, langsmith or langfuse",
+    )
 
 
 def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
@@ -105,9 +111,11 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     if pipeline is not None and not pipeline.model.traces:
         from ..errors import ConfigError, Location
 
-        raise ConfigError("the pipeline has no traces: section mapping trace records to its steps",
-                          Location(str(options.pipeline)),
-                          hint="add traces: {STEP: {match: {name: …}}} for each step (see the README)")
+        raise ConfigError(
+            "the pipeline has no traces: section mapping trace records to its steps",
+            Location(str(options.pipeline)),
+            hint="add traces: {STEP: {match: {name: …}}} for each step (see the README)",
+        )
     mapper = StepMapper(pipeline.model.traces) if pipeline else StepMapper()
     checks = TraceChecks(pipeline) if pipeline is not None else None
     overrides = schema.GateOverrides(**{k: v for k, v in options.gate_overrides.items() if v is not None})
@@ -116,10 +124,13 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     else:
         gate_config = schema.GateSettings(**overrides.model_dump(exclude_none=True))
     baseline_dropped = gate_config.baseline_path is not None
-    gate_config = gate_config.model_copy(update={
-        # production's infrastructure errors are its failures, not relcheck's: no budget unless asked
-        "max_error_rate": 1.0 if overrides.max_error_rate is None else overrides.max_error_rate,
-        "baseline_path": None})  # a baseline gate pairs units, and traces share none with an eval
+    gate_config = gate_config.model_copy(
+        update={
+            # production's infrastructure errors are its failures, not relcheck's: no budget unless asked
+            "max_error_rate": 1.0 if overrides.max_error_rate is None else overrides.max_error_rate,
+            "baseline_path": None,
+        }
+    )  # a baseline gate pairs units, and traces share none with an eval
     _check_out(options.out)
     started, t0 = _now(), time.time()
     counts: Counter[str] = Counter()
@@ -140,45 +151,87 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
                 else:
                     full = checks is not None and checks.wants(step)
                     spill.add(rec, step, rec.output if full else excerpt(rec.output), index)
-            inputs.append({"path": str(path), "format": fmt, "sha256": source.hexdigest(),
-                           "records": counts["records"] - before[1], "bad_records": bad.count - before[0]})
+            inputs.append(
+                {
+                    "path": str(path),
+                    "format": fmt,
+                    "sha256": source.hexdigest(),
+                    "records": counts["records"] - before[1],
+                    "bad_records": bad.count - before[0],
+                }
+            )
         run_dir = _run_dir(options.out)  # (after reading: a malformed record leaves no directory behind)
         journal_path = run_dir / "attempts.jsonl"
         order = [s.id for s in pipeline.steps] if pipeline is not None else spill.step_order()
         builder = UnitBuilder(order, checks)
-        write_journal(journal_path, {"run_id": run_dir.name, "source": "traces",
-                                     "inputs": {i["path"]: i["sha256"] for i in inputs}}, spill, builder)
+        write_journal(
+            journal_path,
+            {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}},
+            spill,
+            builder,
+        )
         counts["steps"] = spill.rows
         unit_order = spill.order()
     finally:
         spill.close()
         if checks is not None:
             checks.close()
-    steps = [analysis.StepSpec(sid, endpoint, max_attempts) for sid, endpoint, max_attempts in
-             _describe(builder, order, pipeline, formats)]
-    counted = {"records": counts["records"], "step_records": counts["steps"], "not_steps": counts["not_steps"],
-               "incomplete": counts["incomplete"], "bad_records": bad.count, "bad_examples": bad.examples,
-               "retries": builder.retries, "duplicates": builder.duplicates,
-               "checks_judged": checks.judged if checks else 0,
-               "checks_not_run": dict(sorted(checks.skipped.items())) if checks else {}}
-    info = {
-        "source": "traces", "id": run_dir.name, "pipeline": pipeline.name if pipeline else "traces",
-        "pipeline_path": options.pipeline, "pipeline_hash": pipeline.hash if pipeline else "",
-        "evalset_hash": "", "flags": {}, "description": pipeline.model.description if pipeline else None,
-        "dir": str(run_dir), "started_at": started, "finished_at": _now(), "duration_s": round(time.time() - t0, 3),
-        "relcheck_version": __version__, "seed": 0, "trials": 1, "concurrency": None, "isolate": False,
-        "retries": None, "shard": None, "evalsets": (), "cases": len(unit_order), "units_planned": len(unit_order),
-        "stop_reason": None, "interrupted": False, "inputs": inputs,
-        "time_span": {"start": iso(builder.first_start), "end": iso(builder.last_end)},
-        "sampled": options.sampled, "traces": counted,
+    steps = [
+        analysis.StepSpec(sid, endpoint, max_attempts)
+        for sid, endpoint, max_attempts in _describe(builder, order, pipeline, formats)
+    ]
+    counted = {
+        "records": counts["records"],
+        "step_records": counts["steps"],
+        "not_steps": counts["not_steps"],
+        "incomplete": counts["incomplete"],
+        "bad_records": bad.count,
+        "bad_examples": bad.examples,
+        "retries": builder.retries,
+        "duplicates": builder.duplicates,
+        "checks_judged": checks.judged if checks else 0,
+        "checks_not_run": dict(sorted(checks.skipped.items())) if checks else {},
     }
-    results = analysis.build_results(journal_path, steps, info, trials=1, confidence=gate_config.confidence,
-                                     isolate=False, order=unit_order)
+    info = {
+        "source": "traces",
+        "id": run_dir.name,
+        "pipeline": pipeline.name if pipeline else "traces",
+        "pipeline_path": options.pipeline,
+        "pipeline_hash": pipeline.hash if pipeline else "",
+        "evalset_hash": "",
+        "flags": {},
+        "description": pipeline.model.description if pipeline else None,
+        "dir": str(run_dir),
+        "started_at": started,
+        "finished_at": _now(),
+        "duration_s": round(time.time() - t0, 3),
+        "relcheck_version": __version__,
+        "seed": 0,
+        "trials": 1,
+        "concurrency": None,
+        "isolate": False,
+        "retries": None,
+        "shard": None,
+        "evalsets": (),
+        "cases": len(unit_order),
+        "units_planned": len(unit_order),
+        "stop_reason": None,
+        "interrupted": False,
+        "inputs": inputs,
+        "time_span": {"start": iso(builder.first_start), "end": iso(builder.last_end)},
+        "sampled": options.sampled,
+        "traces": counted,
+    }
+    results = analysis.build_results(
+        journal_path, steps, info, trials=1, confidence=gate_config.confidence, isolate=False, order=unit_order
+    )
     del unit_order
     said = notes(options.sampled, counted)
     if baseline_dropped:
-        said.append("The pipeline's baseline gate pairs units, which traces do not share with an eval: it was "
-                    "not applied (compare the runs with `compare --unpaired`).")
+        said.append(
+            "The pipeline's baseline gate pairs units, which traces do not share with an eval: it was "
+            "not applied (compare the runs with `compare --unpaired`)."
+        )
     results = _survival(results).model_copy(update={"run": results.run.model_copy(update={"notes": tuple(said)})})
     results = gates.apply(results, gate_config)
     _write_json(run_dir / "manifest.json", _manifest(run_dir, options, inputs, pipeline))
@@ -212,16 +265,16 @@ def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) 
         os.fsync(fh.fileno())
 
 
-def _describe(builder: Any, ids: Sequence[str], pipeline: Any,
-              formats: Sequence[str]) -> list[tuple[str, str, int]]:
+def _describe(builder: Any, ids: Sequence[str], pipeline: Any, formats: Sequence[str]) -> list[tuple[str, str, int]]:
     """(id, endpoint, max_attempts) per step. A production retry policy is not in a trace:
     ``max_attempts`` is the most attempts one occurrence of the step was seen to take, so the
     what-if table's "retries now" is what production was seen doing. Without a pipeline the
     endpoint column names the input format."""
     source = "+".join(dict.fromkeys(formats))
     endpoints = {s.id: s.endpoint for s in pipeline.steps} if pipeline is not None else {}
-    return [(sid, endpoints.get(sid, source), builder.steps[sid].max_attempts if sid in builder.steps else 1)
-            for sid in ids]
+    return [
+        (sid, endpoints.get(sid, source), builder.steps[sid].max_attempts if sid in builder.steps else 1) for sid in ids
+    ]
 
 
 def _survival(results: Any) -> Any:
@@ -245,18 +298,26 @@ def notes(sampled: str | None, t: dict[str, Any]) -> list[str]:
     """What a reader of a traces report must know (shown by every report)."""
     out = []
     if t["checks_judged"]:
-        out.append(f"Traces carry no gold answers: a step passes when its record did not error, except that the "
-                   f"pipeline's deterministic checks ran on {t['checks_judged']} recorded outputs (a failed check "
-                   "is a fail).")
+        out.append(
+            f"Traces carry no gold answers: a step passes when its record did not error, except that the "
+            f"pipeline's deterministic checks ran on {t['checks_judged']} recorded outputs (a failed check "
+            "is a fail)."
+        )
     else:
-        out.append("Traces carry no gold answers: a step passes when its record did not error; no check ran, "
-                   "so wrong answers that did not error count as passes.")
+        out.append(
+            "Traces carry no gold answers: a step passes when its record did not error; no check ran, "
+            "so wrong answers that did not error count as passes."
+        )
     if sampled:
-        out.append(f"Sampling (--sampled): {sampled}. Tail sampling that keeps error traces inflates "
-                   "error rates; compare rates only under the same policy.")
+        out.append(
+            f"Sampling (--sampled): {sampled}. Tail sampling that keeps error traces inflates "
+            "error rates; compare rates only under the same policy."
+        )
     else:
-        out.append("Sampling policy not stated (--sampled). If these traces were tail-sampled to keep errors, "
-                   "every error rate here is inflated.")
+        out.append(
+            "Sampling policy not stated (--sampled). If these traces were tail-sampled to keep errors, "
+            "every error rate here is inflated."
+        )
     if t["incomplete"]:
         out.append(f"{t['incomplete']} records without an end time (still running, or cut off) were excluded.")
     if t["bad_records"]:
@@ -269,8 +330,10 @@ def _check_out(out: str | None) -> None:
     if out:
         path = Path(out)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise UsageError(f"--out {path}: the directory exists and is not empty",
-                             hint="relcheck never overwrites a run; choose a new directory")
+            raise UsageError(
+                f"--out {path}: the directory exists and is not empty",
+                hint="relcheck never overwrites a run; choose a new directory",
+            )
 
 
 def _run_dir(out: str | None) -> Path:
@@ -288,12 +351,19 @@ def _run_dir(out: str | None) -> Path:
 
 
 def _manifest(run_dir: Path, options: TraceOptions, inputs: list[dict[str, Any]], pipeline: Any) -> dict[str, Any]:
-    return {"schema": "relcheck.manifest/v1", "run_id": run_dir.name, "source": "traces",
-            "command": list(options.command) or sys.argv, "relcheck_version": __version__,
-            "python_version": platform.python_version(), "started_at": _now(),
-            "pipeline": options.pipeline, "pipeline_hash": pipeline.hash if pipeline else None,
-            "inputs": inputs, "flags": {"format": options.format, "sampled": options.sampled,
-                                        "skip_bad": options.skip_bad}}
+    return {
+        "schema": "relcheck.manifest/v1",
+        "run_id": run_dir.name,
+        "source": "traces",
+        "command": list(options.command) or sys.argv,
+        "relcheck_version": __version__,
+        "python_version": platform.python_version(),
+        "started_at": _now(),
+        "pipeline": options.pipeline,
+        "pipeline_hash": pipeline.hash if pipeline else None,
+        "inputs": inputs,
+        "flags": {"format": options.format, "sampled": options.sampled, "skip_bad": options.skip_bad},
+    }
 
 
 def _now() -> str:

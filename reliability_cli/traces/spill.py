@@ -22,8 +22,23 @@ from .records import TraceRecord
 
 PARTS = 64
 BUFFER = 512  # records per part buffered before a write
-COLUMNS = ("trace", "start", "end", "id", "parent", "step", "error", "kind", "reason", "tokens_in",
-           "tokens_out", "call_id", "output", "file", "line")
+COLUMNS = (
+    "trace",
+    "start",
+    "end",
+    "id",
+    "parent",
+    "step",
+    "error",
+    "kind",
+    "reason",
+    "tokens_in",
+    "tokens_out",
+    "call_id",
+    "output",
+    "file",
+    "line",
+)
 
 
 class Row(NamedTuple):
@@ -63,8 +78,25 @@ class Spill:
             self.firsts[trace] = rec.start
         part = hash(trace) % PARTS
         buf = self._buffers[part]
-        buf.append((trace, rec.start, rec.end, rec.id, rec.parent, step, rec.error, rec.error_kind, rec.reason,
-                    rec.tokens_in, rec.tokens_out, rec.call_id, output, file, rec.line))
+        buf.append(
+            (
+                trace,
+                rec.start,
+                rec.end,
+                rec.id,
+                rec.parent,
+                step,
+                rec.error,
+                rec.error_kind,
+                rec.reason,
+                rec.tokens_in,
+                rec.tokens_out,
+                rec.call_id,
+                output,
+                file,
+                rec.line,
+            )
+        )
         self.rows += 1
         if len(buf) >= BUFFER:
             self._write(part)
@@ -90,8 +122,8 @@ class Spill:
                 data = rd.read()
             at = 0
             while at < len(data):
-                size = int.from_bytes(data[at:at + 4], "little")
-                rows.extend(marshal.loads(data[at + 4:at + 4 + size]))
+                size = int.from_bytes(data[at : at + 4], "little")
+                rows.extend(marshal.loads(data[at + 4 : at + 4 + size]))
                 at += 4 + size
             del data
             yield rows

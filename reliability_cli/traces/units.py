@@ -82,11 +82,16 @@ class UnitBuilder:
         self.first_start = start if self.first_start is None else min(self.first_start, start)
         self.last_end = end if self.last_end is None else max(self.last_end, end)
         last = failed.attempts[-1] if failed else None
-        unit = {"case": trace, "trial": 1, "passed": failed is None,
-                "failed_step": failed.step if failed else None,
-                "outcome": last["outcome"] if last else "pass",
-                "error_kind": last["error_kind"] if last else None,
-                "attempts": len(attempts), "steps": entries}
+        unit = {
+            "case": trace,
+            "trial": 1,
+            "passed": failed is None,
+            "failed_step": failed.step if failed else None,
+            "outcome": last["outcome"] if last else "pass",
+            "error_kind": last["error_kind"] if last else None,
+            "attempts": len(attempts),
+            "steps": entries,
+        }
         return attempts, unit
 
     def _occurrences(self, rows: Sequence[Row], trace: str) -> list[Occurrence]:
@@ -102,8 +107,13 @@ class UnitBuilder:
             seen.add(r.id)
             prev = last_sibling.get(r.parent)
             occ = by_call.get((r.parent, r.step, r.call_id)) if r.call_id else None
-            if occ is None and prev is not None and prev.step == r.step and prev.final == "error" \
-                    and (r.call_id is None or prev.call_id in (None, r.call_id)):
+            if (
+                occ is None
+                and prev is not None
+                and prev.step == r.step
+                and prev.final == "error"
+                and (r.call_id is None or prev.call_id in (None, r.call_id))
+            ):
                 occ = prev
             if occ is None:
                 occ = Occurrence(r.step, r.parent, r.call_id, r.start, r.end)
@@ -126,10 +136,20 @@ class UnitBuilder:
                 outcome, reason = verdict
         if outcome == "pass" and r.output is not None:
             steps_ctx[r.step] = {"output": r.output, "text": r.output}
-        return {"case": trace, "trial": 1, "step": r.step, "attempt": number, "outcome": outcome,
-                "error_kind": kind, "reason": reason, "latency_ms": round(latency, 3),
-                "tokens_in": r.tokens_in or 0, "tokens_out": r.tokens_out or 0,
-                "output": excerpt(r.output), "span": r.id}
+        return {
+            "case": trace,
+            "trial": 1,
+            "step": r.step,
+            "attempt": number,
+            "outcome": outcome,
+            "error_kind": kind,
+            "reason": reason,
+            "latency_ms": round(latency, 3),
+            "tokens_in": r.tokens_in or 0,
+            "tokens_out": r.tokens_out or 0,
+            "output": excerpt(r.output),
+            "span": r.id,
+        }
 
     @staticmethod
     def _entry(step: str, occs: Sequence[Occurrence]) -> dict[str, Any]:
@@ -137,10 +157,16 @@ class UnitBuilder:
         first = next((o.attempts[0]["outcome"] for o in occs if o.attempts[0]["outcome"] != "pass"), "pass")
         retries = sum(len(o.attempts) - 1 for o in occs)
         last = deciding.attempts[-1]
-        return {"step": step, "attempts": 1 + retries, "first": first, "final": deciding.final,
-                "error_kind": last["error_kind"], "reason": last["reason"],
-                "output": excerpt(last["output"], 200) if deciding.final != "pass" else None,
-                "occurrences": len(occs)}
+        return {
+            "step": step,
+            "attempts": 1 + retries,
+            "first": first,
+            "final": deciding.final,
+            "error_kind": last["error_kind"],
+            "reason": last["reason"],
+            "output": excerpt(last["output"], 200) if deciding.final != "pass" else None,
+            "occurrences": len(occs),
+        }
 
 
 class TraceChecks:
@@ -161,8 +187,9 @@ class TraceChecks:
     def wants(self, step: str) -> bool:
         return bool(self.plans.get(step)) or self.parse.get(step) == "json"
 
-    def judge(self, step: str, text: str, latency_ms: float, trace: str, attempt: int,
-              steps_ctx: Mapping[str, Any]) -> tuple[str, str | None] | None:
+    def judge(
+        self, step: str, text: str, latency_ms: float, trace: str, attempt: int, steps_ctx: Mapping[str, Any]
+    ) -> tuple[str, str | None] | None:
         """``("pass", None)`` or ``("fail", reason)``; ``None`` when no check could run."""
         from ..checks import CheckCodeError, CheckInput, run_check
         from ..templating import RenderError, render_value
@@ -174,8 +201,15 @@ class TraceChecks:
             except ValueError as exc:
                 self.judged += 1
                 return "fail", f"output is not valid JSON: {exc}"
-        context = {"vars": {}, "expect": {}, "case": {"id": trace, "tags": []}, "steps": dict(steps_ctx),
-                   "step": {"id": step}, "trial": 1, "attempt": attempt}
+        context = {
+            "vars": {},
+            "expect": {},
+            "case": {"id": trace, "tags": []},
+            "steps": dict(steps_ctx),
+            "step": {"id": step},
+            "trial": 1,
+            "attempt": attempt,
+        }
         inp = CheckInput(output=output, text=text, latency_ms=latency_ms, context=context)
         ran = False
         for plan in self.plans.get(step, ()):

@@ -13,7 +13,7 @@ from reliability_cli.checks.model_graded import parse_judgement
 
 from .helpers import check, passes, reason
 
-MODULE = '''
+MODULE = """
 import asyncio
 
 def is_upper(output, context):
@@ -39,7 +39,7 @@ def sees_context(output, context):
     return context["text"] == "RAW" and context["latency_ms"] == 5.0 and context["step"]["id"] == "s"
 
 not_callable = 3
-'''
+"""
 
 
 @pytest.fixture
@@ -72,8 +72,7 @@ def test_python_async_and_context(checks_module):
 
 
 def test_python_grading_result_mapping(checks_module):
-    assert reason({"type": "python", "callable": f"{checks_module}:grading_result"}, "x") == (
-        "promptfoo style")
+    assert reason({"type": "python", "callable": f"{checks_module}:grading_result"}, "x") == ("promptfoo style")
 
 
 def test_python_exception_propagates_as_check_code_error(checks_module):
@@ -162,7 +161,7 @@ def test_llm_rubric_judge_error_fails_the_check():
 
 def test_llm_rubric_structured_output_is_sent_as_text():
     _, judge = _rubric('{"pass": true}', output={"a": 1})
-    assert "<Output>\n{\"a\": 1}\n</Output>" in judge.calls[0][1][1]["content"]
+    assert '<Output>\n{"a": 1}\n</Output>' in judge.calls[0][1][1]["content"]
 
 
 def test_parse_judgement_first_object_with_pass():

@@ -10,15 +10,40 @@ from reliability_cli.checks.registry import resolve
 
 from .helpers import check, passes, reason
 
-SPEC_TYPES = ["equals", "contains", "icontains", "contains-any", "contains-all", "not-contains",
-              "regex", "starts-with", "one-of", "is-json", "json-schema", "json-path",
-              "tool-call", "similar", "latency", "python", "llm-rubric"]
+SPEC_TYPES = [
+    "equals",
+    "contains",
+    "icontains",
+    "contains-any",
+    "contains-all",
+    "not-contains",
+    "regex",
+    "starts-with",
+    "one-of",
+    "is-json",
+    "json-schema",
+    "json-path",
+    "tool-call",
+    "similar",
+    "latency",
+    "python",
+    "llm-rubric",
+]
 
 
 def test_public_api():
-    assert set(checks.__all__) == {"REGISTRY", "ALL_KEYS", "get", "validate_spec", "run_check",
-                                   "CheckInput", "Verdict", "ToolCall", "normalize",
-                                   "CheckCodeError"}
+    assert set(checks.__all__) == {
+        "REGISTRY",
+        "ALL_KEYS",
+        "get",
+        "validate_spec",
+        "run_check",
+        "CheckInput",
+        "Verdict",
+        "ToolCall",
+        "normalize",
+        "CheckCodeError",
+    }
 
 
 def test_every_spec_type_is_registered():
@@ -35,8 +60,19 @@ def test_flags():
 
 
 def test_all_keys():
-    assert sorted(ALL_KEYS) == ["arguments", "callable", "endpoint", "max_ms", "name", "normalize",
-                                "path", "rubric", "threshold", "type", "value"]
+    assert sorted(ALL_KEYS) == [
+        "arguments",
+        "callable",
+        "endpoint",
+        "max_ms",
+        "name",
+        "normalize",
+        "path",
+        "rubric",
+        "threshold",
+        "type",
+        "value",
+    ]
 
 
 def test_resolve_not_prefix():
@@ -72,33 +108,32 @@ def test_valid_specs_have_no_problems():
 
 
 def test_unknown_type_suggests():
-    assert validate_spec({"type": "equal", "value": "x"}) == [
-        "unknown check type 'equal' — did you mean 'equals'?"]
+    assert validate_spec({"type": "equal", "value": "x"}) == ["unknown check type 'equal' — did you mean 'equals'?"]
     assert "did you mean 'not-regex'" in validate_spec({"type": "not-regx", "value": "x"})[0]
     assert "did you mean 'contains-any'" in validate_spec({"type": "contains_any", "value": "x"})[0]
     msg = validate_spec({"type": "zzzzzz"})[0]
     assert msg.startswith("unknown check type 'zzzzzz' (known: equals, contains")
-    assert "cannot be negated" in validate_spec({"type": "not-llm-rubric", "endpoint": "j",
-                                                 "rubric": "r"})[0]
+    assert "cannot be negated" in validate_spec({"type": "not-llm-rubric", "endpoint": "j", "rubric": "r"})[0]
 
 
 def test_key_the_type_does_not_take():
     assert validate_spec({"type": "equals", "value": "x", "threshold": 0.5}) == [
-        "check type 'equals' takes no key 'threshold' (it takes: value, normalize)"]
+        "check type 'equals' takes no key 'threshold' (it takes: value, normalize)"
+    ]
     assert validate_spec({"type": "similar", "value": "x", "treshold": 0.5}) == [
         "check type 'similar' takes no key 'treshold' (it takes: value, threshold, normalize)"
-        " — did you mean 'threshold'?"]
-    assert "takes no key 'normalize'" in validate_spec(
-        {"type": "latency", "max_ms": 1, "normalize": ["strip"]})[0]
+        " — did you mean 'threshold'?"
+    ]
+    assert "takes no key 'normalize'" in validate_spec({"type": "latency", "max_ms": 1, "normalize": ["strip"]})[0]
 
 
 def test_missing_required_key():
     assert validate_spec({"type": "equals"}) == ["check type 'equals' is missing required key 'value'"]
     assert validate_spec({"type": "llm-rubric"}) == [
         "check type 'llm-rubric' is missing required key 'endpoint'",
-        "check type 'llm-rubric' is missing required key 'rubric'"]
-    assert validate_spec({"type": "not-json-path"}) == [
-        "check type 'not-json-path' is missing required key 'path'"]
+        "check type 'llm-rubric' is missing required key 'rubric'",
+    ]
+    assert validate_spec({"type": "not-json-path"}) == ["check type 'not-json-path' is missing required key 'path'"]
 
 
 def test_missing_or_bad_type():
@@ -109,9 +144,11 @@ def test_missing_or_bad_type():
 
 def test_invalid_normalize():
     assert validate_spec({"type": "equals", "value": "x", "normalize": ["strip", "lowercase"]}) == [
-        "unknown normalize step 'lowercase' — did you mean 'lower'?"]
-    assert "use: strip, lower, collapse-space" in validate_spec(
-        {"type": "equals", "value": "x", "normalize": ["zz"]})[0]
+        "unknown normalize step 'lowercase' — did you mean 'lower'?"
+    ]
+    assert (
+        "use: strip, lower, collapse-space" in validate_spec({"type": "equals", "value": "x", "normalize": ["zz"]})[0]
+    )
     assert validate_spec({"type": "equals", "value": "x", "normalize": "strip"}) == []
     assert "must be a list" in validate_spec({"type": "equals", "value": "x", "normalize": 3})[0]
 
@@ -150,13 +187,16 @@ def test_exception_inside_a_check_becomes_a_fail(monkeypatch):
     def explode(spec, inp):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setitem(registry.REGISTRY, "equals", registry.REGISTRY["equals"].__class__(
-        "equals", explode, frozenset({"value"}), frozenset({"value"})))
-    assert reason({"type": "equals", "value": "x"}, "x") == (
-        "check equals raised ZeroDivisionError: division by zero")
+    monkeypatch.setitem(
+        registry.REGISTRY,
+        "equals",
+        registry.REGISTRY["equals"].__class__("equals", explode, frozenset({"value"}), frozenset({"value"})),
+    )
+    assert reason({"type": "equals", "value": "x"}, "x") == ("check equals raised ZeroDivisionError: division by zero")
     # an exception is not inverted by not-
     assert reason({"type": "not-equals", "value": "x"}, "y") == (
-        "check not-equals raised ZeroDivisionError: division by zero")
+        "check not-equals raised ZeroDivisionError: division by zero"
+    )
 
 
 def test_passing_verdicts_carry_no_reason():
@@ -164,20 +204,23 @@ def test_passing_verdicts_carry_no_reason():
     assert check({"type": "not-equals", "value": "x"}, "y").reason is None
 
 
-@pytest.mark.parametrize(("spec", "output"), [
-    ({"type": "equals", "value": "a"}, "a"),
-    ({"type": "contains", "value": "a"}, "cat"),
-    ({"type": "icontains", "value": "A"}, "cat"),
-    ({"type": "contains-any", "value": ["x", "a"]}, "cat"),
-    ({"type": "contains-all", "value": ["c", "a"]}, "cat"),
-    ({"type": "regex", "value": "^c"}, "cat"),
-    ({"type": "starts-with", "value": "ca"}, "cat"),
-    ({"type": "one-of", "value": ["cat", "dog"]}, "cat"),
-    ({"type": "is-json"}, "[]"),
-    ({"type": "json-schema", "value": {"type": "array"}}, "[]"),
-    ({"type": "json-path", "path": "$[0]", "value": 1}, "[1]"),
-    ({"type": "similar", "value": "cat"}, "cat"),
-])
+@pytest.mark.parametrize(
+    ("spec", "output"),
+    [
+        ({"type": "equals", "value": "a"}, "a"),
+        ({"type": "contains", "value": "a"}, "cat"),
+        ({"type": "icontains", "value": "A"}, "cat"),
+        ({"type": "contains-any", "value": ["x", "a"]}, "cat"),
+        ({"type": "contains-all", "value": ["c", "a"]}, "cat"),
+        ({"type": "regex", "value": "^c"}, "cat"),
+        ({"type": "starts-with", "value": "ca"}, "cat"),
+        ({"type": "one-of", "value": ["cat", "dog"]}, "cat"),
+        ({"type": "is-json"}, "[]"),
+        ({"type": "json-schema", "value": {"type": "array"}}, "[]"),
+        ({"type": "json-path", "path": "$[0]", "value": 1}, "[1]"),
+        ({"type": "similar", "value": "cat"}, "cat"),
+    ],
+)
 def test_not_prefix_inverts_every_deterministic_type(spec, output):
     assert passes(spec, output)
     negated = {**spec, "type": "not-" + spec["type"]}

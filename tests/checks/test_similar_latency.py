@@ -43,7 +43,6 @@ def test_similar_bad_threshold_and_empty_output():
 
 def test_latency():
     assert passes({"type": "latency", "max_ms": 500}, "x", latency_ms=500.0)
-    assert reason({"type": "latency", "max_ms": 500}, "x", latency_ms=812.4) == (
-        "latency 812.4 ms > max 500 ms")
+    assert reason({"type": "latency", "max_ms": 500}, "x", latency_ms=812.4) == ("latency 812.4 ms > max 500 ms")
     assert passes({"type": "not-latency", "max_ms": 10}, "x", latency_ms=20.0)
     assert "max_ms" in reason({"type": "latency", "max_ms": "fast"}, "x")

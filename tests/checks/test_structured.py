@@ -75,7 +75,8 @@ def test_json_path_value():
     assert passes({"type": "json-path", "path": "$.items[1].qty", "value": 1}, out)
     assert passes({"type": "json-path", "path": "$.items[*].name", "value": "pen"}, out)  # first
     assert reason({"type": "json-path", "path": "$.items[0].name", "value": "ink"}, out) == (
-        'at $.items[0].name: expected "ink", got "pen"')
+        'at $.items[0].name: expected "ink", got "pen"'
+    )
 
 
 def test_json_path_deep_equal_values():
@@ -102,8 +103,10 @@ def test_json_path_without_value_passes_on_any_match():
 
 def test_json_path_filter_and_normalize():
     out = {"items": [{"name": "pen", "qty": 2}, {"name": "Ink ", "qty": 0}]}
-    assert passes({"type": "json-path", "path": "$.items[?(@.qty < 1)].name", "value": "ink",
-                   "normalize": ["strip", "lower"]}, out)
+    assert passes(
+        {"type": "json-path", "path": "$.items[?(@.qty < 1)].name", "value": "ink", "normalize": ["strip", "lower"]},
+        out,
+    )
 
 
 def test_json_path_explicit_null_value():
@@ -127,16 +130,17 @@ def test_tool_call_by_name():
     assert passes(spec, "", **_calls(("lookup", {"id": 1})))
     assert reason(spec, "") == 'expected a call to "lookup", the model made no tool call'
     assert reason(spec, "", **_calls(("search", {}), ("send", {}))) == (
-        'expected a call to "lookup", got calls to "search", "send"')
+        'expected a call to "lookup", got calls to "search", "send"'
+    )
 
 
 def test_tool_call_arguments_subset():
-    spec = {"type": "tool-call", "name": "book",
-            "arguments": {"city": "Paris", "when": {"day": "mon"}}}
+    spec = {"type": "tool-call", "name": "book", "arguments": {"city": "Paris", "when": {"day": "mon"}}}
     args = {"city": "Paris", "when": {"day": "mon", "hour": 9}, "seats": 2}
     assert passes(spec, "", **_calls(("book", args)))
     assert reason(spec, "", **_calls(("book", {**args, "when": {"day": "tue"}}))) == (
-        'call to "book": arguments.when.day expected "mon", got "tue"')
+        'call to "book": arguments.when.day expected "mon", got "tue"'
+    )
     assert "arguments.city is missing" in reason(spec, "", **_calls(("book", {"when": {}})))
 
 
@@ -158,8 +162,12 @@ def test_tool_call_string_arguments_and_any_matching_call():
 
 
 def test_tool_call_from_structured_output():
-    out = {"tool_calls": [{"name": "lookup", "arguments": {"id": 1}},
-                          {"function": {"name": "send", "arguments": '{"to": "x"}'}}]}
+    out = {
+        "tool_calls": [
+            {"name": "lookup", "arguments": {"id": 1}},
+            {"function": {"name": "send", "arguments": '{"to": "x"}'}},
+        ]
+    }
     assert passes({"type": "tool-call", "name": "lookup", "arguments": {"id": 1}}, out)
     assert passes({"type": "tool-call", "name": "send", "arguments": {"to": "x"}}, out)
 
@@ -167,4 +175,5 @@ def test_tool_call_from_structured_output():
 def test_not_tool_call():
     assert passes({"type": "not-tool-call", "name": "delete"}, "", **_calls(("read", {})))
     assert reason({"type": "not-tool-call", "name": "delete"}, "", **_calls(("delete", {}))) == (
-        'the model called "delete"')
+        'the model called "delete"'
+    )

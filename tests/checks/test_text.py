@@ -74,15 +74,15 @@ def test_not_equals():
 def test_contains():
     assert passes({"type": "contains", "value": "Alice"}, "Dear Alice, hello")
     assert reason({"type": "contains", "value": "Alice"}, "Dear Bob") == (
-        'output does not contain "Alice": got "Dear Bob"')
+        'output does not contain "Alice": got "Dear Bob"'
+    )
     assert not passes({"type": "contains", "value": "alice"}, "Dear Alice")
     assert passes({"type": "contains", "value": 7}, "room 17")
     assert not passes({"type": "contains", "value": "x"}, "")
 
 
 def test_contains_structured_output_uses_raw_text():
-    assert passes({"type": "contains", "value": "ACC-1"}, {"account": "ACC-1"},
-                  text='{"account": "ACC-1"}')
+    assert passes({"type": "contains", "value": "ACC-1"}, {"account": "ACC-1"}, text='{"account": "ACC-1"}')
 
 
 def test_contains_empty_value_is_an_error_even_negated():
@@ -163,7 +163,8 @@ def test_one_of():
 def test_starts_with():
     assert passes({"type": "starts-with", "value": "Dear"}, "Dear Alice")
     assert reason({"type": "starts-with", "value": "Dear"}, "Hi Alice") == (
-        'output does not start with "Dear": got "Hi Alice"')
+        'output does not start with "Dear": got "Hi Alice"'
+    )
     assert not passes({"type": "starts-with", "value": "Dear"}, "  Dear Alice")
     assert passes({"type": "starts-with", "value": "Dear", "normalize": ["strip"]}, "  Dear Alice")
     assert passes({"type": "starts-with", "value": 4}, "42")
@@ -177,8 +178,7 @@ def test_starts_with():
 
 def test_regex():
     assert passes({"type": "regex", "value": r"ACC-\d+"}, "account ACC-123 found")
-    assert reason({"type": "regex", "value": r"^\d+$"}, "12a") == (
-        'output does not match regex "^\\\\d+$": got "12a"')
+    assert reason({"type": "regex", "value": r"^\d+$"}, "12a") == ('output does not match regex "^\\\\d+$": got "12a"')
     assert passes({"type": "not-regex", "value": r"\d"}, "none")
     assert reason({"type": "not-regex", "value": r"\d"}, "a1") == 'output matches regex "\\\\d"'
 
@@ -201,15 +201,27 @@ def test_regex_invalid_pattern_fails_even_negated():
 
 
 def test_regex_normalize():
-    assert passes({"type": "regex", "value": "^hello world$", "normalize": ["lower", "collapse-space"]},
-                  "Hello\n  World")
+    assert passes(
+        {"type": "regex", "value": "^hello world$", "normalize": ["lower", "collapse-space"]}, "Hello\n  World"
+    )
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (0, "0"), (-3, "-3"), (1e21, "1e+21"), (1e-7, "1e-7"), (1e16, "10000000000000000"),
-    (0.1, "0.1"), (0.000001, "0.000001"), (float("nan"), "NaN"), (None, "null"),
-    (False, "false"), ([1, None, "a"], "1,,a"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (-3, "-3"),
+        (1e21, "1e+21"),
+        (1e-7, "1e-7"),
+        (1e16, "10000000000000000"),
+        (0.1, "0.1"),
+        (0.000001, "0.000001"),
+        (float("nan"), "NaN"),
+        (None, "null"),
+        (False, "false"),
+        ([1, None, "a"], "1,,a"),
+    ],
+)
 def test_js_string(value, text):
     assert js_string(value) == text
 

@@ -44,8 +44,9 @@ def test_eval_subprocess_exit_0_and_results(tmp_path):
 
 
 def test_failed_gate_exits_1(cli, tmp_path):
-    code, out, _ = cli("eval", SIX, "--out", tmp_path / "r", "--min-e2e", "0.95", "--min-step", "extract=0.5",
-                       "--no-progress")
+    code, out, _ = cli(
+        "eval", SIX, "--out", tmp_path / "r", "--min-e2e", "0.95", "--min-step", "extract=0.5", "--no-progress"
+    )
     assert code == 1
     assert "FAIL  end_to_end" in out and "PASS  step:extract" in out
     assert "Verdict: FAIL (exit 1)" in out
@@ -71,8 +72,9 @@ def test_out_dir_never_overwritten(cli, tmp_path):
 
 
 def test_filter_tag_and_limit(cli, tmp_path):
-    code, out, _ = cli("eval", SIX, "--out", tmp_path / "r", "--filter-tag", "billing", "--limit", "30",
-                       "--json", "-", "--no-progress")
+    code, out, _ = cli(
+        "eval", SIX, "--out", tmp_path / "r", "--filter-tag", "billing", "--limit", "30", "--json", "-", "--no-progress"
+    )
     results = json.loads(out)
     cases = {u["case"] for u in results["units"]}
     assert len(cases) == 30

@@ -45,13 +45,27 @@ def test_env_missing_names_place(tmp_path):
 
 def test_yaml_evalset_scalars_stay_as_written(tmp_path):
     p = write(tmp_path, "p.yaml", PIPE)
-    e = write(tmp_path, "cases.yaml", """\
+    e = write(
+        tmp_path,
+        "cases.yaml",
+        """\
         - id: c1
           vars: {q: no, zip: 0123, version: 1.10, n: 42, x: -3, f: 2.5, t: true, z: null, d: 2024-01-02, o: on}
-        """)
+        """,
+    )
     case = load_evalsets([e], load_pipeline(p, environ={})).cases[0]
-    assert case.vars == {"q": "no", "zip": "0123", "version": "1.10", "n": 42, "x": -3, "f": 2.5,
-                         "t": True, "z": None, "d": "2024-01-02", "o": "on"}
+    assert case.vars == {
+        "q": "no",
+        "zip": "0123",
+        "version": "1.10",
+        "n": 42,
+        "x": -3,
+        "f": 2.5,
+        "t": True,
+        "z": None,
+        "d": "2024-01-02",
+        "o": "on",
+    }
 
 
 def test_csv_evalset(tmp_path):

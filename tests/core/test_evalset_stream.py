@@ -34,21 +34,33 @@ def _whole_file(path):
 
 
 FILES = {
-    "plain": (f"{HEADER}\nc1,x;y,hello,hello\nc2,,bye,bye\n".encode(),
-              [("c1", ("x", "y"), {"q": "hello"}, {"a": "hello"}, 2),
-               ("c2", (), {"q": "bye"}, {"a": "bye"}, 3)]),
-    "bom": (b"\xef\xbb\xbf" + f"{HEADER}\nc1,x,h\xe9llo,\xe9\n".encode(),
-            [("c1", ("x",), {"q": "h\xe9llo"}, {"a": "\xe9"}, 2)]),
-    "crlf": (f"{HEADER}\r\nc1,,a,b\r\n\r\nc2,t,c,d\r\n".encode(),
-             [("c1", (), {"q": "a"}, {"a": "b"}, 2), ("c2", ("t",), {"q": "c"}, {"a": "d"}, 4)]),
-    "multiline": (f'{HEADER}\nc1,,"line one\nline two\r\nline, three",x\nc2,,"say ""hi""",y\n'.encode(),
-                  [("c1", (), {"q": "line one\nline two\r\nline, three"}, {"a": "x"}, 2),
-                   ("c2", (), {"q": 'say "hi"'}, {"a": "y"}, 5)]),
+    "plain": (
+        f"{HEADER}\nc1,x;y,hello,hello\nc2,,bye,bye\n".encode(),
+        [("c1", ("x", "y"), {"q": "hello"}, {"a": "hello"}, 2), ("c2", (), {"q": "bye"}, {"a": "bye"}, 3)],
+    ),
+    "bom": (
+        b"\xef\xbb\xbf" + f"{HEADER}\nc1,x,h\xe9llo,\xe9\n".encode(),
+        [("c1", ("x",), {"q": "h\xe9llo"}, {"a": "\xe9"}, 2)],
+    ),
+    "crlf": (
+        f"{HEADER}\r\nc1,,a,b\r\n\r\nc2,t,c,d\r\n".encode(),
+        [("c1", (), {"q": "a"}, {"a": "b"}, 2), ("c2", ("t",), {"q": "c"}, {"a": "d"}, 4)],
+    ),
+    "multiline": (
+        f'{HEADER}\nc1,,"line one\nline two\r\nline, three",x\nc2,,"say ""hi""",y\n'.encode(),
+        [
+            ("c1", (), {"q": "line one\nline two\r\nline, three"}, {"a": "x"}, 2),
+            ("c2", (), {"q": 'say "hi"'}, {"a": "y"}, 5),
+        ],
+    ),
     "bom_crlf_multiline_no_final_newline": (
         b"\xef\xbb\xbf" + f'{HEADER}\r\nc1,,"a\r\nb",x\r\nc2,,z,y'.encode(),
-        [("c1", (), {"q": "a\r\nb"}, {"a": "x"}, 2), ("c2", (), {"q": "z"}, {"a": "y"}, 4)]),
-    "lone_cr": (f'{HEADER}\rc1,,"a\rb",x\rc2,,z,y\r'.encode(),
-                [("c1", (), {"q": "a\rb"}, {"a": "x"}, 2), ("c2", (), {"q": "z"}, {"a": "y"}, 4)]),
+        [("c1", (), {"q": "a\r\nb"}, {"a": "x"}, 2), ("c2", (), {"q": "z"}, {"a": "y"}, 4)],
+    ),
+    "lone_cr": (
+        f'{HEADER}\rc1,,"a\rb",x\rc2,,z,y\r'.encode(),
+        [("c1", (), {"q": "a\rb"}, {"a": "x"}, 2), ("c2", (), {"q": "z"}, {"a": "y"}, 4)],
+    ),
 }
 
 
@@ -115,8 +127,11 @@ def test_csv_not_utf8_after_a_bom_shows_the_bad_byte(tmp_path):
     assert err.message == "not UTF-8 text (byte 0xfe)" and err.location == Location(str(path), 3)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"id,vars.q\n", b"id,vars.q\n\n  ,  \n"],
-                         ids=["empty", "bom-only", "header-only", "blank-rows"])
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\xef\xbb\xbf", b"id,vars.q\n", b"id,vars.q\n\n  ,  \n"],
+    ids=["empty", "bom-only", "header-only", "blank-rows"],
+)
 def test_csv_without_cases_is_empty(tmp_path, data):
     path = _write(tmp_path, "e.csv", data)
     err = _error(path)

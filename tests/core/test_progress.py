@@ -79,8 +79,12 @@ def test_a_terminal_gets_the_rich_bar_on_stderr(tmp_path):
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
     env.pop("CI", None)
-    proc = subprocess.Popen([sys.executable, "-m", "reliability_cli", "eval", str(SIX), "--out", str(tmp_path / "r"),
-                             "--concurrency", "1"], stdout=subprocess.PIPE, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reliability_cli", "eval", str(SIX), "--out", str(tmp_path / "r"), "--concurrency", "1"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 120
@@ -106,7 +110,11 @@ def test_a_terminal_gets_the_rich_bar_on_stderr(tmp_path):
 
 
 def test_a_pipe_gets_no_bar(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "reliability_cli", "eval", str(SIX), "--out", str(tmp_path / "r"),
-                           "--limit", "100"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reliability_cli", "eval", str(SIX), "--out", str(tmp_path / "r"), "--limit", "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0
     assert "\x1b[" not in proc.stderr and "req/s" not in proc.stderr  # a quick run: not even a plain line

@@ -8,7 +8,7 @@ import textwrap
 from reliability_cli.results.schema import GateOverrides
 from reliability_cli.runner import RunOptions, run_eval
 
-MODULE = '''
+MODULE = """
 import asyncio
 
 def lookup(ctx):
@@ -19,14 +19,15 @@ def lookup(ctx):
 async def shout(ctx):
     await asyncio.sleep(0)
     return ctx["steps"]["lookup"]["output"]["account"] + "!"
-'''
+"""
 
 
 def test_python_endpoint_chain(tmp_path, monkeypatch):
     (tmp_path / "mytools.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     p = tmp_path / "p.yaml"
-    p.write_text(textwrap.dedent("""\
+    p.write_text(
+        textwrap.dedent("""\
         version: 1
         name: py
         endpoints:
@@ -40,14 +41,22 @@ def test_python_endpoint_chain(tmp_path, monkeypatch):
             endpoint: loud
             prompt: "{{ steps.lookup.output.account }}"
             checks: [{type: equals, value: "{{ expect.account }}!"}]
-        """))
+        """)
+    )
     e = tmp_path / "c.jsonl"
-    e.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "a", "vars": {"q": "acme"}, "expect": {"account": "ACME"}},
-        {"id": "b", "vars": {"q": "boom"}, "expect": {"account": "BOOM"}},
-    ]) + "\n")
-    r = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "r"),
-                                    gate_overrides=GateOverrides(max_error_rate=1.0))).results.to_dict()
+    e.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "a", "vars": {"q": "acme"}, "expect": {"account": "ACME"}},
+                {"id": "b", "vars": {"q": "boom"}, "expect": {"account": "BOOM"}},
+            ]
+        )
+        + "\n"
+    )
+    r = run_eval(
+        str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "r"), gate_overrides=GateOverrides(max_error_rate=1.0))
+    ).results.to_dict()
     units = {u["case"]: u for u in r["units"]}
     assert units["a"]["passed"] is True
     assert units["b"]["outcome"] == "error" and units["b"]["error_kind"] == "exception"

@@ -14,7 +14,8 @@ from reliability_cli.runner import RunOptions, run_eval
 
 def pipeline(tmp_path, failure: str, on: str, fail_rate: float = 0.3, attempts: int = 3):
     p = tmp_path / "p.yaml"
-    p.write_text(textwrap.dedent(f"""\
+    p.write_text(
+        textwrap.dedent(f"""\
         version: 1
         name: retry
         seed: 3
@@ -31,18 +32,26 @@ def pipeline(tmp_path, failure: str, on: str, fail_rate: float = 0.3, attempts: 
             retry: {{max_attempts: {attempts}, on: [{on}]}}
         gates:
           max_error_rate: 1.0
-        """))
+        """)
+    )
     e = tmp_path / "c.jsonl"
-    e.write_text("".join(json.dumps({"id": f"c{i}", "vars": {"q": "x"}, "expect": {"a": "ok"}}) + "\n"
-                         for i in range(300)))
+    e.write_text(
+        "".join(json.dumps({"id": f"c{i}", "vars": {"q": "x"}, "expect": {"a": "ok"}}) + "\n" for i in range(300))
+    )
     return str(p), str(e)
 
 
-@pytest.mark.parametrize(("failure", "on", "retried"), [
-    ("wrong", "fail", True), ("wrong", "error", False),
-    ("error", "error", True), ("error", "fail", False),
-    ("timeout", "error", True), ("malformed", "error", True),
-])
+@pytest.mark.parametrize(
+    ("failure", "on", "retried"),
+    [
+        ("wrong", "fail", True),
+        ("wrong", "error", False),
+        ("error", "error", True),
+        ("error", "fail", False),
+        ("timeout", "error", True),
+        ("malformed", "error", True),
+    ],
+)
 def test_what_is_retried(tmp_path, failure, on, retried):
     p, e = pipeline(tmp_path, failure, on)
     r = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"))).results.to_dict()
@@ -72,18 +81,36 @@ def test_retries_flag_overrides_max_attempts(tmp_path):
     assert max(u["attempts"] for u in r["units"]) == 3
 
 
-@pytest.mark.parametrize(("kind", "retry"), [
-    ("timeout", True), ("connect", True), ("protocol", True), ("parse", True), ("exception", True),
-    ("http_500", True), ("http_503", True), ("http_408", True), ("http_409", True), ("http_425", True),
-    ("http_400", False), ("http_401", False), ("http_403", False), ("http_404", False), ("http_422", False),
-    ("template", False), ("replay_miss", False),
-])
+@pytest.mark.parametrize(
+    ("kind", "retry"),
+    [
+        ("timeout", True),
+        ("connect", True),
+        ("protocol", True),
+        ("parse", True),
+        ("exception", True),
+        ("http_500", True),
+        ("http_503", True),
+        ("http_408", True),
+        ("http_409", True),
+        ("http_425", True),
+        ("http_400", False),
+        ("http_401", False),
+        ("http_403", False),
+        ("http_404", False),
+        ("http_422", False),
+        ("template", False),
+        ("replay_miss", False),
+    ],
+)
 def test_retryable_error_kinds(kind, retry):
     assert is_retryable_error(kind) is retry
 
 
 def test_infrastructure_errors_above_budget_exit_3(tmp_path):
     p, e = pipeline(tmp_path, "error", "fail", fail_rate=0.5, attempts=1)
-    out = run_eval(p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), gate_overrides=GateOverrides(max_error_rate=0.1)))
+    out = run_eval(
+        p, RunOptions(evalsets=[e], out=str(tmp_path / "r"), gate_overrides=GateOverrides(max_error_rate=0.1))
+    )
     assert out.exit_code == 3 and out.results.to_dict()["verdict"] == "error"
     assert out.results.to_dict()["end_to_end"]["error_rate"] > 0.4

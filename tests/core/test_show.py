@@ -37,30 +37,68 @@ def _handler(seen: list[dict[str, Any]]):
             if "FLAKY" in text and counts[text] == 1:
                 writer.write(http_response(500, {"error": {"message": "boom"}}))
             elif text.startswith("act"):
-                msg = {"role": "assistant", "content": None, "tool_calls": [
-                    {"id": "1", "type": "function", "function": {
-                        "name": "create_ticket", "arguments": json.dumps({"priority": "high" if "b-" in text else "low"})}}]}
-                writer.write(http_response(200, {"choices": [{"message": msg}], "usage": {"prompt_tokens": 7,
-                                                                                          "completion_tokens": 4}}))
+                msg = {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "1",
+                            "type": "function",
+                            "function": {
+                                "name": "create_ticket",
+                                "arguments": json.dumps({"priority": "high" if "b-" in text else "low"}),
+                            },
+                        }
+                    ],
+                }
+                writer.write(
+                    http_response(
+                        200, {"choices": [{"message": msg}], "usage": {"prompt_tokens": 7, "completion_tokens": 4}}
+                    )
+                )
             else:
                 reply = LONG if "LONG" in text else text.split("REPLY: ")[-1]
-                writer.write(http_response(200, {"choices": [{"message": {"role": "assistant", "content": reply}}],
-                                                 "usage": {"prompt_tokens": 5, "completion_tokens": 3}}))
+                writer.write(
+                    http_response(
+                        200,
+                        {
+                            "choices": [{"message": {"role": "assistant", "content": reply}}],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+                        },
+                    )
+                )
             await writer.drain()
+
     return handler
 
 
 def _pipeline(tmp_path: Path, base_url: str) -> Path:
     pipeline = {
         "name": "show-test",
-        "endpoints": {"llm": {"type": "openai", "base_url": base_url, "model": "m", "api_key_env": "SHOW_TEST_KEY",
-                              "headers": {"x-team": "${SHOW_TEAM_TOKEN}"}, "timeout_s": 5}},
+        "endpoints": {
+            "llm": {
+                "type": "openai",
+                "base_url": base_url,
+                "model": "m",
+                "api_key_env": "SHOW_TEST_KEY",
+                "headers": {"x-team": "${SHOW_TEAM_TOKEN}"},
+                "timeout_s": 5,
+            }
+        },
         "steps": [
-            {"id": "classify", "endpoint": "llm", "prompt": "{{ vars.q }}\nREPLY: {{ vars.reply }}",
-             "checks": [{"type": "contains", "value": "{{ expect.classify }}"}],
-             "retry": {"max_attempts": 2, "on": ["error"], "backoff": {"initial_s": 0, "max_s": 0}}},
-            {"id": "act", "endpoint": "llm", "prompt": "act {{ steps.classify.output[:20] }}",
-             "checks": [{"type": "tool-call", "name": "create_ticket", "arguments": {"priority": "high"}}]},
+            {
+                "id": "classify",
+                "endpoint": "llm",
+                "prompt": "{{ vars.q }}\nREPLY: {{ vars.reply }}",
+                "checks": [{"type": "contains", "value": "{{ expect.classify }}"}],
+                "retry": {"max_attempts": 2, "on": ["error"], "backoff": {"initial_s": 0, "max_s": 0}},
+            },
+            {
+                "id": "act",
+                "endpoint": "llm",
+                "prompt": "act {{ steps.classify.output[:20] }}",
+                "checks": [{"type": "tool-call", "name": "create_ticket", "arguments": {"priority": "high"}}],
+            },
         ],
     }
     cases = [
@@ -196,8 +234,9 @@ def test_an_interrupted_run_is_shown(finished_run: tuple[Path, list[dict[str, An
     assert len(load_units(cut, Selection(outcome="all")).units) == 6
 
 
-def test_a_run_without_sidecar_falls_back_to_the_journal(finished_run: tuple[Path, list[dict[str, Any]]],
-                                                         tmp_path: Path) -> None:
+def test_a_run_without_sidecar_falls_back_to_the_journal(
+    finished_run: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     run_dir, _ = finished_run
     old = tmp_path / "old"
     old.mkdir()

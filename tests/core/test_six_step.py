@@ -82,7 +82,9 @@ def test_identical_whatever_the_concurrency(tmp_path):
     a = json.dumps(strip_volatile(one.results.to_dict()), sort_keys=True)
     b = json.dumps(strip_volatile(many.results.to_dict()), sort_keys=True)
     assert a == b
-    assert one.results.to_dict()["end_to_end"]["pass_at_k"]["2"] >= one.results.to_dict()["end_to_end"]["pass_at_k"]["1"]
+    assert (
+        one.results.to_dict()["end_to_end"]["pass_at_k"]["2"] >= one.results.to_dict()["end_to_end"]["pass_at_k"]["1"]
+    )
 
 
 def test_trials_are_clustered_by_case(tmp_path):

@@ -17,7 +17,9 @@ def failed_gate_results(tmp_path_factory):
     from reliability_cli.runner import RunOptions, run_eval
 
     out = tmp_path_factory.mktemp("tr") / "run"
-    return run_eval(str(SIX), RunOptions(out=str(out), limit=400, gate_overrides=GateOverrides(end_to_end_min=0.9))).results.to_dict()
+    return run_eval(
+        str(SIX), RunOptions(out=str(out), limit=400, gate_overrides=GateOverrides(end_to_end_min=0.9))
+    ).results.to_dict()
 
 
 def render(results, width):
@@ -41,7 +43,7 @@ def test_reads_at_80_columns_without_colour(failed_gate_results):
     for s in r["steps"]:
         assert f"{s['passed']}/{s['reached']}" in text
     # the survival waterfall ends at the end-to-end count
-    survival = text[text.index("Survival"):text.index("End to end")].strip().splitlines()
+    survival = text[text.index("Survival") : text.index("End to end")].strip().splitlines()
     assert survival[-1].split()[:2] == [r["steps"][-1]["id"], str(e2e["passed"])]
     assert "FAIL  end_to_end: observed" in text and "< 0.9" in text
     assert text.rstrip().endswith("Verdict: FAIL (exit 1)")
@@ -52,10 +54,27 @@ def test_exact_layout_of_a_small_run():
     results = {
         "run": {"pipeline": "tiny", "cases": 4, "trials": 1, "seed": 0, "confidence": 0.95},
         "steps": [
-            {"id": "a", "passed": 3, "reached": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95},
-             "first_try_rate": 0.5, "recovery_rate": 0.5, "errors": 1, "latency_ms": {"p50": 12.0},
-             "failures": [{"case": "c4", "trial": 1, "outcome": "error", "error_kind": "timeout",
-                           "reason": "no reply within 30 s", "output": None}]},
+            {
+                "id": "a",
+                "passed": 3,
+                "reached": 4,
+                "rate": 0.75,
+                "ci": {"low": 0.3, "high": 0.95},
+                "first_try_rate": 0.5,
+                "recovery_rate": 0.5,
+                "errors": 1,
+                "latency_ms": {"p50": 12.0},
+                "failures": [
+                    {
+                        "case": "c4",
+                        "trial": 1,
+                        "outcome": "error",
+                        "error_kind": "timeout",
+                        "reason": "no reply within 30 s",
+                        "output": None,
+                    }
+                ],
+            },
         ],
         "end_to_end": {"passed": 3, "total": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95}},
         "what_if": [],

@@ -12,8 +12,13 @@ from reliability_cli.config import yamlpos
 from reliability_cli.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = sorted([*ROOT.glob("evalsets/*/pipeline.yaml"), *ROOT.glob("tests/corpus/**/*.yaml"),
-                *ROOT.glob("reliability_cli/scaffold/*.yaml")])
+FILES = sorted(
+    [
+        *ROOT.glob("evalsets/*/pipeline.yaml"),
+        *ROOT.glob("tests/corpus/**/*.yaml"),
+        *ROOT.glob("reliability_cli/scaffold/*.yaml"),
+    ]
+)
 LOADERS = [yaml.SafeLoader] + ([yaml.CSafeLoader] if getattr(yaml, "__with_libyaml__", False) else [])
 
 TRICKY = """\

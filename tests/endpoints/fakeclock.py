@@ -103,12 +103,17 @@ class Provider:
         remaining = str(max(0, math.floor(self.level)))
         reset = (self.capacity - self.level) / self.rate
         if self.style == "openai":
-            return {"x-ratelimit-limit-requests": str(int(self.rpm)), "x-ratelimit-remaining-requests": remaining,
-                    "x-ratelimit-reset-requests": f"{reset * 1000:.0f}ms"}
+            return {
+                "x-ratelimit-limit-requests": str(int(self.rpm)),
+                "x-ratelimit-remaining-requests": remaining,
+                "x-ratelimit-reset-requests": f"{reset * 1000:.0f}ms",
+            }
         when = datetime.fromtimestamp(self.clock.wall() + math.ceil(reset), timezone.utc)
-        return {"anthropic-ratelimit-requests-limit": str(int(self.rpm)),
-                "anthropic-ratelimit-requests-remaining": remaining,
-                "anthropic-ratelimit-requests-reset": when.isoformat(timespec="seconds").replace("+00:00", "Z")}
+        return {
+            "anthropic-ratelimit-requests-limit": str(int(self.rpm)),
+            "anthropic-ratelimit-requests-remaining": remaining,
+            "anthropic-ratelimit-requests-reset": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
 
     async def handle(self) -> tuple[int, dict[str, str]]:
         now = self.clock.now()
@@ -124,8 +129,11 @@ class Provider:
             if self.level < 1:
                 self.counts["429"] += 1
                 wait = (1 - self.level) / self.rate
-                retry = {"retry-after-ms": str(math.ceil(wait * 1000))} if self.style == "openai" else \
-                    {"retry-after": str(math.ceil(wait))}
+                retry = (
+                    {"retry-after-ms": str(math.ceil(wait * 1000))}
+                    if self.style == "openai"
+                    else {"retry-after": str(math.ceil(wait))}
+                )
                 return 429, {**self.headers(), **retry}
             self.level -= 1
         headers = self.headers()
@@ -157,8 +165,13 @@ def retry_after(headers: dict[str, str]) -> float | None:
     return None
 
 
-async def drive(controller: AdaptiveController, provider: Provider, units: int, workers: int,
-                on_answer: Callable[[Run], None] | None = None) -> Run:
+async def drive(
+    controller: AdaptiveController,
+    provider: Provider,
+    units: int,
+    workers: int,
+    on_answer: Callable[[Run], None] | None = None,
+) -> Run:
     """``workers`` tasks share ``units`` requests; a throttled one (429/503 with Retry-After)
     is resent, as the HTTP endpoint does, and so is a 503 without one (a retry)."""
     run = Run()
@@ -175,8 +188,12 @@ async def drive(controller: AdaptiveController, provider: Provider, units: int, 
                 run.max_in_flight = max(run.max_in_flight, in_flight)
                 status, headers = await provider.handle()
                 in_flight -= 1
-                controller.release(ticket, status=status, headers=headers, retry_after=retry_after(headers)
-                                   if status in (429, 503) else None)
+                controller.release(
+                    ticket,
+                    status=status,
+                    headers=headers,
+                    retry_after=retry_after(headers) if status in (429, 503) else None,
+                )
                 run.windows.append((controller.clock.now(), controller.window))
                 if on_answer is not None:
                     on_answer(run)

@@ -44,6 +44,7 @@ def raw_server(handler: Handler) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+
         async def stop() -> None:
             server.close()
             for task in list(tasks):
@@ -72,14 +73,20 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[str, dict[str, str
 def http_response(status: int, body: Any, headers: dict[str, str] | None = None) -> bytes:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    return (f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n"
-            f"{extra}\r\n").encode() + data
+    return (
+        f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {len(data)}\r\n{extra}\r\n"
+    ).encode() + data
 
 
-def always(status: int, body: Any, headers: dict[str, str] | None = None,
-           seen: list[tuple[str, dict[str, str], bytes]] | None = None) -> Handler:
+def always(
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    seen: list[tuple[str, dict[str, str], bytes]] | None = None,
+) -> Handler:
     """A handler answering every request on a kept-alive connection with the same response;
     each request read is appended to ``seen``."""
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
             try:
@@ -90,12 +97,15 @@ def always(status: int, body: Any, headers: dict[str, str] | None = None,
                 seen.append(request)
             writer.write(http_response(status, body, headers))
             await writer.drain()
+
     return handler
 
 
 def completion(text: str, tokens: tuple[int, int] = (3, 2)) -> dict[str, Any]:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]}}
+    return {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": tokens[0], "completion_tokens": tokens[1]},
+    }
 
 
 def free_port() -> int:
@@ -113,16 +123,31 @@ def write_pipeline(directory: Path, pipeline: dict[str, Any], cases: list[dict[s
     return path
 
 
-def one_step(base_url: str, *, timeout_s: float = 5, attempts: int = 1, checks: list[Any] | None = None,
-             extra: dict[str, Any] | None = None, prompt: str = "{{ vars.q }}\nREPLY: {{ expect.answer }}",
-             name: str = "t") -> dict[str, Any]:
+def one_step(
+    base_url: str,
+    *,
+    timeout_s: float = 5,
+    attempts: int = 1,
+    checks: list[Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    prompt: str = "{{ vars.q }}\nREPLY: {{ expect.answer }}",
+    name: str = "t",
+) -> dict[str, Any]:
     """A one-step pipeline on an ``openai`` endpoint named ``llm``."""
-    endpoint = {"type": "openai", "base_url": base_url, "model": "gpt-test", "timeout_s": timeout_s,
-                **(extra or {})}
-    return {"name": name, "endpoints": {"llm": endpoint},
-            "steps": [{"id": "answer", "endpoint": "llm", "prompt": prompt,
-                       "checks": checks if checks is not None else [{"type": "equals", "value": "{{ expect.answer }}"}],
-                       "retry": {"max_attempts": attempts, "backoff": {"initial_s": 0, "max_s": 0}}}]}
+    endpoint = {"type": "openai", "base_url": base_url, "model": "gpt-test", "timeout_s": timeout_s, **(extra or {})}
+    return {
+        "name": name,
+        "endpoints": {"llm": endpoint},
+        "steps": [
+            {
+                "id": "answer",
+                "endpoint": "llm",
+                "prompt": prompt,
+                "checks": checks if checks is not None else [{"type": "equals", "value": "{{ expect.answer }}"}],
+                "retry": {"max_attempts": attempts, "backoff": {"initial_s": 0, "max_s": 0}},
+            }
+        ],
+    }
 
 
 def cases(n: int, prefix: str = "c") -> list[dict[str, Any]]:

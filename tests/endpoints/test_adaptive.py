@@ -30,15 +30,26 @@ def test_durations_and_header_styles():
     assert parse_duration("1h2m3.5s") == pytest.approx(3723.5)
     assert parse_duration("0.5") == 0.5
     assert parse_duration("soon") is None and parse_duration("5x") is None and parse_duration("") is None
-    openai = read_limits({"x-ratelimit-limit-requests": "2400", "x-ratelimit-remaining-requests": "7",
-                          "x-ratelimit-reset-requests": "1s", "x-ratelimit-limit-tokens": "90000",
-                          "x-ratelimit-remaining-tokens": "89000", "x-ratelimit-reset-tokens": "6m0s"})
+    openai = read_limits(
+        {
+            "x-ratelimit-limit-requests": "2400",
+            "x-ratelimit-remaining-requests": "7",
+            "x-ratelimit-reset-requests": "1s",
+            "x-ratelimit-limit-tokens": "90000",
+            "x-ratelimit-remaining-tokens": "89000",
+            "x-ratelimit-reset-tokens": "6m0s",
+        }
+    )
     assert openai["requests"].limit == 2400 and openai["requests"].remaining == 7 and openai["requests"].reset_s == 1
     assert openai["tokens"].reset_s == 360
-    anthropic = read_limits({"anthropic-ratelimit-output-tokens-limit": "8000",
-                             "anthropic-ratelimit-output-tokens-remaining": "10",
-                             "anthropic-ratelimit-output-tokens-reset": "2026-01-01T00:00:30Z"},
-                            wall_now=1767225600.0)  # 2026-01-01T00:00:00Z
+    anthropic = read_limits(
+        {
+            "anthropic-ratelimit-output-tokens-limit": "8000",
+            "anthropic-ratelimit-output-tokens-remaining": "10",
+            "anthropic-ratelimit-output-tokens-reset": "2026-01-01T00:00:30Z",
+        },
+        wall_now=1767225600.0,
+    )  # 2026-01-01T00:00:00Z
     assert anthropic["output_tokens"].remaining == 10 and anthropic["output_tokens"].reset_s == 30
     assert read_limits({"content-type": "application/json"}) == {}
 

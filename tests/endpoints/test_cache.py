@@ -52,6 +52,7 @@ class Counter:
                     reply = headers.get("authorization", "")
                 writer.write(http_response(200, completion(reply)))
                 await writer.drain()
+
         return handle
 
     def take(self) -> int:
@@ -61,22 +62,49 @@ class Counter:
         return n
 
 
-def _pipeline(directory: Path, url: str, final_prompt: str = "Polish: {{ steps.draft.output }}\nREPLY: "
-              "{{ steps.draft.output }}", fail_case: bool = False, price: bool = False) -> Path:
+def _pipeline(
+    directory: Path,
+    url: str,
+    final_prompt: str = "Polish: {{ steps.draft.output }}\nREPLY: {{ steps.draft.output }}",
+    fail_case: bool = False,
+    price: bool = False,
+) -> Path:
     pipeline = {
         "name": "cached",
-        "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "api_key_env": "CACHE_TEST_KEY",
-                              "timeout_s": 5, **({"price": {"input": 1e6, "output": 1e6}} if price else {})}},
+        "endpoints": {
+            "llm": {
+                "type": "openai",
+                "base_url": url,
+                "model": "m",
+                "api_key_env": "CACHE_TEST_KEY",
+                "timeout_s": 5,
+                **({"price": {"input": 1e6, "output": 1e6}} if price else {}),
+            }
+        },
         "steps": [
-            {"id": "draft", "endpoint": "llm", "prompt": "Draft for {{ vars.q }}\nREPLY: {{ vars.answer }}",
-             "checks": [{"type": "equals", "value": "{{ expect.draft }}"}]},
-            {"id": "final", "endpoint": "llm", "prompt": final_prompt,
-             "checks": [{"type": "contains", "value": "{{ expect.draft }}"}]},
+            {
+                "id": "draft",
+                "endpoint": "llm",
+                "prompt": "Draft for {{ vars.q }}\nREPLY: {{ vars.answer }}",
+                "checks": [{"type": "equals", "value": "{{ expect.draft }}"}],
+            },
+            {
+                "id": "final",
+                "endpoint": "llm",
+                "prompt": final_prompt,
+                "checks": [{"type": "contains", "value": "{{ expect.draft }}"}],
+            },
         ],
     }
     # with fail_case, c0's draft differs from its gold: it never reaches ``final``
-    cases = [{"id": f"c{i}", "vars": {"q": f"q{i}", "answer": f"d{i}"},
-              "expect": {"draft": ("WRONG" if fail_case and i == 0 else "") + f"d{i}"}} for i in range(N)]
+    cases = [
+        {
+            "id": f"c{i}",
+            "vars": {"q": f"q{i}", "answer": f"d{i}"},
+            "expect": {"draft": ("WRONG" if fail_case and i == 0 else "") + f"d{i}"},
+        }
+        for i in range(N)
+    ]
     return write_pipeline(directory, pipeline, cases)
 
 
@@ -115,8 +143,12 @@ def test_editing_the_last_prompt_recalls_only_that_step(tmp_path: Path, server: 
     db = str(tmp_path / "cache.sqlite")
     run(_pipeline(tmp_path / "p", url, fail_case=True), tmp_path / "r1", cache=db)
     assert counter.take() == 2 * N - 1  # c0 fails at draft
-    edited = _pipeline(tmp_path / "p", url, fail_case=True,
-                       final_prompt="Polish, kindly: {{ steps.draft.output }}\nREPLY: {{ steps.draft.output }}")
+    edited = _pipeline(
+        tmp_path / "p",
+        url,
+        fail_case=True,
+        final_prompt="Polish, kindly: {{ steps.draft.output }}\nREPLY: {{ steps.draft.output }}",
+    )
     results = run(edited, tmp_path / "r2", cache=db)
     assert counter.take() == N - 1  # one call per unit reaching ``final``
     by_step = {}
@@ -153,11 +185,15 @@ def test_no_key_in_the_database(tmp_path: Path, server: Any) -> None:
     path = _pipeline(tmp_path / "p", url)
     run(path, tmp_path / "r1", cache=str(db))
     # a server echoing the key back: that response is not stored
-    echo = write_pipeline(tmp_path / "e", {
-        "name": "echo", "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m",
-                                              "api_key_env": "CACHE_TEST_KEY"}},
-        "steps": [{"id": "s", "endpoint": "llm", "prompt": "ECHO-KEY {{ vars.q }}"}]},
-        [{"id": "e1", "vars": {"q": "x"}}])
+    echo = write_pipeline(
+        tmp_path / "e",
+        {
+            "name": "echo",
+            "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "api_key_env": "CACHE_TEST_KEY"}},
+            "steps": [{"id": "s", "endpoint": "llm", "prompt": "ECHO-KEY {{ vars.q }}"}],
+        },
+        [{"id": "e1", "vars": {"q": "x"}}],
+    )
     run(echo, tmp_path / "r2", cache=str(db))
     assert counter.take() == 2 * N + 1
     run(echo, tmp_path / "r3", cache=str(db))
@@ -176,9 +212,24 @@ def _eval(path: Path, out: Path, db: Path, *extra: str) -> subprocess.Popen[str]
 
     env = {**os.environ, "RELCHECK_CACHE": str(db), "CACHE_TEST_KEY": SECRET}
     env.pop("CI", None)
-    return subprocess.Popen([sys.executable, "-m", "reliability_cli", "eval", str(path), "--out", str(out),
-                             "--no-progress", "--quiet", *extra], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reliability_cli",
+            "eval",
+            str(path),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--quiet",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_concurrent_runs_share_the_cache(tmp_path: Path, server: Any) -> None:
@@ -232,8 +283,7 @@ def test_resolve_path(monkeypatch: pytest.MonkeyPatch) -> None:
         resolve_path(cache_only=True, environ={"RELCHECK_CACHE": "off"})
 
 
-def test_cli_cache_info_clear_and_flags(tmp_path: Path, server: Any, cli: Any,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_cache_info_clear_and_flags(tmp_path: Path, server: Any, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     counter, url = server
     db = tmp_path / "c.sqlite"
     monkeypatch.setenv("RELCHECK_CACHE", str(db))

@@ -55,7 +55,7 @@ async def closes(reader, writer):
 
 async def closes_mid_body(reader, writer):
     await read_request(reader)
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"choi")
+    writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"choi')
     await writer.drain()
     writer.close()
 
@@ -80,10 +80,17 @@ async def call(base_url: str, timeout_s: float = DEADLINE):
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-@pytest.mark.parametrize(("handler", "kind"), [
-    (never_answers, "timeout"), (drips, "timeout"), (drips_headers, "timeout"),
-    (closes, "protocol"), (closes_mid_body, "protocol"), (garbage, "protocol"),
-])
+@pytest.mark.parametrize(
+    ("handler", "kind"),
+    [
+        (never_answers, "timeout"),
+        (drips, "timeout"),
+        (drips_headers, "timeout"),
+        (closes, "protocol"),
+        (closes_mid_body, "protocol"),
+        (garbage, "protocol"),
+    ],
+)
 def test_socket_faults_end_within_the_deadline(monkeypatch, transport, handler, kind):
     monkeypatch.setenv("RELCHECK_HTTP_TRANSPORT", transport)
     with raw_server(handler) as url:

@@ -19,8 +19,15 @@ from .helpers import attempts, cases, free_port, one_step, run, step, write_pipe
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_each_fault_kind_is_counted_exactly(tmp_path, monkeypatch, transport):
     monkeypatch.setenv("RELCHECK_HTTP_TRANSPORT", transport)
-    config = FaultConfig(status_rates={500: 0.08, 429: 0.08, 401: 0.0}, retry_after=0.01,
-                         malformed_rate=0.06, drop_rate=0.06, hang_rate=0.03, fail_rate=0.06, seed=1)
+    config = FaultConfig(
+        status_rates={500: 0.08, 429: 0.08, 401: 0.0},
+        retry_after=0.01,
+        malformed_rate=0.06,
+        drop_rate=0.06,
+        hang_rate=0.03,
+        fail_rate=0.06,
+        seed=1,
+    )
     n = 150
     # The deadline is far beyond any answered request's time, even on a machine whose cores are
     # all busy: only the injected hangs reach it. (With a short deadline, a slow machine made an
@@ -39,12 +46,22 @@ def test_each_fault_kind_is_counted_exactly(tmp_path, monkeypatch, transport):
     # Attempts: every request the server saw is one attempt, except throttled resends.
     assert injected["requests"] == s["attempts"] + s["throttled"]
     assert s["throttled"] == injected["status_429"] > 0
-    assert s["error_kinds"] == {k: v for k, v in {
-        "http_500": injected["status_500"], "parse": injected["malformed"],
-        "protocol": injected["drop"], "timeout": injected["hang"]}.items() if v}
+    assert s["error_kinds"] == {
+        k: v
+        for k, v in {
+            "http_500": injected["status_500"],
+            "parse": injected["malformed"],
+            "protocol": injected["drop"],
+            "timeout": injected["hang"],
+        }.items()
+        if v
+    }
     assert all(injected[k] > 0 for k in ("status_500", "malformed", "drop", "hang", "wrong"))
-    assert s["attempt_outcomes"] == {"pass": injected["ok"], "fail": injected["wrong"],
-                                     "error": sum(s["error_kinds"].values())}
+    assert s["attempt_outcomes"] == {
+        "pass": injected["ok"],
+        "fail": injected["wrong"],
+        "error": sum(s["error_kinds"].values()),
+    }
     assert s["passed"] == injected["ok"]
     # The journal agrees line for line; timeouts ended at the deadline, not before it.
     rows = attempts(tmp_path / "out")
@@ -136,13 +153,22 @@ def test_tool_calls_are_kept_for_checks(tmp_path):
             "name": "tools",
             "endpoints": {
                 "oa": {"type": "openai", "base_url": f"{base}/v1", "model": "m", "params": {"tools": tools}},
-                "an": {"type": "anthropic", "base_url": base, "model": "m",
-                       "params": {"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]}},
+                "an": {
+                    "type": "anthropic",
+                    "base_url": base,
+                    "model": "m",
+                    "params": {"tools": [{"name": "lookup", "input_schema": {"type": "object"}}]},
+                },
             },
             "steps": [
-                {"id": s_id, "endpoint": ep, "prompt": 'CALL: lookup {"id": "{{ vars.q }}", "n": 2}',
-                 "checks": [{"type": "tool-call", "name": "lookup", "arguments": {"id": "{{ vars.q }}"}}]}
-                for s_id, ep in (("openai_step", "oa"), ("anthropic_step", "an"))],
+                {
+                    "id": s_id,
+                    "endpoint": ep,
+                    "prompt": 'CALL: lookup {"id": "{{ vars.q }}", "n": 2}',
+                    "checks": [{"type": "tool-call", "name": "lookup", "arguments": {"id": "{{ vars.q }}"}}],
+                }
+                for s_id, ep in (("openai_step", "oa"), ("anthropic_step", "an"))
+            ],
         }
         path = write_pipeline(tmp_path / "p", pipeline, cases(3))
         results = run(path, tmp_path / "out")

@@ -13,7 +13,8 @@ def test_max_cost_stops_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("RELCHECK_TEST_KEY", "sk-test-cost")
     with run_in_thread(FaultConfig()) as server:
         p = tmp_path / "p.yaml"
-        p.write_text(textwrap.dedent(f"""\
+        p.write_text(
+            textwrap.dedent(f"""\
             version: 1
             name: cost
             endpoints:
@@ -28,15 +29,17 @@ def test_max_cost_stops_the_run(tmp_path, monkeypatch):
                 endpoint: llm
                 prompt: "REPLY: ok"
                 checks: [{{type: equals, value: ok}}]
-            """))
+            """)
+        )
         e = tmp_path / "c.jsonl"
         e.write_text("".join(json.dumps({"id": f"c{i}"}) + "\n" for i in range(200)))
         free = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "free"), limit=5))
         per_unit = free.results.to_dict()["run"]["cost_usd"] / 5
         step = free.results.to_dict()["steps"][0]
         assert per_unit == (step["tokens"]["input"] + step["tokens"]["output"]) / 5 > 0
-        capped = run_eval(str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "capped"), concurrency=1,
-                                             max_cost=per_unit * 10))
+        capped = run_eval(
+            str(p), RunOptions(evalsets=[str(e)], out=str(tmp_path / "capped"), concurrency=1, max_cost=per_unit * 10)
+        )
     assert capped.exit_code == 3 and capped.results.to_dict()["verdict"] == "error"
     assert capped.results.to_dict()["run"]["stop_reason"] == "max_cost"
     assert 10 <= capped.results.to_dict()["end_to_end"]["total"] <= 11

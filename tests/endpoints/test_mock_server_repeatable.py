@@ -18,16 +18,16 @@ _TIMING = ("latency", "duration", "started", "finished", "elapsed", "_ms", "_s")
 def _untimed(value: Any) -> Any:
     """``value`` without timing figures, run ids or paths of the run directory."""
     if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items()
-                if not any(t in k for t in _TIMING) and k not in ("id", "dir")}
+        return {k: _untimed(v) for k, v in value.items() if not any(t in k for t in _TIMING) and k not in ("id", "dir")}
     if isinstance(value, list):
         return [_untimed(v) for v in value]
     return value
 
 
 def test_two_runs_against_one_server_process_are_identical(tmp_path):
-    config = FaultConfig(status_rates={500: 0.15, 429: 0.05}, retry_after=0, fail_rate=0.15,
-                         malformed_rate=0.05, seed=5)
+    config = FaultConfig(
+        status_rates={500: 0.15, 429: 0.05}, retry_after=0, fail_rate=0.15, malformed_rate=0.05, seed=5
+    )
     with run_in_thread(config) as server:
         path = write_pipeline(tmp_path / "p", one_step(f"{server.base_url}/v1", attempts=3), cases(60))
         first = run(path, tmp_path / "one")

@@ -24,19 +24,32 @@ EDITED = "Polish, kindly: {{ steps.draft.output }}\nREPLY: {{ steps.draft.output
 def _pipeline(directory: Path, final_prompt: str) -> Path:
     pipeline = {
         "name": "rx",
-        "endpoints": {"llm": {"type": "openai", "base_url": "${RX_URL}", "model": "m", "timeout_s": 5,
-                              "api_key_env": "RX_KEY"}},
+        "endpoints": {
+            "llm": {"type": "openai", "base_url": "${RX_URL}", "model": "m", "timeout_s": 5, "api_key_env": "RX_KEY"}
+        },
         "steps": [
-            {"id": "draft", "endpoint": "llm", "prompt": [{"role": "system", "content": "Be brief."},
-                                                          {"role": "user", "content": DRAFT}],
-             "checks": [{"type": "equals", "value": "{{ expect.draft }}"}]},
-            {"id": "final", "endpoint": "llm", "prompt": [{"role": "system", "content": "Be brief."},
-                                                          {"role": "user", "content": final_prompt}],
-             "checks": [{"type": "contains", "value": "{{ expect.draft }}"}]},
+            {
+                "id": "draft",
+                "endpoint": "llm",
+                "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": DRAFT}],
+                "checks": [{"type": "equals", "value": "{{ expect.draft }}"}],
+            },
+            {
+                "id": "final",
+                "endpoint": "llm",
+                "prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": final_prompt}],
+                "checks": [{"type": "contains", "value": "{{ expect.draft }}"}],
+            },
         ],
     }
-    cases = [{"id": f"c{i}", "vars": {"q": f"q{i}", "answer": f"d{i}"},
-              "expect": {"draft": ("WRONG" if i == 0 else "") + f"d{i}"}} for i in range(N)]
+    cases = [
+        {
+            "id": f"c{i}",
+            "vars": {"q": f"q{i}", "answer": f"d{i}"},
+            "expect": {"draft": ("WRONG" if i == 0 else "") + f"d{i}"},
+        }
+        for i in range(N)
+    ]
     return write_pipeline(directory, pipeline, cases)
 
 
@@ -53,8 +66,9 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Cou
         yield tmp_path, counter, url
 
 
-def test_a_miss_names_the_first_differing_field(recorded: tuple[Path, Counter, str],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_miss_names_the_first_differing_field(
+    recorded: tuple[Path, Counter, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     tmp_path, counter, _ = recorded
     monkeypatch.setenv("RX_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens: replay only
     monkeypatch.delenv("RX_KEY")
@@ -70,8 +84,9 @@ def test_a_miss_names_the_first_differing_field(recorded: tuple[Path, Counter, s
     assert results["exit_code"] == 3 and counter.take() == 0
 
 
-def test_replay_old_record_new_updates_the_cassette(recorded: tuple[Path, Counter, str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_old_record_new_updates_the_cassette(
+    recorded: tuple[Path, Counter, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     tmp_path, counter, _ = recorded
     edited = _pipeline(tmp_path / "p", EDITED)
     old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
@@ -95,24 +110,34 @@ def test_a_step_never_recorded_is_named(recorded: tuple[Path, Counter, str], mon
     tmp_path, _, _ = recorded
     monkeypatch.setenv("RX_URL", f"http://127.0.0.1:{free_port()}")
     results = run(_pipeline(tmp_path / "p", FINAL), tmp_path / "r1", replay=str(tmp_path / "old.jsonl"), trials=2)
-    reasons = {a["case"]: a["reason"] for a in attempts(tmp_path / "r1")
-               if a["error_kind"] == "replay_miss" and a["trial"] == 2}
+    reasons = {
+        a["case"]: a["reason"]
+        for a in attempts(tmp_path / "r1")
+        if a["error_kind"] == "replay_miss" and a["trial"] == 2
+    }
     assert sorted(reasons) == [f"c{i}" for i in range(N)]
-    assert reasons["c2"] == ("step draft, attempt 1: old.jsonl has this request for case c2, trial 1, not for "
-                             "case c2, trial 2 (recorded with fewer trials or other cases?)")
+    assert reasons["c2"] == (
+        "step draft, attempt 1: old.jsonl has this request for case c2, trial 1, not for "
+        "case c2, trial 2 (recorded with fewer trials or other cases?)"
+    )
     assert results["exit_code"] == 3
 
 
-@pytest.mark.parametrize(("sent", "recorded", "expected"), [
-    ({"a": "xyz"}, {"a": "xyz"}, None),
-    ({"messages": [{"content": "hello"}, {"content": "abcdef"}]},
-     {"messages": [{"content": "hello"}, {"content": "abXdef"}]},
-     'messages[1].content differs at char 2 ("cdef" vs recorded "Xdef")'),
-    ({"model": "m", "t": 1}, {"model": "m"}, "t is sent but was not recorded"),
-    ({"model": "m"}, {"model": "m", "t": 1}, "t was recorded but is not sent"),
-    ({"m": [1, 2]}, {"m": [1]}, "m has 2 items, the recording 1"),
-    ({"t": 0.5}, {"t": 0.7}, "t is 0.5, recorded 0.7"),
-    ({"t": 1}, {"t": True}, "t is 1, recorded true"),
-])
+@pytest.mark.parametrize(
+    ("sent", "recorded", "expected"),
+    [
+        ({"a": "xyz"}, {"a": "xyz"}, None),
+        (
+            {"messages": [{"content": "hello"}, {"content": "abcdef"}]},
+            {"messages": [{"content": "hello"}, {"content": "abXdef"}]},
+            'messages[1].content differs at char 2 ("cdef" vs recorded "Xdef")',
+        ),
+        ({"model": "m", "t": 1}, {"model": "m"}, "t is sent but was not recorded"),
+        ({"model": "m"}, {"model": "m", "t": 1}, "t was recorded but is not sent"),
+        ({"m": [1, 2]}, {"m": [1]}, "m has 2 items, the recording 1"),
+        ({"t": 0.5}, {"t": 0.7}, "t is 0.5, recorded 0.7"),
+        ({"t": 1}, {"t": True}, "t is 1, recorded true"),
+    ],
+)
 def test_first_difference(sent: Any, recorded: Any, expected: str | None) -> None:
     assert first_difference(sent, recorded) == expected

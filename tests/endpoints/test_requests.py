@@ -59,33 +59,59 @@ async def call(config, req, environ=None):
 def test_openai_azure_style_headers_query_and_bearer_key():
     handler, seen = capturing_server(http_response(200, completion("hi")))
     with raw_server(handler) as url:
-        config = OpenAIEndpoint(type="openai", base_url=f"{url}/openai/deployments/gpt", model="gpt-4o",
-                                headers={"api-key": "azure-secret"}, query={"api-version": "2024-06-01"},
-                                api_key_env="MY_KEY", params={"temperature": 0})
-        response = asyncio.run(call(config, request([{"role": "user", "content": "q"}], {"seed": 1}),
-                                    environ={"MY_KEY": "sk-abc"}))
+        config = OpenAIEndpoint(
+            type="openai",
+            base_url=f"{url}/openai/deployments/gpt",
+            model="gpt-4o",
+            headers={"api-key": "azure-secret"},
+            query={"api-version": "2024-06-01"},
+            api_key_env="MY_KEY",
+            params={"temperature": 0},
+        )
+        response = asyncio.run(
+            call(config, request([{"role": "user", "content": "q"}], {"seed": 1}), environ={"MY_KEY": "sk-abc"})
+        )
     line, headers, body = seen[0]
     assert line == "POST /openai/deployments/gpt/chat/completions?api-version=2024-06-01 HTTP/1.1"
     assert headers["api-key"] == "azure-secret" and headers["authorization"] == "Bearer sk-abc"
-    assert json.loads(body) == {"model": "gpt-4o", "messages": [{"role": "user", "content": "q"}],
-                                "temperature": 0, "seed": 1}
+    assert json.loads(body) == {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "q"}],
+        "temperature": 0,
+        "seed": 1,
+    }
     assert response.text == "hi" and (response.tokens_in, response.tokens_out) == (3, 2)
 
 
 def test_anthropic_system_top_level_max_tokens_and_blocks():
-    reply = {"content": [{"type": "text", "text": "Hello "}, {"type": "tool_use", "name": "f", "input": {"a": 1}},
-                         {"type": "text", "text": "there"}], "usage": {"input_tokens": 7, "output_tokens": 3}}
+    reply = {
+        "content": [
+            {"type": "text", "text": "Hello "},
+            {"type": "tool_use", "name": "f", "input": {"a": 1}},
+            {"type": "text", "text": "there"},
+        ],
+        "usage": {"input_tokens": 7, "output_tokens": 3},
+    }
     handler, seen = capturing_server(http_response(200, reply))
     with raw_server(handler) as url:
         config = AnthropicEndpoint(type="anthropic", base_url=url, model="claude", api_key_env="AK")
-        response = asyncio.run(call(config, request([{"role": "system", "content": "Be brief."},
-                                                     {"role": "user", "content": "hi"}]), environ={"AK": "ak-1"}))
+        response = asyncio.run(
+            call(
+                config,
+                request([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]),
+                environ={"AK": "ak-1"},
+            )
+        )
     line, headers, body = seen[0]
     assert line.startswith("POST /v1/messages ")
     assert headers["x-api-key"] == "ak-1" and headers["anthropic-version"] == "2023-06-01"
     assert "authorization" not in headers
-    assert json.loads(body) == {"model": "claude", "max_tokens": 1024, "system": "Be brief.",
-                                "messages": [{"role": "user", "content": "hi"}]}
+    assert json.loads(body) == {
+        "model": "claude",
+        "max_tokens": 1024,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     assert response.text == "Hello there"
     assert [(c.name, c.arguments) for c in response.tool_calls] == [("f", {"a": 1})]
     assert (response.tokens_in, response.tokens_out) == (7, 3)
@@ -95,11 +121,16 @@ def test_http_endpoint_templates_everything_and_follows_output_path():
     reply = {"data": {"items": [{"name": "first"}, {"name": "second", "plan": {"tier": "pro"}}]}}
     handler, seen = capturing_server(http_response(200, reply))
     with raw_server(handler) as url:
-        config = HttpEndpoint.model_validate({
-            "type": "http", "method": "PUT", "url": url + "/accounts/{{ vars.id }}",
-            "headers": {"x-case": "{{ case.id }}"}, "json": {"id": "{{ vars.id }}", "n": "{{ vars.n }}",
-                                                             "tags": ["{{ vars.id }}", 3]},
-            "output_path": "data.items[1].plan"})
+        config = HttpEndpoint.model_validate(
+            {
+                "type": "http",
+                "method": "PUT",
+                "url": url + "/accounts/{{ vars.id }}",
+                "headers": {"x-case": "{{ case.id }}"},
+                "json": {"id": "{{ vars.id }}", "n": "{{ vars.n }}", "tags": ["{{ vars.id }}", 3]},
+                "output_path": "data.items[1].plan",
+            }
+        )
         context = {"vars": {"id": "A7", "n": 4}, "case": {"id": "c1", "tags": []}}
         response = asyncio.run(call(config, request([], context=context)))
     line, headers, body = seen[0]
@@ -167,11 +198,24 @@ def test_llm_rubric_judge_is_an_openai_endpoint_on_the_mock_server(tmp_path):
     with run_in_thread() as server:
         pipeline = {
             "name": "judged",
-            "endpoints": {"llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m"},
-                          "judge": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "j"}},
-            "steps": [{"id": "draft", "endpoint": "llm", "prompt": "REPLY: Dear {{ vars.q }}",
-                       "checks": [{"type": "llm-rubric", "endpoint": "judge",
-                                   "rubric": "Greets the customer.\nREPLY: {{ expect.answer }}"}]}],
+            "endpoints": {
+                "llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m"},
+                "judge": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "j"},
+            },
+            "steps": [
+                {
+                    "id": "draft",
+                    "endpoint": "llm",
+                    "prompt": "REPLY: Dear {{ vars.q }}",
+                    "checks": [
+                        {
+                            "type": "llm-rubric",
+                            "endpoint": "judge",
+                            "rubric": "Greets the customer.\nREPLY: {{ expect.answer }}",
+                        }
+                    ],
+                }
+            ],
         }
         verdicts = ['{"reason": "greets", "pass": true, "score": 1}', '{"reason": "rude", "pass": false}']
         rows = [{"id": f"c{i}", "vars": {"q": f"n{i}"}, "expect": {"answer": verdicts[i % 2]}} for i in range(6)]
@@ -191,10 +235,18 @@ def test_judge_infrastructure_error_is_an_error_not_a_fail(tmp_path):
     with run_in_thread() as server, raw_server(overloaded) as judge_url:
         pipeline = {
             "name": "judged",
-            "endpoints": {"llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m"},
-                          "judge": {"type": "openai", "base_url": f"{judge_url}/v1", "model": "j"}},
-            "steps": [{"id": "draft", "endpoint": "llm", "prompt": "hello",
-                       "checks": [{"type": "llm-rubric", "endpoint": "judge", "rubric": "ok"}]}],
+            "endpoints": {
+                "llm": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m"},
+                "judge": {"type": "openai", "base_url": f"{judge_url}/v1", "model": "j"},
+            },
+            "steps": [
+                {
+                    "id": "draft",
+                    "endpoint": "llm",
+                    "prompt": "hello",
+                    "checks": [{"type": "llm-rubric", "endpoint": "judge", "rubric": "ok"}],
+                }
+            ],
         }
         path = write_pipeline(tmp_path / "p", pipeline, cases(2))
         results = run(path, tmp_path / "out")
@@ -204,18 +256,36 @@ def test_judge_infrastructure_error_is_an_error_not_a_fail(tmp_path):
 
 
 def test_mock_server_command_serves_and_reports_counts():
-    proc = subprocess.Popen([sys.executable, "-m", "reliability_cli", "mock-server", "--port", "0",
-                             "--status-rate", "500=0.5", "--seed", "3"],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_PROXY": "*"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reliability_cli",
+            "mock-server",
+            "--port",
+            "0",
+            "--status-rate",
+            "500=0.5",
+            "--seed",
+            "3",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_PROXY": "*"},
+    )
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
         assert match, first
         with httpx.Client(trust_env=False, timeout=5) as client:
-            statuses = [client.post(f"{match.group(1)}/v1/chat/completions",
-                                    json={"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}).status_code
-                        for i in range(20)]
+            statuses = [
+                client.post(
+                    f"{match.group(1)}/v1/chat/completions",
+                    json={"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]},
+                ).status_code
+                for i in range(20)
+            ]
         assert set(statuses) == {200, 500}
     finally:
         proc.send_signal(signal.SIGINT)
@@ -235,12 +305,25 @@ def test_tool_endpoint_in_a_run_reads_json_output(tmp_path):
     with run_in_thread() as server:
         pipeline = {
             "name": "tool",
-            "endpoints": {"tool": {"type": "http", "url": f"{server.base_url}/v1/chat/completions",
-                                   "json": {"model": "db", "messages": [
-                                       {"role": "user", "content": 'REPLY: {"plan": "{{ expect.answer }}"}'}]},
-                                   "output_path": "choices[0].message.content"}},
-            "steps": [{"id": "lookup", "endpoint": "tool", "parse": "json",
-                       "checks": [{"type": "json-path", "path": "$.plan", "value": "{{ expect.answer }}"}]}],
+            "endpoints": {
+                "tool": {
+                    "type": "http",
+                    "url": f"{server.base_url}/v1/chat/completions",
+                    "json": {
+                        "model": "db",
+                        "messages": [{"role": "user", "content": 'REPLY: {"plan": "{{ expect.answer }}"}'}],
+                    },
+                    "output_path": "choices[0].message.content",
+                }
+            },
+            "steps": [
+                {
+                    "id": "lookup",
+                    "endpoint": "tool",
+                    "parse": "json",
+                    "checks": [{"type": "json-path", "path": "$.plan", "value": "{{ expect.answer }}"}],
+                }
+            ],
         }
         path = write_pipeline(tmp_path / "p", pipeline, cases(3))
         results = run(path, tmp_path / "out")

@@ -16,8 +16,7 @@ CASSETTE = SET / "cassette.jsonl"
 
 def offline_env() -> dict[str, str]:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: any real request would fail
-    return {"OPENAI_BASE_URL": dead + "/v1", "ANTHROPIC_BASE_URL": dead,
-            "ACCOUNTS_URL": dead + "/v1/chat/completions"}
+    return {"OPENAI_BASE_URL": dead + "/v1", "ANTHROPIC_BASE_URL": dead, "ACCOUNTS_URL": dead + "/v1/chat/completions"}
 
 
 def test_support_agent_validates_for_replay_without_keys():

@@ -59,9 +59,14 @@ async def call(url: str, max_wait: float = 120.0, timeout_s: float = 5.0):
         await endpoint.aclose()
 
 
-@pytest.mark.parametrize(("status", "headers"), [
-    (429, {"retry-after": "0.3"}), (429, {"retry-after-ms": "300"}), (503, {"Retry-After": "0.3"}),
-])
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (429, {"retry-after": "0.3"}),
+        (429, {"retry-after-ms": "300"}),
+        (503, {"Retry-After": "0.3"}),
+    ],
+)
 def test_throttling_is_waited_out_not_counted_in_latency_or_deadline(status, headers):
     handler, seen = throttling_server(2, headers, status)
     with raw_server(handler) as url:
@@ -122,8 +127,16 @@ def test_401_everywhere_stops_with_exit_3_naming_the_endpoint(tmp_path):
         pipeline = one_step(url, attempts=3)
         pipeline["endpoints"]["llm"]["api_key_env"] = "RELCHECK_TEST_KEY"
         path = write_pipeline(tmp_path / "p", pipeline, cases(200))
-        proc = run_relcheck("eval", path, "--out", tmp_path / "out", "--no-progress", "--concurrency", "4",
-                            env={"RELCHECK_TEST_KEY": "sk-test-denied"})
+        proc = run_relcheck(
+            "eval",
+            path,
+            "--out",
+            tmp_path / "out",
+            "--no-progress",
+            "--concurrency",
+            "4",
+            env={"RELCHECK_TEST_KEY": "sk-test-denied"},
+        )
     assert proc.returncode == 3, proc.stderr
     assert "endpoint 'llm' rejected its first requests (http_401)" in proc.stdout + proc.stderr
     results = json.loads((tmp_path / "out" / "results.json").read_text())

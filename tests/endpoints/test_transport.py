@@ -21,10 +21,21 @@ def exchange(url: str, kind: str = "aiohttp", n: int = 1, **headers: str) -> lis
     async def go() -> list[transport.Exchange]:
         client = make_client(4, kind)
         try:
-            return [await send(client, "POST", f"{url}/v1/chat?x=1", headers={"x-test": "1", **headers},
-                               params=None, content=b'{"q": "\xc3\xa9"}', deadline_s=5) for _ in range(n)]
+            return [
+                await send(
+                    client,
+                    "POST",
+                    f"{url}/v1/chat?x=1",
+                    headers={"x-test": "1", **headers},
+                    params=None,
+                    content=b'{"q": "\xc3\xa9"}',
+                    deadline_s=5,
+                )
+                for _ in range(n)
+            ]
         finally:
             await client.aclose()
+
     return asyncio.run(go())
 
 
@@ -42,14 +53,11 @@ def test_the_default_transport_is_the_buffered_aiohttp_one(monkeypatch):
     assert asyncio.run(kinds()) == (AiohttpTransport, httpx.AsyncHTTPTransport)
 
 
-
-
 @pytest.mark.parametrize("kind", ["aiohttp", "httpx"])
 def test_request_and_gzip_response_round_trip(kind):
     seen.clear()
     body = json.dumps({"choices": [{"message": {"content": "é ok"}}]}).encode()
-    with raw_server(always(200, gzip.compress(body), {"content-encoding": "gzip", "retry-after": "3"},
-                           seen)) as url:
+    with raw_server(always(200, gzip.compress(body), {"content-encoding": "gzip", "retry-after": "3"}, seen)) as url:
         got = exchange(url, kind, n=3, authorization="Bearer k")
     # three requests on one kept-alive connection pool, each read whole and decoded
     assert [g.body for g in got] == [body] * 3

@@ -42,7 +42,7 @@ def step(results: dict[str, Any], step_id: str) -> dict[str, Any]:
 
 
 #: A module-level counter every node bumps: tests read it to count node executions.
-COUNTING = '''
+COUNTING = """
 from collections import Counter
 from typing import Annotated, TypedDict
 import operator
@@ -54,4 +54,4 @@ def bump(name, config):
     c = config["configurable"]
     CALLS[(c["case"], name)] += 1
     return c
-'''
+"""

@@ -9,7 +9,9 @@ import pytest
 
 from .helpers import COUNTING, project
 
-GRAPH = COUNTING + '''
+GRAPH = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     x: int
 
@@ -24,9 +26,10 @@ def build():
     g.add_node("classify", classify); g.add_node("write_reply", write_reply)
     g.add_edge(START, "classify"); g.add_edge("classify", "write_reply"); g.add_edge("write_reply", END)
     return g
-'''
+"""
+)
 
-PIPELINE = '''\
+PIPELINE = """\
 version: 1
 name: bad
 evalset: cases.jsonl
@@ -39,15 +42,26 @@ steps:
   - id: draft
     node: {node}
     output: "{output}"
-'''
+"""
 
 CASES = [{"id": "c0", "vars": {"t": "a"}, "expect": {}}]
 
 
-def _write(tmp_path: Path, module: str, target: str | None = None, node: str = "write_reply",
-           output: str = "{{ update.x }}", source: str = GRAPH) -> Path:
-    return project(tmp_path, source, PIPELINE.format(target=target or f"{module}:build", node=node, output=output),
-                   CASES, name=module)
+def _write(
+    tmp_path: Path,
+    module: str,
+    target: str | None = None,
+    node: str = "write_reply",
+    output: str = "{{ update.x }}",
+    source: str = GRAPH,
+) -> Path:
+    return project(
+        tmp_path,
+        source,
+        PIPELINE.format(target=target or f"{module}:build", node=node, output=output),
+        CASES,
+        name=module,
+    )
 
 
 def test_a_missing_node_is_exit_2_with_did_you_mean(tmp_path: Path, cli) -> None:
@@ -107,14 +121,17 @@ def test_pipeline_step_keys_are_refused_in_a_graph(tmp_path: Path, cli) -> None:
 
 def test_graph_keys_are_refused_without_a_graph(tmp_path: Path, cli) -> None:
     path = tmp_path / "pipeline.yaml"
-    path.write_text("version: 1\nname: x\nendpoints: {m: {type: mock}}\n"
-                    "steps:\n  - {id: a, endpoint: m, node: a}\nfinal: {checks: []}\n")
+    path.write_text(
+        "version: 1\nname: x\nendpoints: {m: {type: mock}}\n"
+        "steps:\n  - {id: a, endpoint: m, node: a}\nfinal: {checks: []}\n"
+    )
     code, _, err = cli("validate", path)
     assert code == 2 and "'node' is a key of graph steps" in err and "'final' checks the final state" in err
 
 
-def test_missing_langgraph_is_exit_2_with_the_install_command(tmp_path: Path, cli,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_langgraph_is_exit_2_with_the_install_command(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _write(tmp_path, "g_bad_nolg")
     real_import = builtins.__import__
 

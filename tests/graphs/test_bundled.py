@@ -34,8 +34,9 @@ def test_offline_figures_without_and_with_one_retry(tmp_path: Path) -> None:
     assert 0.3 < lookup["reach_share"] < 0.6 and 0.3 < triage["reach_share"] < 0.6
     # the tool loop: the agent runs twice in a unit unless its first visit failed
     agent = step(plain, "agent")
-    first_visit_failed = sum(1 for u in units(lines).values()
-                             if any(s["step"] == "agent" and s["visits"] == 1 for s in u["steps"]))
+    first_visit_failed = sum(
+        1 for u in units(lines).values() if any(s["step"] == "agent" and s["visits"] == 1 for s in u["steps"])
+    )
     assert agent["visits"]["total"] == 2 * agent["reached"] - first_visit_failed
     for unit in units(lines).values():
         if unit["passed"]:

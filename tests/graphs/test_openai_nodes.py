@@ -13,7 +13,7 @@ from reliability_cli.mockserver import FaultConfig, run_in_thread
 
 from .helpers import attempts, project, run, step, units
 
-GRAPH = '''
+GRAPH = """
 import os
 from typing import TypedDict
 
@@ -55,9 +55,9 @@ def build():
     g.add_edge("classify", "draft")
     g.add_edge("draft", END)
     return g
-'''
+"""
 
-PIPELINE = '''
+PIPELINE = """
 version: 1
 name: openai-graph
 evalset: cases.jsonl
@@ -72,18 +72,24 @@ steps:
   - id: draft
     output: "{{ update.reply }}"
     checks: [{type: starts-with, value: "Dear"}]
-'''
+"""
 
-FAULT_CLASS = {"status_500": "InternalServerError", "status_429": "RateLimitError", "hang": "APITimeoutError",
-               "drop": "APIConnectionError", "malformed": ""}
+FAULT_CLASS = {
+    "status_500": "InternalServerError",
+    "status_429": "RateLimitError",
+    "hang": "APITimeoutError",
+    "drop": "APIConnectionError",
+    "malformed": "",
+}
 
 
 @pytest.mark.timeout(120)
 def test_node_errors_are_classified_and_nothing_hangs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cases = [{"id": f"t{i:02d}", "vars": {"ticket": f"ticket number {i}"}, "expect": {}} for i in range(40)]
     path = project(tmp_path / "p", GRAPH, PIPELINE, cases, name="g_openai")
-    faults = FaultConfig(fail_rate=0.05, status_rates={500: 0.1, 429: 0.05}, hang_rate=0.05, drop_rate=0.05,
-                         malformed_rate=0.05, seed=3)
+    faults = FaultConfig(
+        fail_rate=0.05, status_rates={500: 0.1, 429: 0.05}, hang_rate=0.05, drop_rate=0.05, malformed_rate=0.05, seed=3
+    )
     with run_in_thread(faults) as server:
         monkeypatch.setenv("GRAPH_TEST_BASE_URL", server.base_url)
         results, lines = run(path, tmp_path / "out", concurrency=8)
@@ -115,7 +121,7 @@ def test_node_errors_are_classified_and_nothing_hangs(tmp_path: Path, monkeypatc
             assert [s["step"] for s in unit["steps"]] == ["classify"]
 
 
-HANGS = '''
+HANGS = """
 import asyncio
 from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
@@ -133,17 +139,21 @@ def build():
     g.add_node("stuck", stuck)
     g.add_edge(START, "stuck"); g.add_edge("stuck", END)
     return g
-'''
+"""
 
 
 @pytest.mark.timeout(60)
 def test_a_node_past_its_deadline_is_a_timeout_and_is_retried(tmp_path: Path) -> None:
-    pipeline = ('version: 1\nname: hangs\nevalset: cases.jsonl\ngraph: {type: langgraph, target: "g_hangs:build"}\n'
-                'steps:\n  - id: stuck\n    timeout_s: 0.2\n'
-                '    retry: {max_attempts: 2, on: [error], backoff: {initial_s: 0}}\n'
-                '    checks: [{type: contains, value: done}]\n')
+    pipeline = (
+        'version: 1\nname: hangs\nevalset: cases.jsonl\ngraph: {type: langgraph, target: "g_hangs:build"}\n'
+        "steps:\n  - id: stuck\n    timeout_s: 0.2\n"
+        "    retry: {max_attempts: 2, on: [error], backoff: {initial_s: 0}}\n"
+        "    checks: [{type: contains, value: done}]\n"
+    )
     path = project(tmp_path / "p", HANGS, pipeline, [{"id": "c0", "vars": {}, "expect": {}}], name="g_hangs")
     results, lines = run(path, tmp_path / "out")
     assert [(r["attempt"], r["outcome"], r["error_kind"]) for r in attempts(lines)] == [
-        (1, "error", "timeout"), (2, "pass", None)]
+        (1, "error", "timeout"),
+        (2, "pass", None),
+    ]
     assert step(results, "stuck")["retry_recovered"] == 1

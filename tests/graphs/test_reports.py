@@ -24,7 +24,9 @@ def test_terminal_markdown_and_html_show_reach_and_visits(tmp_path: Path) -> Non
     assert "Graph: reach and visits per node" in text
     graph = text.split("Graph: reach and visits per node")[1].split("Survival")[0]
     assert [line.split()[1:] for line in graph.splitlines() if line.startswith(("agent ", "left "))] == [
-        ["4", "100.0%", "12", "3.00"], ["2", "50.0%", "2", "1.00"]]
+        ["4", "100.0%", "12", "3.00"],
+        ["2", "50.0%", "2", "1.00"],
+    ]
     md = render_markdown(results)
     assert "| reach | visits/unit |" in md and "| 100.0% | 3.00 |" in md and "| 50.0% | 1.00 |" in md
     html = render_html(results)

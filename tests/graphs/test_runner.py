@@ -10,7 +10,9 @@ from .helpers import COUNTING, attempts, project, run, step, units
 CASES = [{"id": f"c{i}", "vars": {"x": i}, "expect": {}} for i in range(4)]
 
 # a → b → c; b answers wrong on its first attempt for odd cases (the attempt is in the config)
-LINEAR = COUNTING + '''
+LINEAR = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     x: int
     a: str
@@ -36,9 +38,10 @@ def build():
         g.add_node(name, fn)
     g.add_edge(START, "a"); g.add_edge("a", "b"); g.add_edge("b", "c"); g.add_edge("c", END)
     return g.compile()
-'''
+"""
+)
 
-LINEAR_PIPELINE = '''
+LINEAR_PIPELINE = """
 version: 1
 name: linear
 evalset: cases.jsonl
@@ -55,12 +58,13 @@ steps:
 final:
   output: "{{{{ state.c }}}}"
   checks: [{{type: regex, value: "bc$"}}]
-'''
+"""
 
 
 def _linear(tmp_path: Path, module: str, max_attempts: int) -> Path:
-    return project(tmp_path / "p", LINEAR, LINEAR_PIPELINE.format(module=module, attempts=max_attempts),
-                   CASES, name=module)
+    return project(
+        tmp_path / "p", LINEAR, LINEAR_PIPELINE.format(module=module, attempts=max_attempts), CASES, name=module
+    )
 
 
 def test_retry_reruns_only_the_failed_node_and_what_follows(tmp_path: Path) -> None:
@@ -101,7 +105,9 @@ def test_what_if_and_retries_override_apply_to_nodes(tmp_path: Path) -> None:
 
 
 # agent ⇄ tools, three agent visits; on case c1 the second visit fails its first try
-LOOP = COUNTING + '''
+LOOP = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     n: int
     log: Annotated[list, operator.add]
@@ -139,9 +145,10 @@ def build():
     g.add_conditional_edges("split", lambda s: "left" if s["x"] % 2 == 0 else "right", ["left", "right"])
     g.add_edge("left", END); g.add_edge("right", END)
     return g
-'''
+"""
+)
 
-LOOP_PIPELINE = '''
+LOOP_PIPELINE = """
 version: 1
 name: loop
 evalset: cases.jsonl
@@ -155,7 +162,7 @@ steps:
     checks: [{{type: contains, value: "left"}}]
   - id: right
     checks: [{{type: contains, value: "right"}}]
-'''
+"""
 
 
 def test_loop_visits_and_branch_reach(tmp_path: Path) -> None:
@@ -165,7 +172,9 @@ def test_loop_visits_and_branch_reach(tmp_path: Path) -> None:
     # c1: the second agent visit was retried alone; the first visit and the tools ran as often as elsewhere
     assert calls[("c1", "agent")] == 4 and calls[("c0", "agent")] == 3
     assert calls[("c1", "tools")] == calls[("c0", "tools")] == 2
-    c1 = [(r["visit"], r["attempt"], r["outcome"]) for r in attempts(lines) if r["case"] == "c1" and r["step"] == "agent"]
+    c1 = [
+        (r["visit"], r["attempt"], r["outcome"]) for r in attempts(lines) if r["case"] == "c1" and r["step"] == "agent"
+    ]
     assert c1 == [(1, 1, "pass"), (2, 1, "fail"), (2, 2, "pass"), (3, 1, "pass")]
     agent = step(results, "agent")
     assert (agent["reached"], agent["passed"], agent["attempts"]) == (4, 4, 13)
@@ -177,7 +186,9 @@ def test_loop_visits_and_branch_reach(tmp_path: Path) -> None:
     assert results["end_to_end"]["passed"] == 4
 
 
-RAISES = COUNTING + '''
+RAISES = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     x: int
     out: str
@@ -202,9 +213,10 @@ def build():
     g.add_node("first", first); g.add_node("second", second)
     g.add_edge(START, "first"); g.add_edge("first", "second"); g.add_edge("second", END)
     return g
-'''
+"""
+)
 
-RAISES_PIPELINE = '''
+RAISES_PIPELINE = """
 version: 1
 name: raises
 evalset: cases.jsonl
@@ -213,12 +225,13 @@ steps:
   - id: first
     retry: {{max_attempts: {attempts}, on: [error], backoff: {{initial_s: 0}}}}
     checks: [{{type: contains, value: "ok"}}]
-'''
+"""
 
 
 def test_a_node_that_raises_is_a_node_error_and_is_retried(tmp_path: Path) -> None:
-    path = project(tmp_path / "p", RAISES, RAISES_PIPELINE.format(module="g_raises1", attempts=1), CASES,
-                   name="g_raises1")
+    path = project(
+        tmp_path / "p", RAISES, RAISES_PIPELINE.format(module="g_raises1", attempts=1), CASES, name="g_raises1"
+    )
     results, lines = run(path, tmp_path / "out")
     first = step(results, "first")
     assert (first["reached"], first["passed"], first["errors"]) == (4, 1, 3)
@@ -227,18 +240,26 @@ def test_a_node_that_raises_is_a_node_error_and_is_retried(tmp_path: Path) -> No
     assert all(r["reason"] == "Flaky: the model timed out" for r in errors)
     assert units(lines)["c1"]["error_kind"] == "node_error"
 
-    path = project(tmp_path / "q", RAISES, RAISES_PIPELINE.format(module="g_raises2", attempts=2), CASES,
-                   name="g_raises2")
+    path = project(
+        tmp_path / "q", RAISES, RAISES_PIPELINE.format(module="g_raises2", attempts=2), CASES, name="g_raises2"
+    )
     results, lines = run(path, tmp_path / "out2")
     first = step(results, "first")
     assert (first["passed"], first["retry_recovered"], first["recovery_rate"]) == (4, 3, 1.0)
     # an unjudged node that raises ends its unit as an error, named after the node
     c3 = units(lines)["c3"]
-    assert (c3["passed"], c3["failed_step"], c3["outcome"], c3["error_kind"]) == (False, "second", "error", "node_error")
+    assert (c3["passed"], c3["failed_step"], c3["outcome"], c3["error_kind"]) == (
+        False,
+        "second",
+        "error",
+        "node_error",
+    )
     assert results["end_to_end"]["passed"] == 3
 
 
-RECURSION = COUNTING + '''
+RECURSION = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     n: int
 
@@ -255,9 +276,10 @@ def build():
     g.add_node("agent", agent); g.add_node("tools", tools)
     g.add_edge(START, "agent"); g.add_edge("agent", "tools"); g.add_edge("tools", "agent")
     return g
-'''
+"""
+)
 
-RECURSION_PIPELINE = '''
+RECURSION_PIPELINE = """
 version: 1
 name: forever
 evalset: cases.jsonl
@@ -265,7 +287,7 @@ graph: {{type: langgraph, target: "{module}:build", recursion_limit: {limit}}}
 steps:
   - id: agent
     checks: [{{type: contains, value: "n"}}]
-'''
+"""
 
 
 def test_a_graph_that_loops_forever_hits_its_recursion_limit(tmp_path: Path) -> None:
@@ -276,8 +298,9 @@ def test_a_graph_that_loops_forever_hits_its_recursion_limit(tmp_path: Path) -> 
 
     for limit in (5, 6):
         name = f"g_forever{limit}"
-        path = project(tmp_path / name, RECURSION, RECURSION_PIPELINE.format(module=name, limit=limit),
-                       CASES[:1], name=name)
+        path = project(
+            tmp_path / name, RECURSION, RECURSION_PIPELINE.format(module=name, limit=limit), CASES[:1], name=name
+        )
         results, lines = run(path, tmp_path / f"out{limit}")
         module = sys.modules[name]
         judged_runs = dict(module.CALLS)
@@ -301,7 +324,9 @@ def test_a_graph_that_loops_forever_hits_its_recursion_limit(tmp_path: Path) -> 
             assert agent["error_kinds"] == {"recursion_limit": 1} and agent["visits"]["total"] == runs + 1
 
 
-ISOLATE = COUNTING + '''
+ISOLATE = (
+    COUNTING
+    + """
 class S(TypedDict, total=False):
     x: int
     plan: str
@@ -324,9 +349,10 @@ def build():
     g.add_node("plan", plan); g.add_node("tool", tool); g.add_node("reply", reply)
     g.add_edge(START, "plan"); g.add_edge("plan", "tool"); g.add_edge("tool", "reply"); g.add_edge("reply", END)
     return g
-'''
+"""
+)
 
-ISOLATE_PIPELINE = '''
+ISOLATE_PIPELINE = """
 version: 1
 name: isolate
 evalset: cases.jsonl
@@ -341,13 +367,15 @@ steps:
 final:
   output: "{{{{ state.reply }}}}"
   checks: [{{type: starts-with, value: "reply to plan"}}]
-'''
+"""
 
 
 def test_isolate_forks_with_gold_upstream_updates(tmp_path: Path) -> None:
-    cases = [{"id": "c0", "vars": {"x": 0}, "expect": {"plan": {"plan": "plan0"}, "reply": {"reply": "reply to plan0"}}},
-             {"id": "c1", "vars": {"x": 1}, "expect": {"plan": {"plan": "plan1"}}},
-             {"id": "c2", "vars": {"x": 2}, "expect": {}}]
+    cases = [
+        {"id": "c0", "vars": {"x": 0}, "expect": {"plan": {"plan": "plan0"}, "reply": {"reply": "reply to plan0"}}},
+        {"id": "c1", "vars": {"x": 1}, "expect": {"plan": {"plan": "plan1"}}},
+        {"id": "c2", "vars": {"x": 2}, "expect": {}},
+    ]
     path = project(tmp_path / "p", ISOLATE, ISOLATE_PIPELINE.format(module="g_isolate"), cases, name="g_isolate")
     results, lines = run(path, tmp_path / "out", isolate=True)
     calls = sys.modules["g_isolate"].CALLS
@@ -360,8 +388,11 @@ def test_isolate_forks_with_gold_upstream_updates(tmp_path: Path) -> None:
     assert iso["reply"]["final"] == "pass"
     # (tool ran in reply's isolated thread and in final's, which stops before reply: no gold)
     assert (calls[("c1", "plan")], calls[("c1", "tool")], calls[("c1", "reply")]) == (2, 2, 1)
-    assert {s["step"]: s["final"] for s in unit["c2"]["isolated"]} == {"plan": "pass", "reply": "skipped",
-                                                                          "final": "skipped"}
+    assert {s["step"]: s["final"] for s in unit["c2"]["isolated"]} == {
+        "plan": "pass",
+        "reply": "skipped",
+        "final": "skipped",
+    }
     # final, isolated: on the state every judged node's gold leads to (only c0 has gold for reply)
     assert {s["step"]: s["final"] for s in unit["c0"]["isolated"]}["final"] == "pass"
     assert unit["c1"]["isolated"][-1] == {"step": "final", "final": "skipped", "reason": "no gold for reply"}
@@ -390,7 +421,7 @@ def test_trials_and_shards_merge_to_the_unsharded_run(tmp_path: Path) -> None:
             assert got[key] == want[key], (got["id"], key)
 
 
-PAUSES = '''
+PAUSES = """
 from typing import TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -406,12 +437,14 @@ def build():
     g.add_node("ask", ask)
     g.add_edge(START, "ask"); g.add_edge("ask", END)
     return g
-'''
+"""
 
 
 def test_a_graph_that_waits_for_a_human_ends_the_unit_instead_of_spinning(tmp_path: Path) -> None:
-    pipeline = ('version: 1\nname: pauses\nevalset: cases.jsonl\ngraph: {type: langgraph, target: "g_pauses:build"}\n'
-                'steps:\n  - id: ask\n    checks: [{type: contains, value: "yes"}]\n')
+    pipeline = (
+        'version: 1\nname: pauses\nevalset: cases.jsonl\ngraph: {type: langgraph, target: "g_pauses:build"}\n'
+        'steps:\n  - id: ask\n    checks: [{type: contains, value: "yes"}]\n'
+    )
     path = project(tmp_path / "p", PAUSES, pipeline, CASES[:2], name="g_pauses")
     results, lines = run(path, tmp_path / "out")
     tried = attempts(lines)

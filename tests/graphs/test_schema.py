@@ -22,8 +22,11 @@ def test_the_schema_accepts_the_bundled_graph_pipeline_and_refuses_typos(cli) ->
     data, _ = load_yaml(PIPELINE.read_text(encoding="utf-8"), str(PIPELINE), error=ConfigError)
     jsonschema.validate(data, schema)
     assert {"graph", "final"} <= set(schema["properties"])
-    for bad in ({"graph": {**data["graph"], "recursion_limt": 3}}, {"graph": {**data["graph"], "type": "crewai"}},
-                {"final": {"check": []}}):
+    for bad in (
+        {"graph": {**data["graph"], "recursion_limt": 3}},
+        {"graph": {**data["graph"], "type": "crewai"}},
+        {"final": {"check": []}},
+    ):
         try:
             jsonschema.validate({**data, **bad}, schema)
         except jsonschema.ValidationError:

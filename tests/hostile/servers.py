@@ -33,9 +33,12 @@ def bomb_server(body: bytes) -> Handler:
                 await read_request(reader)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                 return
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
-                         b"content-length: %d\r\n\r\n" % len(body) + body)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n"
+                b"content-length: %d\r\n\r\n" % len(body) + body
+            )
             await writer.drain()
+
     return handler
 
 
@@ -49,6 +52,7 @@ def endless_server(max_chunks: int = 40_000) -> Handler:
         for _ in range(max_chunks):
             writer.write(chunk)
             await writer.drain()
+
     return handler
 
 
@@ -56,11 +60,18 @@ def _limit() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (LIMIT_AS, LIMIT_AS))
 
 
-def limited_relcheck(*args: str | Path, env: dict[str, str] | None = None,
-                     timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def limited_relcheck(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``relcheck ARGS`` in a subprocess whose address space is capped at :data:`LIMIT_AS`."""
     full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         full.pop(name, None)
-    return subprocess.run([sys.executable, "-m", "reliability_cli", *map(str, args)], env=full,
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=_limit)
+    return subprocess.run(
+        [sys.executable, "-m", "reliability_cli", *map(str, args)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=_limit,
+    )

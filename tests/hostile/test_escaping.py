@@ -35,8 +35,11 @@ def test_markdown_cell_escapes_html_and_pipes():
 
 
 def _pipeline(tmp_path: Path) -> Path:
-    cases = [{"id": ESC_ID, "vars": {}, "expect": {}}, {"id": CMD_ID, "vars": {}, "expect": {}},
-             {"id": "html`tick", "vars": {}, "expect": {}}]
+    cases = [
+        {"id": ESC_ID, "vars": {}, "expect": {}},
+        {"id": CMD_ID, "vars": {}, "expect": {}},
+        {"id": "html`tick", "vars": {}, "expect": {}},
+    ]
     (tmp_path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
     path = tmp_path / "pipeline.yaml"
     reply = json.dumps(HTML + "\n::warning::from the model \x1b[31mred")
@@ -61,8 +64,9 @@ def ran(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    code, out, err = cli("eval", _pipeline(tmp_path), "--out", tmp_path / "run", "--markdown",
-                         tmp_path / "report.md", "--no-progress")
+    code, out, err = cli(
+        "eval", _pipeline(tmp_path), "--out", tmp_path / "run", "--markdown", tmp_path / "report.md", "--no-progress"
+    )
     assert code == 1, err  # the gate fails
     return out, err, tmp_path
 
@@ -95,8 +99,10 @@ def test_markdown_report_renders_no_html_from_model_output(ran):
 def test_errors_quote_ids_escaped(cli, tmp_path):
     (tmp_path / "cases.jsonl").write_text(json.dumps({"id": ESC_ID}) + "\n" + json.dumps({"id": ESC_ID}) + "\n")
     path = tmp_path / "pipeline.yaml"
-    path.write_text("version: 1\nname: e\nevalset: cases.jsonl\nendpoints:\n  sim: {type: mock}\n"
-                    "steps:\n  - {id: a, endpoint: sim, prompt: hi}\n")
+    path.write_text(
+        "version: 1\nname: e\nevalset: cases.jsonl\nendpoints:\n  sim: {type: mock}\n"
+        "steps:\n  - {id: a, endpoint: sim, prompt: hi}\n"
+    )
     code, out, err = cli("validate", path)
     assert code == 2 and "duplicate case id" in err
     assert "\x1b" not in err and "\\x1b[2J" in err

@@ -44,8 +44,13 @@ PIPELINES = {
 def relcheck(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """A real subprocess, so a file that blocks or floods memory fails the test by timeout
     instead of hanging the test run."""
-    return subprocess.run([sys.executable, "-m", "reliability_cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "reliability_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def assert_refused(code: int, err: str, path: Path | str, fragment: str, line: int | None) -> None:
@@ -90,7 +95,8 @@ def test_alias_budget_allows_ordinary_anchors(cli, yaml_parser, tmp_path):
     one shared mapping of 20 keys (about 82,000 keys and values added by aliases) load."""
     shared = "{q: hi, " + ", ".join(f"k{i}: v{i}" for i in range(19)) + "}"
     text = f"- id: c0\n  vars: &shared {shared}\n  expect: {{a: x}}\n" + "".join(
-        f"- id: c{i}\n  vars: *shared\n  expect: {{a: x}}\n" for i in range(1, 2000))
+        f"- id: c{i}\n  vars: *shared\n  expect: {{a: x}}\n" for i in range(1, 2000)
+    )
     path = tmp_path / "anchors.yaml"
     path.write_text(text)
     code, out, err = cli("validate", GOOD_PIPELINE, "--evalset", path)
@@ -118,9 +124,13 @@ def test_alias_bomb_is_refused_before_expansion():
 
 
 def test_yaml_nested_600_levels(cli, yaml_parser, tmp_path):
-    for name, text in {"flow.yaml": "- id: c0\n  vars: {q: " + "[" * 600 + "]" * 600 + "}\n",
-                       "block.yaml": "- id: c0\n  vars:\n" + "".join("  " * (i + 2) + f"k{i}:\n" for i in range(600))
-                       + "  " * 602 + "x\n"}.items():
+    for name, text in {
+        "flow.yaml": "- id: c0\n  vars: {q: " + "[" * 600 + "]" * 600 + "}\n",
+        "block.yaml": "- id: c0\n  vars:\n"
+        + "".join("  " * (i + 2) + f"k{i}:\n" for i in range(600))
+        + "  " * 602
+        + "x\n",
+    }.items():
         path = tmp_path / name
         path.write_text(text)
         code, out, err = cli("validate", GOOD_PIPELINE, "--evalset", path)
@@ -216,8 +226,7 @@ def test_size_budgets(tmp_path, monkeypatch):
     with pytest.raises(EvalSetError, match="larger than"):
         list(evalset.iter_evalsets([big]))
     monkeypatch.setattr(limits, "MAX_LINE_BYTES", 1024)
-    monkeypatch.setattr(evalset, "bounded_lines",
-                        lambda fh, file, error: limits.bounded_lines(fh, file, error, 1024))
+    monkeypatch.setattr(evalset, "bounded_lines", lambda fh, file, error: limits.bounded_lines(fh, file, error, 1024))
     line = tmp_path / "line.jsonl"
     line.write_text('{"id": "c0"}\n{"id": "c1", "vars": {"q": "' + "x" * 5000)
     with pytest.raises(EvalSetError, match="line longer than") as info:

@@ -41,7 +41,10 @@ def test_the_issues_pattern_is_answered(short_timeout):
 def test_syntax_and_messages_stay_re_s():
     """Patterns are validated by stdlib re (same syntax, same messages), matched by regex."""
     assert judge({"type": "regex", "value": r"^(?<word>\w+)$"}, "héllo").passed  # JS named group
-    assert judge({"type": "regex", "value": "a$"}, "a").passed and not judge({"type": "regex", "value": "a$"}, "a\n").passed
+    assert (
+        judge({"type": "regex", "value": "a$"}, "a").passed
+        and not judge({"type": "regex", "value": "a$"}, "a\n").passed
+    )
     bad = judge({"type": "regex", "value": "([a-z"}, "x")
     assert "unterminated character set at position 1" in bad.reason
 

@@ -38,24 +38,35 @@ OPENAI_BODIES = {
     "text_part_null": openai_reply({"role": "assistant", "content": [{"type": "text", "text": None}]}),
     "tool_calls_number": openai_reply({"role": "assistant", "content": None, "tool_calls": 5}),
     "content_number": openai_reply({"role": "assistant", "content": 12345}),
-    "body_nested_100k": ('{"choices": [{"message": {"content": "x", "extra": ' + DEEP + '}}]}').encode(),
-    "arguments_nested_100k": openai_reply({"role": "assistant", "content": None, "tool_calls": [
-        {"id": "1", "type": "function", "function": {"name": "f", "arguments": DEEP}}]}),
-    "usage_5000_digits": ('{"choices": [{"message": {"content": "a0"}}], "usage": {"prompt_tokens": '
-                          + HUGE + ', "completion_tokens": 1}}').encode(),
-    "usage_negative": openai_reply({"role": "assistant", "content": "a0"},
-                                   {"prompt_tokens": -5, "completion_tokens": 1}),
-    "usage_absurd": openai_reply({"role": "assistant", "content": "a0"},
-                                 {"prompt_tokens": 1, "completion_tokens": 10**30}),
+    "body_nested_100k": ('{"choices": [{"message": {"content": "x", "extra": ' + DEEP + "}}]}").encode(),
+    "arguments_nested_100k": openai_reply(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "1", "type": "function", "function": {"name": "f", "arguments": DEEP}}],
+        }
+    ),
+    "usage_5000_digits": (
+        '{"choices": [{"message": {"content": "a0"}}], "usage": {"prompt_tokens": '
+        + HUGE
+        + ', "completion_tokens": 1}}'
+    ).encode(),
+    "usage_negative": openai_reply(
+        {"role": "assistant", "content": "a0"}, {"prompt_tokens": -5, "completion_tokens": 1}
+    ),
+    "usage_absurd": openai_reply(
+        {"role": "assistant", "content": "a0"}, {"prompt_tokens": 1, "completion_tokens": 10**30}
+    ),
     "tool_call_not_object": openai_reply({"role": "assistant", "content": None, "tool_calls": ["f"]}),
 }
 ANTHROPIC_BODIES = {
     "text_null": anthropic_reply([{"type": "text", "text": None}]),
     "content_number": anthropic_reply(12345),
     "block_number": anthropic_reply([5]),
-    "body_nested_100k": ('{"content": [{"type": "tool_use", "name": "f", "input": ' + DEEP + '}]}').encode(),
-    "usage_5000_digits": ('{"content": [{"type": "text", "text": "a0"}], "usage": {"input_tokens": '
-                          + HUGE + "}}").encode(),
+    "body_nested_100k": ('{"content": [{"type": "tool_use", "name": "f", "input": ' + DEEP + "}]}").encode(),
+    "usage_5000_digits": (
+        '{"content": [{"type": "text", "text": "a0"}], "usage": {"input_tokens": ' + HUGE + "}}"
+    ).encode(),
     "usage_negative": anthropic_reply([{"type": "text", "text": "a0"}], {"input_tokens": 3, "output_tokens": -1}),
     "usage_absurd": anthropic_reply([{"type": "text", "text": "a0"}], {"input_tokens": 10**12}),
 }
@@ -63,16 +74,28 @@ ANTHROPIC_BODIES = {
 
 def _pipeline(tmp_path: Path, kind: str, url: str) -> Path:
     endpoint: dict[str, Any] = {"type": kind, "base_url": url, "model": "m", "timeout_s": 10}
-    return write_pipeline(tmp_path, {
-        "name": "hostile", "endpoints": {"llm": endpoint},
-        "steps": [{"id": "answer", "endpoint": "llm", "prompt": "{{ vars.q }}",
-                   "checks": [{"type": "equals", "value": "a0"}],
-                   "retry": {"max_attempts": 1, "backoff": {"initial_s": 0, "max_s": 0}}}]},
-        [{"id": "c0", "vars": {"q": "q"}, "expect": {}}])
+    return write_pipeline(
+        tmp_path,
+        {
+            "name": "hostile",
+            "endpoints": {"llm": endpoint},
+            "steps": [
+                {
+                    "id": "answer",
+                    "endpoint": "llm",
+                    "prompt": "{{ vars.q }}",
+                    "checks": [{"type": "equals", "value": "a0"}],
+                    "retry": {"max_attempts": 1, "backoff": {"initial_s": 0, "max_s": 0}},
+                }
+            ],
+        },
+        [{"id": "c0", "vars": {"q": "q"}, "expect": {}}],
+    )
 
 
-@pytest.mark.parametrize("kind,name", [("openai", n) for n in OPENAI_BODIES]
-                         + [("anthropic", n) for n in ANTHROPIC_BODIES])
+@pytest.mark.parametrize(
+    "kind,name", [("openai", n) for n in OPENAI_BODIES] + [("anthropic", n) for n in ANTHROPIC_BODIES]
+)
 def test_malformed_reply_is_a_parse_error_of_that_attempt(tmp_path, kind, name):
     body = (OPENAI_BODIES if kind == "openai" else ANTHROPIC_BODIES)[name]
     with raw_server(always(200, body)) as url:
@@ -87,8 +110,9 @@ def test_malformed_reply_is_a_parse_error_of_that_attempt(tmp_path, kind, name):
 
 def test_a_well_formed_reply_still_passes(tmp_path):
     """The control: the same server and pipeline with a sane body pass (the checks above bite)."""
-    body = openai_reply({"role": "assistant", "content": [{"type": "text", "text": "a0"}]},
-                        {"prompt_tokens": 3, "completion_tokens": 1})
+    body = openai_reply(
+        {"role": "assistant", "content": [{"type": "text", "text": "a0"}]}, {"prompt_tokens": 3, "completion_tokens": 1}
+    )
     with raw_server(always(200, body)) as url:
         run(_pipeline(tmp_path, "openai", url), tmp_path / "run")
     (attempt,) = attempts(tmp_path / "run")

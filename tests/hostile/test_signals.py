@@ -23,7 +23,7 @@ from ..helpers import ROOT, SIX
 STOP_BOUND_S = 45.0
 FIRST_UNIT_BOUND_S = 90.0
 
-CALLABLES = '''
+CALLABLES = """
 import asyncio, time
 
 def block_sync(ctx):
@@ -42,20 +42,28 @@ def raise_exit(ctx):
 
 async def raise_exit_async(ctx):
     raise SystemExit(4)
-'''
+"""
 
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(cwd), str(ROOT)])}
-    return subprocess.Popen([sys.executable, "-m", "reliability_cli", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reliability_cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_unit_done(journal: Path, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + FIRST_UNIT_BOUND_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"relcheck ended before any unit was done: {proc.stderr.read() if proc.stderr else ''}")
+            raise AssertionError(
+                f"relcheck ended before any unit was done: {proc.stderr.read() if proc.stderr else ''}"
+            )
         if journal.exists() and '"unit_done"' in journal.read_text(errors="replace"):
             return
         time.sleep(0.05)
@@ -109,8 +117,18 @@ steps:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_blocking_python_callable_does_not_keep_the_process_alive(tmp_path, callable_name, sig):
     run = tmp_path / "run"
-    proc = start(["eval", str(_python_pipeline(tmp_path, callable_name)), "--out", str(run), "--no-progress",
-                  "--concurrency", "2"], tmp_path)
+    proc = start(
+        [
+            "eval",
+            str(_python_pipeline(tmp_path, callable_name)),
+            "--out",
+            str(run),
+            "--no-progress",
+            "--concurrency",
+            "2",
+        ],
+        tmp_path,
+    )
     interrupt(proc, run, sig)
     attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
     if callable_name != "fast_then_block":  # each blocked call ended as a timeout, on time
@@ -120,8 +138,9 @@ def test_a_blocking_python_callable_does_not_keep_the_process_alive(tmp_path, ca
 @pytest.mark.parametrize("callable_name", ["raise_exit", "raise_exit_async"])
 def test_system_exit_in_a_callable_is_an_exception_attempt(tmp_path, callable_name):
     run = tmp_path / "run"
-    proc = start(["eval", str(_python_pipeline(tmp_path, callable_name, cases=3)), "--out", str(run),
-                  "--no-progress"], tmp_path)
+    proc = start(
+        ["eval", str(_python_pipeline(tmp_path, callable_name, cases=3)), "--out", str(run), "--no-progress"], tmp_path
+    )
     out, err = proc.communicate(timeout=STOP_BOUND_S + FIRST_UNIT_BOUND_S)
     assert "Traceback" not in err and "exception was never retrieved" not in err, err
     assert proc.returncode in (0, 1), err  # a judged run (exception is not infrastructure)

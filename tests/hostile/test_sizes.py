@@ -17,13 +17,23 @@ TRANSPORTS = ["aiohttp", "httpx"]
 
 
 def _pipeline(tmp_path: Path, url: str, **endpoint: Any) -> Path:
-    return write_pipeline(tmp_path, {
-        "name": "sizes", "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m",
-                                               "timeout_s": 30, **endpoint}},
-        "steps": [{"id": "answer", "endpoint": "llm", "prompt": "{{ vars.q }}",
-                   "checks": [{"type": "contains", "value": "a"}],
-                   "retry": {"max_attempts": 2, "on": ["error"], "backoff": {"initial_s": 0, "max_s": 0}}}]},
-        [{"id": "c0", "vars": {"q": "q"}}])
+    return write_pipeline(
+        tmp_path,
+        {
+            "name": "sizes",
+            "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 30, **endpoint}},
+            "steps": [
+                {
+                    "id": "answer",
+                    "endpoint": "llm",
+                    "prompt": "{{ vars.q }}",
+                    "checks": [{"type": "contains", "value": "a"}],
+                    "retry": {"max_attempts": 2, "on": ["error"], "backoff": {"initial_s": 0, "max_s": 0}},
+                }
+            ],
+        },
+        [{"id": "c0", "vars": {"q": "q"}}],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +46,14 @@ def bomb() -> bytes:
 def test_hostile_body_is_too_large_under_a_memory_limit(tmp_path, bomb, transport, server):
     handler = bomb_server(bomb) if server == "gzip_bomb" else endless_server()
     with raw_server(handler) as url:
-        proc = limited_relcheck("eval", _pipeline(tmp_path, url), "--out", tmp_path / "run", "--no-progress",
-                                env={"RELCHECK_HTTP_TRANSPORT": transport})
+        proc = limited_relcheck(
+            "eval",
+            _pipeline(tmp_path, url),
+            "--out",
+            tmp_path / "run",
+            "--no-progress",
+            env={"RELCHECK_HTTP_TRANSPORT": transport},
+        )
     assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
     assert proc.returncode == 3, proc.stderr  # every unit ended in an infrastructure error
     (only,) = attempts(tmp_path / "run")  # too_large is not retried, though retry.on has error

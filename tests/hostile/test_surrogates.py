@@ -16,8 +16,10 @@ LONE = "\ud800"
 
 
 def _write(tmp_path: Path, endpoint: str) -> Path:
-    cases = [{"id": f"c{LONE}0", "vars": {"q": f"x{LONE}y"}, "expect": {"a": "never"}},
-             {"id": "plain", "vars": {"q": "fine"}, "expect": {"a": "never"}}]
+    cases = [
+        {"id": f"c{LONE}0", "vars": {"q": f"x{LONE}y"}, "expect": {"a": "never"}},
+        {"id": "plain", "vars": {"q": "fine"}, "expect": {"a": "never"}},
+    ]
     # json.dumps escapes the surrogate: a valid UTF-8 JSONL file holding a lone surrogate
     (tmp_path / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
     path = tmp_path / "pipeline.yaml"
@@ -59,8 +61,20 @@ def _check_outputs(cli, tmp_path: Path, run: Path) -> None:
 def test_mock_run_with_surrogates_writes_every_output(cli, tmp_path):
     path = _write(tmp_path, "{type: mock, reply: '{{ vars.q }}'}")
     run = tmp_path / "run"
-    code, out, err = cli("eval", path, "--out", run, "--json", tmp_path / "out.json", "--markdown",
-                         tmp_path / "report.md", "--html", tmp_path / "report.html", "--junit", tmp_path / "junit.xml")
+    code, out, err = cli(
+        "eval",
+        path,
+        "--out",
+        run,
+        "--json",
+        tmp_path / "out.json",
+        "--markdown",
+        tmp_path / "report.md",
+        "--html",
+        tmp_path / "report.html",
+        "--junit",
+        tmp_path / "junit.xml",
+    )
     assert code == 0, err  # a judged run (no gate), not an internal error
     _check_outputs(cli, tmp_path, run)
     # resume (compacts and rewrites the journal) keeps working
@@ -87,9 +101,20 @@ def test_http_run_with_surrogates_in_request_and_reply(cli, tmp_path):
     with raw_server(always(200, body, seen=seen)) as url:
         path = _write(tmp_path, f"{{type: openai, base_url: '{url}', model: m, timeout_s: 10}}")
         run = tmp_path / "run"
-        code, out, err = cli("eval", path, "--out", run, "--json", tmp_path / "out.json", "--markdown",
-                             tmp_path / "report.md", "--html", tmp_path / "report.html", "--junit",
-                             tmp_path / "junit.xml")
+        code, out, err = cli(
+            "eval",
+            path,
+            "--out",
+            run,
+            "--json",
+            tmp_path / "out.json",
+            "--markdown",
+            tmp_path / "report.md",
+            "--html",
+            tmp_path / "report.html",
+            "--junit",
+            tmp_path / "junit.xml",
+        )
     assert code == 0, err
     sent = [json.loads(b) for _, _, b in seen]
     assert f"x{LONE}y" in [m["content"] for s in sent for m in s["messages"]]  # sent as its JSON escape

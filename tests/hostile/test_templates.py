@@ -58,10 +58,18 @@ def test_rendered_output_is_bounded_as_it_streams():
 
 def test_ordinary_arithmetic_and_formatting_still_work():
     cases = {
-        "{{ 2 ** 10 }}": "1024", "{{ 'ab' * 3 }}": "ababab", "{{ [1, 2] + [3] }}": "[1, 2, 3]",
-        "{{ '%05.2f' % 3.14159 }}": "03.14", "{{ '{:>5}'.format('a') }}": "    a", "{{ 'a'|center(5) }}": "  a  ",
-        "{{ 10 % 3 }}": "1", "{{ 2.5 ** 2 }}": "6.25", "{{ (vars.n * 6) }}": "42", "{{ 'ab'|replace('b', 'c') }}": "ac",
-        "{{ ['a', 'b']|join('-') }}": "a-b", "{{ 'x'|indent(2, first=true) }}": "  x",
+        "{{ 2 ** 10 }}": "1024",
+        "{{ 'ab' * 3 }}": "ababab",
+        "{{ [1, 2] + [3] }}": "[1, 2, 3]",
+        "{{ '%05.2f' % 3.14159 }}": "03.14",
+        "{{ '{:>5}'.format('a') }}": "    a",
+        "{{ 'a'|center(5) }}": "  a  ",
+        "{{ 10 % 3 }}": "1",
+        "{{ 2.5 ** 2 }}": "6.25",
+        "{{ (vars.n * 6) }}": "42",
+        "{{ 'ab'|replace('b', 'c') }}": "ac",
+        "{{ ['a', 'b']|join('-') }}": "a-b",
+        "{{ 'x'|indent(2, first=true) }}": "  x",
         "{{ '{a}-{b}'.format_map({'a': 1, 'b': 2}) }}": "1-2",
     }
     for source, expected in cases.items():
@@ -94,16 +102,25 @@ def test_validate_does_not_fold_a_huge_constant(tmp_path):
     """Jinja constant-folds at compile time; intercepted operators are never folded, so
     ``validate`` answers at once (a hang would hit the subprocess timeout)."""
     path = _pipeline(tmp_path, "{{ 7 ** 999999999 > 0 }}")
-    proc = subprocess.run([sys.executable, "-m", "reliability_cli", "validate", str(path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reliability_cli", "validate", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_eval_records_a_template_error_instead_of_hanging(tmp_path):
     path = _pipeline(tmp_path, "{{ (vars.x|length) ** 999999999 }}")
-    proc = subprocess.run([sys.executable, "-m", "reliability_cli", "eval", str(path), "--out",
-                           str(tmp_path / "run"), "--no-progress"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "reliability_cli", "eval", str(path), "--out", str(tmp_path / "run"), "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "Traceback" not in proc.stderr
     lines = [json.loads(x) for x in (tmp_path / "run" / "attempts.jsonl").read_text().splitlines()]
     attempt = next(x for x in lines if x.get("attempt"))

@@ -24,10 +24,15 @@ def test_retry_after_zero_or_past_does_not_flood(tmp_path: Path, retry_after: st
     seen: list = []
     body = {"error": {"message": "slow down", "type": "rate_limit"}}
     with raw_server(always(429, body, {"retry-after": retry_after}, seen)) as url:
-        path = write_pipeline(tmp_path, {
-            "name": "flood", "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
-            "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi",
-                       "retry": {"max_attempts": 1}}]}, [{"id": "c0"}])
+        path = write_pipeline(
+            tmp_path,
+            {
+                "name": "flood",
+                "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
+                "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi", "retry": {"max_attempts": 1}}],
+            },
+            [{"id": "c0"}],
+        )
         run(path, tmp_path / "run", max_throttle_wait=1.0)
     (only,) = attempts(tmp_path / "run")
     assert only["error_kind"] == "http_429"
@@ -36,8 +41,17 @@ def test_retry_after_zero_or_past_does_not_flood(tmp_path: Path, retry_after: st
     assert only["throttled"] == 4
 
 
-@pytest.mark.parametrize("key,value", [("initial_s", 1e308), ("max_s", 1e308), ("initial_s", 3601),
-                                       ("factor", 1e308), ("initial_s", ".inf"), ("max_s", ".nan")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("initial_s", 1e308),
+        ("max_s", 1e308),
+        ("initial_s", 3601),
+        ("factor", 1e308),
+        ("initial_s", ".inf"),
+        ("max_s", ".nan"),
+    ],
+)
 def test_absurd_backoff_fails_validation(cli, tmp_path: Path, key: str, value: object):
     (tmp_path / "cases.jsonl").write_text('{"id": "c0"}\n')
     path = tmp_path / "pipeline.yaml"
@@ -60,8 +74,10 @@ steps:
 def test_sane_backoff_still_validates(cli, tmp_path: Path):
     (tmp_path / "cases.jsonl").write_text('{"id": "c0"}\n')
     path = tmp_path / "pipeline.yaml"
-    path.write_text("version: 1\nname: ok\nevalset: cases.jsonl\nendpoints:\n  sim: {type: mock}\n"
-                    "defaults:\n  retry:\n    backoff: {initial_s: 3600, max_s: 3600, factor: 10}\n"
-                    "steps:\n  - {id: a, endpoint: sim, prompt: hi}\n")
+    path.write_text(
+        "version: 1\nname: ok\nevalset: cases.jsonl\nendpoints:\n  sim: {type: mock}\n"
+        "defaults:\n  retry:\n    backoff: {initial_s: 3600, max_s: 3600, factor: 10}\n"
+        "steps:\n  - {id: a, endpoint: sim, prompt: hi}\n"
+    )
     code, out, err = cli("validate", path)
     assert code == 0, err

@@ -43,8 +43,9 @@ def wait_gone(pid_list: list[int], seconds: float = 20.0) -> list[int]:
     return left
 
 
-def write_pipeline(tmp_path: Path, endpoints: dict[str, Any], steps: list[dict[str, Any]],
-                   cases: list[dict[str, Any]], **extra: Any) -> tuple[Path, Path]:
+def write_pipeline(
+    tmp_path: Path, endpoints: dict[str, Any], steps: list[dict[str, Any]], cases: list[dict[str, Any]], **extra: Any
+) -> tuple[Path, Path]:
     doc = {"version": 1, "name": "mcp-test", "endpoints": endpoints, "steps": steps, **extra}
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -54,8 +55,12 @@ def write_pipeline(tmp_path: Path, endpoints: dict[str, Any], steps: list[dict[s
 
 
 def stdio_endpoint(pidfile: Path, *args: str, timeout_s: float = 20.0) -> dict[str, Any]:
-    return {"type": "mcp", "command": ["python", str(SERVERS), *args], "env": {"PIDFILE": str(pidfile)},
-            "timeout_s": timeout_s}
+    return {
+        "type": "mcp",
+        "command": ["python", str(SERVERS), *args],
+        "env": {"PIDFILE": str(pidfile)},
+        "timeout_s": timeout_s,
+    }
 
 
 def run(pipeline: Path, evalset: Path, out: Path, **options: Any) -> dict[str, Any]:
@@ -78,8 +83,12 @@ def step_row(results: dict[str, Any], step_id: str) -> dict[str, Any]:
 def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The test server on streamable HTTP at 127.0.0.1 (a real subprocess): (url, pidfile)."""
     pidfile = tmp_path / "http-server.pids"
-    proc = subprocess.Popen([sys.executable, str(SERVERS), "--http"], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PIDFILE": str(pidfile)})
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVERS), "--http"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PIDFILE": str(pidfile)},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -19,9 +19,13 @@ from .conftest import attempts, pids, run, stdio_endpoint, wait_gone, write_pipe
 
 def _execute(step_id: str, plan: str) -> dict:
     """A step that runs the first tool call the model chose in step ``plan``."""
-    return {"id": step_id, "endpoint": "tools", "tool": f"{{{{ steps.{plan}.tool_calls[0].name }}}}",
-            "arguments": f"{{{{ steps.{plan}.tool_calls[0].arguments }}}}",
-            "checks": [{"type": "json-path", "path": "$.status", "value": "shipped"}]}
+    return {
+        "id": step_id,
+        "endpoint": "tools",
+        "tool": f"{{{{ steps.{plan}.tool_calls[0].name }}}}",
+        "arguments": f"{{{{ steps.{plan}.tool_calls[0].arguments }}}}",
+        "checks": [{"type": "json-path", "path": "$.status", "value": "shipped"}],
+    }
 
 
 def test_tools_from_offers_the_servers_tools_and_the_chosen_call_runs(tmp_path: Path) -> None:
@@ -34,10 +38,21 @@ def test_tools_from_offers_the_servers_tools_and_the_chosen_call_runs(tmp_path: 
         }
         prompt = 'CALL: lookup_order {"order_id": "{{ vars.order }}"}'
         steps = [
-            {"id": "plan", "endpoint": "gpt", "prompt": prompt, "checks": [{"type": "tool-call", "name": "lookup_order"}]},
+            {
+                "id": "plan",
+                "endpoint": "gpt",
+                "prompt": prompt,
+                "checks": [{"type": "tool-call", "name": "lookup_order"}],
+            },
             _execute("lookup", "plan"),
-            {"id": "plan2", "endpoint": "claude", "prompt": prompt,
-             "checks": [{"type": "tool-call", "name": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}}]},
+            {
+                "id": "plan2",
+                "endpoint": "claude",
+                "prompt": prompt,
+                "checks": [
+                    {"type": "tool-call", "name": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}}
+                ],
+            },
             _execute("lookup2", "plan2"),
         ]
         cases = [{"id": f"c{i}", "vars": {"order": f"ord-{i}"}} for i in range(3)]
@@ -49,11 +64,17 @@ def test_tools_from_offers_the_servers_tools_and_the_chosen_call_runs(tmp_path: 
     assert requests == 6
     rows = [a for a in attempts(tmp_path / "run") if a["step"] == "lookup2"]
     assert all('"order_id": "ord-' in r["output"] for r in rows)
-    bodies = {ln["endpoint"]: ln["body"] for ln in map(json.loads, cassette.read_text().splitlines()[1:])
-              if ln.get("endpoint") in ("gpt", "claude")}
+    bodies = {
+        ln["endpoint"]: ln["body"]
+        for ln in map(json.loads, cassette.read_text().splitlines()[1:])
+        if ln.get("endpoint") in ("gpt", "claude")
+    }
     names = lambda tools: sorted(t.get("name") or t["function"]["name"] for t in tools)  # noqa: E731
-    assert names(bodies["gpt"]["tools"]) == names(bodies["claude"]["tools"]) == \
-        ["crash", "issue_refund", "lookup_order", "sleep", "strict_refund"]
+    assert (
+        names(bodies["gpt"]["tools"])
+        == names(bodies["claude"]["tools"])
+        == ["crash", "issue_refund", "lookup_order", "sleep", "strict_refund"]
+    )
     gpt = next(t for t in bodies["gpt"]["tools"] if t["function"]["name"] == "issue_refund")
     assert gpt["type"] == "function" and gpt["function"]["parameters"]["properties"]["amount"]["type"] == "number"
     claude = next(t for t in bodies["claude"]["tools"] if t["name"] == "issue_refund")
@@ -63,13 +84,22 @@ def test_tools_from_offers_the_servers_tools_and_the_chosen_call_runs(tmp_path: 
 
 def test_the_mock_answers_with_tool_calls_and_tools_can_be_mocked(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    endpoints = {"tools": stdio_endpoint(pidfile),
-                 "planner": {"type": "mock", "reply": "calling",
-                             "tool_calls": [{"name": "{{ vars.tool }}", "arguments": {"order_id": "{{ vars.order }}"}}]}}
-    steps = [{"id": "plan", "endpoint": "planner", "checks": [{"type": "tool-call", "name": "lookup_order"}]},
-             {**_execute("lookup", "plan"), "checks": []}]
-    cases = [{"id": "a", "vars": {"tool": "lookup_order", "order": "o1"}, "expect": {"lookup": {"status": "gold"}}},
-             {"id": "b", "vars": {"tool": "issue_refund", "order": "o2"}, "expect": {"lookup": {"status": "gold"}}}]
+    endpoints = {
+        "tools": stdio_endpoint(pidfile),
+        "planner": {
+            "type": "mock",
+            "reply": "calling",
+            "tool_calls": [{"name": "{{ vars.tool }}", "arguments": {"order_id": "{{ vars.order }}"}}],
+        },
+    }
+    steps = [
+        {"id": "plan", "endpoint": "planner", "checks": [{"type": "tool-call", "name": "lookup_order"}]},
+        {**_execute("lookup", "plan"), "checks": []},
+    ]
+    cases = [
+        {"id": "a", "vars": {"tool": "lookup_order", "order": "o1"}, "expect": {"lookup": {"status": "gold"}}},
+        {"id": "b", "vars": {"tool": "issue_refund", "order": "o2"}, "expect": {"lookup": {"status": "gold"}}},
+    ]
     pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, cases)
     results = run(pipeline, evalset, tmp_path / "live")
     by_case = {u["case"]: u for u in results["units"]}
@@ -87,11 +117,26 @@ def test_the_mock_answers_with_tool_calls_and_tools_can_be_mocked(tmp_path: Path
 def test_ctrl_c_stops_the_run_and_the_server(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     steps = [{"id": "slow", "endpoint": "tools", "tool": "sleep", "arguments": {"seconds": 3600}, "timeout_s": 3600}]
-    pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, steps,
-                                       [{"id": f"c{i}"} for i in range(4)])
-    proc = subprocess.Popen([sys.executable, "-m", "reliability_cli", "eval", str(pipeline), "--evalset", str(evalset),
-                             "--out", str(tmp_path / "run"), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pipeline, evalset = write_pipeline(
+        tmp_path, {"tools": stdio_endpoint(pidfile)}, steps, [{"id": f"c{i}"} for i in range(4)]
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reliability_cli",
+            "eval",
+            str(pipeline),
+            "--evalset",
+            str(evalset),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not pids(pidfile) and time.monotonic() < deadline:  # the server is up: calls are in flight
@@ -121,11 +166,19 @@ def test_mock_tool_calls_forms_and_a_mocked_tool_source(tmp_path: Path) -> None:
             "gpt": {"type": "openai", "base_url": f"{server.base_url}/v1", "model": "m", "tools_from": "tools"},
             "one-expr": {"type": "mock", "reply": "x", "tool_calls": "{{ vars.calls }}"},
         }
-        steps = [{"id": "expr", "endpoint": "one-expr", "checks": [{"type": "tool-call", "name": "b"}]},
-                 {"id": "plan", "endpoint": "gpt", "prompt": "CALL: lookup_order {}",
-                  "checks": [{"type": "starts-with", "value": "echo: "}]}]
-        cases = [{"id": "two", "vars": {"calls": [{"name": "a", "arguments": "{}"}, {"name": "b"}]}},
-                 {"id": "bad", "vars": {"calls": "not a list"}}]
+        steps = [
+            {"id": "expr", "endpoint": "one-expr", "checks": [{"type": "tool-call", "name": "b"}]},
+            {
+                "id": "plan",
+                "endpoint": "gpt",
+                "prompt": "CALL: lookup_order {}",
+                "checks": [{"type": "starts-with", "value": "echo: "}],
+            },
+        ]
+        cases = [
+            {"id": "two", "vars": {"calls": [{"name": "a", "arguments": "{}"}, {"name": "b"}]}},
+            {"id": "bad", "vars": {"calls": "not a list"}},
+        ]
         pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, cases)
         results = run(pipeline, evalset, tmp_path / "run", endpoint_overrides=["tools=mock"])
     by_case = {u["case"]: u for u in results["units"]}
@@ -137,8 +190,10 @@ def test_mock_tool_calls_forms_and_a_mocked_tool_source(tmp_path: Path) -> None:
 def test_a_tools_from_server_that_cannot_start_is_bad_input_naming_it(tmp_path: Path) -> None:
     from reliability_cli.errors import ConfigError
 
-    endpoints = {"tools": {"type": "mcp", "command": [str(tmp_path / "no-such-server")]},
-                 "gpt": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "tools_from": "tools"}}
+    endpoints = {
+        "tools": {"type": "mcp", "command": [str(tmp_path / "no-such-server")]},
+        "gpt": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "tools_from": "tools"},
+    }
     steps = [{"id": "plan", "endpoint": "gpt", "prompt": "hi"}]
     pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, [{"id": "a"}])
     try:

@@ -60,8 +60,18 @@ def test_mcp_agent_runs_offline_at_its_seeded_rates(tmp_path: Path) -> None:
         probe.stdin.close()
     checked = run_relcheck("validate", pipeline)
     assert checked.returncode == 0, checked.stderr
-    proc = run_relcheck("eval", pipeline, "--out", tmp_path / "run", "--no-progress", "--markdown", tmp_path / "r.md",
-                        cwd=tmp_path, env={"NO_PROXY": "*"}, timeout=300)
+    proc = run_relcheck(
+        "eval",
+        pipeline,
+        "--out",
+        tmp_path / "run",
+        "--no-progress",
+        "--markdown",
+        tmp_path / "r.md",
+        cwd=tmp_path,
+        env={"NO_PROXY": "*"},
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     steps = {s["id"]: s for s in results["steps"]}

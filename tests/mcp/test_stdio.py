@@ -11,11 +11,20 @@ from reliability_cli.errors import ConfigError
 from .conftest import attempts, pids, run, stdio_endpoint, step_row, wait_gone, write_pipeline
 
 STEPS = [
-    {"id": "lookup", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"},
-     "checks": [{"type": "json-path", "path": "$.status", "value": "shipped"}]},
-    {"id": "refund", "endpoint": "tools", "tool": "{{ vars.tool }}",
-     "arguments": {"order_id": "{{ steps.lookup.json.order_id }}", "amount": "{{ vars.amount }}"},
-     "checks": [{"type": "contains", "value": "{{ steps.lookup.output.order_id }}"}]},
+    {
+        "id": "lookup",
+        "endpoint": "tools",
+        "tool": "lookup_order",
+        "arguments": {"order_id": "{{ vars.order }}"},
+        "checks": [{"type": "json-path", "path": "$.status", "value": "shipped"}],
+    },
+    {
+        "id": "refund",
+        "endpoint": "tools",
+        "tool": "{{ vars.tool }}",
+        "arguments": {"order_id": "{{ steps.lookup.json.order_id }}", "amount": "{{ vars.amount }}"},
+        "checks": [{"type": "contains", "value": "{{ steps.lookup.output.order_id }}"}],
+    },
 ]
 CASES = [
     {"id": "ok", "vars": {"order": "o1", "tool": "issue_refund", "amount": 3}},
@@ -55,8 +64,12 @@ def test_each_answer_maps_to_its_outcome_and_one_session_serves_every_unit(tmp_p
 def test_tool_errors_are_retried_under_retry_on_error(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     steps = [{**STEPS[0], "retry": {"max_attempts": 3, "on": ["error"], "backoff": {"initial_s": 0}}}]
-    pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, steps,
-                                       [{"id": "a", "vars": {"order": "missing-a"}}, {"id": "b", "vars": {"order": "b"}}])
+    pipeline, evalset = write_pipeline(
+        tmp_path,
+        {"tools": stdio_endpoint(pidfile)},
+        steps,
+        [{"id": "a", "vars": {"order": "missing-a"}}, {"id": "b", "vars": {"order": "b"}}],
+    )
     results = run(pipeline, evalset, tmp_path / "run")
     row = step_row(results, "lookup")
     assert row["attempts"] == 4 and row["error_kinds"] == {"tool_error": 3}
@@ -67,9 +80,11 @@ def test_tool_errors_are_retried_under_retry_on_error(tmp_path: Path) -> None:
 def test_a_crash_mid_run_is_protocol_and_the_next_call_restarts_the_server(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     steps = [{"id": "call", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": "{{ vars.args }}"}]
-    cases = [{"id": "before", "vars": {"tool": "lookup_order", "args": {"order_id": "o1"}}},
-             {"id": "crash", "vars": {"tool": "crash", "args": {}}},
-             {"id": "after", "vars": {"tool": "lookup_order", "args": {"order_id": "o2"}}}]
+    cases = [
+        {"id": "before", "vars": {"tool": "lookup_order", "args": {"order_id": "o1"}}},
+        {"id": "crash", "vars": {"tool": "crash", "args": {}}},
+        {"id": "after", "vars": {"tool": "lookup_order", "args": {"order_id": "o2"}}},
+    ]
     pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, steps, cases)
     results = run(pipeline, evalset, tmp_path / "run", concurrency=1)
     by_case = {u["case"]: u for u in results["units"]}
@@ -84,10 +99,13 @@ def test_a_crash_mid_run_is_protocol_and_the_next_call_restarts_the_server(tmp_p
 
 def test_a_tool_that_never_answers_times_out_at_the_step_deadline(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    steps = [{"id": "call", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": "{{ vars.args }}",
-              "timeout_s": 0.5}]
-    cases = [{"id": "hang", "vars": {"tool": "sleep", "args": {"seconds": 3600}}},
-             {"id": "next", "vars": {"tool": "lookup_order", "args": {"order_id": "o2"}}}]
+    steps = [
+        {"id": "call", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": "{{ vars.args }}", "timeout_s": 0.5}
+    ]
+    cases = [
+        {"id": "hang", "vars": {"tool": "sleep", "args": {"seconds": 3600}}},
+        {"id": "next", "vars": {"tool": "lookup_order", "args": {"order_id": "o2"}}},
+    ]
     pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, steps, cases)
     results = run(pipeline, evalset, tmp_path / "run", concurrency=1)
     rows = {a["case"]: a for a in attempts(tmp_path / "run")}
@@ -101,8 +119,9 @@ def test_a_tool_that_never_answers_times_out_at_the_step_deadline(tmp_path: Path
 def test_a_server_that_never_completes_the_handshake_is_a_timeout(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     steps = [{"id": "call", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "x"}}]
-    pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile, "--silent", timeout_s=1)},
-                                       steps, [{"id": "a"}])
+    pipeline, evalset = write_pipeline(
+        tmp_path, {"tools": stdio_endpoint(pidfile, "--silent", timeout_s=1)}, steps, [{"id": "a"}]
+    )
     run(pipeline, evalset, tmp_path / "run")
     (row,) = attempts(tmp_path / "run")
     assert row["error_kind"] == "timeout" and "handshake" in row["reason"]

@@ -13,10 +13,18 @@ from .conftest import SERVERS, pids, stdio_endpoint, wait_gone, write_pipeline
 
 STEPS = [
     {"id": "lookup", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}},
-    {"id": "refund", "endpoint": "tools", "tool": "issue_refund",
-     "arguments": {"order_id": "{{ vars.order }}", "amount": "{{ expect.amount }}"}},
-    {"id": "chained", "endpoint": "tools", "tool": "issue_refund",  # names an earlier step: checked at run time
-     "arguments": {"order_id": "{{ steps.lookup.json.order_id }}", "amount": "{{ vars.order }}"}},
+    {
+        "id": "refund",
+        "endpoint": "tools",
+        "tool": "issue_refund",
+        "arguments": {"order_id": "{{ vars.order }}", "amount": "{{ expect.amount }}"},
+    },
+    {
+        "id": "chained",
+        "endpoint": "tools",
+        "tool": "issue_refund",  # names an earlier step: checked at run time
+        "arguments": {"order_id": "{{ steps.lookup.json.order_id }}", "amount": "{{ vars.order }}"},
+    },
 ]
 
 
@@ -26,8 +34,7 @@ def _cases(amounts: list[object]) -> list[dict[str, object]]:
 
 def test_validate_reports_file_line_case_step_and_field(tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
-    pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, STEPS,
-                                       _cases([1, 2.5, "12.5", 4]))
+    pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, STEPS, _cases([1, 2.5, "12.5", 4]))
     proc = run_relcheck("validate", pipeline, "--evalset", evalset)
     assert proc.returncode == 2, proc.stderr
     assert f"{evalset}:3: case o-3: step refund: arguments.amount: '12.5' is not of type 'number'" in proc.stderr
@@ -46,8 +53,10 @@ def test_validate_passes_conforming_arguments_and_names_an_unknown_tool(tmp_path
     pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(pidfile)}, typo, _cases([1]))
     bad = run_relcheck("validate", pipeline, "--evalset", evalset)
     assert bad.returncode == 2
-    assert "steps[0].tool: step lookup: endpoint 'tools' has no tool 'lookup_ordr' — did you mean " \
-           "'lookup_order'?" in bad.stderr
+    assert (
+        "steps[0].tool: step lookup: endpoint 'tools' has no tool 'lookup_ordr' — did you mean "
+        "'lookup_order'?" in bad.stderr
+    )
 
 
 def test_validate_names_a_server_that_cannot_start(tmp_path: Path) -> None:
@@ -65,13 +74,25 @@ def test_record_then_replay_offline_gives_the_same_results(tmp_path: Path) -> No
     secret = "s3cr3t-orders-db-value"
     endpoint = {**stdio_endpoint(pidfile), "env": {"PIDFILE": str(pidfile), "ORDERS_DB": "${ORDERS_DB}"}}
     steps = [*STEPS[:2], {"id": "dyn", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": {}}]
-    cases = [{**c, "vars": {**c["vars"], "tool": t}}  # type: ignore[dict-item]
-             for c, t in zip(_cases([1, 2.5, "x"]), ["lookup_order", "lookup_ordr", "lookup_order"])]
+    cases = [
+        {**c, "vars": {**c["vars"], "tool": t}}  # type: ignore[dict-item]
+        for c, t in zip(_cases([1, 2.5, "x"]), ["lookup_order", "lookup_ordr", "lookup_order"])
+    ]
     pipeline, evalset = write_pipeline(tmp_path, {"tools": endpoint}, steps, cases)
     cassette = tmp_path / "tools.cassette.jsonl"
     env = {"ORDERS_DB": secret}
-    first = run_relcheck("eval", pipeline, "--evalset", evalset, "--record", cassette, "--out", tmp_path / "live",
-                         "--no-progress", env=env)
+    first = run_relcheck(
+        "eval",
+        pipeline,
+        "--evalset",
+        evalset,
+        "--record",
+        cassette,
+        "--out",
+        tmp_path / "live",
+        "--no-progress",
+        env=env,
+    )
     assert first.returncode in (0, 1), first.stderr
     text = cassette.read_text()
     assert secret not in text
@@ -87,8 +108,18 @@ def test_record_then_replay_offline_gives_the_same_results(tmp_path: Path) -> No
     assert str(SERVERS) not in replay_pipeline.read_text()
     checked = run_relcheck("validate", replay_pipeline, "--evalset", evalset, "--replay", cassette, env=env)
     assert checked.returncode == 2 and "case o-3: step refund: arguments.amount: 'x'" in checked.stderr  # listing
-    second = run_relcheck("eval", replay_pipeline, "--evalset", evalset, "--replay", cassette,
-                          "--out", tmp_path / "replayed", "--no-progress", env=env)
+    second = run_relcheck(
+        "eval",
+        replay_pipeline,
+        "--evalset",
+        evalset,
+        "--replay",
+        cassette,
+        "--out",
+        tmp_path / "replayed",
+        "--no-progress",
+        env=env,
+    )
     assert second.returncode == first.returncode, second.stderr
     live = strip_volatile(json.loads((tmp_path / "live" / "results.json").read_text()))
     replayed = strip_volatile(json.loads((tmp_path / "replayed" / "results.json").read_text()))
@@ -103,10 +134,16 @@ def test_record_then_replay_offline_gives_the_same_results(tmp_path: Path) -> No
 
 def test_the_sdk_missing_is_exit_2_with_the_install_command(tmp_path: Path) -> None:
     pipeline, evalset = write_pipeline(tmp_path, {"tools": stdio_endpoint(tmp_path / "pids")}, STEPS[:1], _cases([1]))
-    code = ("import sys; sys.modules['mcp'] = None; from reliability_cli.cli import main; "
-            "sys.argv = ['relcheck', 'eval', sys.argv[1], '--evalset', sys.argv[2], '--out', sys.argv[3]]; main()")
-    proc = subprocess.run([sys.executable, "-c", code, str(pipeline), str(evalset), str(tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['mcp'] = None; from reliability_cli.cli import main; "
+        "sys.argv = ['relcheck', 'eval', sys.argv[1], '--evalset', sys.argv[2], '--out', sys.argv[3]]; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(pipeline), str(evalset), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "pip install 'relcheck[mcp]'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()  # refused before anything ran
@@ -121,8 +158,11 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         ({"tools": both}, STEPS[:1], "exactly one of command (stdio) or url"),
         ({"tools": stdio_endpoint(tmp_path / "p")}, no_tool, "names no tool"),
         ({"m": {"type": "mock"}}, tool_on_mock, "tool is for steps on an mcp endpoint"),
-        ({"m": {"type": "mock"}, "llm": {"type": "openai", "model": "x", "tools_from": "m"}},
-         [{"id": "s", "endpoint": "llm", "prompt": "hi"}], "tools_from names 'm', which is not an mcp endpoint"),
+        (
+            {"m": {"type": "mock"}, "llm": {"type": "openai", "model": "x", "tools_from": "m"}},
+            [{"id": "s", "endpoint": "llm", "prompt": "hi"}],
+            "tools_from names 'm', which is not an mcp endpoint",
+        ),
     ]
     for endpoints, steps, message in checks:
         pipeline, evalset = write_pipeline(tmp_path, endpoints, steps, cases)

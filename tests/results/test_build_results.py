@@ -32,9 +32,18 @@ def rebuild(run_dir: Path, journal: Path | None = None) -> dict:
     options = RunOptions(trials=2, retries=1)
     pipeline = apply_overrides(load_pipeline(str(SIX)), options)
     selection = select_cases([str(SIX.parent / "cases.jsonl")], pipeline, limit=CASES)
-    steps = [analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on))) for s in pipeline.steps]
-    return analysis.build_results(journal or run_dir / "attempts.jsonl", steps, results["run"], trials=2,
-                                  confidence=0.95, isolate=True, order=selection.positions).to_dict()
+    steps = [
+        analysis.StepSpec(s.id, s.endpoint, s.retry.max_attempts, tuple(sorted(s.retry.on))) for s in pipeline.steps
+    ]
+    return analysis.build_results(
+        journal or run_dir / "attempts.jsonl",
+        steps,
+        results["run"],
+        trials=2,
+        confidence=0.95,
+        isolate=True,
+        order=selection.positions,
+    ).to_dict()
 
 
 def lines(path: Path) -> list[dict]:
@@ -88,9 +97,12 @@ def test_unfinished_units_and_judge_lines_are_not_counted(run_dir, tmp_path):
     journal = tmp_path / "attempts.jsonl"
     text = (run_dir / "attempts.jsonl").read_text()
     first = next(r for r in lines(run_dir / "attempts.jsonl") if "unit_done" not in r)
-    stray = [dict(first, trial=3, outcome="error", error_kind="timeout"),  # a unit that never finished
-             dict(first, phase="judge", outcome="pass")]  # an llm-rubric judge's call
+    stray = [
+        dict(first, trial=3, outcome="error", error_kind="timeout"),  # a unit that never finished
+        dict(first, phase="judge", outcome="pass"),
+    ]  # an llm-rubric judge's call
     head, rest = text.split("\n", 1)
-    journal.write_text(head + "\n" + json.dumps(stray[0]) + "\n" + rest + json.dumps(stray[1]) + "\n"
-                       + '{"case": "torn", "tri')  # and a torn last line
+    journal.write_text(
+        head + "\n" + json.dumps(stray[0]) + "\n" + rest + json.dumps(stray[1]) + "\n" + '{"case": "torn", "tri'
+    )  # and a torn last line
     assert rebuild(run_dir, journal) == rebuild(run_dir)

@@ -24,8 +24,9 @@ def _paired_docs(b: int, c: int, both: int, neither: int) -> tuple[dict, dict]:
     return doc_from_fail_idx(["a"], base), doc_from_fail_idx(["a"], cand)
 
 
-@pytest.mark.parametrize("b,c", [(0, 0), (0, 5), (5, 0), (1, 1), (3, 9), (9, 3), (12, 2), (40, 25), (0, 60),
-                                 (60, 0), (137, 98)])
+@pytest.mark.parametrize(
+    "b,c", [(0, 0), (0, 5), (5, 0), (1, 1), (3, 9), (9, 3), (12, 2), (40, 25), (0, 60), (60, 0), (137, 98)]
+)
 def test_mcnemar_p_equals_scipy_binomtest(b, c):
     doc = compare(*_paired_docs(b, c, both=200, neither=7), max_drop=0.0, alpha=0.05)
     row = next(r for r in doc["rows"] if r["name"] == "step:a")
@@ -62,12 +63,14 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
     rng = np.random.default_rng(5)
     trials, cases = 5, 200
     base = doc_from_fail_idx(SIX, simulate_fail_idx([0.97] * 6, cases * trials, rng), trials=trials)
-    cand = doc_from_fail_idx(SIX, simulate_fail_idx([0.97, 0.97, 0.85, 0.97, 0.97, 0.97], cases * trials, rng),
-                             trials=trials)
+    cand = doc_from_fail_idx(
+        SIX, simulate_fail_idx([0.97, 0.97, 0.85, 0.97, 0.97, 0.97], cases * trials, rng), trials=trials
+    )
     doc = compare(base, cand, max_drop=0.02, alpha=0.05)
     assert doc["paired_on"] == "cases"
     row = next(r for r in doc["rows"] if r["name"] == "step:s2")
     assert row["test"] == "sign-flip" and row["n_shared"] == cases and 0 < row["n_units"] < cases * trials
+
     # recompute the per-case differences by hand
     def shares(d):
         out = {}
@@ -76,6 +79,7 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
                 p, n = out.get(u.case, (0, 0))
                 out[u.case] = (p + (u.passed or SIX.index(u.failed_step) > 2), n + 1)
         return {k: p / n for k, (p, n) in out.items()}
+
     sb, sc = shares(base), shares(cand)
     diffs = [sb[k] - sc[k] for k in sb if k in sc]
     assert row["drop"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-12)
@@ -89,9 +93,15 @@ def test_a_step_dropping_from_97_to_90_percent_on_1000_units_fails_the_baseline_
     cand_p = write_pipeline(tmp_path / "cand", [("a", 0.03, "wrong"), ("b", 0.10, "wrong"), ("c", 0.03, "wrong")], 1000)
     base = run(base_p, tmp_path / "run-base", seed=11, concurrency=64)
     assert base.exit_code == 0
-    cand = run(cand_p, tmp_path / "run-cand", seed=11, concurrency=64,
-               gate_overrides=GateOverrides(baseline_path=str(tmp_path / "run-base" / "results.json"),
-                               max_drop=0.02, alpha=0.05))
+    cand = run(
+        cand_p,
+        tmp_path / "run-cand",
+        seed=11,
+        concurrency=64,
+        gate_overrides=GateOverrides(
+            baseline_path=str(tmp_path / "run-base" / "results.json"), max_drop=0.02, alpha=0.05
+        ),
+    )
     gates = {g["name"]: g for g in cand.results.to_dict()["gates"]}
     b_rate = next(s for s in cand.results.to_dict()["steps"] if s["id"] == "b")["rate"]
     assert 0.87 < b_rate < 0.93
@@ -116,8 +126,9 @@ def test_seeded_noise_alone_passes_the_baseline_gate_in_at_least_95_of_100_seeds
     # and the same gate catches the 97% → 90% drop in every seed
     caught = 0
     for seed in range(101, 121):
-        cand = doc_from_fail_idx(SIX, simulate_fail_idx([0.97, 0.97, 0.90, 0.97, 0.97, 0.97], 1000,
-                                                        np.random.default_rng(seed)))
+        cand = doc_from_fail_idx(
+            SIX, simulate_fail_idx([0.97, 0.97, 0.90, 0.97, 0.97, 0.97], 1000, np.random.default_rng(seed))
+        )
         caught += not all(g.passed for g in baseline_gates(base, cand, max_drop=0.02, alpha=0.05))
     assert caught == 20
 
@@ -128,8 +139,13 @@ def test_seeded_noise_of_the_real_mock_pipeline_passes(tmp_path):
     base = run(pipeline, tmp_path / "r0", seed=0, concurrency=64)
     passed = 0
     for seed in (1, 2, 3):
-        cand = run(pipeline, tmp_path / f"r{seed}", seed=seed, concurrency=64,
-                   gate_overrides=GateOverrides(baseline_path=str(tmp_path / "r0" / "results.json"), max_drop=0.02))
+        cand = run(
+            pipeline,
+            tmp_path / f"r{seed}",
+            seed=seed,
+            concurrency=64,
+            gate_overrides=GateOverrides(baseline_path=str(tmp_path / "r0" / "results.json"), max_drop=0.02),
+        )
         passed += cand.exit_code == 0
         assert len([g for g in cand.results.to_dict()["gates"] if g["name"].startswith("baseline:")]) == 7
     assert base.exit_code == 0 and passed == 3
@@ -160,8 +176,9 @@ def test_compare_command_exit_codes(tmp_path, cli):
 
     code, out, _ = cli("compare", base, same)
     assert code == 0 and "no significant regression" in out
-    code, out, _ = cli("compare", base, bad, "--max-drop", "0.02", "--json", tmp_path / "c.json",
-                       "--markdown", tmp_path / "c.md")
+    code, out, _ = cli(
+        "compare", base, bad, "--max-drop", "0.02", "--json", tmp_path / "c.json", "--markdown", tmp_path / "c.md"
+    )
     assert code == 1 and "REGRESSED" in out and "step:s2" in out
     doc = json.loads((tmp_path / "c.json").read_text())
     assert doc["regressed"] and {r["name"] for r in doc["rows"] if r["regressed"]} >= {"step:s2"}

@@ -33,8 +33,9 @@ def test_reported_intervals_are_wilson(passed, n):
     assert ci.low == pytest.approx(lo, abs=1e-9) and ci.high == pytest.approx(hi, abs=1e-9)
 
 
-@pytest.mark.parametrize("a,b,c,d", [(0, 0, 0, 5), (5, 0, 0, 5), (10, 2, 3, 10), (1, 9, 9, 1), (0, 10, 10, 0),
-                                     (30, 1, 12, 40)])
+@pytest.mark.parametrize(
+    "a,b,c,d", [(0, 0, 0, 5), (5, 0, 0, 5), (10, 2, 3, 10), (1, 9, 9, 1), (0, 10, 10, 0), (30, 1, 12, 40)]
+)
 def test_fisher_matches_scipy(a, b, c, d):
     expected = fisher_exact([[a, b], [c, d]], alternative="greater")[1]
     # (a_pass, a_n, b_pass, b_n) for the table [[a_pass, a_fail], [b_pass, b_fail]]
@@ -48,16 +49,18 @@ def test_min_units_for_lower_bound_is_the_first_feasible_n():
 
 
 def test_too_few_cases_for_a_lower_bound_gate_exit_3_before_any_call(tmp_path, cli):
-    pipeline = write_pipeline(tmp_path / "p", [("a", 0.0, "wrong")], 98,
-                              gates="end_to_end: {min: 0.97}\nmode: lower-bound\nconfidence: 0.95")
+    pipeline = write_pipeline(
+        tmp_path / "p", [("a", 0.0, "wrong")], 98, gates="end_to_end: {min: 0.97}\nmode: lower-bound\nconfidence: 0.95"
+    )
     out = tmp_path / "run"
     code, stdout, stderr = cli("eval", pipeline, "--out", out, "--no-progress")
     assert code == 3
     assert "98 cases can never clear a lower-bound gate of 0.97" in stderr and "99" in stderr
     assert not out.exists()  # refused before the run directory, let alone a call
     # one more case and a perfect pipeline clear it
-    pipeline = write_pipeline(tmp_path / "q", [("a", 0.0, "wrong")], 99,
-                              gates="end_to_end: {min: 0.97}\nmode: lower-bound\nconfidence: 0.95")
+    pipeline = write_pipeline(
+        tmp_path / "q", [("a", 0.0, "wrong")], 99, gates="end_to_end: {min: 0.97}\nmode: lower-bound\nconfidence: 0.95"
+    )
     code, stdout, _ = cli("eval", pipeline, "--out", tmp_path / "run2", "--no-progress")
     assert code == 0, stdout
     assert "lower bound 0.97" in stdout
@@ -70,8 +73,12 @@ def test_lower_bound_flag_overrides_yaml(tmp_path, cli):
 
 
 def test_infrastructure_errors_above_max_error_rate_exit_3(tmp_path):
-    pipeline = write_pipeline(tmp_path / "p", [("a", 0.3, "error"), ("b", 0.0, "wrong")], 200,
-                              gates="end_to_end: {min: 0.1}\nmax_error_rate: 0.10")
+    pipeline = write_pipeline(
+        tmp_path / "p",
+        [("a", 0.3, "error"), ("b", 0.0, "wrong")],
+        200,
+        gates="end_to_end: {min: 0.1}\nmax_error_rate: 0.10",
+    )
     outcome = run(pipeline, tmp_path / "r")
     e2e = outcome.results.to_dict()["end_to_end"]
     assert e2e["error_rate"] > 0.10
@@ -82,8 +89,9 @@ def test_infrastructure_errors_above_max_error_rate_exit_3(tmp_path):
 
 
 def test_clustered_lower_bound_with_trials_uses_cases(tmp_path):
-    pipeline = write_pipeline(tmp_path / "p", [("a", 0.0, "wrong")], 120,
-                              gates="end_to_end: {min: 0.97}\nmode: lower-bound")
+    pipeline = write_pipeline(
+        tmp_path / "p", [("a", 0.0, "wrong")], 120, gates="end_to_end: {min: 0.97}\nmode: lower-bound"
+    )
     outcome = run(pipeline, tmp_path / "r", trials=3)
     (gate,) = outcome.results.to_dict()["gates"]
     assert gate["bound"] == pytest.approx(stats.clustered_lower_bound([1.0] * 120, 0.95), abs=1e-12)

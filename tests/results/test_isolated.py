@@ -20,8 +20,7 @@ def test_isolated_mode_measures_step_two_on_all_units(tmp_path):
     assert iso["ci"]["low"] <= 0.95 <= iso["ci"]["high"]
     assert steps["first"]["isolated"]["reached"] == 400
     e2e = outcome.results.to_dict()["end_to_end"]
-    assert e2e["independence_prediction"] == pytest.approx(
-        steps["first"]["isolated"]["rate"] * iso["rate"])
+    assert e2e["independence_prediction"] == pytest.approx(steps["first"]["isolated"]["rate"] * iso["rate"])
     assert e2e["independence_gap"] == pytest.approx(e2e["rate"] - e2e["independence_prediction"])
     assert outcome.results.to_dict()["run"]["requests"] > 400 + 400  # both passes were called
     text = render(outcome.results, "terminal", width=80)

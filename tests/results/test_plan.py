@@ -11,27 +11,46 @@ from reliability_cli.results.schema import Results
 from tests.helpers import results_from
 
 
-def _results(p: float, steps: int = 6, retries: int = 0, recovery: float | None = None, units: int = 1000,
-             p50: float = 100.0, cost: float | None = None, tweak: dict[int, dict] | None = None) -> Results:
+def _results(
+    p: float,
+    steps: int = 6,
+    retries: int = 0,
+    recovery: float | None = None,
+    units: int = 1000,
+    p50: float = 100.0,
+    cost: float | None = None,
+    tweak: dict[int, dict] | None = None,
+) -> Results:
     rate = 1 - (1 - p) * ((1 - recovery) if recovery is not None else 1) ** retries if retries else p
-    rows = [{"id": f"s{i}", "max_attempts": retries + 1, "first_try_rate": p, "rate": rate,
-             "recovery_rate": recovery if retries else None, "latency_ms": {"p50": p50},
-             "attempts": units, "cost_usd": cost, **(tweak or {}).get(i, {})} for i in range(steps)]
-    return results_from(rows, {"rate": rate ** steps, "total": units})
+    rows = [
+        {
+            "id": f"s{i}",
+            "max_attempts": retries + 1,
+            "first_try_rate": p,
+            "rate": rate,
+            "recovery_rate": recovery if retries else None,
+            "latency_ms": {"p50": p50},
+            "attempts": units,
+            "cost_usd": cost,
+            **(tweak or {}).get(i, {}),
+        }
+        for i in range(steps)
+    ]
+    return results_from(rows, {"rate": rate**steps, "total": units})
 
 
 def test_six_steps_at_97_percent_need_one_retry_each_for_99():
     doc = plan(_results(0.97), 0.99)
     assert doc["reachable"] and doc["method"] == "exhaustive"
     assert [s["retries"] for s in doc["steps"]] == [1] * 6
-    assert doc["end_to_end_now"] == pytest.approx(0.97 ** 6)
-    assert doc["end_to_end_planned"] == pytest.approx((1 - 0.03 ** 2) ** 6)
+    assert doc["end_to_end_now"] == pytest.approx(0.97**6)
+    assert doc["end_to_end_planned"] == pytest.approx((1 - 0.03**2) ** 6)
     # expected extra calls: each step's retry runs for the 3% that failed, among units reaching it
     reach, extra = 1.0, 0.0
     reach_now = 1.0
     for _ in range(6):
         extra += reach * 1.03 - reach_now * 1.0
-        reach *= 1 - 0.03 ** 2
+        reach *= 1 - 0.03**2
         reach_now *= 0.97
     assert doc["extra_calls_per_unit"] == pytest.approx(extra)
     assert doc["extra_calls"] == pytest.approx(extra * 1000)

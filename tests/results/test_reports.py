@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reports")
-    pipeline = write_pipeline(tmp / "p", [("plan", 0.1, "wrong"), ("call", 0.05, "error"), ("answer", 0.08, "wrong")],
-                              300, gates="end_to_end: {min: 0.9}\nsteps: {plan: {min: 0.8}}")
+    pipeline = write_pipeline(
+        tmp / "p",
+        [("plan", 0.1, "wrong"), ("call", 0.05, "error"), ("answer", 0.08, "wrong")],
+        300,
+        gates="end_to_end: {min: 0.9}\nsteps: {plan: {min: 0.8}}",
+    )
     outcome = run(pipeline, tmp / "r", isolate=True, trials=2)
     assert outcome.exit_code == 1  # seeded: the 0.9 end-to-end gate fails
     return outcome.results
@@ -45,7 +49,7 @@ def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
     assert len(cases) == len(units) + len(gates) == suites[0].tests
     names = [c.name for c in cases]
     assert names[: len(units)] == [f"{u['case']}[{u['trial']}]" for u in units]
-    assert names[len(units):] == [f"gate {g['name']}" for g in gates]
+    assert names[len(units) :] == [f"gate {g['name']}" for g in gates]
     by_name = {c.name: c for c in cases}
     for u in units:  # failing units stay visible, as skipped cases naming the step and reason
         res = by_name[f"{u['case']}[{u['trial']}]"].result
@@ -54,8 +58,9 @@ def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
             continue
         (r,) = res
         assert isinstance(r, Skipped)
-        assert r.message.startswith(f"unit {'errored' if u['outcome'] == 'error' else 'failed'} "
-                                    f"at step {u['failed_step']}: ")
+        assert r.message.startswith(
+            f"unit {'errored' if u['outcome'] == 'error' else 'failed'} at step {u['failed_step']}: "
+        )
     # Only gates fail: exactly the failed ones, and no errors.
     failing = [g for g in gates if not g["passed"]]
     assert failing and suites[0].failures == len(failing) and suites[0].errors == 0
@@ -67,8 +72,9 @@ def test_junit_has_one_testcase_per_unit_and_per_gate(results, tmp_path):
 def test_junit_of_a_passing_run_with_failing_units_has_no_failures(tmp_path):
     from junitparser import Skipped
 
-    pipeline = write_pipeline(tmp_path / "p", [("plan", 0.1, "wrong"), ("call", 0.05, "error")], 200,
-                              gates="end_to_end: {min: 0.5}")
+    pipeline = write_pipeline(
+        tmp_path / "p", [("plan", 0.1, "wrong"), ("call", 0.05, "error")], 200, gates="end_to_end: {min: 0.5}"
+    )
     outcome = run(pipeline, tmp_path / "r")
     assert outcome.exit_code == 0 and outcome.results.verdict == "pass"
     (suite,) = list(_junit(outcome.results, tmp_path))
@@ -131,15 +137,29 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     shot = artifacts / "html-report.png"
     if shot.exists():
         shot.unlink()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--virtual-time-budget=2000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=2000",
+    ]
     env = {**os.environ, "HOME": str(tmp_path)}
 
     def chrome(*extra: str) -> subprocess.CompletedProcess[str]:
         profile = tmp_path / f"profile-{len(extra)}-{extra[0][:8].strip('-')}"
-        return subprocess.run([browser, *flags, f"--user-data-dir={profile}", *extra, page.as_uri()],
-                              capture_output=True, text=True, timeout=90, env=env)
+        return subprocess.run(
+            [browser, *flags, f"--user-data-dir={profile}", *extra, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+        )
 
     dom = chrome("--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]

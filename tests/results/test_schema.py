@@ -12,11 +12,15 @@ from reliability_cli.runner import RunOptions, run_eval
 from tests.helpers import SIX, assert_round_trips
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"trials": 2, "isolate": True, "retries": 1},
-    {"shard": (1, 2)},
-], ids=["plain", "trials-isolate-retries", "shard"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"trials": 2, "isolate": True, "retries": 1},
+        {"shard": (1, 2)},
+    ],
+    ids=["plain", "trials-isolate-retries", "shard"],
+)
 def test_eval_results_round_trip(tmp_path, options):
     out = tmp_path / "run"
     outcome = run_eval(str(SIX), RunOptions(out=str(out), limit=60, **options))
@@ -44,8 +48,14 @@ def test_merged_and_baseline_gated_results_round_trip(tmp_path, cli):
     outcome = run_eval(str(SIX), RunOptions(out=str(tmp_path / "cand"), limit=60))
     from reliability_cli.results.schema import GateOverrides
 
-    gated = run_eval(str(SIX), RunOptions(out=str(tmp_path / "gated"), limit=60, gate_overrides=GateOverrides(
-        baseline_path=str(tmp_path / "merged.json"))))
+    gated = run_eval(
+        str(SIX),
+        RunOptions(
+            out=str(tmp_path / "gated"),
+            limit=60,
+            gate_overrides=GateOverrides(baseline_path=str(tmp_path / "merged.json")),
+        ),
+    )
     assert assert_round_trips(tmp_path / "gated" / "results.json")
     assert any(g.p_value is not None for g in gated.results.gates)  # baseline gates keep their test figures
     assert outcome.results.run.source == "eval"

@@ -87,8 +87,12 @@ def test_the_interval_shown_matches_the_verdict():
     for drop in (0.0, 0.02, 0.04, 0.06, 0.08):
         for _ in range(10):
             base_pass, cand_pass = _paired(rng, 600, drop)
-            doc = compare(doc_from_fail_idx(["a"], np.where(base_pass, 1, 0)),
-                          doc_from_fail_idx(["a"], np.where(cand_pass, 1, 0)), 0.02, 0.05)
+            doc = compare(
+                doc_from_fail_idx(["a"], np.where(base_pass, 1, 0)),
+                doc_from_fail_idx(["a"], np.where(cand_pass, 1, 0)),
+                0.02,
+                0.05,
+            )
             for r in doc["rows"]:
                 lower_drop = -r["ci"]["high"]  # delta = −drop: the upper bound of delta
                 assert r["ci"]["sided"] == "upper" and r["ci"]["level"] <= 0.05
@@ -136,8 +140,10 @@ def test_plan_models_retry_on_and_its_prediction_holds(tmp_path):
     says so, and running its budget lands inside the prediction's interval."""
     steps = [("wrong", 0.10, "wrong"), ("flaky", 0.20, "error")]
     pipeline = write_pipeline(tmp_path / "p", steps, 1000, seed=4)
-    text = pipeline.read_text().replace("defaults:\n  retry: {max_attempts: 1, backoff: {initial_s: 0}}",
-                                        "defaults:\n  retry: {max_attempts: 1, on: [error], backoff: {initial_s: 0}}")
+    text = pipeline.read_text().replace(
+        "defaults:\n  retry: {max_attempts: 1, backoff: {initial_s: 0}}",
+        "defaults:\n  retry: {max_attempts: 1, on: [error], backoff: {initial_s: 0}}",
+    )
     pipeline.write_text(text)
     measured = run(pipeline, tmp_path / "r0").results
     doc = plan(measured, 0.95, max_retries=3)
@@ -146,8 +152,9 @@ def test_plan_models_retry_on_and_its_prediction_holds(tmp_path):
     budget = {s["step"]: s["retries"] for s in doc["steps"]}
     assert budget["flaky"] >= 1
     # run the planned budget and check the prediction
-    planned = text.replace("    endpoint: ep_flaky\n",
-                           f"    endpoint: ep_flaky\n    retry: {{max_attempts: {budget['flaky'] + 1}}}\n")
+    planned = text.replace(
+        "    endpoint: ep_flaky\n", f"    endpoint: ep_flaky\n    retry: {{max_attempts: {budget['flaky'] + 1}}}\n"
+    )
     pipeline.write_text(planned)
     after = run(pipeline, tmp_path / "r1").results  # same seed: the first attempts are the measured ones
     predicted = doc["end_to_end_planned"]

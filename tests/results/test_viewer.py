@@ -30,7 +30,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any
         with raw_server(_handler([])) as url:
             path = _pipeline(tmp, url)
             # a model output that tries to be markup
-            text = path.with_name("cases.jsonl").read_text().replace('"reply": "c"', '"reply": "<script>alert(1)</script>c"')
+            text = (
+                path.with_name("cases.jsonl")
+                .read_text()
+                .replace('"reply": "c"', '"reply": "<script>alert(1)</script>c"')
+            )
             path.with_name("cases.jsonl").write_text(text)
             run(path, tmp / "run", trials=2, concurrency=1)
     finally:
@@ -60,8 +64,9 @@ def test_every_unit_is_in_the_viewer_with_its_detail(report: tuple[str, dict[str
     assert "<option>x</option>" in html and "<option>y</option>" in html
 
 
-def test_without_the_run_directory_the_failures_table_stands(report: tuple[str, dict[str, Any], Path],
-                                                             tmp_path: Path) -> None:
+def test_without_the_run_directory_the_failures_table_stands(
+    report: tuple[str, dict[str, Any], Path], tmp_path: Path
+) -> None:
     html, results, tmp = report
     doc = (tmp / "run" / "results.json").read_text()
     moved = tmp_path / "results.json"
@@ -79,12 +84,26 @@ def _chromium() -> str | None:
 
 
 def _dom(browser: str, page: Path, fragment: str, tmp: Path) -> str:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--virtual-time-budget=2000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--virtual-time-budget=2000",
+    ]
     profile = tmp / f"profile-{abs(hash(fragment))}"
-    out = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri() + fragment],
-                         capture_output=True, text=True, timeout=90, env={**os.environ, "HOME": str(tmp)})
+    out = subprocess.run(
+        [browser, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri() + fragment],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "HOME": str(tmp)},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -108,7 +127,7 @@ def test_viewer_in_headless_chromium(report: tuple[str, dict[str, Any], Path], t
     opened = re.findall(r'<details class="unit [a-z]+" data-unit="([^"]+)"[^>]*\sopen=""', dom)
     assert opened == ["c/2"]
     start = dom.index('data-unit="c/2"')
-    detail = dom[start:dom.index("</details>", start)]
+    detail = dom[start : dom.index("</details>", start)]
     assert "REPLY: &lt;script&gt;alert(1)&lt;/script&gt;c" in detail  # the unit's prompt is in the rendered DOM
     assert "contains" in detail and "does not contain" in detail  # and its check's reason
     assert len(_visible(dom)) == len(results["units"])  # no filter: every unit
@@ -120,8 +139,9 @@ def test_viewer_in_headless_chromium(report: tuple[str, dict[str, Any], Path], t
     assert 'id="f-count">4 of 6 units' in _dom(browser, page, "#tag=x&outcome=fail&step=classify", tmp_path)
 
 
-def test_report_command_finds_the_run_directory(report: tuple[str, dict[str, Any], Path], cli: Any,
-                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_command_finds_the_run_directory(
+    report: tuple[str, dict[str, Any], Path], cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``relcheck report RUN_DIR --format html`` from another working directory still has the detail."""
     _, results, tmp = report
     monkeypatch.chdir(tmp_path)

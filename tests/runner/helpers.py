@@ -37,23 +37,43 @@ gates:
 """
 
 
-def make_project(root: Path, cases: int = 200, latency_ms: int = 5, fail_rate: float = 0.15,
-                 failure: str = "wrong") -> Path:
+def make_project(
+    root: Path, cases: int = 200, latency_ms: int = 5, fail_rate: float = 0.15, failure: str = "wrong"
+) -> Path:
     """A three-step mock pipeline with latency and an eval set of ``cases`` cases."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "pipeline.yaml").write_text(PIPELINE.format(latency_ms=latency_ms, fail_rate=fail_rate,
-                                                        failure=failure), encoding="utf-8")
+    (root / "pipeline.yaml").write_text(
+        PIPELINE.format(latency_ms=latency_ms, fail_rate=fail_rate, failure=failure), encoding="utf-8"
+    )
     with open(root / "cases.jsonl", "w", encoding="utf-8") as fh:
         for i in range(cases):
-            fh.write(json.dumps({"id": f"case-{i:04d}", "vars": {"q": str(i)},
-                                 "expect": {"first": f"a{i}", "second": f"b{i}", "third": f"c{i}"}}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"case-{i:04d}",
+                        "vars": {"q": str(i)},
+                        "expect": {"first": f"a{i}", "second": f"b{i}", "third": f"c{i}"},
+                    }
+                )
+                + "\n"
+            )
     return root / "pipeline.yaml"
 
 
 def comparable(results: dict) -> dict:
     """results.json without what legitimately differs between equal runs."""
     data = json.loads(json.dumps(results))
-    for key in ("id", "dir", "started_at", "finished_at", "duration_s", "concurrency", "concurrency_cap", "merged_from", "source"):
+    for key in (
+        "id",
+        "dir",
+        "started_at",
+        "finished_at",
+        "duration_s",
+        "concurrency",
+        "concurrency_cap",
+        "merged_from",
+        "source",
+    ):
         data["run"].pop(key, None)
     return data
 

@@ -33,8 +33,11 @@ def test_a_csv_expect_column_naming_no_step_is_an_error_with_did_you_mean(tmp_pa
     csv = tmp_path / "cases.csv"
     csv.write_text("id,vars.x,expect.clasify\nc1,1,classify-1\n")
     for command in ("validate", "eval"):
-        code, out, err = cli(command, path, "--evalset", csv, "--out", tmp_path / command, "-q") \
-            if command == "eval" else cli(command, path, "--evalset", csv)
+        code, out, err = (
+            cli(command, path, "--evalset", csv, "--out", tmp_path / command, "-q")
+            if command == "eval"
+            else cli(command, path, "--evalset", csv)
+        )
         assert code == 2, (command, err)
         assert f"{csv}:1" in err and "CSV column 'expect.clasify' names no step" in err
         assert "did you mean 'expect.classify'?" in err and "Traceback" not in err

@@ -21,8 +21,13 @@ ARGS = ("--concurrency", "4", "--retries", "1", "-q", "--no-progress")
 
 
 def _spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "reliability_cli", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reliability_cli", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _units_done(journal: Path) -> int:
@@ -96,8 +101,9 @@ def test_resume_refuses_changed_pipeline_or_flag(project: Path, tmp_path: Path) 
     run = tmp_path / "run"
     first = run_relcheck("eval", project, "--out", run, "--limit", "20", *ARGS, cwd=project.parent)
     assert first.returncode == 0, first.stderr
-    changed_flag = run_relcheck("eval", project, "--resume", run, "--limit", "20", "--trials", "2", *ARGS,
-                                cwd=project.parent)
+    changed_flag = run_relcheck(
+        "eval", project, "--resume", run, "--limit", "20", "--trials", "2", *ARGS, cwd=project.parent
+    )
     assert changed_flag.returncode == 2 and "--trials differs" in changed_flag.stderr
     # a flag left out is the run's (#11): the recorded --limit 20 is used, nothing differs
     missing_flag = run_relcheck("eval", project, "--resume", run, *ARGS, cwd=project.parent)
@@ -152,7 +158,7 @@ def test_retry_errors_reruns_infrastructure_errors(tmp_path: Path) -> None:
     # journal order proves the rerun: the errored units were dropped by the compaction and ran
     # again after every other unit, with all of their attempts journaled anew
     rerun = {u["case"] for u in errored}
-    assert set(done[-len(rerun):]) == rerun and not rerun & set(done[:-len(rerun)])
+    assert set(done[-len(rerun) :]) == rerun and not rerun & set(done[: -len(rerun)])
     for case in rerun:
         lines = [r for r in records if r.get("case") == case and "unit_done" not in r]
         assert len(lines) == next(u["attempts"] for u in after["units"] if u["case"] == case)

@@ -17,12 +17,18 @@ from tests.endpoints.helpers import write_pipeline
 
 
 def _pipeline(directory: Path, fail_rate: float, name: str = "hist") -> Path:
-    return write_pipeline(directory, {
-        "name": name,
-        "endpoints": {"m": {"type": "mock", "reply": "{{ expect.a }}", "fail_rate": fail_rate}},
-        "steps": [{"id": "one", "endpoint": "m", "checks": [{"type": "equals", "value": "{{ expect.a }}"}]},
-                  {"id": "two", "endpoint": "m", "checks": [{"type": "equals", "value": "{{ expect.a }}"}]}],
-    }, [{"id": f"c{i}", "expect": {"a": f"x{i}"}} for i in range(20)])
+    return write_pipeline(
+        directory,
+        {
+            "name": name,
+            "endpoints": {"m": {"type": "mock", "reply": "{{ expect.a }}", "fail_rate": fail_rate}},
+            "steps": [
+                {"id": "one", "endpoint": "m", "checks": [{"type": "equals", "value": "{{ expect.a }}"}]},
+                {"id": "two", "endpoint": "m", "checks": [{"type": "equals", "value": "{{ expect.a }}"}]},
+            ],
+        },
+        [{"id": f"c{i}", "expect": {"a": f"x{i}"}} for i in range(20)],
+    )
 
 
 @pytest.fixture
@@ -64,8 +70,9 @@ def test_an_interrupted_run_is_listed_incomplete(runs_root: tuple[Path, list[dic
     assert len(history("hist", root).runs) == 3
 
 
-def test_prune_keeps_the_newest_and_every_locked_run(runs_root: tuple[Path, list[dict[str, Any]], Path],
-                                                     cli: Any) -> None:
+def test_prune_keeps_the_newest_and_every_locked_run(
+    runs_root: tuple[Path, list[dict[str, Any]], Path], cli: Any
+) -> None:
     root, _, _ = runs_root
     lock = RunLock(root / "2026-run-0").acquire()  # as if a relcheck were resuming it
     try:
@@ -86,7 +93,9 @@ def test_prune_keeps_the_newest_and_every_locked_run(runs_root: tuple[Path, list
 def test_history_follows_the_rates(runs_root: tuple[Path, list[dict[str, Any]], Path], cli: Any) -> None:
     root, results, first = runs_root
     hist = history(str(first), root)  # by file; and by name
-    assert [r.id for r in hist.runs] == [f"2026-run-{k}" for k in range(4)] == [r.id for r in history("hist", root).runs]
+    assert (
+        [r.id for r in hist.runs] == [f"2026-run-{k}" for k in range(4)] == [r.id for r in history("hist", root).runs]
+    )
     assert hist.steps == ["one", "two"]
     for info, res in zip(hist.runs, results):
         e2e = res["end_to_end"]
@@ -126,10 +135,13 @@ def test_history_html_chart(runs_root: tuple[Path, list[dict[str, Any]], Path], 
     assert code == 0, err
     html = out.read_text()
     assert re.findall(r'data-series="([^"]+)"', html) == ["end to end", "one", "two"]
-    e2e = html[html.index('data-series="end to end"'):html.index('data-series="one"')]
+    e2e = html[html.index('data-series="end to end"') : html.index('data-series="one"')]
     titles = re.findall(r"<title>([^<]+)</title>", e2e)
-    assert titles == [f"2026-run-{k}: {r['end_to_end']['rate'] * 100:.1f}% ({r['end_to_end']['ci']['low'] * 100:.1f}%"
-                      f"–{r['end_to_end']['ci']['high'] * 100:.1f}%)" for k, r in enumerate(results)]
+    assert titles == [
+        f"2026-run-{k}: {r['end_to_end']['rate'] * 100:.1f}% ({r['end_to_end']['ci']['low'] * 100:.1f}%"
+        f"–{r['end_to_end']['ci']['high'] * 100:.1f}%)"
+        for k, r in enumerate(results)
+    ]
     assert html.count('class="changed"') == 3 * 3  # three pipeline changes, one mark per chart
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
     code, _, err = cli("history", "hist", "--dir", root, "--html", root / "2026-run-0" / "chart.html")

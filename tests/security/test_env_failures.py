@@ -26,8 +26,9 @@ def _clean(code: int, err: str) -> None:
 
 @pytest.mark.parametrize("flag", ["--json", "--junit", "--markdown", "--html"])
 def test_a_report_to_a_full_disk(project: Path, cli, flag: str) -> None:
-    code, _, err = cli("eval", project, "--limit", "2", "--out", project.parent / "run", flag, "/dev/full",
-                       "--no-progress", "-q")
+    code, _, err = cli(
+        "eval", project, "--limit", "2", "--out", project.parent / "run", flag, "/dev/full", "--no-progress", "-q"
+    )
     _clean(code, err)
     assert "/dev/full: No space left on device (the disk is full)" in err
     assert (project.parent / "run" / "results.json").exists()  # the run itself is saved
@@ -35,8 +36,11 @@ def test_a_report_to_a_full_disk(project: Path, cli, flag: str) -> None:
 
 def test_record_to_a_full_disk(tmp_path: Path, cli) -> None:
     with raw_server(always(200, completion("hi"))) as url:
-        pipeline = {"name": "r", "endpoints": {"llm": {"type": "openai", "base_url": url + "/v1", "model": "m"}},
-                    "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}]}
+        pipeline = {
+            "name": "r",
+            "endpoints": {"llm": {"type": "openai", "base_url": url + "/v1", "model": "m"}},
+            "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}],
+        }
         path = write_pipeline(tmp_path / "p", pipeline, [{"id": "a", "vars": {}}])
         code, _, err = cli("eval", path, "--out", tmp_path / "run", "--record", "/dev/full", "--no-progress")
     _clean(code, err)
@@ -46,9 +50,11 @@ def test_record_to_a_full_disk(tmp_path: Path, cli) -> None:
 def test_paths_that_cannot_be_created(project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = project.parent / "a-file"
     blocker.write_text("")
-    for flags, where in [(["--out", blocker / "run"], f"{blocker / 'run'}: Not a directory"),
-                         (["--out", project.parent / "r1", "--json", blocker / "x.json"], "Not a directory"),
-                         (["--out", project.parent / "r2", "--markdown", blocker / "m.md"], "Not a directory")]:
+    for flags, where in [
+        (["--out", blocker / "run"], f"{blocker / 'run'}: Not a directory"),
+        (["--out", project.parent / "r1", "--json", blocker / "x.json"], "Not a directory"),
+        (["--out", project.parent / "r2", "--markdown", blocker / "m.md"], "Not a directory"),
+    ]:
         code, _, err = cli("eval", project, "--limit", "2", *flags, "--no-progress", "-q")
         _clean(code, err)
         assert where in err, err
@@ -69,8 +75,9 @@ def test_permission_denied_and_read_only(project: Path, cli, monkeypatch: pytest
     except OSError:
         real = True
     if real:
-        code, _, err = cli("eval", project, "--limit", "2", "--out", project.parent / "run0", "--html", denied,
-                           "--no-progress", "-q")
+        code, _, err = cli(
+            "eval", project, "--limit", "2", "--out", project.parent / "run0", "--html", denied, "--no-progress", "-q"
+        )
         _clean(code, err)
         assert f"{denied}: Permission denied" in err
     import pathlib
@@ -94,8 +101,18 @@ def test_permission_denied_and_read_only(project: Path, cli, monkeypatch: pytest
         return original_open(self, mode, *args, **kwargs)
 
     monkeypatch.setattr(pathlib.Path, "open", denied_open)
-    code, _, err = cli("eval", project, "--limit", "2", "--out", project.parent / "run1", "--junit",
-                       project.parent / "denied.xml", "--no-progress", "-q")
+    code, _, err = cli(
+        "eval",
+        project,
+        "--limit",
+        "2",
+        "--out",
+        project.parent / "run1",
+        "--junit",
+        project.parent / "denied.xml",
+        "--no-progress",
+        "-q",
+    )
     _clean(code, err)
     assert "denied.xml: Permission denied" in err
 
@@ -142,35 +159,54 @@ def test_a_full_disk_during_the_run_then_a_resume(project: Path, cli, monkeypatc
 
 
 def _cassette_pipeline(tmp_path: Path) -> Path:
-    pipeline = {"name": "r", "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1",
-                                                    "model": "m"}},
-                "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}]}
+    pipeline = {
+        "name": "r",
+        "endpoints": {"llm": {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"}},
+        "steps": [{"id": "s", "endpoint": "llm", "prompt": "hi"}],
+    }
     return write_pipeline(tmp_path / "p", pipeline, [{"id": "a", "vars": {}}])
 
 
-GOOD_LINE = {"endpoint": "llm", "method": "POST", "url": "http://x/v1/chat/completions",
-             "path": "/v1/chat/completions", "body": {}, "case": "a", "trial": 1, "step": "s", "attempt": 1,
-             "status": 200, "response_headers": {}, "response": "{}", "latency_ms": 1.0, "error": None}
+GOOD_LINE = {
+    "endpoint": "llm",
+    "method": "POST",
+    "url": "http://x/v1/chat/completions",
+    "path": "/v1/chat/completions",
+    "body": {},
+    "case": "a",
+    "trial": 1,
+    "step": "s",
+    "attempt": 1,
+    "status": 200,
+    "response_headers": {},
+    "response": "{}",
+    "latency_ms": 1.0,
+    "error": None,
+}
 
 
-@pytest.mark.parametrize(("change", "key"), [
-    ({"case": None}, "case"),
-    ({"status": "two hundred"}, "status"),
-    ({"status": 2000}, "status"),
-    ({"status": None, "error": None}, "status"),
-    ({"latency_ms": float("nan")}, "latency_ms"),
-    ({"latency_ms": -5}, "latency_ms"),
-    ({"trial": "1"}, "trial"),
-    ({"response": 5}, "response"),
-])
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"case": None}, "case"),
+        ({"status": "two hundred"}, "status"),
+        ({"status": 2000}, "status"),
+        ({"status": None, "error": None}, "status"),
+        ({"latency_ms": float("nan")}, "latency_ms"),
+        ({"latency_ms": -5}, "latency_ms"),
+        ({"trial": "1"}, "trial"),
+        ({"response": 5}, "response"),
+    ],
+)
 def test_malformed_cassette_lines(tmp_path: Path, cli, change: dict, key: str) -> None:
     line = {**GOOD_LINE, **change}
     if change == {"case": None}:
         del line["case"]
     cassette = tmp_path / "c.jsonl"
     cassette.write_text('{"relcheck_cassette": 1}\n' + json.dumps(GOOD_LINE) + "\n" + json.dumps(line) + "\n")
-    code, _, err = cli("eval", _cassette_pipeline(tmp_path), "--out", tmp_path / "run", "--replay", cassette,
-                       "--no-progress")
+    code, _, err = cli(
+        "eval", _cassette_pipeline(tmp_path), "--out", tmp_path / "run", "--replay", cassette, "--no-progress"
+    )
     _clean(code, err)
     assert f"--replay {cassette}: line 3: '{key}'" in err, err
 
@@ -203,9 +239,14 @@ def test_a_hand_broken_results_file(finished_run: Path, cli, name: str, tmp_path
     text = BREAKS[name]((finished_run / "results.json").read_text())
     broken.write_bytes(text.encode("utf-8", "surrogateescape"))
     assert broken.read_bytes() != (finished_run / "results.json").read_bytes()
-    for args in (["report", broken], ["report", broken, "--format", "html", "-o", tmp_path / "r.html"],
-                 ["compare", finished_run, broken], ["compare", broken, finished_run],
-                 ["merge", broken, "-o", tmp_path / "m.json"], ["plan", broken, "--target", "0.9"]):
+    for args in (
+        ["report", broken],
+        ["report", broken, "--format", "html", "-o", tmp_path / "r.html"],
+        ["compare", finished_run, broken],
+        ["compare", broken, finished_run],
+        ["merge", broken, "-o", tmp_path / "m.json"],
+        ["plan", broken, "--target", "0.9"],
+    ):
         code, _, err = cli(*args)
         _clean(code, err)
         assert str(broken) in err, (args, err)

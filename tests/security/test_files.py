@@ -18,8 +18,19 @@ def _snapshot(*paths: Path) -> dict[Path, bytes]:
 def test_eval_refuses_to_write_over_its_pipeline_and_eval_set(project: Path, cli) -> None:
     cases = project.parent / "cases.jsonl"
     before = _snapshot(project, cases)
-    code, _, err = cli("eval", project, "--json", cases, "--markdown", project, "--limit", "2",
-                       "--out", project.parent / "run", "--no-progress")
+    code, _, err = cli(
+        "eval",
+        project,
+        "--json",
+        cases,
+        "--markdown",
+        project,
+        "--limit",
+        "2",
+        "--out",
+        project.parent / "run",
+        "--no-progress",
+    )
     assert code == 2 and "would overwrite the eval set" in err, err
     assert _snapshot(project, cases) == before
     assert not (project.parent / "run").exists()  # refused before anything ran
@@ -37,24 +48,28 @@ def test_the_same_file_under_another_name_is_the_same_file(project: Path, cli, l
         alias = project.parent / "sub" / ".." / "cases.jsonl"
         (project.parent / "sub").mkdir()
     before = cases.read_bytes()
-    code, _, err = cli("eval", project, "--junit", alias, "--limit", "2", "--out", project.parent / "run",
-                       "--no-progress")
+    code, _, err = cli(
+        "eval", project, "--junit", alias, "--limit", "2", "--out", project.parent / "run", "--no-progress"
+    )
     assert code == 2 and "--junit" in err and "eval set" in err, err
     assert cases.read_bytes() == before
 
 
-def test_eval_refuses_the_replayed_cassette_the_baseline_and_its_own_run_files(project: Path, cli,
-                                                                           finished_run: Path) -> None:
+def test_eval_refuses_the_replayed_cassette_the_baseline_and_its_own_run_files(
+    project: Path, cli, finished_run: Path
+) -> None:
     cassette = project.parent / "tape.jsonl"
     cassette.write_text('{"relcheck_cassette": 1}\n')
     run = project.parent / "new-run"
     baseline = finished_run / "results.json"
     before = _snapshot(cassette, baseline)
-    for flags, expected in [(["--replay", cassette, "--html", cassette], "cassette given to --replay"),
-                            (["--baseline", baseline, "--markdown", baseline], "the baseline"),
-                            (["--out", run, "--json", run / "results.json"], "run file results.json"),
-                            (["--out", run, "--record", run / "attempts.jsonl"], "run file attempts.jsonl"),
-                            (["--json", project.parent / "x", "--junit", project.parent / "x"], "writes the same file")]:
+    for flags, expected in [
+        (["--replay", cassette, "--html", cassette], "cassette given to --replay"),
+        (["--baseline", baseline, "--markdown", baseline], "the baseline"),
+        (["--out", run, "--json", run / "results.json"], "run file results.json"),
+        (["--out", run, "--record", run / "attempts.jsonl"], "run file attempts.jsonl"),
+        (["--json", project.parent / "x", "--junit", project.parent / "x"], "writes the same file"),
+    ]:
         code, _, err = cli("eval", project, *flags, "--limit", "2", "--no-progress")
         assert code == 2 and expected in err, (flags, err)
     assert _snapshot(cassette, baseline) == before
@@ -79,8 +94,9 @@ def test_report_plan_compare_and_merge_keep_their_inputs_and_run_files(finished_
         assert code == 2 and expected in err, (args, err)
     assert _snapshot(*files) == before
     # A resume still finds every unit done: the journal survived.
-    code, _, err = cli("eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4",
-                       "--no-progress", "-q")
+    code, _, err = cli(
+        "eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4", "--no-progress", "-q"
+    )
     assert code in (0, 1), err
     assert (finished_run / "attempts.jsonl").read_bytes() == before[files[0]]
 

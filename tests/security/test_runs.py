@@ -22,8 +22,9 @@ def test_a_torn_tail_inside_a_multibyte_character_is_a_torn_line(finished_run: P
     assert torn.endswith(b"\xc3")
     journal.write_bytes(complete + torn)
     assert len(list(read_lines(journal))) == complete.count(b"\n")
-    code, _, err = cli("eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4",
-                       "--no-progress", "-q")
+    code, _, err = cli(
+        "eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4", "--no-progress", "-q"
+    )
     assert code in (0, 1), err
     assert journal.read_bytes() == complete  # the torn tail dropped, nothing rerun
 
@@ -33,8 +34,9 @@ def test_a_garbled_line_in_the_middle_is_refused_with_its_number(finished_run: P
     lines = journal.read_bytes().splitlines(keepends=True)
     lines.insert(3, b'{"case": "c1", "tri\xff\n')
     journal.write_bytes(b"".join(lines))
-    code, _, err = cli("eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4",
-                       "--no-progress")
+    code, _, err = cli(
+        "eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4", "--no-progress"
+    )
     assert code == 2 and f"{journal}:4:" in err and "garbled" in err, err
     assert "Traceback" not in err
     with pytest.raises(ResultsError):
@@ -55,8 +57,9 @@ def test_a_unit_done_without_its_unit_is_refused(finished_run: Path, cli) -> Non
     lines = journal.read_bytes().splitlines(keepends=True)
     lines.insert(2, b'{"unit_done": 5}\n')
     journal.write_bytes(b"".join(lines))
-    code, _, err = cli("eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4",
-                       "--no-progress")
+    code, _, err = cli(
+        "eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4", "--no-progress"
+    )
     assert code == 2 and f"{journal}:3:" in err and "unit_done" in err, err
 
 
@@ -72,6 +75,7 @@ def _changing_server(state: dict[str, str]):
                 return
             writer.write(http_response(200, {"choices": [{"message": {"content": state["reply"]}}]}))
             await writer.drain()
+
     return handler
 
 
@@ -81,9 +85,18 @@ def test_a_cassette_recorded_across_a_kill_and_a_resume_replays_the_run(tmp_path
     rerun's exchanges, never the cancelled ones."""
     state = {"reply": "stale"}
     with raw_server(_changing_server(state)) as url:
-        pipeline = {"name": "k", "endpoints": {"llm": {"type": "openai", "base_url": url + "/v1", "model": "m"}},
-                    "steps": [{"id": "s", "endpoint": "llm", "prompt": "{{ vars.q }}",
-                               "checks": [{"type": "equals", "value": "fresh"}]}]}
+        pipeline = {
+            "name": "k",
+            "endpoints": {"llm": {"type": "openai", "base_url": url + "/v1", "model": "m"}},
+            "steps": [
+                {
+                    "id": "s",
+                    "endpoint": "llm",
+                    "prompt": "{{ vars.q }}",
+                    "checks": [{"type": "equals", "value": "fresh"}],
+                }
+            ],
+        }
         path = write_pipeline(tmp_path / "p", pipeline, [{"id": f"c{i}", "vars": {"q": f"q{i}"}} for i in range(6)])
         run, cassette = tmp_path / "run", tmp_path / "tape.jsonl"
         code, _, err = cli("eval", path, "--out", run, "--record", cassette, "--no-progress", "-q")
@@ -91,8 +104,7 @@ def test_a_cassette_recorded_across_a_kill_and_a_resume_replays_the_run(tmp_path
         journal = run / "attempts.jsonl"
         lines = journal.read_text().splitlines(keepends=True)
         killed = {"c3", "c4", "c5"}
-        journal.write_text("".join(x for x in lines
-                                   if json.loads(x).get("unit_done", {}).get("case") not in killed))
+        journal.write_text("".join(x for x in lines if json.loads(x).get("unit_done", {}).get("case") not in killed))
         (run / "results.json").unlink()
         state["reply"] = "fresh"
         code, _, err = cli("eval", path, "--resume", run, "--record", cassette, "--no-progress", "-q")
@@ -134,14 +146,16 @@ def test_a_directory_with_other_files_is_still_refused(project: Path, cli) -> No
 def test_stale_temp_files_are_cleaned_up_on_resume(finished_run: Path, cli) -> None:
     for name in ("results.json.tmp", "attempts.jsonl.tmp", "manifest.json.tmp"):
         (finished_run / name).write_text("half-written")
-    code, _, err = cli("eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4",
-                       "--no-progress", "-q")
+    code, _, err = cli(
+        "eval", finished_run.parent / "pipeline.yaml", "--resume", finished_run, "--limit", "4", "--no-progress", "-q"
+    )
     assert code in (0, 1), err
     assert not list(finished_run.glob("*.tmp"))
 
 
-def test_a_failed_atomic_write_leaves_no_temp_file(finished_run: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_atomic_write_leaves_no_temp_file(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reliability_cli.results import schema
 
     results = schema.load(finished_run)

@@ -35,8 +35,14 @@ async def hostile(reader, writer) -> None:
         except Exception:
             return
         echo = _echo(line, headers, body)
-        mode = next((m for m in ("content", "tool", "html", "unauthorized", "servererror", "pass")
-                     if f"MODE={m}" in body.decode()), "content")
+        mode = next(
+            (
+                m
+                for m in ("content", "tool", "html", "unauthorized", "servererror", "pass")
+                if f"MODE={m}" in body.decode()
+            ),
+            "content",
+        )
         if "/tool/" in line:  # the http endpoint: a JSON reply whose text is checked
             reply = http_response(200, {"data": {"text": echo}})
         elif mode == "content":
@@ -60,18 +66,35 @@ def _write(tmp_path: Path, url: str, api_key: bool = True) -> Path:
     pipeline = {
         "name": "hostile",
         "endpoints": {
-            "llm": {"type": "openai", "base_url": url + "/${BASE_TOKEN}/v1", "model": "m",
-                    "api_key_env": "OPENAI_API_KEY", "headers": {"api-key": "${AZ_KEY}"},
-                    "query": {"api-version": "${QKEY}"}},
-            "tool": {"type": "http", "url": url + "/tool/${URL_TOKEN}", "output_path": "data.text",
-                     "json": {"token": "${JSON_TOKEN}", "q": "{{ vars.mode }}"}},
+            "llm": {
+                "type": "openai",
+                "base_url": url + "/${BASE_TOKEN}/v1",
+                "model": "m",
+                "api_key_env": "OPENAI_API_KEY",
+                "headers": {"api-key": "${AZ_KEY}"},
+                "query": {"api-version": "${QKEY}"},
+            },
+            "tool": {
+                "type": "http",
+                "url": url + "/tool/${URL_TOKEN}",
+                "output_path": "data.text",
+                "json": {"token": "${JSON_TOKEN}", "q": "{{ vars.mode }}"},
+            },
         },
         "steps": [
-            {"id": "ask", "endpoint": "llm", "prompt": "MODE={{ vars.mode }}",
-             "checks": [{"type": "not-contains", "value": "MODE"}]},
+            {
+                "id": "ask",
+                "endpoint": "llm",
+                "prompt": "MODE={{ vars.mode }}",
+                "checks": [{"type": "not-contains", "value": "MODE"}],
+            },
             {"id": "fetch", "endpoint": "tool", "checks": [{"type": "not-contains", "value": "never-there"}]},
-            {"id": "lookup", "endpoint": "llm", "prompt": "MODE=tool",
-             "checks": [{"type": "tool-call", "name": "lookup", "arguments": {"q": "something else"}}]},
+            {
+                "id": "lookup",
+                "endpoint": "llm",
+                "prompt": "MODE=tool",
+                "checks": [{"type": "tool-call", "name": "lookup", "arguments": {"q": "something else"}}],
+            },
         ],
         "gates": {"max_error_rate": 1.0, "end_to_end": {"min": 0.5}},
     }
@@ -95,17 +118,51 @@ def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
         path = _write(tmp_path, url)
         out = tmp_path / "out"
         out.mkdir()
-        runs = [run_relcheck("eval", path, "--out", out / "run", "--record", out / "cassette.jsonl",
-                             "--json", out / "r.json", "--junit", out / "j.xml", "--markdown", out / "m.md",
-                             "--html", out / "r.html", "--no-progress", "--show-failures", "100", env=env)]
+        runs = [
+            run_relcheck(
+                "eval",
+                path,
+                "--out",
+                out / "run",
+                "--record",
+                out / "cassette.jsonl",
+                "--json",
+                out / "r.json",
+                "--junit",
+                out / "j.xml",
+                "--markdown",
+                out / "m.md",
+                "--html",
+                out / "r.html",
+                "--no-progress",
+                "--show-failures",
+                "100",
+                env=env,
+            )
+        ]
         for fmt in ("terminal", "json", "junit", "markdown", "html"):
             runs.append(run_relcheck("report", out / "run", "--format", fmt, "-o", out / f"report.{fmt}"))
             runs.append(run_relcheck("report", out / "run", "--format", fmt))
-        runs.append(run_relcheck("compare", out / "run", out / "r.json", "--markdown", out / "compare.md",
-                                 "--json", out / "compare.json"))
+        runs.append(
+            run_relcheck(
+                "compare", out / "run", out / "r.json", "--markdown", out / "compare.md", "--json", out / "compare.json"
+            )
+        )
         # Replaying the cassette (keys needed to build the same requests: scrubbed the same way).
-        runs.append(run_relcheck("eval", path, "--out", out / "replayed", "--replay", out / "cassette.jsonl",
-                                 "--json", out / "replayed.json", "--no-progress", env=env))
+        runs.append(
+            run_relcheck(
+                "eval",
+                path,
+                "--out",
+                out / "replayed",
+                "--replay",
+                out / "cassette.jsonl",
+                "--json",
+                out / "replayed.json",
+                "--no-progress",
+                env=env,
+            )
+        )
     first = runs[0]
     assert first.returncode == 1, first.stderr
     results = json.loads((out / "r.json").read_text())
@@ -120,8 +177,19 @@ def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
     cassette = (out / "cassette.jsonl").read_text()
     assert cassette.count("\n") > 8
     texts = {str(p.relative_to(out)): p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()}
-    assert {"run/attempts.jsonl", "run/results.json", "run/manifest.json", "cassette.jsonl", "r.json", "j.xml",
-            "m.md", "r.html", "report.html", "compare.md", "replayed/results.json"} <= set(texts)
+    assert {
+        "run/attempts.jsonl",
+        "run/results.json",
+        "run/manifest.json",
+        "cassette.jsonl",
+        "r.json",
+        "j.xml",
+        "m.md",
+        "r.html",
+        "report.html",
+        "compare.md",
+        "replayed/results.json",
+    } <= set(texts)
     for i, proc in enumerate(runs):
         texts[f"stdout of command {i}"] = proc.stdout
         texts[f"stderr of command {i}"] = proc.stderr
@@ -138,15 +206,22 @@ def test_a_scrubbed_cassette_replays_the_run(tmp_path: Path) -> None:
     env = {k: v for k, v in SECRETS.items() if k != "OPENAI_API_KEY"}
     with raw_server(hostile) as url:
         path = _write(tmp_path, url, api_key=False)
-        recorded = run_relcheck("eval", path, "--out", tmp_path / "run", "--record", tmp_path / "c.jsonl",
-                                "--no-progress", env=env)
-    replayed = run_relcheck("eval", path, "--out", tmp_path / "replayed", "--replay", tmp_path / "c.jsonl",
-                            "--no-progress", env=env)
+        recorded = run_relcheck(
+            "eval", path, "--out", tmp_path / "run", "--record", tmp_path / "c.jsonl", "--no-progress", env=env
+        )
+    replayed = run_relcheck(
+        "eval", path, "--out", tmp_path / "replayed", "--replay", tmp_path / "c.jsonl", "--no-progress", env=env
+    )
     assert recorded.returncode == 1 and replayed.returncode == 1, recorded.stderr + replayed.stderr
     cassette = (tmp_path / "c.jsonl").read_text()
     assert '"refused"' not in cassette and "***" in cassette
-    _assert_clean({"cassette": cassette, "recorded": recorded.stdout + recorded.stderr,
-                   "replayed": replayed.stdout + replayed.stderr})
+    _assert_clean(
+        {
+            "cassette": cassette,
+            "recorded": recorded.stdout + recorded.stderr,
+            "replayed": replayed.stdout + replayed.stderr,
+        }
+    )
 
     def units(run: str) -> list[tuple]:
         doc = json.loads((tmp_path / run / "results.json").read_text())
@@ -158,9 +233,11 @@ def test_a_scrubbed_cassette_replays_the_run(tmp_path: Path) -> None:
 
 def test_validation_errors_quote_the_unresolved_text(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
-    path.write_text("version: 1\nname: v\nendpoints:\n  llm:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n"
-                    "    model: m\n    headers: \"Authorization: Bearer ${OPENAI_API_KEY}\"\n"
-                    "steps:\n  - {id: s, endpoint: llm, prompt: hi}\n")
+    path.write_text(
+        "version: 1\nname: v\nendpoints:\n  llm:\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n"
+        '    model: m\n    headers: "Authorization: Bearer ${OPENAI_API_KEY}"\n'
+        "steps:\n  - {id: s, endpoint: llm, prompt: hi}\n"
+    )
     proc = run_relcheck("validate", path, env={"OPENAI_API_KEY": SECRETS["OPENAI_API_KEY"]})
     assert proc.returncode == 2, proc.stderr
     assert "${OPENAI_API_KEY}" in proc.stderr and "headers" in proc.stderr
@@ -171,12 +248,29 @@ def test_the_refused_line_does_not_hold_the_key(tmp_path: Path) -> None:
     """A key in the base_url path makes the recorder refuse the exchange; the refusal itself
     must not quote the path that holds the key."""
     with raw_server(hostile) as url:
-        pipeline = {"name": "r", "endpoints": {"llm": {"type": "openai", "base_url": url + "/${OPENAI_API_KEY}/v1",
-                                                        "model": "m", "api_key_env": "OPENAI_API_KEY"}},
-                    "steps": [{"id": "s", "endpoint": "llm", "prompt": "MODE=pass"}]}
+        pipeline = {
+            "name": "r",
+            "endpoints": {
+                "llm": {
+                    "type": "openai",
+                    "base_url": url + "/${OPENAI_API_KEY}/v1",
+                    "model": "m",
+                    "api_key_env": "OPENAI_API_KEY",
+                }
+            },
+            "steps": [{"id": "s", "endpoint": "llm", "prompt": "MODE=pass"}],
+        }
         path = write_pipeline(tmp_path / "p", pipeline, [{"id": "a", "vars": {}}])
-        proc = run_relcheck("eval", path, "--out", tmp_path / "run", "--record", tmp_path / "c.jsonl",
-                            "--no-progress", env={"OPENAI_API_KEY": SECRETS["OPENAI_API_KEY"]})
+        proc = run_relcheck(
+            "eval",
+            path,
+            "--out",
+            tmp_path / "run",
+            "--record",
+            tmp_path / "c.jsonl",
+            "--no-progress",
+            env={"OPENAI_API_KEY": SECRETS["OPENAI_API_KEY"]},
+        )
     assert proc.returncode == 0, proc.stderr
     cassette = (tmp_path / "c.jsonl").read_text()
     assert '"refused"' in cassette and "OPENAI_API_KEY" in proc.stderr
@@ -186,9 +280,9 @@ def test_the_refused_line_does_not_hold_the_key(tmp_path: Path) -> None:
 def test_scrub_masks_every_spelling() -> None:
     from reliability_cli import scrub
 
-    scrub.register(["sk-a/b c\"d", None, "abc"])  # "abc": too short to be a credential
+    scrub.register(['sk-a/b c"d', None, "abc"])  # "abc": too short to be a credential
     assert scrub.scrub('x sk-a/b c"d y') == "x *** y"
     assert scrub.scrub(json.dumps({"k": 'sk-a/b c"d'})) == '{"k": "***"}'
     assert scrub.scrub("?q=sk-a%2Fb%20c%22d&r=sk-a%2Fb+c%22d") == "?q=***&r=***"
     assert scrub.scrub("abc") == "abc"
-    assert scrub.scrub_value({"sk-a/b c\"d": ["sk-a/b c\"d", 1]}) == {"***": ["***", 1]}
+    assert scrub.scrub_value({'sk-a/b c"d': ['sk-a/b c"d', 1]}) == {"***": ["***", 1]}

@@ -60,13 +60,15 @@ def otel_spans(n_traces: int, seed: int = 1) -> list[Any]:
     for i in range(n_traces):
         t = T0 + i * 10_000_000_000
         old = i % 3 == 0  # older spellings
-        agent = tracer.start_span("invoke_agent support", start_time=t, attributes={
-            "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"})
+        agent = tracer.start_span(
+            "invoke_agent support",
+            start_time=t,
+            attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support"},
+        )
         ctx = set_span_in_context(agent)
         t += 1000
 
-        def child(name: str, attrs: dict[str, Any], dur: int, error: str | None = None,
-                  *, ctx: Any = ctx) -> int:
+        def child(name: str, attrs: dict[str, Any], dur: int, error: str | None = None, *, ctx: Any = ctx) -> int:
             nonlocal t
             span = tracer.start_span(name, context=ctx, start_time=t, attributes=attrs)
             if error is not None:
@@ -78,14 +80,25 @@ def otel_spans(n_traces: int, seed: int = 1) -> list[Any]:
             return t
 
         provider_key = "gen_ai.system" if old else "gen_ai.provider.name"
-        tin, tout = ("gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens") if old else \
-            ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
-        chat_attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", provider_key: "openai",
-                      tin: 100 + i, tout: 20}
+        tin, tout = (
+            ("gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens")
+            if old
+            else ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens")
+        )
+        chat_attrs = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            provider_key: "openai",
+            tin: 100 + i,
+            tout: 20,
+        }
         child("chat gpt-4o", chat_attrs, 5_000_000, "RateLimitError" if i % 17 == 5 else None)
         # the tool call: fails in ~1/4 of traces, retried once with the same call id (recovers 2 of 3)
-        tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
-                "gen_ai.tool.call.id": f"call_{i}"}
+        tool = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "lookup",
+            "gen_ai.tool.call.id": f"call_{i}",
+        }
         if i % 4 == 1:
             child("execute_tool lookup", tool, 2_000_000, "TimeoutError")
             child("execute_tool lookup", tool, 2_000_000, "TimeoutError" if i % 3 == 0 else None)
@@ -93,12 +106,20 @@ def otel_spans(n_traces: int, seed: int = 1) -> list[Any]:
             child("execute_tool lookup", tool, 2_000_000)
         # an HTTP client span: not a GenAI step
         child("POST", {"http.request.method": "POST", "url.full": "http://127.0.0.1/x"}, 1_000_000)
-        mcp = {"mcp.method.name": "tools/call", "gen_ai.tool.name": "search", "gen_ai.operation.name": "execute_tool",
-               "jsonrpc.request.id": str(i)}
+        mcp = {
+            "mcp.method.name": "tools/call",
+            "gen_ai.tool.name": "search",
+            "gen_ai.operation.name": "execute_tool",
+            "jsonrpc.request.id": str(i),
+        }
         child("tools/call search", mcp, 3_000_000, "tool_error" if i % 7 == 3 else None)
         answer = "billing" if rng.random() < 0.8 else "sorry, no idea"
-        final = {**chat_attrs, "gen_ai.output.messages": json.dumps(
-            [{"role": "assistant", "parts": [{"type": "text", "content": answer}], "finish_reason": "stop"}])}
+        final = {
+            **chat_attrs,
+            "gen_ai.output.messages": json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": answer}], "finish_reason": "stop"}]
+            ),
+        }
         child("chat gpt-4o", final, 4_000_000)
         agent.end(end_time=t)
     provider.shutdown()
@@ -113,13 +134,19 @@ def otlp_documents(spans: Sequence[Any], batch: int = 7, seed: int = 3) -> list[
 
     order = list(spans)
     random.Random(seed).shuffle(order)
-    return [MessageToDict(encode_spans(order[i:i + batch])) for i in range(0, len(order), batch)]
+    return [MessageToDict(encode_spans(order[i : i + batch])) for i in range(0, len(order), batch)]
 
 
 def to_otlp_json(doc: dict[str, Any]) -> dict[str, Any]:
     """Protobuf JSON → the OTLP/JSON encoding: ids as hex, enums as integers."""
-    kinds = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2, "SPAN_KIND_CLIENT": 3,
-             "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+    kinds = {
+        "SPAN_KIND_UNSPECIFIED": 0,
+        "SPAN_KIND_INTERNAL": 1,
+        "SPAN_KIND_SERVER": 2,
+        "SPAN_KIND_CLIENT": 3,
+        "SPAN_KIND_PRODUCER": 4,
+        "SPAN_KIND_CONSUMER": 5,
+    }
     codes = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
     doc = json.loads(json.dumps(doc))
     for rs in doc["resourceSpans"]:
@@ -145,7 +172,7 @@ def write_otlp(path: Path, n_traces: int = 40, *, hex_ids: bool = False, seed: i
     random.Random(seed + 2).shuffle(order)
     with open(path, "w", encoding="utf-8") as fh:
         for i in range(0, len(order), 7):
-            request = encode_spans(order[i:i + 7])
+            request = encode_spans(order[i : i + 7])
             doc = json.loads(MessageToJson(request))  # the official protobuf JSON mapping
             if hex_ids:
                 doc = to_otlp_json(doc)
@@ -165,19 +192,42 @@ def langsmith_runs(n_traces: int, seed: int = 2) -> list[Any]:
     start = datetime(2026, 11, 1, tzinfo=timezone.utc)
     runs = []
 
-    def run(name: str, run_type: str, trace: uuid.UUID, parent: uuid.UUID | None, t: datetime, ms: int,
-            *, node: str | None = None, error: str | None = None, tokens: tuple[int, int] | None = None,
-            outputs: dict[str, Any] | None = None, end: bool = True) -> Run:
+    def run(
+        name: str,
+        run_type: str,
+        trace: uuid.UUID,
+        parent: uuid.UUID | None,
+        t: datetime,
+        ms: int,
+        *,
+        node: str | None = None,
+        error: str | None = None,
+        tokens: tuple[int, int] | None = None,
+        outputs: dict[str, Any] | None = None,
+        end: bool = True,
+    ) -> Run:
         rid = uuid.UUID(int=rng.getrandbits(128), version=4)
         parent_order = next((r.dotted_order for r in runs if r.id == parent), "") if parent else ""
         dotted = (parent_order + "." if parent_order else "") + f"{t:%Y%m%dT%H%M%S%fZ}{rid}"
         extra = {"metadata": {"langgraph_node": node, "langgraph_step": 1}} if node else {"metadata": {}}
-        r = Run(id=rid, trace_id=trace if parent else rid, parent_run_id=parent, name=name, run_type=run_type,
-                start_time=t, end_time=t + timedelta(milliseconds=ms) if end else None, extra=extra,
-                error=error, status="error" if error else ("success" if end else "pending"),
-                inputs={"x": 1}, outputs=outputs,
-                prompt_tokens=tokens[0] if tokens else None, completion_tokens=tokens[1] if tokens else None,
-                total_tokens=sum(tokens) if tokens else None, dotted_order=dotted)
+        r = Run(
+            id=rid,
+            trace_id=trace if parent else rid,
+            parent_run_id=parent,
+            name=name,
+            run_type=run_type,
+            start_time=t,
+            end_time=t + timedelta(milliseconds=ms) if end else None,
+            extra=extra,
+            error=error,
+            status="error" if error else ("success" if end else "pending"),
+            inputs={"x": 1},
+            outputs=outputs,
+            prompt_tokens=tokens[0] if tokens else None,
+            completion_tokens=tokens[1] if tokens else None,
+            total_tokens=sum(tokens) if tokens else None,
+            dotted_order=dotted,
+        )
         runs.append(r)
         return r
 
@@ -187,18 +237,61 @@ def langsmith_runs(n_traces: int, seed: int = 2) -> list[Any]:
         # the root first (its id is the trace id)
         root = run("LangGraph", "chain", root_id, None, t, 500)
         trace = root.id
-        node = run("classify", "chain", trace, root.id, t + timedelta(milliseconds=1), 100, node="classify",
-                   outputs={"output": "billing"})
+        node = run(
+            "classify",
+            "chain",
+            trace,
+            root.id,
+            t + timedelta(milliseconds=1),
+            100,
+            node="classify",
+            outputs={"output": "billing"},
+        )
         if i % 5 == 2:
-            run("ChatOpenAI", "llm", trace, node.id, t + timedelta(milliseconds=2), 20, node="classify",
-                error="APITimeoutError('Request timed out.')\n\nTraceback (most recent call last): ...")
-            run("ChatOpenAI", "llm", trace, node.id, t + timedelta(milliseconds=30), 20, node="classify",
-                tokens=(50, 5), outputs={"generations": [[{"text": "billing"}]]})
+            run(
+                "ChatOpenAI",
+                "llm",
+                trace,
+                node.id,
+                t + timedelta(milliseconds=2),
+                20,
+                node="classify",
+                error="APITimeoutError('Request timed out.')\n\nTraceback (most recent call last): ...",
+            )
+            run(
+                "ChatOpenAI",
+                "llm",
+                trace,
+                node.id,
+                t + timedelta(milliseconds=30),
+                20,
+                node="classify",
+                tokens=(50, 5),
+                outputs={"generations": [[{"text": "billing"}]]},
+            )
         else:
-            run("ChatOpenAI", "llm", trace, node.id, t + timedelta(milliseconds=2), 20, node="classify",
-                tokens=(50, 5), outputs={"generations": [[{"text": "billing"}]]})
-        run("lookup", "tool", trace, root.id, t + timedelta(milliseconds=200), 50, node="lookup",
-            error="KeyError('account')" if i % 6 == 4 else None, outputs=None if i % 6 == 4 else {"output": "ok"})
+            run(
+                "ChatOpenAI",
+                "llm",
+                trace,
+                node.id,
+                t + timedelta(milliseconds=2),
+                20,
+                node="classify",
+                tokens=(50, 5),
+                outputs={"generations": [[{"text": "billing"}]]},
+            )
+        run(
+            "lookup",
+            "tool",
+            trace,
+            root.id,
+            t + timedelta(milliseconds=200),
+            50,
+            node="lookup",
+            error="KeyError('account')" if i % 6 == 4 else None,
+            outputs=None if i % 6 == 4 else {"output": "ok"},
+        )
         if i % 10 == 9:
             run("draft", "chain", trace, root.id, t + timedelta(milliseconds=300), 50, node="draft", end=False)
     return runs
@@ -232,22 +325,57 @@ def langfuse_observations(n_traces: int, seed: int = 4) -> list[Any]:
         trace = f"trace-{i:04d}"
         t = start + timedelta(seconds=10 * i)
 
-        def obs(name: str, type_: str, parent: str | None, ms0: int, ms: int | None, *, trace: str = trace,
-                t: datetime = t, **kw: Any) -> str:
+        def obs(
+            name: str,
+            type_: str,
+            parent: str | None,
+            ms0: int,
+            ms: int | None,
+            *,
+            trace: str = trace,
+            t: datetime = t,
+            **kw: Any,
+        ) -> str:
             oid = f"{rng.getrandbits(64):016x}"
-            out.append(ObservationV2(id=oid, trace_id=trace, project_id="p1", parent_observation_id=parent,
-                                     type=type_, name=name, start_time=t + timedelta(milliseconds=ms0),
-                                     end_time=t + timedelta(milliseconds=ms0 + ms) if ms is not None else None,
-                                     **kw))
+            out.append(
+                ObservationV2(
+                    id=oid,
+                    trace_id=trace,
+                    project_id="p1",
+                    parent_observation_id=parent,
+                    type=type_,
+                    name=name,
+                    start_time=t + timedelta(milliseconds=ms0),
+                    end_time=t + timedelta(milliseconds=ms0 + ms) if ms is not None else None,
+                    **kw,
+                )
+            )
             return oid
 
         root = obs("pipeline", "SPAN", None, 0, 400, level="DEFAULT")
         bad = i % 4 == 3
-        obs("classify", "GENERATION", root, 1, 100, model="gpt-4o-mini", level="ERROR" if bad else "DEFAULT",
+        obs(
+            "classify",
+            "GENERATION",
+            root,
+            1,
+            100,
+            model="gpt-4o-mini",
+            level="ERROR" if bad else "DEFAULT",
             status_message="RateLimitError: Rate limit reached" if bad else None,
-            usage_details={"input": 40, "output": 3, "total": 43}, output=None if bad else "billing")
-        obs("lookup", "TOOL", root, 150, 50, level="ERROR" if i % 9 == 0 else "DEFAULT",
-            status_message="tool raised" if i % 9 == 0 else None, output={"account": i})
+            usage_details={"input": 40, "output": 3, "total": 43},
+            output=None if bad else "billing",
+        )
+        obs(
+            "lookup",
+            "TOOL",
+            root,
+            150,
+            50,
+            level="ERROR" if i % 9 == 0 else "DEFAULT",
+            status_message="tool raised" if i % 9 == 0 else None,
+            output={"account": i},
+        )
         obs("user-feedback", "EVENT", root, 300, None, level="DEFAULT")
     return out
 

@@ -52,8 +52,18 @@ def _answers(path: Path) -> list[str]:
 def test_pipeline_maps_records_to_its_steps_and_runs_its_checks(cli, tmp_path: Path, otlp: Path) -> None:
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(PIPELINE)
-    code, out, err = cli("traces", otlp, "--pipeline", pipeline, "--out", tmp_path / "run", "--sampled",
-                         "head 10%", "--min-step", "answer=0.99")
+    code, out, err = cli(
+        "traces",
+        otlp,
+        "--pipeline",
+        pipeline,
+        "--out",
+        tmp_path / "run",
+        "--sampled",
+        "head 10%",
+        "--min-step",
+        "answer=0.99",
+    )
     assert code == 1, err  # the answer gate fails: some recorded answers are not one of the labels
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["run"]["source"] == "traces"
@@ -90,8 +100,20 @@ def test_waterfall_counts_survivors_not_step_passes(tmp_path: Path, otlp: Path) 
 
 def test_every_report_format_states_what_traces_cannot_say(cli, tmp_path: Path, otlp: Path) -> None:
     files = {k: tmp_path / f"r.{k}" for k in ("md", "html", "xml", "json")}
-    code, out, _ = cli("traces", otlp, "--out", tmp_path / "run", "--markdown", files["md"], "--html",
-                       files["html"], "--junit", files["xml"], "--json", files["json"])
+    code, out, _ = cli(
+        "traces",
+        otlp,
+        "--out",
+        tmp_path / "run",
+        "--markdown",
+        files["md"],
+        "--html",
+        files["html"],
+        "--junit",
+        files["xml"],
+        "--json",
+        files["json"],
+    )
     assert code == 0
     for key in ("md", "html"):
         text = files[key].read_text()
@@ -132,10 +154,13 @@ def test_malformed_record_exits_2_naming_file_and_line(cli, tmp_path: Path, otlp
     assert "2 malformed records were skipped" in out.replace("\n", " ")
 
 
-@pytest.mark.parametrize("line,message", [
-    ('{"id": "r1", "name": "x", "run_type": "llm", "start_time": "yesterday", "trace_id": "t"}', "start_time"),
-    ('{"name": "x", "run_type": "llm", "start_time": "2026-01-01T00:00:00Z", "trace_id": "t"}', "id"),
-])
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ('{"id": "r1", "name": "x", "run_type": "llm", "start_time": "yesterday", "trace_id": "t"}', "start_time"),
+        ('{"name": "x", "run_type": "llm", "start_time": "2026-01-01T00:00:00Z", "trace_id": "t"}', "id"),
+    ],
+)
 def test_malformed_langsmith_runs(cli, tmp_path: Path, line: str, message: str) -> None:
     path = makers.write_langsmith(tmp_path / "runs.jsonl", 5)
     path.write_text(path.read_text() + line + "\n")
@@ -185,11 +210,13 @@ def test_eval_versus_production_unpaired(cli, tmp_path: Path, otlp: Path) -> Non
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(PIPELINE)
     cases = tmp_path / "cases.jsonl"
-    cases.write_text("".join(json.dumps({"id": f"c{i}", "vars": {}, "expect": {"answer": "ok"}}) + "\n"
-                             for i in range(300)))
+    cases.write_text(
+        "".join(json.dumps({"id": f"c{i}", "vars": {}, "expect": {"answer": "ok"}}) + "\n" for i in range(300))
+    )
     evalp = tmp_path / "eval.yaml"
-    evalp.write_text(PIPELINE.split("traces:")[0].replace(
-        "      - {type: one-of, value: [billing, tech, other]}\n", ""))
+    evalp.write_text(
+        PIPELINE.split("traces:")[0].replace("      - {type: one-of, value: [billing, tech, other]}\n", "")
+    )
     code, _, err = cli("eval", evalp, "--evalset", cases, "--out", tmp_path / "ev", "-q")
     assert code == 0, err
     code, _, err = cli("traces", otlp, "--pipeline", pipeline, "--out", tmp_path / "tr", "-q")

@@ -37,9 +37,20 @@ def _expect_rows(records: list[dict]) -> tuple[dict[str, dict], int, int]:
     by_trace: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_trace[r["trace"]].append(r)
-    rows: dict[str, dict] = defaultdict(lambda: {"reached": 0, "passed": 0, "attempts": 0, "errors_att": 0,
-                                                 "kinds": Counter(), "tin": 0, "tout": 0, "retried": 0,
-                                                 "recovered": 0, "first_pass": 0})
+    rows: dict[str, dict] = defaultdict(
+        lambda: {
+            "reached": 0,
+            "passed": 0,
+            "attempts": 0,
+            "errors_att": 0,
+            "kinds": Counter(),
+            "tin": 0,
+            "tout": 0,
+            "retried": 0,
+            "recovered": 0,
+            "first_pass": 0,
+        }
+    )
     e2e = 0
     for recs in by_trace.values():
         ok = True
@@ -72,8 +83,12 @@ def _assert_rows(results: dict, rows: dict[str, dict], e2e: int, units: int) -> 
     assert set(got) == set(rows)
     for step, want in rows.items():
         s = got[step]
-        assert (s["reached"], s["passed"], s["errors"], s["failed"]) == \
-               (want["reached"], want["passed"], want["reached"] - want["passed"], 0), step
+        assert (s["reached"], s["passed"], s["errors"], s["failed"]) == (
+            want["reached"],
+            want["passed"],
+            want["reached"] - want["passed"],
+            0,
+        ), step
         assert s["attempts"] == want["attempts"], step
         assert s["attempt_outcomes"]["error"] == want["errors_att"], step
         assert s["error_kinds"] == dict(want["kinds"]), step
@@ -106,10 +121,18 @@ def _otlp_direct(path: Path) -> list[dict]:
                     tout = attrs.get("gen_ai.usage.output_tokens") or attrs.get("gen_ai.usage.completion_tokens")
                     call = attrs.get("gen_ai.tool.call.id")
                     error = span.status.code == Status.STATUS_CODE_ERROR
-                    out.append({"trace": span.trace_id.hex(), "step": span.name, "start": span.start_time_unix_nano,
-                                "occurrence": call.string_value if call else span.span_id.hex(), "error": error,
-                                "kind": KINDS[attrs["error.type"].string_value] if error else None,
-                                "tin": tin.int_value if tin else 0, "tout": tout.int_value if tout else 0})
+                    out.append(
+                        {
+                            "trace": span.trace_id.hex(),
+                            "step": span.name,
+                            "start": span.start_time_unix_nano,
+                            "occurrence": call.string_value if call else span.span_id.hex(),
+                            "error": error,
+                            "kind": KINDS[attrs["error.type"].string_value] if error else None,
+                            "tin": tin.int_value if tin else 0,
+                            "tout": tout.int_value if tout else 0,
+                        }
+                    )
     return out
 
 
@@ -193,9 +216,18 @@ def _langsmith_direct(path: Path) -> tuple[list[dict], int]:
         kind = r["error"].split("(")[0] if r["error"] else None
         kind = {"APITimeoutError": "timeout"}.get(kind, kind)
         # the one step with two records in a trace is the retried LLM call: one occurrence
-        out.append({"trace": r["trace_id"], "step": step, "start": r["start_time"], "occurrence": step,
-                    "error": r["error"] is not None, "kind": kind, "tin": r["prompt_tokens"] or 0,
-                    "tout": r["completion_tokens"] or 0})
+        out.append(
+            {
+                "trace": r["trace_id"],
+                "step": step,
+                "start": r["start_time"],
+                "occurrence": step,
+                "error": r["error"] is not None,
+                "kind": kind,
+                "tin": r["prompt_tokens"] or 0,
+                "tout": r["completion_tokens"] or 0,
+            }
+        )
     return out, incomplete
 
 
@@ -230,17 +262,26 @@ def _langfuse_direct(path: Path) -> list[dict]:
         usage = json.loads(usage) if isinstance(usage, str) else usage
         error = r["level"] == "ERROR"
         message = r.get("statusMessage") or r.get("status_message")
-        out.append({"trace": r.get("traceId") or r.get("trace_id"), "step": f"{r['type'].lower()} {r['name']}",
-                    "start": r.get("startTime") or r.get("start_time"), "occurrence": r["id"], "error": error,
-                    "kind": ("http_429" if message.startswith("RateLimitError") else "error") if error else None,
-                    "tin": usage.get("input", 0), "tout": usage.get("output", 0)})
+        out.append(
+            {
+                "trace": r.get("traceId") or r.get("trace_id"),
+                "step": f"{r['type'].lower()} {r['name']}",
+                "start": r.get("startTime") or r.get("start_time"),
+                "occurrence": r["id"],
+                "error": error,
+                "kind": ("http_429" if message.startswith("RateLimitError") else "error") if error else None,
+                "tin": usage.get("input", 0),
+                "tout": usage.get("output", 0),
+            }
+        )
     return out
 
 
 @pytest.mark.parametrize("camel,csv_format", [(True, False), (False, False), (True, True), (False, True)])
 def test_langfuse_per_step_figures_equal_a_direct_count(tmp_path: Path, camel: bool, csv_format: bool) -> None:
-    path = makers.write_langfuse(tmp_path / ("obs.csv" if csv_format else "obs.jsonl"), 36, camel=camel,
-                                 csv_format=csv_format)
+    path = makers.write_langfuse(
+        tmp_path / ("obs.csv" if csv_format else "obs.jsonl"), 36, camel=camel, csv_format=csv_format
+    )
     text = path.read_text()
     assert ("parentObservationId" in text) == camel and ("parent_observation_id" in text) == (not camel)
     results = _run(tmp_path, [path])
@@ -263,8 +304,10 @@ def test_otlp_snake_case_fields_and_64_bit_integers_as_numbers(tmp_path: Path) -
 
     def numbers(node):
         if isinstance(node, dict):
-            return {k: (int(v) if k in ("start_time_unix_nano", "end_time_unix_nano", "int_value") else numbers(v))
-                    for k, v in node.items()}
+            return {
+                k: (int(v) if k in ("start_time_unix_nano", "end_time_unix_nano", "int_value") else numbers(v))
+                for k, v in node.items()
+            }
         if isinstance(node, list):
             return [numbers(v) for v in node]
         return node

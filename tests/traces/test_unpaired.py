@@ -12,8 +12,10 @@ from reliability_cli.results.unpaired import (
 )
 
 
-@pytest.mark.parametrize("x1,n1,x2,n2", [(45, 50, 30, 50), (999, 1200, 28, 40), (10, 10, 3, 12), (0, 20, 1, 25),
-                                         (7, 9, 7, 9), (120, 130, 88, 95)])
+@pytest.mark.parametrize(
+    "x1,n1,x2,n2",
+    [(45, 50, 30, 50), (999, 1200, 28, 40), (10, 10, 3, 12), (0, 20, 1, 25), (7, 9, 7, 9), (120, 130, 88, 95)],
+)
 def test_newcombe_and_score_test_equal_statsmodels(x1: int, n1: int, x2: int, n2: int) -> None:
     from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
@@ -29,8 +31,11 @@ def test_newcombe_and_score_test_equal_statsmodels(x1: int, n1: int, x2: int, n2
 
 
 def _doc(steps: dict[str, tuple[int, int]], e2e: tuple[int, int], trials: int = 1) -> dict:
-    return {"run": {"trials": trials, "source": "eval"}, "end_to_end": {"passed": e2e[0], "total": e2e[1], "rate": None},
-            "steps": [{"id": k, "passed": p, "reached": n} for k, (p, n) in steps.items()]}
+    return {
+        "run": {"trials": trials, "source": "eval"},
+        "end_to_end": {"passed": e2e[0], "total": e2e[1], "rate": None},
+        "steps": [{"id": k, "passed": p, "reached": n} for k, (p, n) in steps.items()],
+    }
 
 
 def test_holm_across_steps_equals_statsmodels_and_names_direction() -> None:
@@ -65,14 +70,20 @@ def test_cli_writes_markdown_and_json(cli, tmp_path) -> None:
     from reliability_cli.results import schema
     from tests.helpers import results_from
 
-    base = results_from([{"id": "a", "passed": 95, "reached": 100}], {"passed": 95, "total": 100},
-                        {"source": "eval"})
-    cand = results_from([{"id": "a", "passed": 60, "reached": 100}], {"passed": 60, "total": 100},
-                        {"source": "traces"})
+    base = results_from([{"id": "a", "passed": 95, "reached": 100}], {"passed": 95, "total": 100}, {"source": "eval"})
+    cand = results_from([{"id": "a", "passed": 60, "reached": 100}], {"passed": 60, "total": 100}, {"source": "traces"})
     schema.write(base, tmp_path / "b.json")
     schema.write(cand, tmp_path / "c.json")
-    code, out, _ = cli("compare", tmp_path / "b.json", tmp_path / "c.json", "--unpaired",
-                       "--markdown", tmp_path / "c.md", "--json", tmp_path / "c.out.json")
+    code, out, _ = cli(
+        "compare",
+        tmp_path / "b.json",
+        tmp_path / "c.json",
+        "--unpaired",
+        "--markdown",
+        tmp_path / "c.md",
+        "--json",
+        tmp_path / "c.out.json",
+    )
     assert code == 1
     md = (tmp_path / "c.md").read_text()
     assert "| step:a | 95.00% (100) | 60.00% (100) | -35.0 pts |" in md and "eval vs traces" in md

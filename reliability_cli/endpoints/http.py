@@ -394,8 +394,12 @@ ATTEMPT_HEADER = "x-relcheck-attempt"
 
 
 def attempt_identity(request: Request, resend: int = 0) -> str:
-    """``case/trial/step/attempt/resend/phase``, each part percent-encoded (ASCII only)."""
-    from urllib.parse import quote
+    """``case/trial/step/attempt/resend/phase``, each part percent-encoded (ASCII only; a lone
+    surrogate in an id is encoded as its ``surrogatepass`` bytes, as the seeded draws hash it)."""
+    from urllib.parse import quote as _quote
+
+    def quote(text: str, safe: str = "") -> str:
+        return _quote(text.encode("utf-8", "surrogatepass"), safe=safe)
 
     key = request.key
     return "/".join(

@@ -12,7 +12,8 @@ from reliability_cli.mockserver import FaultConfig, run_in_thread
 
 from .helpers import cases, one_step, run, write_pipeline
 
-_TIMING = ("latency", "duration", "started", "finished", "elapsed", "_ms", "_s")
+# timing figures, and the adaptive controller's (how fast answers came decides how far it grew)
+_TIMING = ("latency", "duration", "started", "finished", "elapsed", "_ms", "_s", "per_min", "_peak", "concurrency")
 
 
 def _untimed(value: Any) -> Any:

@@ -94,8 +94,9 @@ def test_clustered_lower_bound_with_trials_uses_cases(tmp_path):
     )
     outcome = run(pipeline, tmp_path / "r", trials=3)
     (gate,) = outcome.results.to_dict()["gates"]
-    assert gate["bound"] == pytest.approx(stats.clustered_lower_bound([1.0] * 120, 0.95), abs=1e-12)
-    assert "n=360" in gate["detail"] or "n=120" in gate["detail"]
+    # design effect: 3 agreeing trials per case count as 360 units, over 120 cases
+    assert gate["bound"] == pytest.approx(stats.clustered_lower_bound([1.0] * 120, 0.95, units=360), abs=1e-12)
+    assert "n=120 cases, 360 units" in gate["detail"]
 
 
 def test_lower_bound_gate_of_one_is_refused_before_any_call():

@@ -130,7 +130,13 @@ def test_a_directory_with_only_a_lock_can_be_started_with_out(project: Path, cli
     assert code == 2 and f"--out {run}" in err, err
     code, _, err = cli("eval", project, "--out", run, "--limit", "2", "--no-progress", "-q")
     assert code in (0, 1), err
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "attempts.jsonl", "manifest.json", "results.json"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".lock",
+        "attempts.jsonl",
+        "manifest.json",
+        "requests.jsonl",
+        "results.json",
+    ]
 
 
 def test_a_directory_with_other_files_is_still_refused(project: Path, cli) -> None:

@@ -81,6 +81,7 @@ async def _serve_http() -> None:
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app.streamable_http_app(), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
+    sock.listen(128)  # listening before the port is announced: early connections wait, never refused
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     await server.serve(sockets=[sock])
 

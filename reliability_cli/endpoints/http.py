@@ -256,30 +256,12 @@ class _HttpEndpoint:
                 if self._recorder is None:
                     raise
                 if exc.kind != "replay_miss":  # a recorded failure: copied to the new cassette
-                    self._recorder.record(
-                        self.name,
-                        request,
-                        out.method,
-                        out.url,
-                        out.headers,
-                        out.body,
-                        error=exc,
-                        redact_fields=self.redact_fields,
-                    )
+                    self._record(request, out, error=exc)
                     raise
                 # a miss while recording: sent live below, and recorded
             else:
                 if self._recorder is not None:
-                    self._recorder.record(
-                        self.name,
-                        request,
-                        out.method,
-                        out.url,
-                        out.headers,
-                        out.body,
-                        exchange=exchange,
-                        redact_fields=self.redact_fields,
-                    )
+                    self._record(request, out, exchange=exchange)
                 return exchange, True
         if self._client is None:
             self._client = make_client(self.controller.ceiling)
@@ -299,31 +281,20 @@ class _HttpEndpoint:
         except AttemptError as exc:
             exc.reason = f"endpoint {self.name}: {self._scrub(exc.reason)}"
             if self._recorder is not None:
-                self._recorder.record(
-                    self.name,
-                    request,
-                    out.method,
-                    out.url,
-                    out.headers,
-                    out.body,
-                    error=exc,
-                    redact_fields=self.redact_fields,
-                )
+                self._record(request, out, error=exc)
             raise
         if self._recorder is not None:
-            self._recorder.record(
-                self.name,
-                request,
-                out.method,
-                out.url,
-                out.headers,
-                out.body,
-                exchange=exchange,
-                redact_fields=self.redact_fields,
-            )
+            self._record(request, out, exchange=exchange)
         return exchange, False
 
     # ---------------------------------------------------------------- helpers
+
+    def _record(self, request: Request, out: Outgoing, **outcome: Any) -> None:
+        """One exchange (``exchange=``) or failure (``error=``) to the cassette being recorded."""
+        assert self._recorder is not None
+        self._recorder.record(
+            self.name, request, out.method, out.url, out.headers, out.body, redact_fields=self.redact_fields, **outcome
+        )
 
     def api_key(self) -> str | None:
         """The key from ``api_key_env`` (read when the endpoint is built); never needed (nor

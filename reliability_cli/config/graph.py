@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError, RelcheckError, TemplateError
-from ..templating import Template, compile_template, references
+from ..templating import Template, compile_template
 from . import models as m
 from .yamlpos import Path, Positions
 
@@ -33,15 +33,14 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
     """
     from jinja2 import TemplateSyntaxError
 
-    from ..checks import validate_spec
     from .pipeline import (
-        TEMPLATED_CHECK_KEYS,
-        CheckPlan,
         StepPlan,
-        _compile_nested,
-        _effective_retry,
-        _one_or_many,
         check_gates_and_judges,
+        check_refs,
+        compile_nested,
+        effective_retry,
+        one_or_many,
+        plan_checks,
     )
 
     problems: list[RelcheckError] = []
@@ -53,13 +52,13 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
             except TemplateSyntaxError as exc:
                 problems.append(TemplateError(f"template syntax error: {exc.message}", positions.locate(path)))
                 return Template(source)
-            check_refs(source, path, allowed, positions, problems)
+            check_refs(source, path, allowed, positions, problems, where="the template context here")
             return compiled
 
         return template
 
     assert model.graph is not None
-    _compile_nested(model.graph.input, ("graph", "input"), set(), compiler(INPUT_NAMES))
+    compile_nested(model.graph.input, ("graph", "input"), set(), compiler(INPUT_NAMES))
     plans: list[StepPlan] = []
     ids: set[str] = set()
     nodes: dict[str, str] = {}
@@ -93,18 +92,8 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
         ids.add(step.id)
         template = compiler(STEP_NAMES)
         output = template(step.output, sp + ("output",), set()) if step.output is not None else None
-        checks = _plan_checks(
-            step.checks,
-            sp,
-            template,
-            positions,
-            problems,
-            validate_spec,
-            TEMPLATED_CHECK_KEYS,
-            CheckPlan,
-            _compile_nested,
-        )
-        retry = _effective_retry(model.defaults.retry, step.retry)
+        checks = plan_checks(step.checks, sp, set(), template, positions, problems)
+        retry = effective_retry(model.defaults.retry, step.retry)
         timeout = step.timeout_s or model.defaults.timeout_s
         plans.append(
             StepPlan(step.id, i, GRAPH_ENDPOINT, (), {}, "text", checks, retry, timeout, node=node, output=output)
@@ -114,17 +103,7 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
         template = compiler(FINAL_NAMES)
         final = model.final
         output = template(final.output, fp + ("output",), set()) if final.output is not None else None
-        checks = _plan_checks(
-            final.checks,
-            fp,
-            template,
-            positions,
-            problems,
-            validate_spec,
-            TEMPLATED_CHECK_KEYS,
-            CheckPlan,
-            _compile_nested,
-        )
+        checks = plan_checks(final.checks, fp, set(), template, positions, problems)
         for j, spec in enumerate(final.checks):
             judge = spec.get("endpoint")
             if spec.get("type") == "llm-rubric" and judge is not None and judge not in model.endpoints:
@@ -142,7 +121,7 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
                 {},
                 "text",
                 checks,
-                _effective_retry(m.RetryPolicy(max_attempts=1), None),
+                effective_retry(m.RetryPolicy(max_attempts=1), None),
                 model.defaults.timeout_s,
                 output=output,
                 final=True,
@@ -151,47 +130,5 @@ def plan_graph_steps(model: m.PipelineModel, positions: Positions) -> tuple[Any,
         ids.add(FINAL_ID)
     check_gates_and_judges(model, ids, positions, problems)
     if problems:
-        raise _one_or_many(problems)
+        raise one_or_many(problems)
     return tuple(plans)
-
-
-def _plan_checks(
-    specs: list[dict[str, Any]],
-    base: Path,
-    template: Any,
-    positions: Positions,
-    problems: list[RelcheckError],
-    validate_spec: Any,
-    keys: tuple[str, ...],
-    check_plan: Any,
-    compile_nested: Any,
-) -> tuple[Any, ...]:
-    checks = []
-    for j, spec in enumerate(specs):
-        cp = base + ("checks", j)
-        for msg in validate_spec(spec):
-            problems.append(ConfigError(msg, positions.locate(cp)))
-        templated = {key: compile_nested(spec[key], cp + (key,), set(), template) for key in keys if key in spec}
-        checks.append(check_plan(spec, templated, positions.locate(cp)))
-    return tuple(checks)
-
-
-def check_refs(
-    source: str, path: Path, allowed: frozenset[str], positions: Positions, problems: list[RelcheckError]
-) -> None:
-    """A graph template may name only ``allowed`` (of vars, expect, update, state)."""
-    from jinja2 import TemplateSyntaxError
-
-    try:
-        refs = list(references(source))
-    except TemplateSyntaxError:
-        return
-    for ref in refs:
-        if len(ref) == 1 and ref[0] not in allowed:
-            problems.append(
-                TemplateError(
-                    f"template names '{ref[0]}', which is not in the template context here",
-                    positions.locate(path),
-                    hint="available: " + ", ".join(sorted(allowed)),
-                )
-            )

@@ -155,7 +155,7 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
     unresolved: dict[str, str] = {}
     data, positions = load_yaml(text, file, error=ConfigError, data_scalars=True, transform=interpolate)
     if problems:
-        raise _one_or_many(problems)
+        raise one_or_many(problems)
     if not isinstance(data, dict):
         line, col = positions.values.get((), (1, 1))
         raise ConfigError(
@@ -208,7 +208,7 @@ def _read_text(fs_path: FsPath, file: str) -> str:
         raise ConfigError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", Location(file, line)) from None
 
 
-def _one_or_many(problems: list[RelcheckError]) -> RelcheckError:
+def one_or_many(problems: list[RelcheckError]) -> RelcheckError:
     return problems[0] if len(problems) == 1 else MultipleErrors(problems)
 
 
@@ -239,7 +239,7 @@ def _validate_model(data: dict[str, Any], positions: Positions) -> m.PipelineMod
             seen.add((path, msg))
             loc = positions.locate(path, key=kind == "extra_forbidden")
             problems.append(ConfigError(msg, loc))
-        raise _one_or_many(problems) from None
+        raise one_or_many(problems) from None
 
 
 def _data_path(data: Any, loc: tuple[Any, ...]) -> Path:
@@ -351,8 +351,6 @@ def _pick(tp: Any, value: Any, seg: Any = None) -> Any:
 def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan, ...]:
     from jinja2 import TemplateSyntaxError
 
-    from ..checks import validate_spec
-
     if model.graph is not None:
         from .graph import plan_graph_steps
 
@@ -368,7 +366,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
             loc = positions.locate(path)
             problems.append(TemplateError(f"template syntax error: {exc.message}", loc))
             return Template(source)
-        _check_refs(source, path, earlier, positions, problems)
+        check_refs(source, path, CONTEXT_NAMES, positions, problems, earlier=earlier)
         return compiled
 
     for i, step in enumerate(model.steps):
@@ -409,24 +407,15 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
                 (msg.role, template(msg.content, sp + ("prompt", j, "content"), earlier))
                 for j, msg in enumerate(step.prompt)
             )
-        checks = []
-        for j, spec in enumerate(step.checks):
-            cp = sp + ("checks", j)
-            for msg in validate_spec(spec):
-                problems.append(ConfigError(msg, positions.locate(cp)))
-            templated = {}
-            for key in TEMPLATED_CHECK_KEYS:
-                if key in spec:
-                    templated[key] = _compile_nested(spec[key], cp + (key,), earlier | {step.id}, template)
-            checks.append(CheckPlan(spec, templated, positions.locate(cp)))
+        checks = plan_checks(step.checks, sp, earlier | {step.id}, template, positions, problems)
         ids[step.id] = i
         endpoint = model.endpoints.get(step.endpoint)
-        retry = _effective_retry(model.defaults.retry, step.retry)
+        retry = effective_retry(model.defaults.retry, step.retry)
         timeout = step.timeout_s or (endpoint.timeout_s if endpoint else None) or model.defaults.timeout_s
         tool = arguments = None
         if step.tool is not None:
             tool = template(step.tool, sp + ("tool",), earlier)
-            arguments = _compile_nested(step.arguments, sp + ("arguments",), earlier, template)
+            arguments = compile_nested(step.arguments, sp + ("arguments",), earlier, template)
         problems.extend(_tool_problems(step, endpoint, sp, positions))
         plans.append(
             StepPlan(
@@ -434,7 +423,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
                 i,
                 step.endpoint,
                 messages,
-                _compile_nested(step.params, sp + ("params",), earlier, template),
+                compile_nested(step.params, sp + ("params",), earlier, template),
                 step.parse,
                 tuple(checks),
                 retry,
@@ -449,7 +438,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         for key in ("reply", "url", "json_body", "headers", "query", "tool_calls"):
             if hasattr(ep, key):
                 key_name = "json" if key == "json_body" else key
-                _compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
+                compile_nested(getattr(ep, key), ep_path + (key_name,), set(ids), template)
     if model.final is not None:
         problems.append(
             ConfigError(
@@ -459,7 +448,7 @@ def _plan_steps(model: m.PipelineModel, positions: Positions) -> tuple[StepPlan,
         )
     check_gates_and_judges(model, set(ids), positions, problems)
     if problems:
-        raise _one_or_many(problems)
+        raise one_or_many(problems)
     return tuple(plans)
 
 
@@ -552,19 +541,54 @@ def _trace_match_problems(trace_step: m.TraceStep) -> list[tuple[Path, str]]:
     return problems
 
 
-def _compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:
+def compile_nested(value: Any, path: Path, earlier: set[str], template: Any) -> Any:
     if isinstance(value, str):
         return template(value, path, earlier)
     if isinstance(value, dict):
-        return {k: _compile_nested(v, path + (k,), earlier, template) for k, v in value.items()}
+        return {k: compile_nested(v, path + (k,), earlier, template) for k, v in value.items()}
     if isinstance(value, list):
-        return [_compile_nested(v, path + (i,), earlier, template) for i, v in enumerate(value)]
+        return [compile_nested(v, path + (i,), earlier, template) for i, v in enumerate(value)]
     return value
 
 
-def _check_refs(
-    source: str, path: Path, earlier: set[str], positions: Positions, problems: list[RelcheckError]
+def plan_checks(
+    specs: list[dict[str, Any]],
+    base: Path,
+    earlier: set[str],
+    template: Any,
+    positions: Positions,
+    problems: list[RelcheckError],
+) -> tuple[CheckPlan, ...]:
+    """Validate and compile the checks of one step (``base`` is the step's path in the file).
+
+    Problems are appended to ``problems``; the templated keys of each check are compiled
+    with ``template(source, path, earlier)``.
+    """
+    from ..checks import validate_spec
+
+    checks = []
+    for j, spec in enumerate(specs):
+        cp = base + ("checks", j)
+        for msg in validate_spec(spec):
+            problems.append(ConfigError(msg, positions.locate(cp)))
+        keys = [key for key in TEMPLATED_CHECK_KEYS if key in spec]
+        templated = {key: compile_nested(spec[key], cp + (key,), earlier, template) for key in keys}
+        checks.append(CheckPlan(spec, templated, positions.locate(cp)))
+    return tuple(checks)
+
+
+def check_refs(
+    source: str,
+    path: Path,
+    allowed: frozenset[str],
+    positions: Positions,
+    problems: list[RelcheckError],
+    *,
+    earlier: set[str] | None = None,
+    where: str = "the template context",
 ) -> None:
+    """Report each name ``source`` uses that is not in ``allowed`` (and, given ``earlier``,
+    each ``steps.X`` that is not an earlier step and each unknown ``case.X``)."""
     from jinja2 import TemplateSyntaxError
 
     try:
@@ -572,14 +596,16 @@ def _check_refs(
     except TemplateSyntaxError:
         return
     for ref in refs:
-        if len(ref) == 1 and ref[0] not in CONTEXT_NAMES:
+        if len(ref) == 1 and ref[0] not in allowed:
             problems.append(
                 TemplateError(
-                    f"template names '{ref[0]}', which is not in the template context",
+                    f"template names '{ref[0]}', which is not in {where}",
                     positions.locate(path),
-                    hint="available: " + ", ".join(sorted(CONTEXT_NAMES)),
+                    hint="available: " + ", ".join(sorted(allowed)),
                 )
             )
+        elif earlier is None:
+            continue
         elif len(ref) == 2 and ref[0] == "steps" and ref[1] not in earlier:
             problems.append(
                 TemplateError(
@@ -596,7 +622,7 @@ def _check_refs(
             )
 
 
-def _effective_retry(default: m.RetryPolicy, step: m.RetryPolicy | None) -> Retry:
+def effective_retry(default: m.RetryPolicy, step: m.RetryPolicy | None) -> Retry:
     step = step or m.RetryPolicy()
     max_attempts = step.max_attempts or default.max_attempts or 1
     on = step.on if step.on is not None else default.on if default.on is not None else ["error", "fail"]

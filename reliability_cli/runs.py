@@ -55,7 +55,14 @@ def _size(path: Path) -> int:
 
 
 def is_locked(run_dir: Path) -> bool:
-    """Whether a relcheck holds the run's ``.lock`` (probed without writing to it)."""
+    """Whether a relcheck process holds the run's ``.lock`` (probed without writing to it).
+
+    Args:
+        run_dir: The run directory.
+
+    Returns:
+        True while another process holds the lock.
+    """
     import fcntl
 
     try:
@@ -72,7 +79,15 @@ def is_locked(run_dir: Path) -> bool:
 
 
 def read_run(run_dir: Path) -> RunInfo | None:
-    """One run's summary, or None when ``run_dir`` is not a run directory."""
+    """One run's summary (``relcheck runs``).
+
+    Args:
+        run_dir: A directory under ``.relcheck/runs/``.
+
+    Returns:
+        The summary (verdict ``incomplete`` while it has no results), or None when
+        ``run_dir`` holds no readable ``manifest.json``.
+    """
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -110,7 +125,14 @@ def read_run(run_dir: Path) -> RunInfo | None:
 
 
 def list_runs(root: str | Path = RUNS_DIR) -> list[RunInfo]:
-    """The runs under ``root``, oldest first (by start time, then id)."""
+    """The runs under ``root`` (``relcheck runs``).
+
+    Args:
+        root: The runs directory (default ``.relcheck/runs``).
+
+    Returns:
+        Their summaries, oldest first (by start time, then id).
+    """
     base = Path(root)
     if not base.is_dir():
         return []
@@ -120,6 +142,8 @@ def list_runs(root: str | Path = RUNS_DIR) -> list[RunInfo]:
 
 @dataclass
 class Pruned:
+    """What ``relcheck runs --prune`` did."""
+
     deleted: list[RunInfo]
     kept: list[RunInfo]
     skipped_locked: list[RunInfo]
@@ -127,7 +151,18 @@ class Pruned:
 
 
 def prune_runs(keep: int, root: str | Path = RUNS_DIR) -> Pruned:
-    """Delete all but the newest ``keep`` runs under ``root``; a locked run is never deleted."""
+    """Delete all but the newest ``keep`` runs under ``root``; a locked run is never deleted.
+
+    Args:
+        keep: Runs to keep, 0 or more.
+        root: The runs directory.
+
+    Returns:
+        The runs deleted, kept and skipped (locked), and the bytes freed.
+
+    Raises:
+        UsageError: ``keep`` is negative.
+    """
     from .runner.resume import RunLock
 
     if keep < 0:
@@ -175,7 +210,14 @@ def _pipeline_name(spec: str) -> str | None:
 
 
 def history(pipeline: str, root: str | Path = RUNS_DIR) -> History:
-    """The finished runs of ``pipeline`` (a pipeline file or a pipeline's name), oldest first.
+    """The finished runs of one pipeline (``relcheck history``).
+
+    Args:
+        pipeline: A pipeline file, or a pipeline's ``name:``.
+        root: The runs directory.
+
+    Returns:
+        The runs, oldest first, and every step id they hold (newest run's order first).
 
     Raises:
         UsageError: no run of that pipeline.
@@ -206,8 +248,16 @@ def history(pipeline: str, root: str | Path = RUNS_DIR) -> History:
 
 
 def sparkline(values: Sequence[float | None], min_span: float = 0.1) -> str:
-    """One block per value (a gap for None), scaled from the series' highest value down by
-    at least ``min_span`` (10 points of rate): noise of a point or two stays a small step."""
+    """A terminal sparkline of rates.
+
+    Args:
+        values: Rates, oldest first; None for a run without the figure.
+        min_span: The smallest range the blocks span below the series' highest value (10
+            points of rate by default), so noise of a point or two stays a small step.
+
+    Returns:
+        One block character per value, a space for None.
+    """
     present = [v for v in values if v is not None]
     if not present:
         return " " * len(values)
@@ -223,6 +273,7 @@ def sparkline(values: Sequence[float | None], min_span: float = 0.1) -> str:
 
 
 def step_series(hist: History, step: str) -> list[dict[str, Any] | None]:
+    """One step's ``{id, rate, ci, reached}`` in each run of ``hist`` (None where it is absent)."""
     out: list[dict[str, Any] | None] = []
     for info in hist.runs:
         out.append(next((s for s in info.steps if s["id"] == step), None))
@@ -230,6 +281,7 @@ def step_series(hist: History, step: str) -> list[dict[str, Any] | None]:
 
 
 def history_json(hist: History) -> dict[str, Any]:
+    """The ``relcheck.history/v1`` document of ``relcheck history --json``."""
     return {
         "schema": "relcheck.history/v1",
         "pipeline": hist.pipeline,

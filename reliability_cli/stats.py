@@ -52,9 +52,17 @@ def _cp_lower(x: float, n: float, confidence: float) -> float:
 
 
 def wilson(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided Wilson score interval of ``passed`` of ``n``; ``(0.0, 1.0)`` when ``n == 0``.
+    """Two-sided Wilson score interval of ``passed`` of ``n``.
 
     Equals statsmodels ``proportion_confint(passed, n, 1 - confidence, method="wilson")``.
+
+    Args:
+        passed: Units that passed, 0 <= passed <= n.
+        n: Units counted.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``(0.0, 1.0)`` when ``n == 0``.
     """
     _check_count(passed, n)
     _check_confidence(confidence)
@@ -66,7 +74,14 @@ def wilson(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]
 def clopper_pearson_lower(passed: int, n: int, confidence: float = 0.95) -> float:
     """One-sided exact (Clopper-Pearson) lower bound, ``beta.ppf(1 - confidence, x, n - x + 1)``.
 
-    0.0 when ``passed == 0``; the closed form ``(1 - confidence) ** (1 / n)`` when all pass.
+    Args:
+        passed: Units that passed, 0 <= passed <= n.
+        n: Units counted.
+        confidence: One-sided confidence level in (0, 1).
+
+    Returns:
+        The bound: 0.0 when ``passed == 0``; the closed form ``(1 - confidence) ** (1 / n)``
+        when all pass.
     """
     _check_count(passed, n)
     _check_confidence(confidence)
@@ -74,7 +89,16 @@ def clopper_pearson_lower(passed: int, n: int, confidence: float = 0.95) -> floa
 
 
 def clopper_pearson(passed: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Two-sided exact (Clopper-Pearson) interval, as statsmodels ``method="beta"``; (0, 1) if n == 0."""
+    """Two-sided exact (Clopper-Pearson) interval, as statsmodels ``method="beta"``.
+
+    Args:
+        passed: Units that passed, 0 <= passed <= n.
+        n: Units counted.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``(0.0, 1.0)`` when ``n == 0``.
+    """
     _check_count(passed, n)
     _check_confidence(confidence)
     if n == 0:
@@ -93,7 +117,12 @@ def min_units_for_lower_bound(threshold: float, confidence: float) -> int:
     With n of n passing the bound is ``(1 - confidence) ** (1 / n)``, so
     n = ceil(ln(1 - confidence) / ln(threshold)); e.g. 0.97 at 0.95 needs 99 units.
 
-    Returns 0 when ``threshold <= 0``.
+    Args:
+        threshold: The lower bound a gate asks for.
+        confidence: One-sided confidence level in (0, 1).
+
+    Returns:
+        The number of units; 0 when ``threshold <= 0``.
 
     Raises:
         ValueError: If ``threshold >= 1``, which no finite number of units can clear.
@@ -129,6 +158,13 @@ def effective_size(shares: Sequence[float], units: int | None = None) -> tuple[f
     (trials can never count for more than independent units) and floored at m (a case's
     trials never count for less than the case as one 0/1 sample would). With one trial per
     case, shares are 0/1 and n_eff = m exactly.
+
+    Args:
+        shares: Per-case pass shares, each in [0, 1].
+        units: The units (trials) behind the shares; default one per case.
+
+    Returns:
+        ``(rate, n_eff)``.
     """
     total, m = _clustered(shares)
     units = m if units is None else max(units, m)
@@ -171,6 +207,14 @@ def clustered_lower_bound(shares: Sequence[float], confidence: float = 0.95, uni
     Method: one-sided Clopper-Pearson at the effective sample size of :func:`effective_size`
     with the fractional count x = rate·n_eff: exactly Clopper-Pearson on cases when every
     share is 0/1.
+
+    Args:
+        shares: Per-case pass shares, each in [0, 1].
+        confidence: One-sided confidence level in (0, 1).
+        units: The units (trials) behind the shares; default one per case.
+
+    Returns:
+        The lower bound of the rate.
     """
     _check_confidence(confidence)
     rate, n_eff = effective_size(shares, units)
@@ -192,6 +236,9 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         n: Trials run for the case.
         c: Trials that passed.
         k: Trials drawn without replacement, 1 <= k <= n.
+
+    Returns:
+        The probability that at least one of k trials drawn passes.
     """
     _check_k(n, c, k)
     if n - c < k:
@@ -205,7 +252,13 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def pass_hat_k(n: int, c: int, k: int) -> float:
     """Unbiased pass^k of tau-bench, C(c, k) / C(n, k) = prod_{i<k} (c-i)/(n-i): all k trials pass.
 
-    Arguments as :func:`pass_at_k`; 0.0 when ``c < k``.
+    Args:
+        n: Trials run for the case.
+        c: Trials that passed.
+        k: Trials drawn without replacement, 1 <= k <= n.
+
+    Returns:
+        The probability that all k trials drawn pass; 0.0 when ``c < k``.
     """
     _check_k(n, c, k)
     prod = 1.0
@@ -220,15 +273,28 @@ def _mean_over_cases(counts: Sequence[tuple[int, int]], k: int, fn: Any) -> floa
 
 
 def mean_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> float | None:
-    """Mean :func:`pass_at_k` over the cases of ``counts`` (``(n, c)`` each) that ran >= k trials.
+    """Mean :func:`pass_at_k` over the cases that ran at least k trials.
 
-    Returns None when no case ran k trials.
+    Args:
+        counts: ``(n, c)`` per case: trials run and trials passed.
+        k: Trials drawn.
+
+    Returns:
+        The mean, or None when no case ran k trials.
     """
     return _mean_over_cases(counts, k, pass_at_k)
 
 
 def mean_pass_hat_k(counts: Sequence[tuple[int, int]], k: int) -> float | None:
-    """Mean :func:`pass_hat_k` over cases (same arguments and None rule as :func:`mean_pass_at_k`)."""
+    """Mean :func:`pass_hat_k` over the cases that ran at least k trials.
+
+    Args:
+        counts: ``(n, c)`` per case: trials run and trials passed.
+        k: Trials drawn.
+
+    Returns:
+        The mean, or None when no case ran k trials.
+    """
     return _mean_over_cases(counts, k, pass_hat_k)
 
 
@@ -255,7 +321,14 @@ def mcnemar_exact_one_sided(b: int, c: int) -> float:
 def mcnemar_exact_two_sided(b: int, c: int) -> float:
     """Exact two-sided McNemar p-value, min(1, 2·P(X <= min(b, c))), X ~ Binomial(b + c, 1/2).
 
-    Equals statsmodels ``mcnemar([[·, b], [c, ·]], exact=True).pvalue``; 1.0 when b + c == 0.
+    Equals statsmodels ``mcnemar([[·, b], [c, ·]], exact=True).pvalue``.
+
+    Args:
+        b: Pairs where only the first passed.
+        c: Pairs where only the second passed.
+
+    Returns:
+        The p-value; 1.0 when b + c == 0.
     """
     if min(b, c) < 0:
         raise ValueError("discordant counts must be >= 0")
@@ -330,12 +403,27 @@ def fisher_exact_one_sided(a_pass: int, a_n: int, b_pass: int, b_n: int) -> floa
 
 
 def chain_rate(ps: Sequence[float]) -> float:
-    """End-to-end rate of independent steps: the product of their rates (1.0 when empty)."""
+    """End-to-end rate of independent steps.
+
+    Args:
+        ps: The steps' rates.
+
+    Returns:
+        Their product (1.0 when empty).
+    """
     return math.prod(ps)
 
 
 def step_rate_with_retries(p: float, retries: int) -> float:
-    """Step rate with ``retries`` independent retries of an attempt that succeeds with ``p``."""
+    """Step rate with independent retries, 1 − (1 − p)^(retries + 1).
+
+    Args:
+        p: Each attempt's success probability.
+        retries: Retries after the first attempt.
+
+    Returns:
+        The probability that one of the attempts succeeds.
+    """
     return 1.0 - (1.0 - p) ** (retries + 1)
 
 
@@ -391,7 +479,14 @@ def simulate_chain(
 
 
 def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float | None]:
-    """``p50``, ``p95`` (numpy linear interpolation) and ``max``; all None when empty."""
+    """Latency-style summary of ``values``.
+
+    Args:
+        values: The figures (seconds, say).
+
+    Returns:
+        ``p50``, ``p95`` (numpy linear interpolation) and ``max``; all None when empty.
+    """
     if len(values) == 0:
         return {"p50": None, "p95": None, "max": None}
     import numpy as np
@@ -402,7 +497,14 @@ def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float |
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error over the tests), in input order."""
+    """Holm's step-down adjustment (family-wise error over the tests).
+
+    Args:
+        p_values: One p-value per test.
+
+    Returns:
+        The adjusted p-values, in input order.
+    """
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     m = len(order)
     adjusted = [1.0] * m
@@ -414,7 +516,15 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean of ``values`` (per-case differences), clipped to [-1, 1]."""
+    """Student-t interval of the mean of ``values`` (per-case differences).
+
+    Args:
+        values: The differences.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``, clipped to [-1, 1]; ``(-1.0, 1.0)`` for fewer than two values.
+    """
     from scipy.stats import t
 
     m = len(values)
@@ -433,6 +543,15 @@ def tango_paired_test(b: int, c: int, n: int, margin: float) -> float:
     (candidate) passed, ``n`` pairs in all; the drop is (b − c)/n. ``H0``: drop ≤ margin,
     rejected for large T = (b − c − n·Δ) / √(n·(2·q̂ + Δ(1 − Δ))), q̂ the maximum-likelihood
     share of candidate-only passes under ``H0``. At Δ = 0 it is McNemar's score test.
+
+    Args:
+        b: Pairs where only the baseline passed.
+        c: Pairs where only the candidate passed.
+        n: Pairs in all.
+        margin: The tolerated drop Δ.
+
+    Returns:
+        The one-sided p-value (1.0 when there are no pairs).
     """
     from scipy.stats import norm
 
@@ -458,8 +577,17 @@ def newcombe_paired_difference(
 
     φ = (AD − BC − N/2)/√(…) when AD > BC + N/2, 0 when BC ≤ AD ≤ BC + N/2, and
     (AD − BC)/√(…) when AD < BC (A = both passed, D = neither, B = only the first, C = only the
-    second): ``both``/``neither`` pairs where both/neither passed, ``b`` only the first, ``c``
-    only the second.
+    second).
+
+    Args:
+        both: Pairs where both passed.
+        b: Pairs where only the first passed.
+        c: Pairs where only the second passed.
+        neither: Pairs where neither passed.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)`` of p2 − p1, clipped to [-1, 1].
     """
     n = both + b + c + neither
     p1, p2 = (both + b) / n, (both + c) / n
@@ -486,7 +614,17 @@ def detectable_drop(n: int, discordant: float, margin: float, alpha: float, powe
 
     Normal approximation for n pairs whose discordant share (pairs where exactly one run
     passed; for shares, the variance of the per-case differences) is ``discordant``: the
-    drop must clear the margin by (z₁₋α + z_power)·√(discordant / n). ``None`` for n = 0.
+    drop must clear the margin by (z₁₋α + z_power)·√(discordant / n).
+
+    Args:
+        n: Pairs (or cases).
+        discordant: Discordant share, or the variance of per-case differences.
+        margin: The tolerated drop.
+        alpha: The test's level.
+        power: The power asked for.
+
+    Returns:
+        The drop (at most 1.0), or None for n = 0.
     """
     from scipy.stats import norm
 
@@ -497,7 +635,16 @@ def detectable_drop(n: int, discordant: float, margin: float, alpha: float, powe
 
 
 def difference_interval(rate: float, variance: float, confidence: float = 0.95) -> tuple[float, float]:
-    """A normal interval ``rate ± z·√variance`` (the delta method's)."""
+    """A normal interval ``rate ± z·√variance`` (the delta method's).
+
+    Args:
+        rate: The estimate.
+        variance: Its variance.
+        confidence: Two-sided confidence level in (0, 1).
+
+    Returns:
+        ``(low, high)``.
+    """
     from scipy.stats import norm
 
     half = float(norm.ppf(1 - (1 - confidence) / 2)) * math.sqrt(max(0.0, variance))

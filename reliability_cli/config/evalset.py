@@ -66,6 +66,14 @@ class EvalSet:
 def load_evalsets(paths: Sequence[str | os.PathLike[str]], pipeline: Pipeline | None = None) -> EvalSet:
     """Load and merge eval sets; ids must be unique across all of them.
 
+    Args:
+        paths: JSONL, JSON, YAML or CSV files, in order.
+        pipeline: When given, each case's ``expect`` keys and CSV columns are checked against
+            its steps (a name that is no step is an error, with a did-you-mean).
+
+    Returns:
+        The cases, in file order, and each file's SHA-256.
+
     Raises:
         EvalSetError: a file is unreadable, malformed, empty, or ids repeat.
     """

@@ -114,6 +114,18 @@ class Pipeline:
 def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Pipeline:
     """Load and validate a pipeline file.
 
+    YAML is loaded with safe loaders only, within alias, depth and size budgets; ``${VAR}``
+    references are resolved from ``environ`` and remembered as secrets; templates are compiled
+    in the immutable sandbox and checked against earlier steps.
+
+    Args:
+        path: The ``pipeline.yaml`` file.
+        environ: The environment ``${VAR}`` references are resolved from (default
+            ``os.environ``).
+
+    Returns:
+        The validated pipeline, with the source position of every key.
+
     Raises:
         ConfigError: the file cannot be read or is invalid (with its location).
     """

@@ -19,7 +19,17 @@ EXIT_PASS, EXIT_FAIL, EXIT_UNTRUSTED, EXIT_INTERRUPTED = 0, 1, 3, 130
 
 
 def resolve(pipeline: Any, overrides: GateOverrides | None = None) -> GateSettings:
-    """Gate settings from the pipeline's ``gates:`` with CLI flags on top."""
+    """Gate settings from the pipeline's ``gates:`` with CLI flags on top.
+
+    Args:
+        pipeline: The loaded pipeline (``config.load_pipeline``); a relative baseline path is
+            taken relative to its file.
+        overrides: Settings given on the command line (``--min-end-to-end``, ``--gate-mode``…);
+            ``step_mins`` are added to the pipeline's, every other field replaces its value.
+
+    Returns:
+        The settings :func:`apply` judges with.
+    """
     g = pipeline.model.gates
     baseline_path = None
     if g.baseline:
@@ -46,7 +56,17 @@ def resolve(pipeline: Any, overrides: GateOverrides | None = None) -> GateSettin
 
 
 def precheck(cfg: GateSettings, cases: int, trials: int) -> None:
-    """Before any call: refuse a lower-bound gate the eval set could never pass (exit 3)."""
+    """Before any call: refuse a lower-bound gate the eval set could never pass (exit 3).
+
+    Args:
+        cfg: The resolved gate settings.
+        cases: Cases the run will have.
+        trials: Trials per case.
+
+    Raises:
+        RunAborted: Even with every case passing, the one-sided bound could not reach the
+            highest threshold.
+    """
     if cfg.mode != "lower-bound":
         return
     thresholds = [t for t in [cfg.end_to_end_min, *cfg.step_mins.values()] if t is not None]
@@ -68,7 +88,17 @@ def precheck(cfg: GateSettings, cases: int, trials: int) -> None:
 
 
 def apply(results: Results, cfg: GateSettings, baseline: Results | None = None) -> Results:
-    """``results`` judged by ``cfg``: its ``gates``, ``verdict`` and ``exit_code`` filled in."""
+    """Judge results by their gates.
+
+    Args:
+        results: The run's results (gates not yet applied).
+        cfg: The resolved gate settings.
+        baseline: The baseline's results; loaded from ``cfg.baseline_path`` when None.
+
+    Returns:
+        A copy of ``results`` with ``gates``, ``verdict``, ``exit_code`` and
+        ``run.gate_settings`` filled in.
+    """
     verdicts: list[GateRow] = []
     if cfg.end_to_end_min is not None:
         verdicts.append(_min_gate(results, None, cfg.end_to_end_min, cfg))

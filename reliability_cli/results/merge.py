@@ -64,6 +64,17 @@ VOLATILE_RUN_KEYS = {
 def merge(paths: Sequence[str | Path], docs: Sequence[Results] | None = None) -> Results:
     """Merge shard results (files or run directories) into one run's results, with gates.
 
+    When every shard's run directory still holds its journal, the merged figures are built
+    from the journals (exactly as one unsharded run would be); otherwise from the stored
+    per-step counts and per-case shares.
+
+    Args:
+        paths: The shards' ``results.json`` files or run directories.
+        docs: The shards' results, already loaded (then ``paths`` only names them).
+
+    Returns:
+        The merged results, judged by the first shard's gate settings.
+
     Raises:
         ResultsError: a file cannot be read (exit 2).
         UsageError: the shards do not belong together (exit 2).
@@ -267,8 +278,16 @@ def _latency(parts: Sequence[StepRow]) -> Latency:
 
 
 def missing_shards(merged: Results, given: Sequence[str] = ()) -> str | None:
-    """What a merge lacks, in words: the missing shards and the files given; ``None`` when
-    every shard of the run is there (or the merged documents were not shards)."""
+    """What a merge lacks, in words.
+
+    Args:
+        merged: The merged results.
+        given: The names of the files given to ``merge`` (for the message).
+
+    Returns:
+        A sentence naming the missing shards and the files given; ``None`` when every shard
+        of the run is there (or the merged documents were not shards).
+    """
     sources = merged.run.merged_from or ()
     present = [str(s.shard) for s in sources if s.shard]
     if not present:

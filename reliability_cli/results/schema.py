@@ -437,6 +437,12 @@ def _ordered(doc: dict[str, Any]) -> dict[str, Any]:
 def load(path: str | Path) -> Results:
     """Load and validate a ``results.json`` (or the one in a run directory).
 
+    Args:
+        path: A results file, or a run directory holding one.
+
+    Returns:
+        The typed results.
+
     Raises:
         ResultsError: missing file, invalid JSON, not a relcheck results document, or a key
             with a value of the wrong type (the message names the key).
@@ -465,6 +471,13 @@ def _no_constant(name: str) -> Any:
 
 def from_dict(data: Any, file: str = "<results>") -> Results:
     """A :class:`Results` from the parsed JSON document.
+
+    Args:
+        data: The document, as ``json.loads`` returns it.
+        file: The file it came from, for messages.
+
+    Returns:
+        The typed results.
 
     Raises:
         ResultsError: not a relcheck results document, or a key of the wrong type.

@@ -27,7 +27,15 @@ class Validation:
 
 
 def validate(pipeline_path: str, options: RunOptions | None = None) -> Validation:
-    """Load everything and check it; raise the first problems found (exit 2).
+    """Load everything and check it, making no call (``relcheck validate``).
+
+    Args:
+        pipeline_path: The ``pipeline.yaml`` file.
+        options: The run's options (eval sets, flags); default ones when None.
+
+    Returns:
+        The figures ``validate`` prints (cases, units, request bound, cost bound) and its
+        warnings.
 
     Raises:
         RelcheckError: the pipeline, an eval set, a template reference or an env var is wrong.

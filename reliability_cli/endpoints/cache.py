@@ -34,10 +34,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import Request
-from .transport import Exchange
+
+if TYPE_CHECKING:  # the transport imports httpx: not for a run of mock or python endpoints only
+    from .transport import Exchange
 
 __all__ = [
     "DEFAULT_PATH",
@@ -165,6 +167,8 @@ class ResponseCache:
             return None
         self.stats.hits += 1
         status, headers, body = row
+        from .transport import Exchange
+
         return Exchange(int(status), json.loads(headers), bytes(body), 0.0)
 
     def put(self, key: str, endpoint_type: str, url: str, step: str, exchange: Exchange) -> bool:

@@ -157,3 +157,20 @@ def test_help_builds_no_model_and_validate_loads_no_engine():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["", ""]
+
+
+def test_an_eval_of_in_process_endpoints_imports_no_http_stack(tmp_path):
+    # httpx imports its own CLI (click, rich.syntax, pygments): ~10 MB and 0.1 s that a run of
+    # mock and python endpoints has no use for (the response cache must not pull it in either)
+    args = ["eval", str(SIX), "-q", "--limit", "20", "--out", str(tmp_path / "run")]
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from reliability_cli.cli import app\n"
+        f"r = CliRunner().invoke(app, {args!r})\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(','.join(m for m in ('httpx', 'aiohttp', 'pygments') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -5,7 +5,12 @@ Every request of an ``openai``, ``anthropic`` or ``http`` endpoint passes :meth:
 before it is sent and :meth:`release` when it ends. The controller holds three things:
 
 - **A concurrency window** (AIMD). It starts at :data:`INITIAL_WINDOW` and, in slow start,
-  grows by one per success while the window is full (doubling per round trip). A congestion
+  grows by one per success while the window is full (doubling per round trip). Before the
+  endpoint has answered anything it cannot learn from answers: once :data:`BLIND_AFTER_S`
+  pass with no answer, the window doubles every :data:`BLIND_STEP_S` up to
+  :data:`BLIND_MAX_WINDOW`, so a slow provider (2 s per answer) is not left with 8 requests
+  in flight for its whole first round trip; the first answer of any kind (a 429 comes back at
+  once, with its headers) ends that phase. A congestion
   signal — a 429 or 503, or a ``connect``/``protocol`` error — halves it (at most once per
   round trip: responses to requests sent before the last decrease do not decrease it again)
   and ends slow start. It then grows back quickly (one per success) up to just below the
@@ -23,7 +28,11 @@ before it is sent and :meth:`release` when it ends. The controller holds three t
   request left). A request is admitted against an estimate of its tokens (:class:`Cost`),
   corrected by the usage its response reports (:meth:`usage`).
 - **A pause.** A 429/503 with ``Retry-After`` pauses the whole endpoint until then, plus a
-  jitter of up to 10% (at most 1 s), instead of each waiter retrying on its own.
+  jitter of up to 10% (at most 1 s), instead of each waiter retrying on its own. The one
+  exception is a provider's concurrency cap once it is known: a 429 without rate-limit
+  headers to a request sent while more were in flight than the level at which a 429 came
+  before is the window probing above the cap — it halves the window, and only that request
+  waits its ``Retry-After``.
 
 Waiters are served in order (one FIFO gate). Time comes from an injectable :class:`Clock`,
 so tests drive the controller with a fake one.
@@ -45,6 +54,9 @@ __all__ = ["DEFAULT_CEILING", "INITIAL_WINDOW", "AdaptiveController", "Clock", "
 
 DEFAULT_CEILING = 256  # in flight per endpoint when max_concurrency is not set: 6,000 RPM × 2 s is 200
 INITIAL_WINDOW = 8
+BLIND_AFTER_S = 0.5  # with no answer yet after this long, the window starts growing with time ...
+BLIND_STEP_S = 0.5  # ... doubling this often ...
+BLIND_MAX_WINDOW = 96  # ... up to this (2,400 RPM × 2 s needs 80 in flight)
 BETA = 0.5
 PLATEAU_S = 5.0
 MAX_PLATEAU_S = 60.0
@@ -200,6 +212,7 @@ class AdaptiveController:
         self._slot_wanted = False  # a request is waiting for room in the window
         self._decrease_seq = 0  # requests admitted when the window was last decreased
         self._freed = asyncio.Event()
+        self._answered = False  # any request has ended (an answer, an error)
         self.stats = _Stats()
         self.prompt_ratio = 1.0  # reported prompt tokens / chars-per-4 estimate (running mean)
         self.output_mean = DEFAULT_OUTPUT_TOKENS
@@ -228,16 +241,47 @@ class AdaptiveController:
                             self.stats.paused_s += min(wait, self.paused_until - now)
                         await self.clock.sleep(wait)
                         continue
+                    grow_at = self._grow_blind(now)
                     if self.in_flight >= self.window:
                         self._freed.clear()
                         self._slot_wanted = True
                         try:
-                            await self._freed.wait()
+                            await self._wait_freed(None if grow_at is None else grow_at - now)
                         finally:
                             self._slot_wanted = False
                         continue
                     break
         return self._admit(cost)
+
+    def _grow_blind(self, now: float) -> float | None:
+        """Before any answer: the window for the time that has passed since the first request,
+        and when it next grows (``None`` once an answer came, or at the top)."""
+        first = self.stats.first_sent
+        if self._answered or first is None:
+            return None
+        top = float(min(BLIND_MAX_WINDOW, self.ceiling))
+        elapsed = now - first
+        if elapsed >= BLIND_AFTER_S:
+            steps = int((elapsed - BLIND_AFTER_S) / BLIND_STEP_S) + 1
+            self.limit = max(self.limit, min(top, INITIAL_WINDOW * 2.0**steps))
+        else:
+            steps = 0
+        if self.limit >= top:
+            return None
+        return first + BLIND_AFTER_S + steps * BLIND_STEP_S
+
+    async def _wait_freed(self, timeout: float | None) -> None:
+        """Until a request ends, or ``timeout`` seconds of the controller's clock pass."""
+        if timeout is None:
+            await self._freed.wait()
+            return
+        freed = asyncio.ensure_future(self._freed.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(max(0.0, timeout)))
+        try:
+            await asyncio.wait({freed, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (freed, timer):
+                task.cancel()
 
     def _budget_wait(self, cost: Cost, now: float) -> float:
         wait = 0.0
@@ -280,11 +324,18 @@ class AdaptiveController:
         kind: str | None = None,
         headers: Mapping[str, str] | None = None,
         retry_after: float | None = None,
-    ) -> None:
+    ) -> float:
         """The request ended: with an HTTP ``status`` (and its ``headers``), or an error ``kind``
-        (``timeout``, ``connect``…). ``retry_after`` is set when it was throttling to wait out."""
+        (``timeout``, ``connect``…). ``retry_after`` is set when it was throttling to wait out.
+
+        Returns:
+            The seconds this request must wait on its own before it queues again: ``retry_after``
+            when the 429 was the window probing above a known concurrency cap (the endpoint is
+            not paused for it), else 0 (the endpoint's pause, if any, holds every request).
+        """
         now = self.clock.now()
         self.in_flight -= 1
+        self._answered = True
         wanted = self._slot_wanted
         self._freed.set()
         s = self.stats
@@ -296,11 +347,15 @@ class AdaptiveController:
         elif kind in CONGESTION_KINDS:
             s.congestion_errors += 1
         if not self.enabled:
-            return
+            return 0.0
         limits = read_limits(headers, self._wall()) if headers else {}
         for resource, reported in limits.items():
             self._observe(resource, reported, ticket, now)
-        if retry_after is not None:
+        probing_cap = status == 429 and not limits and self.last_cap is not None and ticket.in_flight > self.last_cap
+        own_wait = 0.0
+        if retry_after is not None and probing_cap:
+            own_wait = retry_after
+        elif retry_after is not None:
             jitter = self.rng.uniform(0.0, min(0.1 * retry_after, 1.0))
             self.paused_until = max(self.paused_until, now + retry_after + jitter)
         if status in CONGESTION_STATUS or kind in CONGESTION_KINDS:
@@ -310,6 +365,7 @@ class AdaptiveController:
             self._decrease(ticket, now, cap_signal=status == 429 and not exhausted)
         elif status is not None and 200 <= status < 300:
             self._increase(ticket, now, ticket.saturated or wanted)
+        return own_wait
 
     def usage(self, ticket: Ticket, tokens_in: int | None, tokens_out: int | None) -> None:
         """Correct the token budgets by what the response reports it used."""

@@ -192,7 +192,8 @@ class _HttpEndpoint:
         the controller's ticket of the last send.
 
         A throttled request is not slept on here: the controller pauses the whole endpoint until
-        the ``Retry-After`` and the request queues for admission again like any other.
+        the ``Retry-After`` and the request queues for admission again like any other — except a
+        429 that was the window probing above a known concurrency cap, which waits on its own.
         """
         waited = 0.0
         active_ms = 0.0
@@ -215,7 +216,7 @@ class _HttpEndpoint:
                 wait = None
             if wait is not None:
                 wait = throttle_wait_s(wait, throttled)  # never 0: a floor that grows with each resend
-            self.controller.release(
+            own_wait = self.controller.release(
                 ticket, status=exchange.status, headers=exchange.headers, retry_after=wait if not replayed else None
             )
             if wait is None:
@@ -231,6 +232,8 @@ class _HttpEndpoint:
                 )
             throttled += 1
             waited += wait  # the pause is excluded from latency and from the deadline
+            if own_wait:  # a probe above a known concurrency cap: only this request waits
+                await self.controller.clock.sleep(own_wait)
 
     def _cost(self, out: Outgoing) -> Cost:
         body = out.body

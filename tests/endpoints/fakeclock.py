@@ -188,7 +188,7 @@ async def drive(
                 run.max_in_flight = max(run.max_in_flight, in_flight)
                 status, headers = await provider.handle()
                 in_flight -= 1
-                controller.release(
+                own_wait = controller.release(
                     ticket,
                     status=status,
                     headers=headers,
@@ -200,6 +200,8 @@ async def drive(
                 if status == 200:
                     run.done += 1
                     break
+                if own_wait:  # as the HTTP endpoint does: only this request waits
+                    await controller.clock.sleep(own_wait)
                 if retry_after(headers) is None:
                     await controller.clock.sleep(0.5)  # a retry's backoff
 

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from reliability_cli.endpoints.adaptive import INITIAL_WINDOW
+from reliability_cli.endpoints.adaptive import BLIND_MAX_WINDOW, INITIAL_WINDOW
 from reliability_cli.endpoints.ratelimit_headers import parse_duration, read_limits
 
 from .fakeclock import FakeClock, Provider, controller, drive
@@ -86,7 +86,7 @@ def test_never_exceeds_max_concurrency_and_grows_to_it():
 def test_slow_start_doubles_per_round_trip():
     clock = FakeClock()
     ctl = controller(clock)
-    provider = Provider(clock, latency_s=1.0)
+    provider = Provider(clock, latency_s=0.4)  # answers before the blind phase starts
     seen = []
     asyncio.run(clock.run(drive(ctl, provider, 8 + 16 + 32, 200, on_answer=lambda r: seen.append(ctl.window))))
     assert seen[7] == 2 * INITIAL_WINDOW and seen[8 + 16 - 1] == 4 * INITIAL_WINDOW
@@ -186,3 +186,61 @@ def test_replay_mode_counts_but_never_waits():
 
     now, figures = asyncio.run(go())
     assert now == 1000.0 and figures["requests"] == 5 and figures["status_429"] == 5
+
+
+def record_sends(ctl, clock):
+    """The virtual time (from the start) of every request the controller admits."""
+    sent_at = []
+    real_admit = ctl._admit
+
+    def admit(cost):
+        sent_at.append(clock.now() - 1000.0)
+        return real_admit(cost)
+
+    ctl._admit = admit
+    return sent_at
+
+
+def test_with_no_answer_yet_the_window_grows_with_time():
+    # 2 s per answer and no limit: 8 at once, then doubling every 0.5 s after the first 0.5 s,
+    # up to BLIND_MAX_WINDOW; the first answer ends the phase (then slow start per answer).
+    clock = FakeClock()
+    ctl = controller(clock)
+    provider = Provider(clock, latency_s=2.0)
+    sent_at = record_sends(ctl, clock)
+    asyncio.run(clock.run(drive(ctl, provider, 400, 400)))
+    before_first_answer = [t for t in sent_at if t < 2.0]
+    assert [sum(1 for t in before_first_answer if t == at) for at in (0.0, 0.5, 1.0, 1.5)] == [8, 8, 16, 32]
+    assert len(before_first_answer) == 64 <= BLIND_MAX_WINDOW  # the doubling stops at its top or an answer
+
+
+def test_the_blind_phase_respects_max_concurrency():
+    ctl, provider, run, _ = simulate(300, latency_s=2.0, ceiling=20)
+    assert run.max_in_flight == 20 and provider.max_in_flight == 20
+
+
+def test_a_slow_rate_limited_provider_is_served_near_the_ideal():
+    # 2,400 RPM (40/s, one second of burst) at 2 s per answer, 600 requests: the ideal is 15 s.
+    # A client that knew the limit from the start would send its last request at 14 s (40 at
+    # once, then 40/s) and have its answer at 16 s (1.067x); with 8 in flight for the whole first
+    # round trip the last request left at 15.8 s (1.19x).
+    clock = FakeClock()
+    ctl = controller(clock)
+    provider = Provider(clock, rpm=2400, latency_s=2.0)
+    sent_at = record_sends(ctl, clock)
+    run = asyncio.run(clock.run(drive(ctl, provider, 600, 600)))
+    assert run.done == 600
+    assert provider.counts["429"] <= 0.02 * run.sent
+    assert max(sent_at) <= 14.0 + 0.8
+    assert clock.now() - 1000.0 <= 1.12 * 15.0
+
+
+def test_a_429_from_a_known_concurrency_cap_does_not_pause_the_endpoint():
+    # A gateway capping 16 in flight (429, Retry-After 1 s, no rate headers): the first 429
+    # pauses the endpoint (its cause is unknown); later probes above the learned cap only
+    # make that one request wait, so the pauses add up to one Retry-After and its jitter.
+    ctl, provider, run, elapsed = simulate(2000, cap=16, latency_s=0.3)
+    assert run.done == 2000
+    assert provider.counts["429"] >= 2  # it probed above the cap more than once
+    assert ctl.figures()["paused_s"] <= 1.1
+    assert elapsed <= 1.10 * 2000 * 0.3 / 16

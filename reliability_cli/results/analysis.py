@@ -206,9 +206,20 @@ def build_results(
     """Read ``journal`` (or several shard journals) and compute the results (without gates).
 
     One streaming pass in chunks of :data:`CHUNK_LINES` lines, aggregated with pandas (see the
-    module's docstring). ``order`` maps a case id to its position in the unsharded eval set
-    (``index`` of each unit). ``run`` holds the descriptive fields of :class:`RunInfo`; the
-    counted ones (units, requests, cost) are added here.
+    module's docstring).
+
+    Args:
+        journal: the run's ``attempts.jsonl``, or the shard journals of a merge.
+        steps: the pipeline's steps, in order (id, retry policy).
+        run: the descriptive fields of :class:`RunInfo`; the counted ones (units, requests,
+            cost) are added here.
+        trials: trials per case; above 1, intervals are clustered over cases (SPEC §5).
+        confidence: the intervals' confidence level.
+        isolate: whether the journal holds ``--isolate`` attempts.
+        order: a case id's position in the unsharded eval set (each unit's ``index``).
+
+    Returns:
+        The :class:`Results`, with ``verdict`` "pass" and no gates (see :mod:`.gates`).
     """
     clustered = trials > 1
     phases = PHASES if isolate else PHASES[:1]
@@ -237,7 +248,20 @@ def assemble(
     isolate: bool,
     **run_extra: Any,
 ) -> Results:
-    """Results from step rows and units: end to end, what-if, and the run's counted fields."""
+    """Results from step rows and units: end to end, what-if, and the run's counted fields.
+
+    Args:
+        run: the descriptive fields of :class:`RunInfo`.
+        steps: one row per step, in pipeline order.
+        units: every unit's record.
+        trials: trials per case.
+        confidence: the intervals' confidence level.
+        isolate: whether the step rows carry isolated rates (for the independence gap).
+        **run_extra: further :class:`RunInfo` fields (a merge's shards, a trace run's files).
+
+    Returns:
+        The :class:`Results` with ``what_if`` filled and no gates.
+    """
     end_to_end = end_to_end_of(units, steps, trials, confidence, isolate)
     costs = [s.cost_usd for s in steps if s.cost_usd is not None]
     requests = sum(s.attempts + (s.isolated.attempts if s.isolated else 0) for s in steps)
@@ -564,7 +588,18 @@ def _journal_lines(journal: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
 def end_to_end_of(
     units: Sequence[UnitRecord], steps: Sequence[StepRow], trials: int, confidence: float, isolate: bool
 ) -> EndToEnd:
-    """The end-to-end row: clustered over cases with trials > 1 (SPEC §5)."""
+    """The end-to-end row: clustered over cases with trials > 1 (SPEC §5).
+
+    Args:
+        units: every unit's record.
+        steps: the step rows (their isolated rates give the independence prediction).
+        trials: trials per case.
+        confidence: the interval's confidence level.
+        isolate: whether to add the independence prediction, gap and its interval.
+
+    Returns:
+        The :class:`EndToEnd` row, with pass@k, pass^k and flaky cases when trials > 1.
+    """
     passed = sum(1 for u in units if u.passed)
     total = len(units)
     per_case = unit_steps.case_counts(units) if trials > 1 else {}
@@ -653,6 +688,12 @@ def what_if(results: Results) -> tuple[WhatIfRow, ...]:
     ``recovery_rate`` ρ over today's r retries (q = 1 − (1 − ρ)^(1/r)); *independent* takes a
     retry as a fresh draw passing like a first try. Only failures the step's ``retry.on``
     retries are recovered.
+
+    Args:
+        results: the run's results (their step rows and end-to-end rate).
+
+    Returns:
+        One :class:`WhatIfRow` per step.
     """
     from .planning import independent, project_one_more_retry, step_models
 

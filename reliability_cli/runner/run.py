@@ -113,7 +113,20 @@ class Prepared:
 
 
 def prepare(pipeline_path: str, options: RunOptions) -> Prepared:
-    """Load and validate everything a run needs; no endpoint is called."""
+    """Load and validate everything a run needs; no endpoint is called.
+
+    Args:
+        pipeline_path: the pipeline YAML file.
+        options: the run's options (eval sets, ``--filter-tag``, ``--shard``, ``--limit``,
+            ``--retries``, ``--endpoint NAME=mock``, ``--seed``, ``--trials``).
+
+    Returns:
+        The pipeline with the overrides applied, the selected cases, the seed, the number of
+        units, and the checked graph of a graph pipeline.
+
+    Raises:
+        RelcheckError: bad input (exit 2), naming the file, line and key.
+    """
     pipeline = load_pipeline(pipeline_path, options.environ)
     pipeline = apply_overrides(pipeline, options)
     paths = list(options.evalsets) or [str(p) for p in pipeline.default_evalsets()]
@@ -163,6 +176,16 @@ def run_eval(
     on_unit: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunOutcome:
     """Run an eval; return its results and exit code. The core of ``relcheck eval``.
+
+    Args:
+        pipeline_path: the pipeline YAML file.
+        options: everything the command line can set (see :class:`RunOptions`).
+        on_start: called once with the number of units to run, before the first is sent.
+        on_unit: called with each finished unit's journal record (for progress displays).
+
+    Returns:
+        A :class:`RunOutcome`: the typed results (gates applied), the exit code (0 pass,
+        1 a gate failed, 3 infrastructure, 130 interrupted) and the run directory.
 
     Raises:
         RelcheckError: bad input (exit 2) — nothing was run.

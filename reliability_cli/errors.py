@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Location:
-    """Where in a user's file something is."""
+    """Where in a user's file something is.
+
+    Attributes:
+        file: The file's path as the user gave it.
+        line: 1-based line.
+        column: 1-based column.
+        key: Dotted key path, e.g. ``steps[0].checks[1].value``.
+    """
 
     file: str | None = None
     line: int | None = None  # 1-based
@@ -59,6 +66,7 @@ class RelcheckError(Exception):
         Exception.__init__(self, self.render())
 
     def render(self) -> str:
+        """The message as printed: ``file:line:col at key: message``, and the hint below it."""
         text = f"{self.location}: {self.message}" if self.location else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"

@@ -31,7 +31,17 @@ MAX_ERRORS = 20
 
 @dataclass(frozen=True)
 class Case:
-    """One eval case."""
+    """One eval case.
+
+    Attributes:
+        id: The case's id, unique across the run's eval sets.
+        vars: Template variables (``{{ vars.x }}``); data, never templated or executed.
+        expect: Expected values, for checks (``{{ expect.x }}``) and for ``--isolate``'s gold
+            inputs.
+        tags: The case's tags (``--filter-tag``).
+        checks: Extra checks of this case, by step id, already compiled.
+        location: Where the case is in its file (for messages).
+    """
 
     id: str
     vars: Mapping[str, Any] = field(default_factory=dict)
@@ -43,7 +53,12 @@ class Case:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """The cases of one run, in order, and the hash of every file they came from."""
+    """The cases of one run, in order, and the hash of every file they came from.
+
+    Attributes:
+        cases: The cases, in file order.
+        hashes: Each file's path → SHA-256 of its bytes (recorded in the manifest).
+    """
 
     cases: tuple[Case, ...]
     hashes: Mapping[str, str]
@@ -52,7 +67,15 @@ class EvalSet:
         return len(self.cases)
 
     def select(self, tags: Sequence[str] = (), limit: int | None = None) -> EvalSet:
-        """Cases having any of ``tags`` (all when empty), then the first ``limit``."""
+        """Cases having any of ``tags`` (all when empty), then the first ``limit``.
+
+        Args:
+            tags: Keep the cases having any of these tags; all cases when empty.
+            limit: Keep at most this many (after the tag filter); all when ``None``.
+
+        Returns:
+            A new :class:`EvalSet` with the same file hashes.
+        """
         cases: Iterable[Case] = self.cases
         if tags:
             wanted = set(tags)

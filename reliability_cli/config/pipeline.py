@@ -69,7 +69,16 @@ class StepPlan:
 
 @dataclass(frozen=True)
 class Pipeline:
-    """A loaded, validated pipeline, ready to run."""
+    """A loaded, validated pipeline, ready to run.
+
+    Attributes:
+        model: The validated document (the pydantic models that ``relcheck schema`` prints).
+        path: The pipeline file.
+        positions: Line and column of every key, for messages.
+        steps: Each step's compiled plan (templates, checks, retry policy), in order.
+        hash: SHA-256 of the file's bytes (recorded in the manifest).
+        env_refs: The environment variables the file references (their values are secrets).
+    """
 
     model: m.PipelineModel
     path: FsPath
@@ -87,12 +96,21 @@ class Pipeline:
         return self.model.endpoints
 
     def step(self, step_id: str) -> StepPlan:
+        """The plan of step ``step_id``.
+
+        Args:
+            step_id: The step's ``id``.
+
+        Raises:
+            KeyError: no such step.
+        """
         for s in self.steps:
             if s.id == step_id:
                 return s
         raise KeyError(step_id)
 
     def default_evalsets(self) -> list[FsPath]:
+        """The eval sets the file's ``evalset:`` names, relative to the pipeline file."""
         value = self.model.evalset
         if value is None:
             return []
@@ -100,7 +118,14 @@ class Pipeline:
         return [(self.path.parent / item) for item in items]
 
     def with_retries(self, retries: int) -> Pipeline:
-        """What-if: every step's ``max_attempts`` becomes ``retries + 1``."""
+        """What-if: every step's ``max_attempts`` becomes ``retries + 1``.
+
+        Args:
+            retries: Retries per step (``--retries``); a graph's final checks are left alone.
+
+        Returns:
+            A new :class:`Pipeline`.
+        """
         steps = tuple(
             s
             if s.final

@@ -383,7 +383,19 @@ UNIT_KEYS = tuple(f.name for f in fields(UnitRecord))
 
 
 class Results(_Model):
-    """A run's results document (``results.json``)."""
+    """A run's results document (``results.json``, schema ``relcheck.results/v1``; SPEC §5, §8).
+
+    Attributes:
+        run: What ran: pipeline, eval sets, flags, units, requests, cost, timing.
+        steps: One row per step, in pipeline order.
+        end_to_end: The end-to-end row.
+        what_if: One more retry on each step, projected.
+        endpoints: Each HTTP endpoint's adaptive-controller figures.
+        gates: Each gate's verdict (empty before gates are applied).
+        units: Every unit's record (case, trial, outcome, the step it stopped at).
+        verdict: ``pass``, ``fail`` or ``error``.
+        exit_code: The exit code the verdict gives (SPEC §6).
+    """
 
     schema_: Literal["relcheck.results/v1"] = Field(SCHEMA, alias="schema")
     run: RunInfo
@@ -400,6 +412,9 @@ class Results(_Model):
 
     def step(self, step_id: str) -> StepRow:
         """The row of step ``step_id``.
+
+        Args:
+            step_id: The step's ``id``.
 
         Raises:
             KeyError: no such step.

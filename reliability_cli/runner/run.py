@@ -34,7 +34,21 @@ GATE_MODES = ("point", "lower-bound")
 
 @dataclass
 class RunOptions:
-    """Everything ``relcheck eval`` can be told; the result-changing ones go in the manifest."""
+    """Everything ``relcheck eval`` can be told; the result-changing ones go in the manifest.
+
+    Each attribute is the option of the same name in ``relcheck eval --help`` (SPEC §4);
+    the ones a flag cannot set:
+
+    Attributes:
+        cache: The response cache's database (``None``: no cache).
+        gate_overrides: ``--min-step-rate``, ``--mode`` and the other gate flags.
+        command: The command line, recorded in the manifest.
+        environ: Where ``${VAR}`` references are resolved (default ``os.environ``).
+        outputs: Report files to write: flag → path (checked against the run's inputs).
+
+    Raises:
+        UsageError: a combination of options that cannot work (at construction).
+    """
 
     evalsets: Sequence[str] = ()
     trials: int = 1
@@ -82,6 +96,11 @@ class RunOptions:
             )
 
     def result_flags(self, seed: int) -> dict[str, Any]:
+        """The flags that change results, as the manifest stores them (``--resume`` compares them).
+
+        Args:
+            seed: The seed in effect (``--seed``, else the pipeline's).
+        """
         return {
             "trials": self.trials,
             "retries": self.retries,
@@ -96,7 +115,13 @@ class RunOptions:
 
 @dataclass
 class RunOutcome:
-    """What a finished (or stopped) run produced."""
+    """What a finished (or stopped) run produced.
+
+    Attributes:
+        run_dir: The run directory (manifest, journal, ``results.json``).
+        results: The typed results, gates applied.
+        exit_code: 0 pass, 1 a gate failed, 3 infrastructure, 130 interrupted (SPEC §6).
+    """
 
     run_dir: Path
     results: Results

@@ -7,6 +7,11 @@ with ajv-formats does). ``json-schema`` is ``is-json`` with the schema required.
 that is already structured (``parse: json``, or a mapping from a mock or python endpoint)
 is valid JSON as it is.
 
+Regular expressions in a schema (``pattern``, ``patternProperties``) and in a JSONPath filter
+(``[?name =~ "..."]``) are matched as the ``regex`` check matches them (JavaScript syntax, the
+``regex`` module with a timeout): one that backtracks catastrophically makes the check fail
+with a reason naming the timeout, instead of hanging the run.
+
 ``json-path`` evaluates a JSONPath (``$.items[0].name``; filters as in ``jsonpath-ng``'s
 extended parser) on the JSON output; without ``value`` it passes when the path matches
 anything, with ``value`` the first match must equal it (deep equality; a string matches a
@@ -38,6 +43,7 @@ from ._common import (
     steps_of,
 )
 from .base import CheckInput, Verdict
+from .text import bounded_search
 
 
 def _parsed(inp: CheckInput) -> tuple[bool, Any, str]:
@@ -110,7 +116,28 @@ def _validator(schema_text: str) -> Any:
         cls.check_schema(schema)
     except SchemaError as exc:
         raise CheckValueError(f"invalid JSON schema: {exc.message}") from None
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+    bounded = jsonschema.validators.extend(
+        cls, validators={"pattern": _pattern, "patternProperties": _pattern_properties}
+    )
+    return bounded(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """``pattern``, matched within the regex time budget (jsonschema's uses ``re``, unbounded)."""
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not bounded_search(pattern, instance, "the schema's pattern"):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any) -> Any:
+    """``patternProperties``, its key patterns matched within the regex time budget."""
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if bounded_search(pattern, key, "the schema's patternProperties key"):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
 # ---------------------------------------------------------------- json-path
@@ -130,7 +157,45 @@ def compile_path(path: Any) -> Any:
 def _compile_path(path: str) -> Any:
     from jsonpath_ng.ext.parser import parse
 
-    return parse(path)
+    return _bound_regex_filters(parse(path))
+
+
+def _bound_regex_filters(node: Any, seen: set[int] | None = None) -> Any:
+    """Make every ``=~`` filter of a parsed JSONPath match within the regex time budget
+    (jsonpath-ng's calls ``re.search``, unbounded). Returns ``node``."""
+    from jsonpath_ng.ext.filter import Expression
+
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return node
+    seen.add(id(node))
+    if type(node) is Expression and node.op == "=~" and isinstance(node.value, str):
+        node.__class__ = _bounded_regex_filter_class()
+    children = vars(node).values() if hasattr(node, "__dict__") else ()
+    for child in children:
+        for item in child if isinstance(child, (list, tuple)) else (child,):
+            if hasattr(item, "find"):
+                _bound_regex_filters(item, seen)
+    return node
+
+
+@lru_cache(maxsize=1)
+def _bounded_regex_filter_class() -> type:
+    from jsonpath_ng.ext.filter import Expression
+    from jsonpath_ng.jsonpath import DatumInContext
+
+    class BoundedRegexFilter(Expression):  # type: ignore[misc]
+        """``target =~ "pattern"``: the values found that are strings matching the pattern."""
+
+        def find(self, datum: Any) -> list[Any]:
+            found = self.target.find(DatumInContext.wrap(datum))
+            return [
+                d
+                for d in found
+                if isinstance(d.value, str) and bounded_search(self.value, d.value, "the JSONPath filter's regex")
+            ]
+
+    return BoundedRegexFilter
 
 
 def json_path(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:

@@ -165,16 +165,8 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     pattern = spec.get("value")
     if not isinstance(pattern, str) or not pattern:
         raise CheckValueError(f"regex needs a non-empty string value, got {excerpt(pattern)}")
-    compiled = compile_js_regex(pattern)  # re.error: promptfoo fails even not-regex
     got = normalize(subject(inp), steps_of(spec))
-    try:
-        found = compiled.search(got, timeout=REGEX_TIMEOUT_S)
-    except TimeoutError:  # catastrophic backtracking: the check is unusable on this output
-        raise CheckValueError(
-            f"regex {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on an "
-            f"output of {len(got):,} characters (catastrophic backtracking?)"
-        ) from None
-    if found:
+    if bounded_search(pattern, got):  # re.error: promptfoo fails even not-regex
         return held(f"output matches regex {excerpt(pattern)}")
     return Verdict.fail(f"output does not match regex {excerpt(pattern)}: got {excerpt(got)}")
 
@@ -182,6 +174,29 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
 #: A regex check's match on one output may take this long; past it the check fails (even
 #: ``not-regex``, like an invalid pattern) with a reason naming the timeout.
 REGEX_TIMEOUT_S = 1.0
+
+
+def bounded_search(pattern: str, text: str, what: str = "regex") -> bool:
+    """Whether the JavaScript regex ``pattern`` matches anywhere in ``text``, within
+    :data:`REGEX_TIMEOUT_S`.
+
+    Args:
+        pattern: A JavaScript regular expression (see :func:`compile_js_regex`).
+        text: The string searched.
+        what: How the reason names the pattern (``regex``, ``the schema's pattern``).
+
+    Raises:
+        CheckValueError: the pattern is invalid, or its match did not finish in time
+            (catastrophic backtracking): the check is unusable on this output.
+    """
+    compiled = compile_js_regex(pattern)
+    try:
+        return compiled.search(text, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise CheckValueError(
+            f"{what} {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on "
+            f"{len(text):,} characters (catastrophic backtracking?)"
+        ) from None
 
 
 def compile_js_regex(pattern: str) -> Any:

@@ -68,3 +68,45 @@ steps:
     data = outcome.results.to_dict()
     assert data["units"][0]["outcome"] == "fail"
     assert "did not finish within" in json.dumps(data["steps"][0])
+
+
+@pytest.mark.parametrize(
+    "spec, where",
+    [
+        ({"type": "json-schema", "value": {"type": "string", "pattern": "^(a|a)*$"}}, "the schema's pattern"),
+        (
+            {
+                "type": "json-schema",
+                "value": {"type": "object", "patternProperties": {"^(a|a)*$": {"type": "string"}}},
+            },
+            "the schema's patternProperties key",
+        ),
+        ({"type": "json-path", "path": '$.items[?name =~ "^(a|a)*$"]'}, "the JSONPath filter's regex"),
+    ],
+)
+def test_regexes_in_schemas_and_jsonpath_filters_are_bounded_too(short_timeout, spec, where):
+    """jsonschema's ``pattern``/``patternProperties`` and jsonpath-ng's ``=~`` call stdlib
+    ``re`` with no timeout: relcheck matches them with the same budget as the regex check."""
+    outputs = {
+        "the schema's pattern": json.dumps(SUBJECT),
+        "the schema's patternProperties key": json.dumps({SUBJECT: "x"}),
+        "the JSONPath filter's regex": json.dumps({"items": [{"name": SUBJECT}]}),
+    }
+    verdict = judge(spec, outputs[where])
+    assert not verdict.passed
+    assert f"{where} " in verdict.reason and "did not finish within 0.05 s" in verdict.reason
+
+
+def test_bounded_schema_and_jsonpath_regexes_still_match():
+    schema = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^o-[0-9]+$"}}}
+    assert judge({"type": "json-schema", "value": schema}, '{"id": "o-17"}').passed
+    failed = judge({"type": "json-schema", "value": schema}, '{"id": "x-17"}')
+    assert not failed.passed and "does not match" in failed.reason
+    props = {"type": "object", "patternProperties": {"^n_": {"type": "number"}}}
+    assert judge({"type": "json-schema", "value": props}, '{"n_a": 1, "s": "x"}').passed
+    assert not judge({"type": "json-schema", "value": props}, '{"n_a": "1"}').passed
+    path = '$.items[?name =~ "^ab"].id'
+    assert judge(
+        {"type": "json-path", "path": path, "value": 2}, '{"items": [{"name": "x", "id": 1}, {"name": "abc", "id": 2}]}'
+    ).passed
+    assert not judge({"type": "json-path", "path": path}, '{"items": [{"name": "xab", "id": 1}]}').passed

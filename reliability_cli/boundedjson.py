@@ -8,7 +8,8 @@ one of those is a :class:`BadJson` (a ``ValueError``) with a message a user can 
 
 * nesting deeper than :data:`MAX_DEPTH` (100) arrays/objects;
 * integers longer than Python's conversion limit (4,300 digits);
-* with ``unique_keys=True`` (eval sets), a key repeated within one object.
+* with ``unique_keys=True`` (eval sets), a key repeated within one object — with the line
+  and column of that object's opening brace.
 """
 
 from __future__ import annotations
@@ -61,9 +62,12 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     except RecursionError:
         raise BadJson(f"JSON nested deeper than {max_depth} levels") from None
     except _Duplicate as exc:
+        lineno, colno = _duplicate_position(text)
         raise BadJson(
             f"duplicate key {json.dumps(exc.key, ensure_ascii=False)[:80]} in one object "
-            "(JSON would silently keep only the last one)"
+            "(JSON would silently keep only the last one)",
+            lineno,
+            colno,
         ) from None
     except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
         detail = str(exc)
@@ -73,6 +77,42 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     if depth_exceeds(value, max_depth):
         raise BadJson(f"JSON nested deeper than {max_depth} levels")
     return value
+
+
+def _duplicate_position(text: str | bytes) -> tuple[int | None, int | None]:
+    """Line and column of the ``{`` of the first object holding a repeated key.
+
+    The C parser tells neither, so the text is parsed again (only after a duplicate was found)
+    by the stdlib's pure-Python scanner, whose object hook sees where each object starts.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None, None
+    decoder = json.JSONDecoder(object_pairs_hook=_unique)
+
+    def parse_object(s_and_end: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return json.decoder.JSONObject(s_and_end, *args, **kwargs)  # type: ignore[attr-defined]
+        except _Duplicate as exc:
+            if getattr(exc, "pos", None) is None:
+                exc.pos = s_and_end[1] - 1  # type: ignore[attr-defined]  # the innermost object: raised first
+            raise
+
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    try:
+        decoder.decode(text)
+    except _Duplicate as exc:
+        pos = getattr(exc, "pos", None)
+        if pos is None:
+            return None, None
+        line = text.count("\n", 0, pos) + 1
+        return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+    except (ValueError, RecursionError):
+        pass
+    return None, None
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -147,3 +147,54 @@ def test_system_exit_in_a_callable_is_an_exception_attempt(tmp_path, callable_na
     attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
     assert len(attempts) == 3
     assert all(a["error_kind"] == "exception" and "SystemExit" in a["reason"] for a in attempts)
+
+
+def test_an_interrupted_eval_exits_without_the_interpreters_teardown(tmp_path):
+    """After an interruption everything is written (results.json, the message); the entry
+    point then leaves with ``os._exit(130)``: tearing down pandas and numpy would cost
+    0.1-1 s of the 2 s a stop may take. Seen through an ``atexit`` hook that a
+    ``sitecustomize`` installs: it runs for a normal exit and not for the interrupted one."""
+    marker = tmp_path / "teardown.txt"
+    (tmp_path / "sitecustomize.py").write_text(
+        f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'a').write('teardown\\n'))\n"
+    )
+    normal = start(["validate", str(SIX)], tmp_path)
+    normal.communicate(timeout=FIRST_UNIT_BOUND_S)
+    assert normal.returncode == 0 and marker.read_text() == "teardown\n"  # the hook works
+    marker.unlink()
+    run = tmp_path / "run"
+    proc = start(["eval", str(SIX), "--trials", "30", "--out", str(run), "--no-progress"], tmp_path)
+    _, err = interrupt(proc, run, signal.SIGINT)
+    assert "Resume with:" in err  # the message was flushed before the exit
+    assert not marker.exists()
+
+
+def test_pandas_is_imported_while_the_units_run(tmp_path):
+    """The aggregation's pandas import is paid during the run (in a thread), not after it —
+    where it would delay results.json and an interrupted run's exit. The python endpoint
+    answers "ok" only once pandas is in ``sys.modules`` (it waits up to 60 s): in a fresh
+    interpreter nothing but the preload imports it before the run ends."""
+    (tmp_path / "waits.py").write_text(
+        "import sys, time\n"
+        "def until_pandas(ctx):\n"
+        "    deadline = time.monotonic() + 60\n"
+        "    while 'pandas' not in sys.modules and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
+        "    return 'ok' if 'pandas' in sys.modules else 'not yet'\n"
+    )
+    (tmp_path / "cases.jsonl").write_text(json.dumps({"id": "c0"}) + "\n")
+    (tmp_path / "pipeline.yaml").write_text("""version: 1
+name: preload
+evalset: cases.jsonl
+endpoints:
+  code: {type: python, callable: "waits:until_pandas", timeout_s: 90}
+steps:
+  - id: a
+    endpoint: code
+    checks: [{type: equals, value: ok}]
+""")
+    run = tmp_path / "run"
+    proc = start(["eval", str(tmp_path / "pipeline.yaml"), "--out", str(run), "--no-progress"], tmp_path)
+    _, err = proc.communicate(timeout=STOP_BOUND_S + FIRST_UNIT_BOUND_S)
+    assert proc.returncode == 0, err
+    assert json.loads((run / "results.json").read_text())["end_to_end"]["passed"] == 1

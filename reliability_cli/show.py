@@ -15,14 +15,14 @@ control characters of model output made visible so they cannot drive the termina
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .errors import Location, ResultsError, UsageError
+from .journal import is_stored
 from .safetext import terminal
 
 JOURNAL = "attempts.jsonl"
@@ -57,21 +57,22 @@ class Shown:
 
 
 def open_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete JSON line of ``path`` (or ``path.gz``); a torn last line is skipped."""
-    fh: IO[str]
-    if path.exists():
-        fh = open(path, encoding="utf-8", newline="\n")  # noqa: SIM115
-    elif path.with_name(path.name + ".gz").exists():
-        fh = gzip.open(path.with_name(path.name + ".gz"), "rt", encoding="utf-8", newline="\n")  # noqa: SIM115
-    else:
+    """Every complete JSON line of ``path`` in its stored form (plain, or gzipped once the run
+    finished: :func:`~.journal.open_stored`); a torn last line is skipped, and so is any line
+    that is not a JSON object (``show`` reads what it can of a damaged run)."""
+    from .journal import open_stored
+
+    try:
+        fh = open_stored(path)
+    except FileNotFoundError:
         return
     with fh:
-        for line in fh:
-            if not line.endswith("\n"):
+        for raw in fh:
+            if not raw.endswith(b"\n"):
                 return
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
                 continue
             if isinstance(obj, dict):
                 yield obj
@@ -90,7 +91,7 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
     """
     root = Path(run_dir)
     journal = root / JOURNAL
-    if not journal.exists() and not journal.with_name(JOURNAL + ".gz").exists():
+    if not is_stored(journal):
         raise ResultsError(f"not a run directory: no {JOURNAL}", Location(str(root)))
     if sel.outcome not in OUTCOMES:
         raise UsageError(f"--outcome {sel.outcome}: expected one of {', '.join(OUTCOMES)}")

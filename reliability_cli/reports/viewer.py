@@ -43,11 +43,7 @@ def load_viewer_units(
 
     recorded = (results.get("run") or {}).get("dir")
     found = next(
-        (
-            d
-            for d in (run_dir, recorded)
-            if d and is_stored(Path(d) / "attempts.jsonl")
-        ),
+        (d for d in (run_dir, recorded) if d and is_stored(Path(d) / "attempts.jsonl")),
         None,
     )
     if found is None:

@@ -227,9 +227,7 @@ sys.exit(3)  # not reached
 
 
 @pytest.mark.parametrize("stage", ["mid-write", "before-rename", "after-rename", "after-first-file"])
-def test_a_kill_during_compression_leaves_a_readable_run(
-    stage: str, project: Path, tmp_path: Path, cli: Any
-) -> None:
+def test_a_kill_during_compression_leaves_a_readable_run(stage: str, project: Path, tmp_path: Path, cli: Any) -> None:
     run = tmp_path / "run"
     _eval(cli, project, run)  # (plain: small runs are not compressed by default)
     assert "attempts.jsonl" in _stored(run)

@@ -214,11 +214,15 @@ def compress(path: Path) -> Path | None:
 def decompress(path: Path) -> None:
     """Bring ``path`` back as a plain file (for a resume to append to), crash-safe.
 
-    Nothing to do when the plain file exists (it is the newer form); else ``path.gz`` is
-    written out to ``path.tmp``, fsynced and renamed to ``path``, and then removed.
+    When the plain file exists it is the newer form (or the same lines) and a ``.gz`` beside
+    it is stale: it is removed. Else ``path.gz`` is written out to ``path.tmp``, fsynced and
+    renamed to ``path``, and then removed.
     """
     gz = gz_path(path)
-    if path.exists() or not gz.exists():
+    if path.exists():
+        gz.unlink(missing_ok=True)
+        return
+    if not gz.exists():
         return
 
     def fill(raw: IO[bytes]) -> None:

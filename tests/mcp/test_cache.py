@@ -21,6 +21,7 @@ N = 4
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_CACHE_SECRET", SECRET)
 
+
 STEPS = [
     {"id": "lookup", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}},
     {

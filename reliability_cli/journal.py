@@ -122,6 +122,9 @@ GZ = ".gz"
 #: file costs a few disk blocks and stays greppable
 COMPRESS_MIN_BYTES = 256 * 1024
 STORED_NAMES = ("attempts.jsonl", "requests.jsonl")  # the run files compress_run compresses
+#: gzip's fastest level: about 110 MB/s here and 24x smaller for the six-step set's journal
+#: (level 6: 34x, but half the speed — seconds at the end of a 100,000-case run)
+LEVEL = 1
 
 
 def gz_path(path: Path) -> Path:
@@ -201,7 +204,10 @@ def compress(path: Path) -> Path | None:
         return None
 
     def fill(raw: IO[bytes]) -> None:
-        with open(path, "rb") as src, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as z:
+        with (
+            open(path, "rb") as src,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=LEVEL, mtime=0) as z,
+        ):
             shutil.copyfileobj(src, z, 1 << 20)
 
     gz = gz_path(path)

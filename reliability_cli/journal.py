@@ -164,7 +164,8 @@ def open_stored(path: Path) -> IO[bytes]:
         return gzip.open(gz, "rb")  # type: ignore[return-value]  # (a GzipFile reads as IO[bytes])
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that a rename or removal in it is durable (best effort)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -189,7 +190,7 @@ def _write_atomically(target: Path, fill: Any) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def compress(path: Path) -> Path | None:
@@ -213,7 +214,7 @@ def compress(path: Path) -> Path | None:
     gz = gz_path(path)
     _write_atomically(gz, fill)
     path.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return gz
 
 
@@ -237,7 +238,7 @@ def decompress(path: Path) -> None:
 
     _write_atomically(path, fill)
     gz.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def compress_run(run_dir: Path, min_bytes: int | None = None) -> list[Path]:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..endpoints import is_infrastructure
 from ..errors import Location, ResultsError, UsageError
-from ..journal import STORED_NAMES, decompress, gz_path, is_stored, iter_records
+from ..journal import STORED_NAMES, decompress, fsync_dir, gz_path, is_stored, iter_records
 
 LOCK_NAME = ".lock"
 FLAG_NAMES = {
@@ -170,7 +170,10 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    gz_path(journal).unlink(missing_ok=True)  # the plain journal is now the newer form
+    gz = gz_path(journal)
+    if gz.exists():  # the plain journal is now the newer form: durable first, then the old one goes
+        fsync_dir(journal.parent)
+        gz.unlink()
     return keep
 
 

@@ -38,12 +38,15 @@ def load_viewer_units(
     results: Mapping[str, Any], run_dir: str | None = None
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """The units the viewer shows, how many units the budget left out, and the run dir."""
-    from ..journal import is_stored
     from ..show import Selection, load_units
 
     recorded = (results.get("run") or {}).get("dir")
     found = next(
-        (d for d in (run_dir, recorded) if d and is_stored(Path(d) / "attempts.jsonl")),
+        (
+            d
+            for d in (run_dir, recorded)
+            if d and any((Path(d) / name).exists() for name in ("attempts.jsonl", "attempts.jsonl.gz"))
+        ),
         None,
     )
     if found is None:

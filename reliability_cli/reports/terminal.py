@@ -358,7 +358,8 @@ def endpoint_line(e: Mapping[str, Any]) -> str:
 
 
 def cache_line(r: Mapping[str, Any]) -> str:
-    """``Response cache: 12 of 20 attempts answered (draft 6, final 6)``, or "" when none was."""
+    """``Response cache: 12 of 20 attempts answered, no request made (draft 6, final 6)``, or ""
+    when no attempt of the chained pass was answered from the cache."""
     steps = [s for s in r.get("steps", ()) if s.get("cached")]
     if not steps:
         return ""

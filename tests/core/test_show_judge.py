@@ -28,6 +28,10 @@ def _handler(seen: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
                 return
             body = json.loads(raw)
             seen.append({"headers": headers, "body": body})
+            if body["messages"][0]["content"].startswith("You are grading") and "REPLY-boom" in str(body):
+                writer.write(http_response(400, {"error": {"message": "judge says no"}}))
+                await writer.drain()
+                continue
             if body["messages"][0]["content"].startswith("You are grading"):
                 verdict = "REPLY-b" not in body["messages"][-1]["content"]
                 reply = json.dumps({"reason": f"graded {'well' if verdict else 'badly'}", "pass": verdict})
@@ -64,7 +68,7 @@ def judged_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, l
                 }
             ],
         }
-        cases = [{"id": c, "vars": {"q": c}} for c in ("a", "b")]
+        cases = [{"id": c, "vars": {"q": c}} for c in ("a", "b", "boom")]
         path = write_pipeline(tmp_path, pipeline, cases)
         run(path, tmp_path / "run", concurrency=1)
     return tmp_path / "run", seen
@@ -73,7 +77,7 @@ def judged_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, l
 def test_show_displays_the_judge_request_and_reply(judged_run: tuple[Path, list[dict[str, Any]]]) -> None:
     run_dir, seen = judged_run
     judge_sent = [r for r in seen if r["body"]["model"] == "judge-model"]
-    assert len(judge_sent) == 2 and all(r["headers"]["authorization"] == f"Bearer {KEY}" for r in judge_sent)
+    assert len(judge_sent) == 3 and all(r["headers"]["authorization"] == f"Bearer {KEY}" for r in judge_sent)
     assert TOKEN in judge_sent[0]["body"]["messages"][1]["content"]  # the judge was sent the real value
 
     (unit,) = load_units(run_dir, Selection(case="b")).units
@@ -99,7 +103,17 @@ def test_show_displays_the_judge_request_and_reply(judged_run: tuple[Path, list[
 
     sidecar = journal_text(run_dir / "requests.jsonl")
     assert KEY not in sidecar and TOKEN not in sidecar
-    assert sidecar.count('"judge":[') == 2  # a passing unit's judge call is kept too
+    assert sidecar.count('"judge":[') == 3  # a passing unit's judge call is kept too
+
+
+def test_a_failed_judge_call_is_shown_with_its_error(judged_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    run_dir, _ = judged_run
+    (unit,) = load_units(run_dir, Selection(case="boom")).units
+    assert unit["outcome"] == "error"
+    (call,) = unit["steps"][0]["attempts"][0]["judge"]
+    assert call["outcome"] == "error" and call["error_kind"] == "http_400" and call["output"] is None
+    assert "judge says no" in call["reason"]
+    assert "REPLY-boom" in call["request"]["messages"][1]["content"]
 
 
 def test_show_json_carries_the_judge_call(judged_run: tuple[Path, list[dict[str, Any]]], cli: Any) -> None:

@@ -41,9 +41,12 @@ def _setup(tmp_path: Path, steps: list[dict[str, Any]] = STEPS, orders: list[str
         "TOOLS_TOKEN": TOKEN,
         "OTHER": "${MCP_CACHE_SECRET}",
     }
-    orders = orders or [f"o{i}" for i in range(N)]
-    cases = [{"id": f"c{i}", "vars": {"order": o}, "expect": {"amount": i + 1}} for i, o in enumerate(orders)]
-    return write_pipeline(tmp_path, {"tools": endpoint}, steps, cases)
+    return write_pipeline(tmp_path, {"tools": endpoint}, steps, _cases(N, orders))
+
+
+def _cases(n: int, orders: list[str] | None = None) -> list[dict[str, Any]]:
+    orders = orders or [f"o{i}" for i in range(n)]
+    return [{"id": f"c{i}", "vars": {"order": o}, "expect": {"amount": i + 1}} for i, o in enumerate(orders)]
 
 
 def _calls(tmp_path: Path) -> int:
@@ -127,3 +130,33 @@ def test_no_secret_reaches_the_database(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses WHERE endpoint_type = 'mcp'").fetchone() == (2,)
         assert conn.execute("SELECT DISTINCT host FROM responses").fetchall() == [("stdio",)]
+
+
+@pytest.fixture
+def _count_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLSFILE", str(tmp_path / "calls"))  # (inherited by the HTTP server started next)
+
+
+def test_streamable_http_calls_are_cached_by_url(
+    tmp_path: Path, _count_calls: None, http_server: tuple[str, Path]
+) -> None:
+    url, _ = http_server
+    pipeline, evalset = write_pipeline(
+        tmp_path, {"tools": {"type": "mcp", "url": url, "timeout_s": 20}}, STEPS, _cases(N)
+    )
+    db = str(tmp_path / "cache.sqlite")
+    first = run(pipeline, evalset, tmp_path / "r1", cache=db)
+    assert _calls(tmp_path) == 2 * N
+    second = run(pipeline, evalset, tmp_path / "r2", cache=db)
+    assert _calls(tmp_path) == 0 and _summary(second) == _summary(first)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT host FROM responses").fetchall() == [("127.0.0.1",)]
+    # another URL (here: the same server, another query) is another endpoint identity
+    other = write_pipeline(
+        tmp_path,
+        {"tools": {"type": "mcp", "url": url + "?tenant=b", "timeout_s": 20}},
+        STEPS,
+        _cases(N),
+    )
+    run(*other, tmp_path / "r3", cache=db)
+    assert _calls(tmp_path) == 2 * N

@@ -248,3 +248,15 @@ def test_a_kill_during_compression_leaves_a_readable_run(stage: str, project: Pa
     assert _show(run) == full
     for name in NAMES:
         assert (run / name).exists() != (run / f"{name}.gz").exists(), sorted(_stored(run))
+
+
+def test_no_output_flag_overwrites_a_compressed_run_file(
+    compress_all: None, project: Path, tmp_path: Path, cli: Any
+) -> None:
+    run = tmp_path / "run"
+    _eval(cli, project, run)
+    for name in ("attempts.jsonl.gz", "requests.jsonl.gz"):
+        before = (run / name).read_bytes()
+        code, _, err = cli("report", run, "--format", "markdown", "-o", run / name)
+        assert code == 2 and name in err, err
+        assert (run / name).read_bytes() == before

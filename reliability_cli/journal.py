@@ -5,14 +5,23 @@ sets. Then one line per attempt and one ``{"unit_done": …}`` line per finished
 line is handed to the kernel when written (so a run killed with ``kill -9`` loses no finished
 unit) and the file is fsynced at least once a second, off the event loop (so a power cut
 loses at most about a second); a torn last line is dropped on resume.
+
+A finished run's journal and its detail sidecar (``requests.jsonl``) are stored gzipped
+(``attempts.jsonl.gz``) once they reach :data:`COMPRESS_MIN_BYTES` (:func:`compress_run`).
+Every reader opens either form through :func:`open_stored`; the plain file, when it exists,
+is the newer one and wins (see :func:`compress` for why that holds after a crash at any
+point).
 """
 
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
+import shutil
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -108,6 +117,154 @@ def _cannot_write(path: Path, exc: OSError) -> Exception:
     )
 
 
+GZ = ".gz"
+#: a finished run's journal (or sidecar) is compressed from this size on: below it the plain
+#: file costs a few disk blocks and stays greppable
+COMPRESS_MIN_BYTES = 256 * 1024
+STORED_NAMES = ("attempts.jsonl", "requests.jsonl")  # the run files compress_run compresses
+#: gzip's fastest level: about 110 MB/s here and 24x smaller for the six-step set's journal
+#: (level 6: 34x, but half the speed — seconds at the end of a 100,000-case run)
+LEVEL = 1
+
+
+def gz_path(path: Path) -> Path:
+    """The compressed form of ``path`` (``attempts.jsonl`` → ``attempts.jsonl.gz``)."""
+    return path.with_name(path.name + GZ)
+
+
+def stored_path(path: Path) -> Path | None:
+    """The file that holds ``path``'s lines: ``path`` itself, else ``path.gz``, else None."""
+    if path.exists():
+        return path
+    gz = gz_path(path)
+    return gz if gz.exists() else None
+
+
+def is_stored(path: Path) -> bool:
+    """Whether ``path`` exists in either form."""
+    return stored_path(path) is not None
+
+
+def open_stored(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading in whichever form is stored: plain, else gzipped.
+
+    The plain file wins when both exist (a crash between writing one and removing the other
+    leaves both; the plain one is never older). A compression finishing between the check and
+    the open is caught: the plain file is gone, the compressed one is complete.
+
+    Raises:
+        FileNotFoundError: neither form exists.
+    """
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        gz = gz_path(path)
+        if not gz.exists():
+            raise
+        return gzip.open(gz, "rb")  # type: ignore[return-value]  # (a GzipFile reads as IO[bytes])
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory, so that a rename or removal in it is durable (best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(target: Path, fill: Any) -> None:
+    """``fill(fh)`` into ``target.tmp``, fsync, rename over ``target``, fsync the directory."""
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "wb") as raw:
+            fill(raw)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+
+
+def compress(path: Path) -> Path | None:
+    """Replace ``path`` by ``path.gz``, crash-safe; returns the compressed file.
+
+    The compressed file is written to ``path.gz.tmp``, fsynced and renamed into place, and
+    only then is the plain file removed. A kill at any point leaves the plain file (with a
+    stray ``.tmp`` that resume cleans up), or both complete forms (the plain one is read), or
+    the compressed one alone. None when there is no plain file.
+    """
+    if not path.exists():
+        return None
+
+    def fill(raw: IO[bytes]) -> None:
+        with (
+            open(path, "rb") as src,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=LEVEL, mtime=0) as z,
+        ):
+            shutil.copyfileobj(src, z, 1 << 20)
+
+    gz = gz_path(path)
+    _write_atomically(gz, fill)
+    path.unlink()
+    fsync_dir(path.parent)
+    return gz
+
+
+def decompress(path: Path) -> None:
+    """Bring ``path`` back as a plain file (for a resume to append to), crash-safe.
+
+    When the plain file exists it is the newer form (or the same lines) and a ``.gz`` beside
+    it is stale: it is removed. Else ``path.gz`` is written out to ``path.tmp``, fsynced and
+    renamed to ``path``, and then removed.
+    """
+    gz = gz_path(path)
+    if path.exists():
+        gz.unlink(missing_ok=True)
+        return
+    if not gz.exists():
+        return
+
+    def fill(raw: IO[bytes]) -> None:
+        with gzip.open(gz, "rb") as src:
+            shutil.copyfileobj(src, raw, 1 << 20)
+
+    _write_atomically(path, fill)
+    gz.unlink()
+    fsync_dir(path.parent)
+
+
+def compress_run(run_dir: Path, min_bytes: int | None = None) -> list[Path]:
+    """Compress a finished run's journal and sidecar (each once it has ``min_bytes``).
+
+    Call it only while holding the run's lock, after ``results.json`` is written. A failure
+    (a full disk) leaves the plain files, which every reader reads as well: the run is not
+    failed for it.
+
+    Returns:
+        The compressed files written.
+    """
+    limit = COMPRESS_MIN_BYTES if min_bytes is None else min_bytes
+    done: list[Path] = []
+    for name in STORED_NAMES:
+        path = run_dir / name
+        try:
+            if path.exists() and path.stat().st_size >= limit:
+                gz = compress(path)
+                if gz is not None:
+                    done.append(gz)
+        except OSError:
+            continue
+    return done
+
+
 def read_lines(path: Path) -> Iterator[dict[str, Any]]:
     """Yield every complete JSON line; a torn (unterminated or unparsable) last line is skipped.
 
@@ -123,11 +280,12 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
     """Each complete line's number, bytes and record (see :func:`read_lines`).
 
     Lines are split and decoded as bytes, one at a time: a torn tail is a torn line whatever
-    its bytes, even when the kill came in the middle of a multi-byte character.
+    its bytes, even when the kill came in the middle of a multi-byte character. ``path`` is
+    read in its stored form (:func:`open_stored`).
     """
     garbled: int | None = None
-    with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, 1):
+    with open_stored(path) as fh:
+        for number, raw in enumerate(_lines(fh, path), 1):
             if garbled is not None:
                 from .errors import Location, ResultsError
 
@@ -148,6 +306,25 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
                 garbled = number
                 continue
             yield number, raw, record
+
+
+def _lines(fh: IO[bytes], path: Path) -> Iterator[bytes]:
+    """The lines of ``fh``; a damaged compressed file is bad input (exit 2), not a traceback."""
+    it = iter(fh)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except (OSError, EOFError, zlib.error) as exc:  # (gzip.BadGzipFile is an OSError)
+            from .errors import Location, ResultsError
+
+            raise ResultsError(
+                f"cannot read the journal: {exc}",
+                Location(str(getattr(fh, "name", None) or path)),
+                hint="restore the file, or start a new run",
+            ) from None
+        yield raw
 
 
 def read_header(path: Path) -> dict[str, Any] | None:

@@ -6,8 +6,9 @@ over
 
 - an input of the command: the pipeline file, an eval set, the cassette given to
   ``--replay``, a baseline, a results file read by ``report``/``compare``/``merge``/``plan``;
-- a run file: ``manifest.json``, ``attempts.jsonl``, ``results.json`` or ``.lock`` of the
-  run directory being written, or of any directory that holds a ``manifest.json``;
+- a run file: ``manifest.json``, ``attempts.jsonl`` and ``requests.jsonl`` (or their
+  ``.gz``), ``results.json`` or ``.lock`` of the run directory being written, or of any
+  directory that holds a ``manifest.json``;
 - another output of the same command.
 
 Paths are compared as the files they are: resolved (``..``, symlinks) and, where both
@@ -25,7 +26,15 @@ from .errors import UsageError
 
 __all__ = ["RUN_FILES", "refuse_overwrites", "results_file", "run_files"]
 
-RUN_FILES = ("manifest.json", "attempts.jsonl", "results.json", ".lock")
+RUN_FILES = (
+    "manifest.json",
+    "attempts.jsonl",
+    "attempts.jsonl.gz",
+    "requests.jsonl",
+    "requests.jsonl.gz",
+    "results.json",
+    ".lock",
+)
 
 
 def run_files(run_dir: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:

@@ -15,14 +15,14 @@ control characters of model output made visible so they cannot drive the termina
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .errors import Location, ResultsError, UsageError
+from .journal import is_stored
 from .safetext import terminal
 
 JOURNAL = "attempts.jsonl"
@@ -57,21 +57,22 @@ class Shown:
 
 
 def open_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Every complete JSON line of ``path`` (or ``path.gz``); a torn last line is skipped."""
-    fh: IO[str]
-    if path.exists():
-        fh = open(path, encoding="utf-8", newline="\n")  # noqa: SIM115
-    elif path.with_name(path.name + ".gz").exists():
-        fh = gzip.open(path.with_name(path.name + ".gz"), "rt", encoding="utf-8", newline="\n")  # noqa: SIM115
-    else:
+    """Every complete JSON line of ``path`` in its stored form (plain, or gzipped once the run
+    finished: :func:`~.journal.open_stored`); a torn last line is skipped, and so is any line
+    that is not a JSON object (``show`` reads what it can of a damaged run)."""
+    from .journal import open_stored
+
+    try:
+        fh = open_stored(path)
+    except FileNotFoundError:
         return
     with fh:
-        for line in fh:
-            if not line.endswith("\n"):
+        for raw in fh:
+            if not raw.endswith(b"\n"):
                 return
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
                 continue
             if isinstance(obj, dict):
                 yield obj
@@ -90,7 +91,7 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
     """
     root = Path(run_dir)
     journal = root / JOURNAL
-    if not journal.exists() and not journal.with_name(JOURNAL + ".gz").exists():
+    if not is_stored(journal):
         raise ResultsError(f"not a run directory: no {JOURNAL}", Location(str(root)))
     if sel.outcome not in OUTCOMES:
         raise UsageError(f"--outcome {sel.outcome}: expected one of {', '.join(OUTCOMES)}")
@@ -146,7 +147,7 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
         slot = (str(rec.get("phase", "chained")), str(rec.get("step")), int(rec.get("attempt") or 1))
         att = attempts[k].get(slot)
         if att is not None:
-            for name in ("endpoint", "request", "sent", "output", "tool_calls", "checks"):
+            for name in ("endpoint", "request", "sent", "output", "tool_calls", "checks", "judge"):
                 if name in rec:
                     att[name] = rec[name]
             att["detailed"] = True
@@ -276,6 +277,7 @@ def _attempt(rec: Mapping[str, Any]) -> dict[str, Any]:
         "output",
         "tool_calls",
         "checks",
+        "judge",
     )
     out = {k: rec.get(k) for k in keys}
     out["cached"] = bool(rec.get("cached"))
@@ -395,6 +397,35 @@ def _render_attempt(att: Mapping[str, Any], line: Any) -> None:
         for c in checks:
             mark = "✓ pass" if c.get("passed") else "✗ fail"
             line(f"{mark} {c.get('type')}" + (f": {c['reason']}" if c.get("reason") else ""), 8)
+    for call in att.get("judge") or ():
+        _render_judge(call, line)
     if att.get("outcome") != "pass" and att.get("reason"):
         label = "error" if att.get("outcome") == "error" else "reason"
         line(f"{label}: {att['reason']}", 6)
+
+
+def _render_judge(call: Mapping[str, Any], line: Any) -> None:
+    """One ``llm-rubric`` judge call: its request as rendered (keys were never stored), its reply."""
+    facts = [f"judge call (endpoint {call.get('endpoint')})", str(call.get("outcome"))]
+    if call.get("error_kind"):
+        facts[-1] += f"/{call['error_kind']}"
+    if call.get("cached"):
+        facts.append("cached")
+    elif call.get("latency_ms") is not None:
+        facts.append(f"{call['latency_ms']:g} ms")
+    if call.get("tokens_in") is not None or call.get("tokens_out") is not None:
+        facts.append(f"tokens {call.get('tokens_in') or 0} in / {call.get('tokens_out') or 0} out")
+    if call.get("cost_usd") is not None:
+        facts.append(f"${call['cost_usd']:.6f}")
+    line(" · ".join(facts), 6)
+    sent = call.get("sent")
+    if isinstance(sent, Mapping) and sent.get("url"):
+        line(f"request: {sent.get('method')} {sent.get('url')}", 8)
+    for msg in (call.get("request") or {}).get("messages") or ():
+        line(f"[{msg.get('role')}]", 8, style="dim")
+        line(str(msg.get("content")), 10)
+    if call.get("output") is not None:
+        line("reply:", 8)
+        line(str(call["output"]) if call["output"] != "" else '""', 10)
+    if call.get("reason"):
+        line(f"error: {call['reason']}", 8)

@@ -27,6 +27,15 @@ def run_relcheck(
     )
 
 
+def journal_text(path: Path) -> str:
+    """The text of a run file (``RUN/attempts.jsonl``, ``RUN/requests.jsonl``) in whichever
+    form it is stored: a finished run's are gzipped once they are large (``journal.compress_run``)."""
+    from reliability_cli.journal import open_stored
+
+    with open_stored(Path(path)) as fh:
+        return fh.read().decode("utf-8")
+
+
 def strip_volatile(results: dict) -> dict:
     """results.json without timestamps, durations, paths and the endpoints' measured rates."""
     data = json.loads(json.dumps(results))

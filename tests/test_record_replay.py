@@ -28,7 +28,7 @@ from .endpoints.helpers import (
     step,
     write_pipeline,
 )
-from .helpers import run_relcheck, strip_volatile
+from .helpers import journal_text, run_relcheck, strip_volatile
 
 TOOLS_REPLY = '{"plan": "{{ vars.plan }}", "tier": 2}'
 
@@ -284,7 +284,7 @@ def test_api_key_appears_in_no_file_and_no_output(tmp_path):
         assert key not in file.read_text(errors="replace"), file
     assert key not in proc.stdout and key not in proc.stderr
     # The echoed key was scrubbed from the output, and the line holding it was refused.
-    journal = (out / "run" / "attempts.jsonl").read_text()
+    journal = journal_text(out / "run" / "attempts.jsonl")
     assert "Bearer ***" in journal
     assert "not recorded" in proc.stderr and "OPENAI_API_KEY" in proc.stderr
     assert '"refused"' in (out / "cassette.jsonl").read_text()

@@ -7,8 +7,17 @@ for local runs and not when ``CI`` is set (a CI run answers from a committed cas
 calls the model: a runner's stale cache would hide a regression); ``RELCHECK_CACHE=PATH``
 turns it on in CI too. ``--no-cache`` bypasses it; ``--cache-only`` makes a miss an ``error``
 of kind ``cache_miss`` instead of a call. It is never used with ``--record`` or ``--replay``
-(a cassette must hold every exchange; a replay is already offline). Only the HTTP endpoints
-(``openai``, ``anthropic``, ``http``) are cached: ``mock`` and ``python`` cost nothing.
+(a cassette must hold every exchange; a replay is already offline). The HTTP endpoints
+(``openai``, ``anthropic``, ``http``) and the tool calls of ``mcp`` endpoints are cached:
+``mock`` and ``python`` cost nothing, and a LangGraph node's model calls are the graph's own
+code, which relcheck does not intercept.
+
+An MCP tool call's key is the SHA-256 of the endpoint's identity (its ``url`` with
+credential-like query values masked, or its ``command`` and the *names* of its ``env``
+variables, never their values), the tool, the exact arguments, and the unit and attempt as
+above. Only results without ``isError`` are stored (a tool's error is retried live next
+time), as JSON, and not when they hold a secret's value (the endpoint's ``env`` and
+``headers`` values included, as for cassettes).
 
 The key is the SHA-256 of the endpoint's type, the method, the URL (credentials in the query
 masked), the exact JSON body sent, and the unit and attempt (``case``, ``trial``, ``step``,
@@ -122,7 +131,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     stored: int = 0
-    refused: int = 0  # a 2xx body holding a secret's value
+    refused: int = 0  # a 2xx body (or tool result) holding a secret's value
 
 
 class ResponseCache:
@@ -159,6 +168,75 @@ class ResponseCache:
         )
         return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
+    @staticmethod
+    def tool_key(identity: Mapping[str, Any], tool: str, arguments: Any, request: Request) -> str:
+        """The key of one MCP tool call (see the module docstring)."""
+        from .cassette import canonical
+
+        k = request.key
+        material = canonical(
+            {
+                "v": SCHEMA,
+                "type": "mcp",
+                "endpoint": identity,
+                "tool": tool,
+                "arguments": arguments,
+                "case": k.case,
+                "trial": k.trial,
+                "step": k.step,
+                "attempt": k.attempt,
+                "phase": request.phase,
+            }
+        )
+        return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get_result(self, key: str) -> dict[str, Any] | None:
+        """A stored MCP tool result (a hit), or None (a miss)."""
+        with self._lock:
+            row = self._db.execute("SELECT body FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            try:
+                result = json.loads(bytes(row[0]).decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                result = None
+            if isinstance(result, dict):
+                self.stats.hits += 1
+                return result
+        self.stats.misses += 1
+        return None
+
+    def put_result(self, key: str, host: str, step: str, result: Mapping[str, Any], latency_ms: float) -> bool:
+        """Store an MCP tool result; False (not stored) for an ``isError`` result or one holding
+        a secret's value."""
+        if result.get("isError"):
+            return False
+        body = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        if self._holds_secret(body):
+            self.stats.refused += 1
+            return False
+        self._insert(key, "mcp", host, step, 200, "{}", body.encode("utf-8", "surrogatepass"), latency_ms)
+        return True
+
+    def _holds_secret(self, text: str) -> bool:
+        return any(s in text or json.dumps(s)[1:-1] in text for s in self._secrets)
+
+    def add_secrets(self, secrets: Sequence[str]) -> None:
+        """More values never to store (an MCP endpoint's ``env`` and ``headers``)."""
+        for value in secrets:
+            if len(value) >= _MIN_SECRET and value not in self._secrets:
+                self._secrets.append(value)
+
+    def _insert(
+        self, key: str, endpoint_type: str, host: str, step: str, status: int, headers: str, body: bytes, latency: float
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, endpoint_type, host, step, status, headers, body, "
+                "latency_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, endpoint_type, host, step, status, headers, body, float(latency), time.time()),
+            )
+        self.stats.stored += 1
+
     def get(self, key: str) -> Exchange | None:
         with self._lock:
             row = self._db.execute("SELECT status, headers, body FROM responses WHERE key = ?", (key,)).fetchone()
@@ -178,7 +256,7 @@ class ResponseCache:
         if not 200 <= exchange.status < 300:
             return False
         text = exchange.body.decode("utf-8", "replace")
-        if any(s in text or json.dumps(s)[1:-1] in text for s in self._secrets):
+        if self._holds_secret(text):
             self.stats.refused += 1
             return False
         headers = {k.lower(): v for k, v in exchange.headers.items() if k.lower() in HEADER_ALLOW}
@@ -188,23 +266,16 @@ class ResponseCache:
             host = urlsplit(url).hostname or ""
         except ValueError:
             host = ""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses (key, endpoint_type, host, step, status, headers, body, "
-                "latency_ms, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    endpoint_type,
-                    host,
-                    step,
-                    exchange.status,
-                    json.dumps(headers),
-                    exchange.body,
-                    float(exchange.latency_ms),
-                    time.time(),
-                ),
-            )
-        self.stats.stored += 1
+        self._insert(
+            key,
+            endpoint_type,
+            host,
+            step,
+            exchange.status,
+            json.dumps(headers),
+            exchange.body,
+            float(exchange.latency_ms),
+        )
         return True
 
     def close(self) -> None:

@@ -27,8 +27,9 @@ the server cannot be started or reached            ``connect`` (``timeout`` for 
 =================================================  ============================================
 
 The ``mcp`` package is imported only here, and only when a session is opened: a replayed
-run needs neither the SDK nor the server. Server stderr goes to ``mcp-<endpoint>.log`` in
-the run directory.
+run needs neither the SDK nor the server, and neither does a run whose every call is answered
+from the response cache (:mod:`.cache`; the listing for ``tools_from`` is always live).
+Server stderr goes to ``mcp-<endpoint>.log`` in the run directory.
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ class McpEndpoint:
         self._recorder = cassettes.open_recorder(record, pipeline, self._environ) if record and not replay else None
         if self._recorder is not None:
             self._recorder.guard(self._secrets())
+        self._cache: Any = None
+        cache = options.get("cache") if not (replay or record) else None
+        if cache:
+            from . import cache as caches
+
+            self._cache = caches.open_cache(cache, options.get("secrets") or (), bool(options.get("cache_only")))
+            self._cache.add_secrets(list(self._secrets().values()))
         self._session: Session | None = None
         self._http: Any = None
         self._lock = asyncio.Lock()
@@ -318,13 +326,58 @@ class McpEndpoint:
             if line.get("error"):
                 raise AttemptError(str(line["error"]), str(line.get("reason") or line["error"]), latency_ms=latency)
             return self._read(tool, arguments, json.loads(line.get("response") or "{}"), latency)
+        cache_key = self._cache_key(request, tool, arguments)
+        if cache_key is not None:
+            hit = self._cache.get_result(cache_key)
+            if hit is not None:
+                response = self._read(tool, arguments, hit, 0.0)
+                response.extra["cached"] = True
+                return response
+            if self._cache.only:
+                raise AttemptError(
+                    "cache_miss",
+                    f"endpoint {self.name}: no cached result for tool {tool} (case {key.case}, "
+                    f"trial {key.trial}, step {key.step}, attempt {key.attempt}) in {self._cache.path}; "
+                    "--cache-only makes no call",
+                    latency_ms=0.0,
+                )
         try:
             result, latency = await self._call_live(request, tool, arguments, started)
         except AttemptError as exc:
             self._record(request, tool, arguments, None, exc)
             raise
         self._record(request, tool, arguments, result, None, latency)
+        if cache_key is not None:
+            self._cache.put_result(cache_key, self._host(), key.step, result, latency)
         return self._read(tool, arguments, result, latency)
+
+    # ---------------------------------------------------------------- the response cache
+
+    def _identity(self) -> dict[str, Any]:
+        """What tells this server apart in a cache key: its URL (credentials masked) or its
+        command, folder and ``env`` names — never a value of ``env`` or ``headers``."""
+        cfg = self.config
+        if cfg.url is not None:
+            return {"url": cassettes.safe_url(cfg.url)}
+        return {"command": list(cfg.command), "cwd": str(self._base_dir), "env": sorted(cfg.env)}
+
+    def _host(self) -> str:
+        if self.config.url is None:
+            return "stdio"
+        from urllib.parse import urlsplit
+
+        try:
+            return urlsplit(self.config.url).hostname or ""
+        except ValueError:
+            return ""
+
+    def _cache_key(self, request: Request, tool: str, arguments: dict[str, Any]) -> str | None:
+        if self._cache is None:
+            return None
+        try:
+            return str(self._cache.tool_key(self._identity(), tool, arguments, request))
+        except (TypeError, ValueError):  # arguments JSON cannot hold: called live, not cached
+            return None
 
     async def _call_live(
         self, request: Request, tool: str, arguments: dict[str, Any], started: float
@@ -483,3 +536,8 @@ class McpEndpoint:
         for held in (self._recorder, self._replayer):
             if held is not None:
                 cassettes.release(held)
+        if self._cache is not None:
+            from . import cache as caches
+
+            caches.release(self._cache)
+            self._cache = None

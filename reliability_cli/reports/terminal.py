@@ -63,6 +63,8 @@ class TerminalReport:
         yield Text("")
         if r.get("endpoints"):
             yield Group(*(Text(endpoint_line(e), no_wrap=True, overflow="ellipsis") for e in r["endpoints"]), Text(""))
+        if cache_line(r):
+            yield Group(Text(cache_line(r), overflow="fold"), Text(""))
         if r.get("what_if"):
             yield self._what_if(r)
             yield Text("")
@@ -353,6 +355,18 @@ def endpoint_line(e: Mapping[str, Any]) -> str:
     throttled = int(e.get("status_429", 0)) + int(e.get("status_503", 0))
     parts.append(f"{throttled:,} throttled ({pct(e.get('throttled_share', 0.0))})")
     return " · ".join(parts)
+
+
+def cache_line(r: Mapping[str, Any]) -> str:
+    """``Response cache: 12 of 20 attempts answered, no request made (draft 6, final 6)``, or ""
+    when no attempt of the chained pass was answered from the cache."""
+    steps = [s for s in r.get("steps", ()) if s.get("cached")]
+    if not steps:
+        return ""
+    total = sum(int(s["cached"]) for s in steps)
+    attempts = sum(int(s.get("attempts") or 0) for s in r.get("steps", ()))
+    each = ", ".join(f"{terminal(str(s['id']), newlines=False)} {int(s['cached']):,}" for s in steps)
+    return f"Response cache: {total:,} of {attempts:,} attempts answered, no request made ({each})"
 
 
 def describe_stop(reason: str, r: Mapping[str, Any]) -> str:

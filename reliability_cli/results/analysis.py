@@ -61,6 +61,7 @@ ATTEMPT_COLUMNS = [
     "tokens_out",
     "cost_usd",
     "priced",
+    "cached",
 ]
 STEP_COLUMNS = [
     "slot",
@@ -106,6 +107,7 @@ class StepTally:
     outcomes: Counter[str] = field(default_factory=Counter)
     error_kinds: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
+    cached: int = 0  # attempts answered from the response cache
     latencies: list[Any] = field(default_factory=list)  # numpy arrays, one per chunk
     tokens_in: int = 0
     tokens_out: int = 0
@@ -146,6 +148,7 @@ class StepTally:
             attempt_outcomes={k: self.outcomes.get(k, 0) for k in ("pass", "fail", "error")},
             error_kinds=dict(sorted(self.error_kinds.items())),
             throttled=self.throttled,
+            cached=self.cached,
             latency_ms=Latency(**_round_dict(stats.percentiles(latencies))),
             tokens=Tokens(input=self.tokens_in, output=self.tokens_out),
             cost_usd=round(self.cost, 6) if self.priced else None,
@@ -344,6 +347,7 @@ class _Aggregator:
                                 rec.get("tokens_out") or 0,
                                 float(cost or 0.0),
                                 cost is not None,
+                                bool(rec.get("cached")),
                             )
                         )
                     lines += 1
@@ -394,7 +398,7 @@ class _Aggregator:
         import numpy as np
 
         outcome = frame["outcome"]
-        counts = frame[["slot", "throttled", "tokens_in", "tokens_out"]].assign(
+        counts = frame[["slot", "throttled", "tokens_in", "tokens_out", "cached"]].assign(
             attempts=1,
             passes=outcome == "pass",
             fails=outcome == "fail",
@@ -403,11 +407,12 @@ class _Aggregator:
             priced=frame["priced"],
         )
         sums = counts.groupby("slot", sort=True).sum()
-        for slot, throttled, tokens_in, tokens_out, n, passes, fails, errors, cost, priced in sums.itertuples(
+        for slot, throttled, tokens_in, tokens_out, cached, n, passes, fails, errors, cost, priced in sums.itertuples(
             name=None
         ):
             tally = self.tallies[slot]
             tally.attempts += int(n)
+            tally.cached += int(cached)
             tally.outcomes.update({"pass": int(passes), "fail": int(fails), "error": int(errors)})
             tally.throttled += int(throttled)
             tally.tokens_in += int(tokens_in)

@@ -199,6 +199,7 @@ def _from_summaries(docs: Sequence[Results], info: dict[str, Any], order: dict[s
                 "retried",
                 "attempts",
                 "throttled",
+                "cached",
                 "failures_omitted",
                 "first_try_passed",
             )

@@ -121,6 +121,8 @@ class StepRow(_Model):
     failures_omitted: int
     #: units whose first attempt passed (stored: ``first_try_rate`` × ``reached`` loses it)
     first_try_passed: int = 0
+    #: attempts answered from the response cache (no request made; left out of ``latency_ms``)
+    cached: int = 0
     #: what the step's retries retry (``retry.on``): plan and what-if model only those
     retry_on: tuple[str, ...] = ("error", "fail")
     isolated: IsolatedRow | None = None

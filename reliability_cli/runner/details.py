@@ -3,8 +3,9 @@
 ``attempts.jsonl`` stays small (it is what analysis reads, with outputs cut to 2 KiB); this
 file holds what a person needs to read one case whole (``relcheck show``, the HTML viewer):
 the rendered request (messages and params; for an HTTP endpoint also the method, URL and JSON
-body as sent, with ``redact:`` fields removed and no headers), the full output, the tool calls
-and the verdict and reason of every check that ran. Lines are keyed like journal lines
+body as sent, with ``redact:`` fields removed and no headers), the full output, the tool calls,
+the verdict and reason of every check that ran, and each ``llm-rubric`` judge call made on the
+attempt (``judge``: its rendered request, the body as sent, its reply or error). Lines are keyed like journal lines
 (``case``, ``trial``, ``step``, ``attempt``, ``phase``); a resumed run appends the lines of its
 reruns, so a reader takes the last line of each key.
 
@@ -78,6 +79,8 @@ def attempt_detail(record: Mapping[str, Any], detail: Mapping[str, Any] | None, 
         line["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in calls]
     if "checks" in detail:
         line["checks"] = detail["checks"]
+    if detail.get("judge"):
+        line["judge"] = detail["judge"]  # the llm-rubric judge's calls on this attempt
     return line
 
 

@@ -413,7 +413,7 @@ class Engine:
             outcome, kind, reason = "fail", None, unparsed
         else:
             outcome, kind, reason = await self._judge_checks(
-                step, case, context, call, output, text, detail.setdefault("checks", [])
+                step, case, context, call, output, text, detail.setdefault("checks", []), detail.setdefault("judge", [])
             )
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
         return (
@@ -495,11 +495,13 @@ class Engine:
         output: Any,
         text: str,
         verdicts: list[dict[str, Any]] | None = None,
+        judged: list[dict[str, Any]] | None = None,
     ) -> tuple[str, str | None, str | None]:
         """(outcome, error kind, reason) of the step's checks and the case's, in order; each
-        verdict reached is appended to ``verdicts``."""
+        verdict reached is appended to ``verdicts``, each ``llm-rubric`` judge call (its
+        request as sent and its reply, for ``requests.jsonl``) to ``judged``."""
         assert call.response is not None
-        judge = Judge(self, case, step, context)
+        judge = Judge(self, case, step, context, calls=judged)
         inp = CheckInput(
             output=output,
             text=text,
@@ -575,6 +577,7 @@ class Judge:
     step: StepPlan
     context: Mapping[str, Any]
     error: tuple[str, str] | None = None
+    calls: list[dict[str, Any]] | None = None  # each call's request and reply, for the detail sidecar
 
     async def __call__(self, endpoint_name: str, messages: Sequence[Mapping[str, str]]) -> str:
         ctx, engine = self.context, self.engine
@@ -591,10 +594,36 @@ class Judge:
             call.reason,
         )
         engine.journal.write({**attempt.line(), "endpoint": endpoint_name})
+        if self.calls is not None:
+            self.calls.append(judge_detail(endpoint_name, messages, call))
         if call.response is None:
             self.error = (str(call.error_kind), f"llm-rubric judge: {call.reason}")
             raise RuntimeError(f"judge endpoint {endpoint_name}: {call.error_kind}: {call.reason}")
         return call.response.text
+
+
+def judge_detail(endpoint_name: str, messages: Sequence[Mapping[str, str]], call: Call) -> dict[str, Any]:
+    """One judge call for ``requests.jsonl``: the rendered request (and, for an HTTP endpoint,
+    the body as sent, without headers), the reply or the error, latency, tokens, cost."""
+    response = call.response
+    entry: dict[str, Any] = {
+        "endpoint": endpoint_name,
+        "request": {"messages": [dict(m) for m in messages]},
+        "outcome": "pass" if response is not None else "error",
+        "output": response.text if response is not None else None,
+    }
+    if call.sent is not None:
+        entry["sent"] = call.sent
+    if response is None:
+        entry.update(error_kind=call.error_kind, reason=call.reason)
+    entry["latency_ms"] = None if call.cached else call.latency_ms
+    if call.cached:
+        entry["cached"] = True
+    if response is not None and (response.tokens_in is not None or response.tokens_out is not None):
+        entry.update(tokens_in=response.tokens_in, tokens_out=response.tokens_out)
+    if call.cost_usd is not None:
+        entry["cost_usd"] = call.cost_usd
+    return entry
 
 
 def step_context(output: Any, response: Response | None) -> dict[str, Any]:

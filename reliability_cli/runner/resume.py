@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..endpoints import is_infrastructure
 from ..errors import Location, ResultsError, UsageError
-from ..journal import iter_records
+from ..journal import STORED_NAMES, decompress, fsync_dir, gz_path, is_stored, iter_records
 
 LOCK_NAME = ".lock"
 FLAG_NAMES = {
@@ -126,9 +126,14 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
     """Rewrite ``journal`` keeping the header and the lines of finished units; return their keys.
 
     With ``retry_errors``, units whose final attempt was an infrastructure error are dropped
-    too, so they run again.
+    too, so they run again. A finished run's compressed files are brought back as plain files
+    first (the compacted journal is written plain; the sidecar is decompressed), so the resume
+    appends to them; each step is a temp file, fsynced and renamed, then the ``.gz`` removed.
     """
-    if not journal.exists():
+    for name in STORED_NAMES:
+        if name != journal.name:
+            decompress(journal.with_name(name))
+    if not is_stored(journal):
         return set()
     keep: set[UnitKey] = set()
     for number, _raw, rec in iter_records(journal):
@@ -165,6 +170,10 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    gz = gz_path(journal)
+    if gz.exists():  # the plain journal is now the newer form: durable first, then the old one goes
+        fsync_dir(journal.parent)
+        gz.unlink()
     return keep
 
 
@@ -180,7 +189,14 @@ def is_unstarted(run_dir: Path) -> bool:
     return run_dir.is_dir() and all(p.name == LOCK_NAME or p.name in _TMP_NAMES for p in run_dir.iterdir())
 
 
-_TMP_NAMES = ("manifest.json.tmp", "results.json.tmp", "attempts.jsonl.tmp")
+_TMP_NAMES = (
+    "manifest.json.tmp",
+    "results.json.tmp",
+    "attempts.jsonl.tmp",
+    "attempts.jsonl.gz.tmp",
+    "requests.jsonl.tmp",
+    "requests.jsonl.gz.tmp",
+)
 
 
 def resume_command(command: Sequence[str], run_dir: Path) -> str:

@@ -262,7 +262,7 @@ def _run_locked(
 ) -> RunOutcome:
     import asyncio
 
-    from ..journal import JournalWriter
+    from ..journal import JournalWriter, compress_run
     from ..results import analysis, gates, schema
     from . import resume
     from .details import DETAILS_NAME, DetailWriter, secret_values
@@ -349,6 +349,8 @@ def _run_locked(
         results = results.model_copy(update={"endpoints": rows})
     results = gates.apply(results, gate_config)
     schema.write(results, run_dir / "results.json")
+    if not engine.interrupted:  # finished: its journal is stored compressed (an interrupted one stays plain)
+        compress_run(run_dir)
     return RunOutcome(run_dir, results, results.exit_code)
 
 

@@ -236,6 +236,9 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     results = gates.apply(results, gate_config)
     _write_json(run_dir / "manifest.json", _manifest(run_dir, options, inputs, pipeline))
     schema.write(results, run_dir / "results.json")
+    from ..journal import compress_run
+
+    compress_run(run_dir)  # a finished run's journal is stored compressed, as for eval
     return TraceOutcome(run_dir, results, results.exit_code)
 
 

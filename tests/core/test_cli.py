@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.helpers import SIX, run_relcheck
+from tests.helpers import SIX, journal_text, run_relcheck
 
 
 def test_version_and_help(cli):
@@ -39,7 +39,7 @@ def test_eval_subprocess_exit_0_and_results(tmp_path):
     assert set(results) >= {"run", "steps", "end_to_end", "what_if", "gates", "units"}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["flags"]["limit"] == 200 and manifest["pipeline_hash"]
-    header = json.loads((out / "attempts.jsonl").read_text().splitlines()[0])
+    header = json.loads(journal_text(out / "attempts.jsonl").splitlines()[0])
     assert header["schema"] == "relcheck.attempts/v1" and header["pipeline_hash"] == manifest["pipeline_hash"]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from reliability_cli.config import load_evalsets, load_pipeline
 from reliability_cli.errors import ConfigError
+from tests.helpers import journal_text
 
 PIPE = """\
 version: 1
@@ -98,7 +99,7 @@ def test_native_value_and_template_injection_is_data(tmp_path):
     units = {u["case"]: u for u in out.results.to_dict()["units"]}
     assert units["inj"]["passed"] is True
     assert units["no"]["passed"] is False
-    attempts = [json.loads(line) for line in (tmp_path / "r" / "attempts.jsonl").read_text().splitlines()[1:]]
+    attempts = [json.loads(line) for line in journal_text(tmp_path / "r" / "attempts.jsonl").splitlines()[1:]]
     sent = next(a for a in attempts if a.get("case") == "inj")
     assert sent["output"] == "{{ 7*7 }}"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from reliability_cli import stats
-from tests.helpers import SIX, strip_volatile
+from tests.helpers import SIX, journal_text, strip_volatile
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_same_draws_as_spec_formula(six_runs):
     import hashlib
 
     plain, _ = six_runs
-    lines = (plain.run_dir / "attempts.jsonl").read_text().splitlines()
+    lines = journal_text(plain.run_dir / "attempts.jsonl").splitlines()
     checked = 0
     for line in lines[1:400]:
         rec = json.loads(line)

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from tests.helpers import journal_text
+
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -163,7 +165,7 @@ def run(pipeline: Path, out: Path, **options: Any) -> dict[str, Any]:
 
 
 def attempts(out: Path) -> list[dict[str, Any]]:
-    lines = [json.loads(x) for x in (out / "attempts.jsonl").read_text().splitlines() if x.strip()]
+    lines = [json.loads(x) for x in journal_text(out / "attempts.jsonl").splitlines() if x.strip()]
     return [x for x in lines if "attempt" in x and "unit_done" not in x]
 
 

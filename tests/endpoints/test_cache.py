@@ -158,6 +158,26 @@ def test_editing_the_last_prompt_recalls_only_that_step(tmp_path: Path, server: 
     assert results["steps"][1]["reached"] == N - 1
 
 
+def test_results_and_the_terminal_report_count_cache_hits(tmp_path: Path, server: Any, cli: Any) -> None:
+    counter, url = server
+    db = str(tmp_path / "cache.sqlite")
+    first = run(_pipeline(tmp_path / "p", url, fail_case=True), tmp_path / "r1", cache=db)
+    assert counter.take() == 2 * N - 1
+    assert [s["cached"] for s in first["steps"]] == [0, 0]
+    edited = _pipeline(tmp_path / "p", url, fail_case=True, final_prompt="Again: {{ steps.draft.output }}")
+    second = run(edited, tmp_path / "r2", cache=db)
+    assert counter.take() == N - 1
+    assert [(s["id"], s["cached"], s["attempts"]) for s in second["steps"]] == [
+        ("draft", N, N),
+        ("final", 0, N - 1),
+    ]
+    code, out, err = cli("report", tmp_path / "r2")
+    assert code in (0, 1), err
+    assert f"Response cache: {N} of {2 * N - 1} attempts answered, no request made (draft {N})" in out
+    code, out, _ = cli("report", tmp_path / "r1")
+    assert "Response cache" not in out
+
+
 def test_trials_and_attempts_are_separate_entries(tmp_path: Path, server: Any) -> None:
     counter, url = server
     db = str(tmp_path / "cache.sqlite")

@@ -19,6 +19,7 @@ from reliability_cli.endpoints import AttemptError, AttemptKey, Request
 from reliability_cli.endpoints.http import build
 from reliability_cli.endpoints.transport import classify
 from reliability_cli.mockserver import run_in_thread
+from tests.helpers import journal_text
 
 from .helpers import (
     always,
@@ -226,7 +227,7 @@ def test_llm_rubric_judge_is_an_openai_endpoint_on_the_mock_server(tmp_path):
     assert (s["passed"], s["failed"], s["attempts"]) == (3, 3, 6)
     assert requests == 12  # six drafts and six judge calls; judge calls are not counted as steps
     assert "judge: rude" in s["failures"][0]["reason"]
-    journal = [json.loads(x) for x in (tmp_path / "out" / "attempts.jsonl").read_text().splitlines()]
+    journal = [json.loads(x) for x in journal_text(tmp_path / "out" / "attempts.jsonl").splitlines()]
     assert sum(1 for x in journal if x.get("phase") == "judge") == 6
 
 

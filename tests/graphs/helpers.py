@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability_cli.runner import RunOptions, run_eval
+from tests.helpers import journal_text
 
 
 def project(root: Path, module: str, pipeline: str, cases: list[dict[str, Any]], name: str = "g") -> Path:
@@ -25,7 +26,7 @@ def run(path: Path, out: Path, **options: Any) -> tuple[dict[str, Any], list[dic
     """Run in-process; return results.json and the journal's lines."""
     outcome = run_eval(str(path), RunOptions(out=str(out), **options))
     assert outcome.results.to_dict() == json.loads((out / "results.json").read_text(encoding="utf-8"))
-    lines = [json.loads(line) for line in (out / "attempts.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines = [json.loads(line) for line in journal_text(out / "attempts.jsonl").splitlines()]
     return outcome.results.to_dict(), lines
 
 

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import ROOT, run_relcheck
+from tests.helpers import ROOT, journal_text, run_relcheck
 from tests.runner.test_resume import _spawn, _wait_for
 
 PIPELINE = ROOT / "evalsets" / "langgraph-agent" / "pipeline.yaml"
@@ -43,7 +43,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert final.returncode == 0, final.stderr
     assert _comparable(run / "results.json") == _comparable(tmp_path / "ref" / "results.json")
     done = Counter()
-    for line in journal.read_text(encoding="utf-8").splitlines():
+    for line in journal_text(journal).splitlines():
         rec = json.loads(line)
         if "unit_done" in rec:
             done[rec["unit_done"]["case"]] += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import ROOT, SIX
+from ..helpers import ROOT, SIX, journal_text
 
 STOP_BOUND_S = 45.0
 FIRST_UNIT_BOUND_S = 90.0
@@ -92,7 +92,7 @@ def test_a_long_run_on_the_in_process_mock_stops(tmp_path, sig):
     run = tmp_path / "run"
     proc = start(["eval", str(SIX), "--trials", "30", "--out", str(run), "--no-progress"], tmp_path)
     interrupt(proc, run, sig)
-    done = [x for x in (run / "attempts.jsonl").read_text().splitlines() if '"unit_done"' in x]
+    done = [x for x in journal_text(run / "attempts.jsonl").splitlines() if '"unit_done"' in x]
     assert 0 < len(done) < 36_000
 
 
@@ -130,7 +130,7 @@ def test_a_blocking_python_callable_does_not_keep_the_process_alive(tmp_path, ca
         tmp_path,
     )
     interrupt(proc, run, sig)
-    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
+    attempts = [json.loads(x) for x in journal_text(run / "attempts.jsonl").splitlines() if '"attempt"' in x]
     if callable_name != "fast_then_block":  # each blocked call ended as a timeout, on time
         assert attempts and all(a["error_kind"] == "timeout" for a in attempts if "unit_done" not in a)
 
@@ -144,7 +144,7 @@ def test_system_exit_in_a_callable_is_an_exception_attempt(tmp_path, callable_na
     out, err = proc.communicate(timeout=STOP_BOUND_S + FIRST_UNIT_BOUND_S)
     assert "Traceback" not in err and "exception was never retrieved" not in err, err
     assert proc.returncode in (0, 1), err  # a judged run (exception is not infrastructure)
-    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines() if '"attempt"' in x]
+    attempts = [json.loads(x) for x in journal_text(run / "attempts.jsonl").splitlines() if '"attempt"' in x]
     assert len(attempts) == 3
     assert all(a["error_kind"] == "exception" and "SystemExit" in a["reason"] for a in attempts)
 

@@ -12,7 +12,7 @@ import pytest
 from reliability_cli.sandbox import MAX_RENDERED, MAX_STR
 from reliability_cli.templating import RenderError, compile_template
 
-from ..helpers import ROOT
+from ..helpers import ROOT, journal_text
 
 CTX = {"vars": {"x": "abcdefghijklmnop" * 100, "n": 7, "w": 10**9}}
 
@@ -122,6 +122,6 @@ def test_eval_records_a_template_error_instead_of_hanging(tmp_path):
         timeout=60,
     )
     assert "Traceback" not in proc.stderr
-    lines = [json.loads(x) for x in (tmp_path / "run" / "attempts.jsonl").read_text().splitlines()]
+    lines = [json.loads(x) for x in journal_text(tmp_path / "run" / "attempts.jsonl").splitlines()]
     attempt = next(x for x in lines if x.get("attempt"))
     assert attempt["error_kind"] == "template" and "100,000-bit" in attempt["reason"]

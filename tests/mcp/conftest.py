@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.helpers import journal_text
+
 pytest.importorskip("mcp")
 
 SERVERS = Path(__file__).resolve().parent / "servers.py"
@@ -71,7 +73,7 @@ def run(pipeline: Path, evalset: Path, out: Path, **options: Any) -> dict[str, A
 
 
 def attempts(run_dir: Path) -> list[dict[str, Any]]:
-    lines = [json.loads(ln) for ln in (run_dir / "attempts.jsonl").read_text().splitlines()[1:]]
+    lines = [json.loads(ln) for ln in journal_text(run_dir / "attempts.jsonl").splitlines()[1:]]
     return [ln for ln in lines if "unit_done" not in ln]
 
 

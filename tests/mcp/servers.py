@@ -2,7 +2,8 @@
 
 ``python servers.py`` serves over stdio; ``python servers.py --http`` serves streamable HTTP
 on 127.0.0.1 (port 0) and prints ``PORT <n>`` once it listens. ``PIDFILE`` in the environment
-names a file the server appends its pid to (so tests can prove no process is left behind).
+names a file the server appends its pid to (so tests can prove no process is left behind);
+``CALLSFILE`` one it appends the name of each tool called to (so tests can count calls).
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ class Order(BaseModel):
     total: float
 
 
+def _called(tool: str) -> None:
+    path = os.environ.get("CALLSFILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{tool}\n")
+
+
 @app.tool()
 def lookup_order(order_id: str) -> Order:
     """Look up an order by id."""
+    _called("lookup_order")
     print(f"lookup_order {order_id}", file=sys.stderr, flush=True)
     if order_id.startswith("missing"):
         raise ToolError(f"no order {order_id}")
@@ -39,6 +48,7 @@ def lookup_order(order_id: str) -> Order:
 @app.tool()
 def issue_refund(order_id: str, amount: float) -> str:
     """Refund part of an order."""
+    _called("issue_refund")
     return f"refunded {amount:.2f} on {order_id}"
 
 

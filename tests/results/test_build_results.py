@@ -14,7 +14,7 @@ from reliability_cli.results import analysis
 from reliability_cli.runner import RunOptions, run_eval
 from reliability_cli.runner.cases import select_cases
 from reliability_cli.runner.run import apply_overrides
-from tests.helpers import SIX
+from tests.helpers import SIX, journal_text
 
 CASES = 150
 
@@ -47,7 +47,7 @@ def rebuild(run_dir: Path, journal: Path | None = None) -> dict:
 
 
 def lines(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()[1:]]
+    return [json.loads(x) for x in journal_text(path).splitlines()[1:]]
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
@@ -95,7 +95,7 @@ def test_tables_agree_with_a_plain_count_of_the_journal(run_dir):
 
 def test_unfinished_units_and_judge_lines_are_not_counted(run_dir, tmp_path):
     journal = tmp_path / "attempts.jsonl"
-    text = (run_dir / "attempts.jsonl").read_text()
+    text = journal_text(run_dir / "attempts.jsonl")
     first = next(r for r in lines(run_dir / "attempts.jsonl") if "unit_done" not in r)
     stray = [
         dict(first, trial=3, outcome="error", error_kind="timeout"),  # a unit that never finished

@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.helpers import run_relcheck
+from tests.helpers import journal_text, run_relcheck
 
 from .helpers import comparable, load
 
@@ -152,7 +152,7 @@ def test_retry_errors_reruns_infrastructure_errors(tmp_path: Path) -> None:
     assert len(after["units"]) == 40
     # the mock's draws are deterministic: rerun units end exactly as before, but they did run again
     assert comparable(after)["units"] == comparable(before)["units"]
-    records = [json.loads(line) for line in (run / "attempts.jsonl").read_text(encoding="utf-8").splitlines()[1:]]
+    records = [json.loads(line) for line in journal_text(run / "attempts.jsonl").splitlines()[1:]]
     done = [r["unit_done"]["case"] for r in records if "unit_done" in r]
     assert len(done) == 40
     # journal order proves the rerun: the errored units were dropped by the compaction and ran

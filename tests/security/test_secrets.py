@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from tests.endpoints.helpers import http_response, raw_server, read_request, write_pipeline
-from tests.helpers import run_relcheck
+from tests.helpers import journal_text, run_relcheck
 
 SECRETS = {
     "OPENAI_API_KEY": "sk-APIKEY-1111aaaa",  # api_key_env
@@ -167,7 +167,7 @@ def test_no_secret_reaches_any_output(tmp_path: Path) -> None:
     assert first.returncode == 1, first.stderr
     results = json.loads((out / "r.json").read_text())
     # The hostile replies really reached the outputs (so the test could fail): each failure path ran.
-    journal = (out / "run" / "attempts.jsonl").read_text()
+    journal = journal_text(out / "run" / "attempts.jsonl")
     assert "not valid JSON" in journal and "HTTP 401" in journal and "http_500" in journal
     assert "tool-call" in journal and "***" in journal
     kinds = {u["case"].split("-")[1]: u for u in results["units"]}

@@ -8,7 +8,9 @@ improvement reads as a gain, never as a negative drop.
 
 from __future__ import annotations
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from collections.abc import Iterator
+
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -16,7 +18,7 @@ from ..results.compare import CompareRow, Comparison, change_text, p_text, row_d
 from ..results.unpaired import UnpairedComparison, UnpairedRow
 from ..safetext import markdown_cell
 from ..textfmt import pct
-from .views import Fitted, indented, safe, signed, table
+from .views import Fitted, indented, paragraphs, safe, signed, table
 
 
 def _run(summary_id: str | None) -> str:
@@ -30,6 +32,9 @@ class CompareView:
         self.c = comparison
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from paragraphs(self._parts())
+
+    def _parts(self) -> Iterator[RenderableType]:
         c = self.c
         yield Text(f"relcheck compare · {safe(c.candidate.pipeline or '?')}", style="bold")
         yield Text(
@@ -159,6 +164,9 @@ class UnpairedView:
         self.c = comparison
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from paragraphs(self._parts())
+
+    def _parts(self) -> Iterator[RenderableType]:
         c = self.c
         b, k = c.baseline, c.candidate
         yield Text(f"relcheck compare --unpaired · {safe(k.pipeline or b.pipeline or '?')}", style="bold")

@@ -6,12 +6,14 @@ wrapped line per step; sentences wrapped, never cut; readable without colour.
 
 from __future__ import annotations
 
-from rich.console import Console, ConsoleOptions, RenderResult
+from collections.abc import Iterator
+
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.text import Text
 
 from ..results.planning import Plan, PlanStep
 from ..textfmt import pct
-from .views import Fitted, indented, safe, signed, table
+from .views import Fitted, indented, paragraphs, safe, signed, table
 
 
 class PlanView:
@@ -21,6 +23,9 @@ class PlanView:
         self.plan = plan
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from paragraphs(self._parts())
+
+    def _parts(self) -> Iterator[RenderableType]:
         p = self.plan
         yield Text(f"relcheck plan · end to end ≥ {pct(p.target, 2)}", style="bold")
         yield Text(f"search {p.method} · at most {p.max_retries} retries per step · {p.units} units")
@@ -53,7 +58,9 @@ class PlanView:
             f"Calls per unit: {p.calls_per_unit_now:.3f} → {p.calls_per_unit_planned:.3f} "
             f"({signed(p.extra_calls_per_unit, 3)}; {signed(p.extra_calls, 0)} over {p.units} units)"
         )
-        yield Text(f"Latency per unit: {signed(p.extra_latency_ms_per_unit, 1)} ms (p50 × extra attempts, before backoff)")
+        yield Text(
+            f"Latency per unit: {signed(p.extra_latency_ms_per_unit, 1)} ms (p50 × extra attempts, before backoff)"
+        )
         if p.extra_cost_usd is not None:
             yield Text(f"Cost: {signed(p.extra_cost_usd, 4)} USD over {p.units} units")
         if p.not_helped:

@@ -76,6 +76,12 @@ class Indented:
             yield out
 
 
+def paragraphs(parts: Iterable[RenderableType]) -> RenderResult:
+    """``parts`` with every :class:`~rich.text.Text` wrapped at words, without trailing spaces."""
+    for part in parts:
+        yield Indented(part, 0) if isinstance(part, Text) else part
+
+
 def indented(text: Text, left: int = 2) -> Indented:
     """``text`` wrapped at the console's width, every line indented by ``left``."""
     return Indented(text, left)

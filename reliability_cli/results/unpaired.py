@@ -146,9 +146,7 @@ def score_test_two_sided(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(2 * norm.sf(abs(z)))
 
 
-def compare_unpaired(
-    base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05
-) -> UnpairedComparison:
+def compare_unpaired(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05) -> UnpairedComparison:
     """Compare ``cand`` with ``base`` step by step (shared step ids) and end to end, unpaired.
 
     Raises:

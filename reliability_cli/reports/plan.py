@@ -28,7 +28,7 @@ class PlanView:
     def _parts(self) -> Iterator[RenderableType]:
         p = self.plan
         yield Text(f"relcheck plan · end to end ≥ {pct(p.target, 2)}", style="bold")
-        yield Text(f"search {p.method} · at most {p.max_retries} retries per step · {p.units} units")
+        yield Text(f"search {p.method} · at most {_retries(p.max_retries)} per step · {p.units} units")
         yield Text("")
         t = table(
             ("step", "left"),
@@ -74,10 +74,14 @@ class PlanView:
         else:
             verdict.append(f"Target {pct(p.target, 2)} is NOT reachable", style="bold red")
             verdict.append(
-                f" with ≤ {p.max_retries} retries per step; the best budget above reaches "
+                f" with ≤ {_retries(p.max_retries)} per step; the best budget above reaches "
                 f"{pct(p.end_to_end_planned, 2)} (exit 1)."
             )
         yield verdict
+
+
+def _retries(n: int) -> str:
+    return f"{n} retr{'y' if n == 1 else 'ies'}"
 
 
 def _cells(s: PlanStep) -> tuple[str, str, str, str, str, str]:

@@ -14,6 +14,7 @@ from io import StringIO
 from rich import box
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
@@ -52,8 +53,15 @@ class Fitted:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         natural = Measurement.get(console, options.update_width(_UNBOUNDED), self.table).maximum
-        if natural <= options.max_width:
-            yield self.table
+        if natural <= options.max_width:  # the table, its cells' padding cut off the end of each line
+            for line in console.render_lines(self.table, options, pad=False):
+                while line and not line[-1].text.rstrip():
+                    line.pop()
+                if line:
+                    last = line[-1]
+                    line[-1] = Segment(last.text.rstrip(), last.style, last.control)
+                yield from line
+                yield Segment.line()
             return
         for line in self.lines:
             yield indented(line)

@@ -54,17 +54,17 @@ class Fitted:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         natural = Measurement.get(console, options.update_width(_UNBOUNDED), self.table).maximum
         if natural <= options.max_width:  # the table, its cells' padding cut off the end of each line
-            for line in console.render_lines(self.table, options, pad=False):
-                while line and not line[-1].text.rstrip():
-                    line.pop()
-                if line:
-                    last = line[-1]
-                    line[-1] = Segment(last.text.rstrip(), last.style, last.control)
-                yield from line
+            for segments in console.render_lines(self.table, options, pad=False):
+                while segments and not segments[-1].text.rstrip():
+                    segments.pop()
+                if segments:
+                    last = segments[-1]
+                    segments[-1] = Segment(last.text.rstrip(), last.style, last.control)
+                yield from segments
                 yield Segment.line()
             return
-        for line in self.lines:
-            yield indented(line)
+        for row in self.lines:
+            yield indented(row)
 
 
 class Indented:

@@ -46,8 +46,7 @@ def compare_command(
 
     from ..errors import ResultsError
     from ..outputs import refuse_overwrites, results_file
-    from ..reports.compare import CompareView, UnpairedView, render_unpaired_markdown
-    from ..reports.markdown import render_compare_markdown
+    from ..reports.compare import CompareView, UnpairedView, render_compare_markdown, render_unpaired_markdown
     from ..results.compare import compare
     from ..results.schema import load as load_results
     from ..results.unpaired import compare_unpaired
@@ -74,7 +73,7 @@ def compare_command(
                 hint="compare runs of the same eval set",
             )
         document, view, regressed = paired.to_dict(), CompareView(paired), paired.regressed
-        md = render_compare_markdown(document) if markdown else ""
+        md = render_compare_markdown(paired) if markdown else ""
     if markdown:
         write_output(markdown, md)
     if json_out:

@@ -257,3 +257,32 @@ def render_unpaired_markdown(c: UnpairedComparison) -> str:
             f"{signed(r.delta * 100, 1)} pts | {_span(r)} | {p_text(r.p_adjusted)} | {r.estimate} |"
         )
     return "\n".join(out) + "\n"
+
+
+def _code(name: str) -> str:
+    """A row name as a Markdown code span (plain, escaped text when it holds a backtick)."""
+    return markdown_cell(name) if "`" in name else f"`{markdown_cell(name, html_escape=False)}`"
+
+
+def render_compare_markdown(c: Comparison) -> str:
+    """``compare --markdown``: the paired rows as a Markdown table, for a PR comment or job summary."""
+    icon = "❌" if c.regressed else "✅"
+    out = [
+        f"## {icon} relcheck compare: {'significant regression' if c.regressed else 'no significant regression'}",
+        "",
+        f"Paired on {c.shared_units} shared units ({c.paired_on}); max_drop {c.max_drop:g}, "
+        f"alpha {c.alpha:g} (Holm over {len(c.rows)} rows).",
+        "",
+        "| row | baseline | candidate | delta | bound of delta | p (adj.) | n | verdict |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in c.rows:
+        base, cand, delta, bound, p, n, _ = _cells(r)
+        if r.drop is None:
+            out.append(f"| {_code(r.name)} | — | — | — | — | — | {n} | n/a |")
+            continue
+        verdict = "❌ regressed" if r.regressed else "ok"
+        out.append(f"| {_code(r.name)} | {base} | {cand} | {delta} pts | {bound} | {p} | {n} | {verdict} |")
+    if c.rows and c.rows[0].drop is not None:
+        out += ["", f"End to end: {change_text(c.rows[0].drop)}."]
+    return "\n".join(out) + "\n\n"

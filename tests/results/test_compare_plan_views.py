@@ -189,3 +189,16 @@ def test_plan_view_says_why_retries_cannot_help(tmp_path: Path) -> None:
     text = plain_text([PlanView(p)], 80)
     assert not p.reachable and "Target 95.00% is NOT reachable with ≤ 3 retries per step" in text.replace("\n", " ")
     assert "Retries cannot help:\n  wrong: retry.on [error] retries none of its failures" in text
+
+
+@pytest.mark.parametrize("name", ["compare_trials", "compare_improved", "compare_unpaired"])
+def test_markdown_says_gain_or_drop_and_never_minus_zero(cli, tmp_path: Path, name: str) -> None:
+    args, code = _args(tmp_path, name)
+    md = tmp_path / "c.md"
+    assert cli(*args, "--markdown", md)[0] == code
+    text = md.read_text()
+    assert not NEGATIVE_ZERO.search(text) and not SIGNED_DROP.search(text)
+    if name == "compare_improved":
+        assert re.search(r"End to end: gain \d+\.\d\d pts\.", text) and "✅ relcheck compare" in text
+    if name == "compare_trials":  # a bound of −0.00000… rounds to +0.00, as in the terminal
+        assert "| `step:extract` | 100.00% | 100.00% | +0.00 pts | ≤ +0.00 |" in text

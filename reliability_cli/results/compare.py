@@ -381,21 +381,21 @@ def _decide(pending: Sequence[_Pending], max_drop: float, alpha: float) -> list[
     it says what the verdict decided: a row regresses when its drop is significantly above
     ``max_drop``.
     """
-    tested = [i for i, r in enumerate(pending) if r.row.p_value is not None]
-    p_values = [float(pending[i].row.p_value or 0.0) for i in tested]
+    tested = [(i, r.row.p_value, r.bound) for i, r in enumerate(pending) if r.row.p_value is not None and r.bound]
+    p_values = [p for _, p, _ in tested]
     adjusted = stats.holm(p_values)
     order = sorted(range(len(tested)), key=lambda j: p_values[j])
     m = len(tested)
     rows = [r.row for r in pending]
     for rank, j in enumerate(order):
-        item = pending[tested[j]]
-        assert item.bound is not None  # every tested row has one
+        i, _, bound = tested[j]
+        item = pending[i]
         level = alpha / (m - rank)
-        rows[tested[j]] = replace(
+        rows[i] = replace(
             item.row,
             p_adjusted=adjusted[j],
             regressed=bool(adjusted[j] < alpha),
-            ci=DeltaBound(low=-1.0, high=min(1.0, item.bound(level)), level=level),
+            ci=DeltaBound(low=-1.0, high=min(1.0, bound(level)), level=level),
             detectable_drop=stats.detectable_drop(item.row.n_shared, item.spread, max_drop, alpha / m),
         )
     return rows

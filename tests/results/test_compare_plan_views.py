@@ -64,7 +64,23 @@ def test_json_output_is_unchanged_by_the_typed_results(cli, tmp_path: Path, name
     doc = json.loads(out)  # stdout holds the JSON alone
     assert exit_code == code
     assert _key_order(doc) == _key_order(golden)
-    assert doc == golden
+    _assert_same(doc, golden)
+
+
+def _assert_same(value: object, golden: object, where: str = "") -> None:
+    """Equal, floats to 1e-12 (the same arithmetic; only a platform's last bits may differ)."""
+    if isinstance(golden, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+        assert value == pytest.approx(golden, rel=1e-12, abs=1e-15), where
+    elif isinstance(golden, dict):
+        assert isinstance(value, dict) and value.keys() == golden.keys(), where
+        for k in golden:
+            _assert_same(value[k], golden[k], f"{where}.{k}")
+    elif isinstance(golden, list):
+        assert isinstance(value, list) and len(value) == len(golden), where
+        for i, (v, g) in enumerate(zip(value, golden)):
+            _assert_same(v, g, f"{where}[{i}]")
+    else:
+        assert type(value) is type(golden) and value == golden, where
 
 
 def _lines(out: str) -> list[str]:

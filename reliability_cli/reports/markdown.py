@@ -176,29 +176,3 @@ def _failures(results: Mapping[str, Any], show: int) -> list[str]:
         "</details>",
         "",
     ]
-
-
-def render_compare_markdown(doc: Mapping[str, Any]) -> str:
-    """A ``relcheck compare`` document as Markdown."""
-    icon = "❌" if doc["regressed"] else "✅"
-    out = [
-        f"## {icon} relcheck compare: {'significant regression' if doc['regressed'] else 'no significant regression'}",
-        "",
-        f"Paired on {doc['shared_units']} shared units ({doc['paired_on']}); max_drop {doc['max_drop']:g}, "
-        f"alpha {doc['alpha']:g} (Holm over {len(doc['rows'])} rows).",
-        "",
-        "| row | baseline | candidate | delta | CI of delta | p (adj.) | n | verdict |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in doc["rows"]:
-        if r["n_shared"] == 0:
-            out.append(f"| `{_cell(r['name'])}` | — | — | — | — | — | 0 | n/a |")
-            continue
-        ci = r["ci"]
-        p = r["p_adjusted"]
-        out.append(
-            f"| `{_cell(r['name'])}` | {_pct(r['base_rate'], 2)} | {_pct(r['cand_rate'], 2)} | "
-            f"{r['delta'] * 100:+.2f} pts | {ci['low'] * 100:+.2f}…{ci['high'] * 100:+.2f} | "
-            f"{p:.3g} | {r['n_shared']} | {'❌ regressed' if r['regressed'] else 'ok'} |"
-        )
-    return "\n".join(out) + "\n\n"

@@ -24,8 +24,9 @@ stopped at a row with a smaller p, which is not rejected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from .. import stats
 from ..errors import ResultsError
@@ -36,14 +37,127 @@ SCHEMA = "relcheck.compare/v1"
 E2E = "end_to_end"
 
 
-def compare(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunSummary:
+    """One side of a comparison: which run, how many units, its end-to-end rate."""
+
+    pipeline: str | None
+    id: str | None
+    trials: int
+    units: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class DeltaBound:
+    """The one-sided bound of ``delta`` at the level Holm tests the row at (``low`` is −1)."""
+
+    low: float
+    high: float
+    level: float
+    sided: Literal["upper"] = "upper"
+
+
+@dataclass(frozen=True)
+class Discordant:
+    """One trial per case: units that passed in one run only."""
+
+    base_only_passed: int
+    cand_only_passed: int
+
+
+@dataclass(frozen=True)
+class CompareRow:
+    """One row: end to end, or one step both runs have.
+
+    ``delta`` is candidate − baseline, ``drop`` its negation (both ``None`` when no shared
+    unit reached the row); ``regressed`` when the drop is significantly above ``max_drop``.
+    """
+
+    name: str
+    step: str | None
+    test: str
+    base_rate: float | None = None
+    cand_rate: float | None = None
+    delta: float | None = None
+    drop: float | None = None
+    ci: DeltaBound | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    n_shared: int = 0
+    n_units: int = 0
+    regressed: bool = False
+    detectable_drop: float | None = None
+    discordant: Discordant | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as ``relcheck.compare/v1`` writes it (``discordant`` only when counted)."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "step": self.step,
+            "base_rate": self.base_rate,
+            "cand_rate": self.cand_rate,
+            "delta": self.delta,
+            "drop": self.drop,
+            "ci": None if self.ci is None else vars(self.ci).copy(),
+            "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted,
+            "test": self.test,
+            "n_shared": self.n_shared,
+            "n_units": self.n_units,
+            "regressed": self.regressed,
+            "detectable_drop": self.detectable_drop,
+        }
+        if self.discordant is not None:
+            out["discordant"] = vars(self.discordant).copy()
+        return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What ``relcheck compare`` computes: the paired rows and what was (not) shared."""
+
+    baseline: RunSummary
+    candidate: RunSummary
+    paired_on: Literal["units", "cases"]
+    shared_units: int
+    baseline_only_units: int
+    candidate_only_units: int
+    steps_not_compared: tuple[str, ...]
+    max_drop: float
+    alpha: float
+    rows: tuple[CompareRow, ...] = field(default_factory=tuple)
+
+    @property
+    def regressed(self) -> bool:
+        """Whether some row regressed: the exit code of ``compare``."""
+        return any(r.regressed for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``relcheck.compare/v1`` document (``compare --json``)."""
+        return {
+            "schema": SCHEMA,
+            "baseline": vars(self.baseline).copy(),
+            "candidate": vars(self.candidate).copy(),
+            "paired_on": self.paired_on,
+            "shared_units": self.shared_units,
+            "baseline_only_units": self.baseline_only_units,
+            "candidate_only_units": self.candidate_only_units,
+            "steps_not_compared": list(self.steps_not_compared),
+            "max_drop": self.max_drop,
+            "alpha": self.alpha,
+            "rows": [r.to_dict() for r in self.rows],
+            "regressed": self.regressed,
+        }
+
+
+def compare(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05) -> Comparison:
     """Compare ``cand`` with ``base`` on their shared units.
 
     Returns:
-        ``{"rows": [{name, step, base_rate, cand_rate, delta, drop, ci, p_value, p_adjusted,
-        test, n_shared, regressed, …}], "regressed": bool, …}``; ``delta`` is candidate −
-        baseline, ``drop`` its negation; ``ci`` is the two-sided ``1 − alpha`` interval of
-        ``delta``.
+        The :class:`Comparison`: a row end to end and one per step both runs have, each
+        with both rates, ``delta`` (candidate − baseline), the one-sided bound of ``delta``
+        at its Holm level, the p-values and the verdict.
 
     Raises:
         ResultsError: a results document whose units cannot be read.
@@ -53,37 +167,38 @@ def compare(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 
     common = [s for s in cand_steps if s in base_steps]
     joined = bt.merge(ct, on=["case", "trial"], how="inner", suffixes=("_b", "_c"))
     clustered = _max_trial(bt) > 1 or _max_trial(ct) > 1
-    rows: list[dict[str, Any]] = []
+    pending: list[_Pending] = []
     if len(joined):
         everyone = joined["passed_b"] | True
-        rows.append(
+        pending.append(
             _row(E2E, None, joined, joined["passed_b"], joined["passed_c"], everyone, everyone, clustered, max_drop)
         )
         for step in common:
             ib, ic = base_steps.index(step), cand_steps.index(step)
             fb, fc = joined["fail_idx_b"], joined["fail_idx_c"]
-            rows.append(_row(f"step:{step}", step, joined, fb > ib, fc > ic, fb >= ib, fc >= ic, clustered, max_drop))
-    _decide(rows, max_drop, alpha)
-    return {
-        "schema": SCHEMA,
-        "baseline": _describe(base, len(bt)),
-        "candidate": _describe(cand, len(ct)),
-        "paired_on": "cases" if clustered else "units",
-        "shared_units": int(len(joined)),
-        "baseline_only_units": int(len(bt) - len(joined)),
-        "candidate_only_units": int(len(ct) - len(joined)),
-        "steps_not_compared": [s for s in base_steps if s not in common] + [s for s in cand_steps if s not in common],
-        "max_drop": max_drop,
-        "alpha": alpha,
-        "rows": rows,
-        "regressed": any(r["regressed"] for r in rows),
-    }
+            pending.append(
+                _row(f"step:{step}", step, joined, fb > ib, fc > ic, fb >= ib, fc >= ic, clustered, max_drop)
+            )
+    return Comparison(
+        baseline=_describe(base, len(bt)),
+        candidate=_describe(cand, len(ct)),
+        paired_on="cases" if clustered else "units",
+        shared_units=int(len(joined)),
+        baseline_only_units=int(len(bt) - len(joined)),
+        candidate_only_units=int(len(ct) - len(joined)),
+        steps_not_compared=tuple(
+            [s for s in base_steps if s not in common] + [s for s in cand_steps if s not in common]
+        ),
+        max_drop=max_drop,
+        alpha=alpha,
+        rows=tuple(_decide(pending, max_drop, alpha)),
+    )
 
 
 def baseline_gates(baseline: Results, results: Results, max_drop: float, alpha: float) -> list[GateRow]:
     """The baseline gate rows of ``results``: one per step and one end to end."""
     doc = compare(baseline, results, max_drop, alpha)
-    if doc["shared_units"] == 0:
+    if doc.shared_units == 0:
         return [
             GateRow(
                 name="baseline",
@@ -97,45 +212,56 @@ def baseline_gates(baseline: Results, results: Results, max_drop: float, alpha: 
         ]
     return [
         GateRow(
-            name=f"baseline:{r['name']}",
+            name=f"baseline:{r.name}",
             threshold=max_drop,
-            observed=r["drop"],
+            observed=r.drop,
             bound=None,
-            passed=not r["regressed"],
+            passed=not r.regressed,
             detail=row_detail(r, max_drop, alpha),
-            p_value=r["p_value"],
-            p_adjusted=r["p_adjusted"],
-            n_shared=r["n_shared"],
-            base_rate=r["base_rate"],
-            cand_rate=r["cand_rate"],
-            detectable_drop=r["detectable_drop"],
+            p_value=r.p_value,
+            p_adjusted=r.p_adjusted,
+            n_shared=r.n_shared,
+            base_rate=r.base_rate,
+            cand_rate=r.cand_rate,
+            detectable_drop=r.detectable_drop,
         )
-        for r in doc["rows"]
+        for r in doc.rows
     ]
 
 
-def row_detail(r: Mapping[str, Any], max_drop: float, alpha: float) -> str:
-    """One line: the drop, the two rates, the test and the verdict."""
-    if r["n_shared"] == 0:
+def change_text(drop: float, digits: int = 2) -> str:
+    """A drop in rate in words, so that an improvement never reads as a drop.
+
+    ``0.0233`` → ``drop 2.33 pts``; ``-0.0027`` → ``gain 0.27 pts``; a change that rounds
+    to zero at ``digits`` → ``no change (0.00 pts)``.
+    """
+    points = round(abs(drop) * 100, digits)
+    if points == 0:
+        return f"no change ({0:.{digits}f} pts)"
+    return f"{'drop' if drop > 0 else 'gain'} {points:.{digits}f} pts"
+
+
+def row_detail(r: CompareRow, max_drop: float, alpha: float) -> str:
+    """One sentence: the change, the two rates, the test and the verdict."""
+    if r.n_shared == 0 or r.drop is None or r.base_rate is None or r.cand_rate is None:
         return "no shared unit reached this step in both runs"
-    unit = "cases" if r["test"] == "sign-flip" else "units"
-    p = r["p_adjusted"]
-    change = "drop" if r["drop"] >= 0 else "gain"
+    unit = "cases" if r.test == "sign-flip" else "units"
     head = (
-        f"{change} {abs(r['drop']) * 100:.2f} pts ({r['base_rate']:.4f} → {r['cand_rate']:.4f} on "
-        f"{r['n_shared']} shared {unit}); {r['test']} p={_p(p)} (H0: drop ≤ {max_drop:g})"
+        f"{change_text(r.drop)} ({r.base_rate:.4f} → {r.cand_rate:.4f} on "
+        f"{r.n_shared} shared {unit}); {r.test} p={p_text(r.p_adjusted)} (H0: drop ≤ {max_drop:g})"
     )
     power = (
         ""
-        if r["detectable_drop"] is None
-        else f"; with {r['n_shared']} paired {unit} this gate detects drops ≥ {r['detectable_drop'] * 100:.1f} pts"
+        if r.detectable_drop is None
+        else f"; with {r.n_shared} paired {unit} this gate detects drops ≥ {r.detectable_drop * 100:.1f} pts"
     )
-    if r.get("regressed"):
+    if r.regressed:
         return f"{head} < {alpha:g}: drop significantly above max_drop {max_drop:g}, a regression{power}"
     return f"{head}: not a significant drop beyond max_drop{power}"
 
 
-def _p(p: float | None) -> str:
+def p_text(p: float | None) -> str:
+    """A p-value for people: ``0.042``, ``0.00084``, ``7.7e-38``; ``—`` when there is none."""
     if p is None:
         return "—"
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
@@ -161,87 +287,84 @@ def _max_trial(table: Any) -> int:
     return int(table["trial"].max()) if len(table) else 1
 
 
-def _describe(doc: Results, units: int) -> dict[str, Any]:
-    return {
-        "pipeline": doc.run.pipeline,
-        "id": doc.run.id,
-        "trials": doc.run.trials,
-        "units": units,
-        "rate": doc.end_to_end.rate,
-    }
+def _describe(doc: Results, units: int) -> RunSummary:
+    return RunSummary(
+        pipeline=doc.run.pipeline, id=doc.run.id, trials=doc.run.trials, units=units, rate=doc.end_to_end.rate
+    )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A row before Holm: its own p-value, and what its bound and power need."""
+
+    row: CompareRow
+    bound: Callable[[float], float] | None = None  # the one-sided bound of delta at a level
+    spread: float = 0.0
 
 
 def _row(
     name: str, step: str | None, joined: Any, pb: Any, pc: Any, rb: Any, rc: Any, clustered: bool, margin: float
-) -> dict[str, Any]:
+) -> _Pending:
     """One row; ``pb``/``pc`` passed and ``rb``/``rc`` reached, per shared unit, in each run.
 
     One trial: units that reached the step in both runs, paired. K trials: per case, the
     share of its trials that passed among those that reached the step, in each run; a case
     counts when both runs reached the step in at least one of its trials.
     """
-    row: dict[str, Any] = {
-        "name": name,
-        "step": step,
-        "base_rate": None,
-        "cand_rate": None,
-        "delta": None,
-        "drop": None,
-        "ci": None,
-        "p_value": None,
-        "p_adjusted": None,
-        "test": _test_name(clustered, margin),
-        "n_shared": 0,
-        "n_units": 0,
-        "regressed": False,
-        "detectable_drop": None,
-    }
+    empty = CompareRow(name=name, step=step, test=_test_name(clustered, margin))
+    discordant = None
+    bound: Callable[[float], float]
     if clustered:
         frame = joined[["case"]].assign(
             pb=(pb & rb).to_numpy(), rb=rb.to_numpy(), pc=(pc & rc).to_numpy(), rc=rc.to_numpy()
         )
         sums = frame.groupby("case", sort=False).sum()
         sums = sums[(sums["rb"] > 0) & (sums["rc"] > 0)]
-        row["n_units"] = int(sums["rb"].sum() + sums["rc"].sum()) // 2
+        n_units = int(sums["rb"].sum() + sums["rc"].sum()) // 2
         if len(sums) == 0:
-            return row
+            return _Pending(replace(empty, n_units=n_units))
         shares = sums.assign(b=sums["pb"] / sums["rb"], c=sums["pc"] / sums["rc"])
         diffs = (shares["b"] - shares["c"]).tolist()
-        m = len(diffs)
+        n_shared = len(diffs)
         base_rate, cand_rate = float(shares["b"].mean()), float(shares["c"].mean())
-        drop = sum(diffs) / m
+        drop = sum(diffs) / n_shared
         p = stats.paired_shares_test_one_sided(diffs, margin)
-        spread = sum(d * d for d in diffs) / m
-        row.update(n_shared=m, _bound=lambda level: -stats.t_interval(diffs, 1 - 2 * level)[0])
+        spread = sum(d * d for d in diffs) / n_shared
+
+        def bound(level: float) -> float:
+            return -stats.t_interval(diffs, 1 - 2 * level)[0]
+
     else:
         both_reached = (rb & rc).to_numpy(dtype=bool)
         b_arr, c_arr = pb.to_numpy(dtype=bool)[both_reached], pc.to_numpy(dtype=bool)[both_reached]
-        n = len(b_arr)
-        row["n_units"] = n
-        if n == 0:
-            return row
+        n_shared = n_units = len(b_arr)
+        if n_shared == 0:
+            return _Pending(empty)
         both = int((b_arr & c_arr).sum())
         b = int((b_arr & ~c_arr).sum())
         c = int((~b_arr & c_arr).sum())
-        neither = n - both - b - c
-        base_rate, cand_rate = (both + b) / n, (both + c) / n
-        drop = (b - c) / n
-        p = stats.mcnemar_exact_one_sided(b, c) if margin == 0 else stats.tango_paired_test(b, c, n, margin)
-        spread = (b + c) / n
-        row.update(
-            n_shared=n,
-            discordant={"base_only_passed": b, "cand_only_passed": c},
-            _bound=lambda level: stats.newcombe_paired_difference(both, b, c, neither, 1 - 2 * level)[1],
-        )
-    row.update(
+        neither = n_shared - both - b - c
+        base_rate, cand_rate = (both + b) / n_shared, (both + c) / n_shared
+        drop = (b - c) / n_shared
+        p = stats.mcnemar_exact_one_sided(b, c) if margin == 0 else stats.tango_paired_test(b, c, n_shared, margin)
+        spread = (b + c) / n_shared
+        discordant = Discordant(base_only_passed=b, cand_only_passed=c)
+
+        def bound(level: float) -> float:
+            return stats.newcombe_paired_difference(both, b, c, neither, 1 - 2 * level)[1]
+
+    row = replace(
+        empty,
         base_rate=base_rate,
         cand_rate=cand_rate,
         delta=cand_rate - base_rate,
         drop=drop,
         p_value=float(p),
-        _spread=spread,
+        n_shared=n_shared,
+        n_units=n_units,
+        discordant=discordant,
     )
-    return row
+    return _Pending(row, bound, spread)
 
 
 def _test_name(clustered: bool, margin: float) -> str:
@@ -250,7 +373,7 @@ def _test_name(clustered: bool, margin: float) -> str:
     return "mcnemar-exact" if margin == 0 else "tango-score"
 
 
-def _decide(rows: Sequence[dict[str, Any]], max_drop: float, alpha: float) -> None:
+def _decide(pending: Sequence[_Pending], max_drop: float, alpha: float) -> list[CompareRow]:
     """Holm over the rows: adjusted p-values, verdicts, and each row's one-sided bound.
 
     Holm tests the row of rank j (0-based, by p) at ``alpha / (m − j)``. The interval a row
@@ -258,15 +381,21 @@ def _decide(rows: Sequence[dict[str, Any]], max_drop: float, alpha: float) -> No
     it says what the verdict decided: a row regresses when its drop is significantly above
     ``max_drop``.
     """
-    tested = [r for r in rows if r["p_value"] is not None]
-    adjusted = stats.holm([r["p_value"] for r in tested])
-    order = sorted(range(len(tested)), key=lambda i: tested[i]["p_value"])
+    tested = [(i, r.row.p_value, r.bound) for i, r in enumerate(pending) if r.row.p_value is not None and r.bound]
+    p_values = [p for _, p, _ in tested]
+    adjusted = stats.holm(p_values)
+    order = sorted(range(len(tested)), key=lambda j: p_values[j])
     m = len(tested)
-    for rank, i in enumerate(order):
-        r = tested[i]
+    rows = [r.row for r in pending]
+    for rank, j in enumerate(order):
+        i, _, bound = tested[j]
+        item = pending[i]
         level = alpha / (m - rank)
-        r["p_adjusted"] = adjusted[i]
-        r["regressed"] = bool(adjusted[i] < alpha)
-        bound = r.pop("_bound")(level)  # one-sided bound of delta at the row's Holm level
-        r["ci"] = {"low": -1.0, "high": min(1.0, bound), "level": level, "sided": "upper"}
-        r["detectable_drop"] = stats.detectable_drop(r["n_shared"], r.pop("_spread"), max_drop, alpha / m)
+        rows[i] = replace(
+            item.row,
+            p_adjusted=adjusted[j],
+            regressed=bool(adjusted[j] < alpha),
+            ci=DeltaBound(low=-1.0, high=min(1.0, bound(level)), level=level),
+            detectable_drop=stats.detectable_drop(item.row.n_shared, item.spread, max_drop, alpha / m),
+        )
+    return rows

@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from ..records import is_retryable_error
 from ..stats import chain_rate
@@ -179,7 +179,65 @@ def _evaluate(models: Sequence[StepModel], budget: Sequence[int]) -> tuple[float
     return alive, calls, reach
 
 
-def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of a plan: today's retries and rate, the planned ones, and what they cost."""
+
+    step: str
+    retries_now: int
+    retries: int
+    max_attempts: int
+    first_try_rate: float
+    rate_now: float
+    rate_planned: float
+    model: str  # "measured" or "independent"
+    per_retry_recovery: float
+    retryable: float
+    expected_attempts: float
+    reach: float
+    extra_calls_per_unit: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``relcheck plan`` computes: the budget, its projected rate and its cost.
+
+    When the target is out of reach, the budget is the best one within ``max_retries`` and
+    ``reachable`` is false; ``blocking_steps`` are those retries cannot lift, and
+    ``not_helped`` says why for each.
+    """
+
+    target: float
+    reachable: bool
+    method: Literal["exhaustive", "greedy", "none"]
+    max_retries: int
+    steps: tuple[PlanStep, ...]
+    end_to_end_measured: float | None
+    end_to_end_now: float | None
+    end_to_end_planned: float | None
+    calls_per_unit_now: float
+    calls_per_unit_planned: float
+    extra_calls_per_unit: float
+    units: int
+    extra_calls: float
+    extra_latency_ms_per_unit: float
+    extra_cost_usd: float | None
+    blocking_steps: tuple[str, ...]
+    not_helped: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as ``relcheck plan --json`` writes it."""
+        out = dict(vars(self))
+        out["steps"] = [s.to_dict() for s in self.steps]
+        out["blocking_steps"] = list(self.blocking_steps)
+        out["not_helped"] = list(self.not_helped)
+        return out
+
+
+def plan(results: Results, target: float, max_retries: int = 3) -> Plan:
     """The per-step retry budget that reaches ``target`` end to end with the fewest expected calls.
 
     Args:
@@ -188,11 +246,8 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
         max_retries: the most retries considered on any one step.
 
     Returns:
-        ``{"reachable", "target", "steps": [{step, retries_now, retries, rate_now, rate_planned,
-        model, …}], "end_to_end_now", "end_to_end_planned", "calls_per_unit_now",
-        "calls_per_unit_planned", "extra_calls_per_unit", "extra_calls", "extra_latency_ms_per_unit",
-        "extra_cost_usd", …}``. When the target is out of reach, the budget is the best one
-        within ``max_retries`` and ``reachable`` is false.
+        The :class:`Plan`: per step the retries now and planned, both rates and the model;
+        end to end now and planned; the extra calls, latency and USD.
     """
     models = step_models(results)
     units = results.end_to_end.total
@@ -201,14 +256,15 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
     measured_e2e = results.end_to_end.rate
     grid = (max_retries + 1) ** len(models)
     if not models:
-        best, method = [], "none"
+        best: list[int] = []
+        method: Literal["exhaustive", "greedy", "none"] = "none"
     elif grid <= EXHAUSTIVE_LIMIT:
         best, method = _exhaustive(models, target, max_retries), "exhaustive"
     else:
         best, method = _greedy(models, target, max_retries), "greedy"
     e2e, calls, reach = _evaluate(models, best)
     reachable = e2e >= target - 1e-12
-    rows = []
+    rows: list[PlanStep] = []
     extra_ms = 0.0
     extra_usd: float | None = 0.0
     for m, r, pr, pr_now, r_now in zip(models, best, reach, reach_now, now):
@@ -218,44 +274,43 @@ def plan(results: Results, target: float, max_retries: int = 3) -> dict[str, Any
         if m.usd_per_attempt is not None and extra_usd is not None:
             extra_usd += delta_attempts * m.usd_per_attempt * units
         rows.append(
-            {
-                "step": m.id,
-                "retries_now": r_now,
-                "retries": r,
-                "max_attempts": r + 1,
-                "first_try_rate": m.first_try_rate,
-                "rate_now": m.rate_now,
-                "rate_planned": m.rate(r),
-                "model": m.model,
-                "per_retry_recovery": m.per_retry_recovery,
-                "retryable": m.retryable,
-                "expected_attempts": m.expected_attempts(r),
-                "reach": pr,
-                "extra_calls_per_unit": delta_attempts,
-            }
+            PlanStep(
+                step=m.id,
+                retries_now=r_now,
+                retries=r,
+                max_attempts=r + 1,
+                first_try_rate=m.first_try_rate,
+                rate_now=m.rate_now,
+                rate_planned=m.rate(r),
+                model=m.model,
+                per_retry_recovery=m.per_retry_recovery,
+                retryable=m.retryable,
+                expected_attempts=m.expected_attempts(r),
+                reach=pr,
+                extra_calls_per_unit=delta_attempts,
+            )
         )
     priced = any(m.usd_per_attempt is not None for m in models)
-    return {
-        "target": target,
-        "reachable": reachable,
-        "method": method,
-        "max_retries": max_retries,
-        "steps": rows,
-        "end_to_end_measured": measured_e2e,
-        "end_to_end_now": e2e_now if models else None,
-        "end_to_end_planned": e2e if models else None,
-        "calls_per_unit_now": calls_now,
-        "calls_per_unit_planned": calls,
-        "extra_calls_per_unit": calls - calls_now,
-        "units": units,
-        "extra_calls": (calls - calls_now) * units,
-        "extra_latency_ms_per_unit": extra_ms,
-        "extra_cost_usd": (extra_usd if priced else None),
-        "blocking_steps": [m.id for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries],
-        "not_helped": [
-            why_not_helped(m, results.step(m.id)) for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries
-        ],
-    }
+    blocking = [m for m in models if m.rate(max_retries) < 1 and not m.helped_by_retries]
+    return Plan(
+        target=target,
+        reachable=reachable,
+        method=method,
+        max_retries=max_retries,
+        steps=tuple(rows),
+        end_to_end_measured=measured_e2e,
+        end_to_end_now=e2e_now if models else None,
+        end_to_end_planned=e2e if models else None,
+        calls_per_unit_now=calls_now,
+        calls_per_unit_planned=calls,
+        extra_calls_per_unit=calls - calls_now,
+        units=units,
+        extra_calls=(calls - calls_now) * units,
+        extra_latency_ms_per_unit=extra_ms,
+        extra_cost_usd=(extra_usd if priced else None),
+        blocking_steps=tuple(m.id for m in blocking),
+        not_helped=tuple(why_not_helped(m, results.step(m.id)) for m in blocking),
+    )
 
 
 def _exhaustive(models: Sequence[StepModel], target: float, max_retries: int) -> list[int]:

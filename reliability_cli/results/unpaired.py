@@ -19,14 +19,102 @@ candidate's drop exceeds ``max_drop`` and is significant: the exit code of ``com
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from .. import stats
 from ..errors import ResultsError
+from .schema import Results
 
 SCHEMA = "relcheck.compare-unpaired/v1"
 E2E = "end_to_end"
+#: how the baseline's rate stands to the candidate's, significantly or not
+Estimate = Literal["over", "under", "agrees"]
+
+
+@dataclass(frozen=True)
+class UnpairedSummary:
+    """One side of an unpaired comparison: which run, where it came from, its units and rate."""
+
+    pipeline: str | None
+    id: str | None
+    source: str
+    units: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class DifferenceInterval:
+    """Newcombe's two-sided interval of ``delta`` at ``1 − alpha``."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class UnpairedRow:
+    """One row: end to end, or a step both runs have; rates are ``passed / reached``.
+
+    ``delta`` is candidate − baseline and ``drop`` its negation (``None`` when a run never
+    reached the row); ``estimate`` says whether the baseline over- or underestimates the
+    candidate significantly; ``regressed`` when the candidate is significantly lower by
+    more than ``max_drop``.
+    """
+
+    name: str
+    step: str | None
+    base_passed: int
+    base_n: int
+    cand_passed: int
+    cand_n: int
+    base_rate: float | None = None
+    cand_rate: float | None = None
+    delta: float | None = None
+    drop: float | None = None
+    ci: DifferenceInterval | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    test: str = "score-z"
+    interval: str = "newcombe-hybrid-score"
+    significant: bool = False
+    estimate: Estimate | None = None
+    regressed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(vars(self))
+        out["ci"] = None if self.ci is None else vars(self.ci).copy()
+        return out
+
+
+@dataclass(frozen=True)
+class UnpairedComparison:
+    """What ``relcheck compare --unpaired`` computes."""
+
+    alpha: float
+    max_drop: float
+    baseline: UnpairedSummary
+    candidate: UnpairedSummary
+    rows: tuple[UnpairedRow, ...]
+    steps_not_compared: tuple[str, ...]
+
+    @property
+    def regressed(self) -> bool:
+        """Whether some row regressed: the exit code of ``compare --unpaired``."""
+        return any(r.regressed for r in self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``relcheck.compare-unpaired/v1`` document (``compare --unpaired --json``)."""
+        return {
+            "schema": SCHEMA,
+            "paired": False,
+            "alpha": self.alpha,
+            "max_drop": self.max_drop,
+            "baseline": vars(self.baseline).copy(),
+            "candidate": vars(self.candidate).copy(),
+            "rows": [r.to_dict() for r in self.rows],
+            "steps_not_compared": list(self.steps_not_compared),
+            "regressed": self.regressed,
+        }
 
 
 def newcombe_unpaired(x1: int, n1: int, x2: int, n2: int, confidence: float) -> tuple[float, float]:
@@ -58,131 +146,79 @@ def score_test_two_sided(x1: int, n1: int, x2: int, n2: int) -> float:
     return float(2 * norm.sf(abs(z)))
 
 
-def compare_unpaired(
-    base: Mapping[str, Any], cand: Mapping[str, Any], max_drop: float = 0.0, alpha: float = 0.05
-) -> dict[str, Any]:
+def compare_unpaired(base: Results, cand: Results, max_drop: float = 0.0, alpha: float = 0.05) -> UnpairedComparison:
     """Compare ``cand`` with ``base`` step by step (shared step ids) and end to end, unpaired.
 
     Raises:
         ResultsError: a run with repeated trials (its units are not independent samples).
     """
     for which, doc in (("baseline", base), ("candidate", cand)):
-        if (doc.get("run") or {}).get("trials", 1) > 1:
+        if doc.run.trials > 1:
             raise ResultsError(
-                f"{which} has {doc['run']['trials']} trials per case: its units are not "
+                f"{which} has {doc.run.trials} trials per case: its units are not "
                 "independent samples, and --unpaired compares independent proportions",
                 hint="compare a run with one trial per case",
             )
-    base_steps = {s["id"]: s for s in base["steps"]}
-    cand_steps = {s["id"]: s for s in cand["steps"]}
+    base_steps = {s.id: s for s in base.steps}
+    cand_steps = {s.id: s for s in cand.steps}
     common = [s for s in base_steps if s in cand_steps]
-    be, ce = base["end_to_end"], cand["end_to_end"]
-    rows = [_row(E2E, None, be["passed"], be["total"], ce["passed"], ce["total"], alpha)]
+    be, ce = base.end_to_end, cand.end_to_end
+    rows = [_row(E2E, None, be.passed, be.total, ce.passed, ce.total, alpha)]
     for sid in common:
         b, c = base_steps[sid], cand_steps[sid]
-        rows.append(_row(f"step:{sid}", sid, b["passed"], b["reached"], c["passed"], c["reached"], alpha))
-    tested = sorted((r for r in rows if r["p_value"] is not None), key=lambda r: r["p_value"])
+        rows.append(_row(f"step:{sid}", sid, b.passed, b.reached, c.passed, c.reached, alpha))
+    tested = sorted((i for i, r in enumerate(rows) if r.p_value is not None), key=lambda i: rows[i].p_value or 0.0)
     running = 0.0
-    for i, r in enumerate(tested):  # Holm's step-down adjustment
-        running = max(running, min(1.0, (len(tested) - i) * r["p_value"]))
-        r["p_adjusted"] = running
-    for r in rows:
-        significant = r["p_adjusted"] is not None and r["p_adjusted"] < alpha
-        r["significant"] = significant
-        r["estimate"] = (
-            None
-            if r["p_value"] is None
-            else ("agrees" if not significant else "over" if r["base_rate"] > r["cand_rate"] else "under")
-        )
-        r["regressed"] = bool(significant and r["drop"] is not None and r["drop"] > max_drop)
-    return {
-        "schema": SCHEMA,
-        "paired": False,
-        "alpha": alpha,
-        "max_drop": max_drop,
-        "baseline": _describe(base),
-        "candidate": _describe(cand),
-        "rows": rows,
-        "steps_not_compared": [s for s in base_steps if s not in cand_steps]
-        + [s for s in cand_steps if s not in base_steps],
-        "regressed": any(r["regressed"] for r in rows),
-    }
+    for rank, i in enumerate(tested):  # Holm's step-down adjustment
+        running = max(running, min(1.0, (len(tested) - rank) * (rows[i].p_value or 0.0)))
+        rows[i] = replace(rows[i], p_adjusted=running)
+    return UnpairedComparison(
+        alpha=alpha,
+        max_drop=max_drop,
+        baseline=_describe(base),
+        candidate=_describe(cand),
+        rows=tuple(_verdict(r, alpha, max_drop) for r in rows),
+        steps_not_compared=tuple(
+            [s for s in base_steps if s not in cand_steps] + [s for s in cand_steps if s not in base_steps]
+        ),
+    )
 
 
-def _row(name: str, step: str | None, x1: int, n1: int, x2: int, n2: int, alpha: float) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "name": name,
-        "step": step,
-        "base_passed": x1,
-        "base_n": n1,
-        "cand_passed": x2,
-        "cand_n": n2,
-        "base_rate": None,
-        "cand_rate": None,
-        "delta": None,
-        "drop": None,
-        "ci": None,
-        "p_value": None,
-        "p_adjusted": None,
-        "test": "score-z",
-        "interval": "newcombe-hybrid-score",
-    }
+def _verdict(r: UnpairedRow, alpha: float, max_drop: float) -> UnpairedRow:
+    significant = r.p_adjusted is not None and r.p_adjusted < alpha
+    estimate: Estimate | None = None
+    if r.p_value is not None and r.base_rate is not None and r.cand_rate is not None:
+        estimate = "agrees" if not significant else "over" if r.base_rate > r.cand_rate else "under"
+    return replace(
+        r,
+        significant=significant,
+        estimate=estimate,
+        regressed=bool(significant and r.drop is not None and r.drop > max_drop),
+    )
+
+
+def _row(name: str, step: str | None, x1: int, n1: int, x2: int, n2: int, alpha: float) -> UnpairedRow:
+    row = UnpairedRow(name=name, step=step, base_passed=x1, base_n=n1, cand_passed=x2, cand_n=n2)
     if n1 == 0 or n2 == 0:
         return row
     p1, p2 = x1 / n1, x2 / n2
     lo, hi = newcombe_unpaired(x1, n1, x2, n2, 1 - alpha)
-    row.update(
+    return replace(
+        row,
         base_rate=p1,
         cand_rate=p2,
         delta=p2 - p1,
         drop=p1 - p2,
-        ci={"low": lo, "high": hi},
+        ci=DifferenceInterval(low=lo, high=hi),
         p_value=score_test_two_sided(x1, n1, x2, n2),
     )
-    return row
 
 
-def _describe(doc: Mapping[str, Any]) -> dict[str, Any]:
-    run = doc.get("run") or {}
-    return {
-        "pipeline": run.get("pipeline"),
-        "id": run.get("id"),
-        "source": run.get("source", "eval"),
-        "units": (doc.get("end_to_end") or {}).get("total"),
-        "rate": (doc.get("end_to_end") or {}).get("rate"),
-    }
-
-
-def describe_row(r: Mapping[str, Any]) -> str:
-    """One line for a row: the two rates, the difference and its interval, the verdict."""
-    if r["p_value"] is None:
-        return f"{r['name']}: not reached in one of the runs"
-    verdict = {
-        "over": "the baseline overestimates the candidate",
-        "under": "the baseline underestimates the candidate",
-        "agrees": "no significant difference",
-    }[r["estimate"]]
-    return (
-        f"{r['name']}: {r['base_passed']}/{r['base_n']} = {r['base_rate']:.2%} vs {r['cand_passed']}/{r['cand_n']} = "
-        f"{r['cand_rate']:.2%}; difference {r['delta'] * 100:+.1f} pts ({r['ci']['low'] * 100:+.1f}…"
-        f"{r['ci']['high'] * 100:+.1f}); Holm-adjusted p={r['p_adjusted']:.3g}: {verdict}"
+def _describe(doc: Results) -> UnpairedSummary:
+    return UnpairedSummary(
+        pipeline=doc.run.pipeline,
+        id=doc.run.id,
+        source=doc.run.source or "eval",
+        units=doc.end_to_end.total,
+        rate=doc.end_to_end.rate,
     )
-
-
-def render_markdown(doc: Mapping[str, Any]) -> str:
-    out = [
-        f"## relcheck compare --unpaired: {doc['baseline'].get('source')} vs {doc['candidate'].get('source')}",
-        "",
-        "| row | baseline | candidate | difference | CI | p (Holm) | verdict |",
-        "|---|---:|---:|---:|---|---:|---|",
-    ]
-    for r in doc["rows"]:
-        if r["p_value"] is None:
-            out.append(f"| {r['name']} | — | — | — | — | — | n/a |")
-            continue
-        out.append(
-            f"| {r['name']} | {r['base_rate']:.2%} ({r['base_n']}) | {r['cand_rate']:.2%} ({r['cand_n']}) | "
-            f"{r['delta'] * 100:+.1f} pts | {r['ci']['low'] * 100:+.1f}…{r['ci']['high'] * 100:+.1f} | "
-            f"{r['p_adjusted']:.3g} | {r['estimate']} |"
-        )
-    return "\n".join(out) + "\n"

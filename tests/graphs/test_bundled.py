@@ -47,8 +47,8 @@ def test_offline_figures_without_and_with_one_retry(tmp_path: Path) -> None:
     from reliability_cli.results.schema import from_dict
 
     budget = plan(from_dict(plain), 0.99)
-    assert abs(budget["end_to_end_now"] - plain["end_to_end"]["rate"]) < 1e-9
-    assert budget["reachable"]
+    assert abs(budget.end_to_end_now - plain["end_to_end"]["rate"]) < 1e-9
+    assert budget.reachable
     whatif = {w["step"]: w for w in plain["what_if"]}
     # one more retry on a node that half the units run is worth about half as much as on classify
     gain = {k: whatif[k]["end_to_end_independent"] - plain["end_to_end"]["rate"] for k in ("classify", "lookup")}
@@ -56,7 +56,7 @@ def test_offline_figures_without_and_with_one_retry(tmp_path: Path) -> None:
 
     retried, _ = run(PIPELINE, tmp_path / "retried", retries=1)
     low, high = proportion_confint(retried["end_to_end"]["passed"], 300, alpha=0.05, method="wilson")
-    assert low <= budget["end_to_end_planned"] <= high
+    assert low <= budget.end_to_end_planned <= high
     analytic = (1 - P**2) ** CALLS  # 99.6%
     _inside(retried, analytic)
     assert retried["end_to_end"]["rate"] > 0.99

@@ -29,15 +29,15 @@ def _paired_docs(b: int, c: int, both: int, neither: int) -> tuple[dict, dict]:
 )
 def test_mcnemar_p_equals_scipy_binomtest(b, c):
     doc = compare(*_paired_docs(b, c, both=200, neither=7), max_drop=0.0, alpha=0.05)
-    row = next(r for r in doc["rows"] if r["name"] == "step:a")
+    row = next(r for r in doc.rows if r.name == "step:a")
     expected = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5, alternative="greater").pvalue
-    assert row["p_value"] == pytest.approx(expected, abs=1e-9)
-    assert row["test"] == "mcnemar-exact"
-    assert row["n_shared"] == 200 + b + c + 7
-    assert row["drop"] == pytest.approx((b - c) / row["n_shared"])
-    assert row["ci"]["low"] <= row["delta"] <= row["ci"]["high"]
+    assert row.p_value == pytest.approx(expected, abs=1e-9)
+    assert row.test == "mcnemar-exact"
+    assert row.n_shared == 200 + b + c + 7
+    assert row.drop == pytest.approx((b - c) / row.n_shared)
+    assert row.ci.low <= row.delta <= row.ci.high
     # two identical rows (end to end = the only step): Holm doubles the smallest p
-    assert row["p_adjusted"] == pytest.approx(min(1.0, 2 * expected), abs=1e-9)
+    assert row.p_adjusted == pytest.approx(min(1.0, 2 * expected), abs=1e-9)
 
 
 def test_units_that_did_not_reach_a_step_are_left_out_of_its_row():
@@ -45,18 +45,18 @@ def test_units_that_did_not_reach_a_step_are_left_out_of_its_row():
     # unit 0: both pass; unit 1: base fails at a (b unreached); unit 2: cand fails at a; unit 3: both fail b
     base = doc_from_fail_idx(steps, [2, 0, 2, 1])
     cand = doc_from_fail_idx(steps, [2, 2, 0, 1])
-    rows = {r["name"]: r for r in compare(base, cand)["rows"]}
-    assert rows["step:a"]["n_shared"] == 4
-    assert rows["step:b"]["n_shared"] == 2  # units 0 and 3 reached b in both runs
-    assert rows["step:b"]["base_rate"] == 0.5 and rows["step:b"]["cand_rate"] == 0.5
+    rows = {r.name: r for r in compare(base, cand).rows}
+    assert rows["step:a"].n_shared == 4
+    assert rows["step:b"].n_shared == 2  # units 0 and 3 reached b in both runs
+    assert rows["step:b"].base_rate == 0.5 and rows["step:b"].cand_rate == 0.5
 
 
 def test_only_units_both_runs_share_are_compared():
     base = doc_from_fail_idx(["a"], [1] * 50 + [0] * 50)
     cand = doc_from_fail_idx(["a"], [1] * 50)  # cases c00000..c00049, all passing in both
     doc = compare(base, cand)
-    assert doc["shared_units"] == 50 and doc["baseline_only_units"] == 50
-    assert doc["rows"][0]["drop"] == 0
+    assert doc.shared_units == 50 and doc.baseline_only_units == 50
+    assert doc.rows[0].drop == 0
 
 
 def test_k_trials_compare_per_case_shares_never_pooled_units():
@@ -67,9 +67,9 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
         SIX, simulate_fail_idx([0.97, 0.97, 0.85, 0.97, 0.97, 0.97], cases * trials, rng), trials=trials
     )
     doc = compare(base, cand, max_drop=0.02, alpha=0.05)
-    assert doc["paired_on"] == "cases"
-    row = next(r for r in doc["rows"] if r["name"] == "step:s2")
-    assert row["test"] == "sign-flip" and row["n_shared"] == cases and 0 < row["n_units"] < cases * trials
+    assert doc.paired_on == "cases"
+    row = next(r for r in doc.rows if r.name == "step:s2")
+    assert row.test == "sign-flip" and row.n_shared == cases and 0 < row.n_units < cases * trials
 
     # recompute the per-case differences by hand
     def shares(d):
@@ -82,9 +82,9 @@ def test_k_trials_compare_per_case_shares_never_pooled_units():
 
     sb, sc = shares(base), shares(cand)
     diffs = [sb[k] - sc[k] for k in sb if k in sc]
-    assert row["drop"] == pytest.approx(sum(diffs) / len(diffs), abs=1e-12)
-    assert row["p_value"] == pytest.approx(stats.paired_shares_test_one_sided(diffs), abs=1e-12)
-    assert row["regressed"]
+    assert row.drop == pytest.approx(sum(diffs) / len(diffs), abs=1e-12)
+    assert row.p_value == pytest.approx(stats.paired_shares_test_one_sided(diffs), abs=1e-12)
+    assert row.regressed
 
 
 def test_a_step_dropping_from_97_to_90_percent_on_1000_units_fails_the_baseline_gate(tmp_path):

@@ -73,10 +73,10 @@ def test_every_baseline_gate_says_the_drop_it_can_detect():
         assert f"with {gate.n_shared} paired units this gate detects drops ≥" in gate.detail
     # the formula: margin + (z_{1-α/m} + z_0.8)·√(ψ/n), m = 2 rows (end to end and the step)
     doc = compare(base, cand, 0.02, 0.05)
-    row = doc["rows"][0]
-    psi = (row["discordant"]["base_only_passed"] + row["discordant"]["cand_only_passed"]) / row["n_shared"]
-    expected = 0.02 + (norm.ppf(1 - 0.025) + norm.ppf(0.8)) * math.sqrt(psi / row["n_shared"])
-    assert row["detectable_drop"] == pytest.approx(expected)
+    row = doc.rows[0]
+    psi = (row.discordant.base_only_passed + row.discordant.cand_only_passed) / row.n_shared
+    expected = 0.02 + (norm.ppf(1 - 0.025) + norm.ppf(0.8)) * math.sqrt(psi / row.n_shared)
+    assert row.detectable_drop == pytest.approx(expected)
 
 
 def test_the_interval_shown_matches_the_verdict():
@@ -93,10 +93,10 @@ def test_the_interval_shown_matches_the_verdict():
                 0.02,
                 0.05,
             )
-            for r in doc["rows"]:
-                lower_drop = -r["ci"]["high"]  # delta = −drop: the upper bound of delta
-                assert r["ci"]["sided"] == "upper" and r["ci"]["level"] <= 0.05
-                agree += (lower_drop > 0.02) == r["regressed"]
+            for r in doc.rows:
+                lower_drop = -r.ci.high  # delta = −drop: the upper bound of delta
+                assert r.ci.sided == "upper" and r.ci.level <= 0.05
+                agree += (lower_drop > 0.02) == r.regressed
     assert agree >= 98  # of 100 rows: two different methods (score test, Newcombe) may differ at the edge
 
 
@@ -147,9 +147,9 @@ def test_plan_models_retry_on_and_its_prediction_holds(tmp_path):
     pipeline.write_text(text)
     measured = run(pipeline, tmp_path / "r0").results
     doc = plan(measured, 0.95, max_retries=3)
-    assert not doc["reachable"]  # 10% wrong answers are never retried: at most about 90%
-    assert doc["blocking_steps"] == ["wrong"] and "retry.on [error]" in doc["not_helped"][0]
-    budget = {s["step"]: s["retries"] for s in doc["steps"]}
+    assert not doc.reachable  # 10% wrong answers are never retried: at most about 90%
+    assert doc.blocking_steps == ("wrong",) and "retry.on [error]" in doc.not_helped[0]
+    budget = {s.step: s.retries for s in doc.steps}
     assert budget["flaky"] >= 1
     # run the planned budget and check the prediction
     planned = text.replace(
@@ -157,7 +157,7 @@ def test_plan_models_retry_on_and_its_prediction_holds(tmp_path):
     )
     pipeline.write_text(planned)
     after = run(pipeline, tmp_path / "r1").results  # same seed: the first attempts are the measured ones
-    predicted = doc["end_to_end_planned"]
+    predicted = doc.end_to_end_planned
     low, high = stats.wilson(after.end_to_end.passed, after.end_to_end.total, 0.99)
     assert low <= predicted <= high
     assert predicted < 0.92  # not the 0.95+ a model ignoring retry.on would promise

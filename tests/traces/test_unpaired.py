@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from reliability_cli.results.schema import Results
 from reliability_cli.results.unpaired import (
     compare_unpaired,
     newcombe_unpaired,
     score_test_two_sided,
 )
+from tests.helpers import results_from
 
 
 @pytest.mark.parametrize(
@@ -30,12 +32,12 @@ def test_newcombe_and_score_test_equal_statsmodels(x1: int, n1: int, x2: int, n2
         assert score_test_two_sided(x1, n1, x2, n2) == 1.0
 
 
-def _doc(steps: dict[str, tuple[int, int]], e2e: tuple[int, int], trials: int = 1) -> dict:
-    return {
-        "run": {"trials": trials, "source": "eval"},
-        "end_to_end": {"passed": e2e[0], "total": e2e[1], "rate": None},
-        "steps": [{"id": k, "passed": p, "reached": n} for k, (p, n) in steps.items()],
-    }
+def _doc(steps: dict[str, tuple[int, int]], e2e: tuple[int, int], trials: int = 1) -> Results:
+    return results_from(
+        [{"id": k, "passed": p, "reached": n} for k, (p, n) in steps.items()],
+        {"passed": e2e[0], "total": e2e[1], "rate": None},
+        {"trials": trials, "source": "eval"},
+    )
 
 
 def test_holm_across_steps_equals_statsmodels_and_names_direction() -> None:
@@ -44,17 +46,17 @@ def test_holm_across_steps_equals_statsmodels_and_names_direction() -> None:
     base = _doc({"a": (95, 100), "b": (50, 100), "c": (80, 100), "only_base": (1, 1)}, (40, 100))
     cand = _doc({"a": (70, 100), "b": (75, 100), "c": (78, 100), "only_cand": (1, 1)}, (45, 100))
     doc = compare_unpaired(base, cand, max_drop=0.0, alpha=0.05)
-    rows = {r["name"]: r for r in doc["rows"]}
-    raw = [r["p_value"] for r in doc["rows"]]
+    rows = {r.name: r for r in doc.rows}
+    raw = [r.p_value for r in doc.rows]
     _, adjusted, _, _ = multipletests(raw, alpha=0.05, method="holm")
-    assert [r["p_adjusted"] for r in doc["rows"]] == pytest.approx(list(adjusted))
-    assert rows["step:a"]["estimate"] == "over" and rows["step:a"]["regressed"]
-    assert rows["step:b"]["estimate"] == "under" and not rows["step:b"]["regressed"]
-    assert rows["step:c"]["estimate"] == "agrees"
-    assert doc["steps_not_compared"] == ["only_base", "only_cand"]
-    assert doc["regressed"]
+    assert [r.p_adjusted for r in doc.rows] == pytest.approx(list(adjusted))
+    assert rows["step:a"].estimate == "over" and rows["step:a"].regressed
+    assert rows["step:b"].estimate == "under" and not rows["step:b"].regressed
+    assert rows["step:c"].estimate == "agrees"
+    assert doc.steps_not_compared == ("only_base", "only_cand")
+    assert doc.regressed
     # a drop within max_drop is significant but not a regression
-    assert not compare_unpaired(base, cand, max_drop=0.3)["regressed"]
+    assert not compare_unpaired(base, cand, max_drop=0.3).regressed
 
 
 def test_repeated_trials_are_refused() -> None:
@@ -68,7 +70,6 @@ def test_cli_writes_markdown_and_json(cli, tmp_path) -> None:
     import json
 
     from reliability_cli.results import schema
-    from tests.helpers import results_from
 
     base = results_from([{"id": "a", "passed": 95, "reached": 100}], {"passed": 95, "total": 100}, {"source": "eval"})
     cand = results_from([{"id": "a", "passed": 60, "reached": 100}], {"passed": 60, "total": 100}, {"source": "traces"})

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ..textfmt import pct
 from .common import write_output
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def print_terminal(results: Results, show_failures: int) -> None:
     from ..reports.terminal import TerminalReport
 
     console = Console(highlight=False, emoji=False)
-    console.print(TerminalReport(results.to_dict(), show_failures))
+    console.print(TerminalReport(results, show_failures))
 
 
 def emit_reports(
@@ -48,7 +49,7 @@ def emit_reports(
     if quiet:
         sys.stdout.write(
             f"relcheck: {results.verdict} (exit {results.exit_code}); "
-            f"e2e {_pct(results.end_to_end.rate)}; {_which_run(results)}\n"
+            f"e2e {pct(results.end_to_end.rate)}; {_which_run(results)}\n"
         )
         return
     print_terminal(results, show_failures)
@@ -81,7 +82,3 @@ def _which_run(results: Results) -> str:
     if run.merged_from:
         return f"run merged from {len(run.merged_from)} shards"
     return f"run {run.dir or run.id}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"

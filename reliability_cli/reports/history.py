@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..textfmt import pct, pct_range
+
 WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 760, 200, 48, 12, 24
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v * 100:.1f}%"
 
 
 def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence[str], lo: float) -> dict[str, Any]:
@@ -34,8 +32,7 @@ def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence
             {
                 "x": sx(i),
                 "y": sy(s["rate"]),
-                "title": f"{ids[i]}: {_pct(s['rate'])}"
-                + (f" ({_pct(ci.get('low'))}–{_pct(ci.get('high'))})" if ci else ""),
+                "title": f"{ids[i]}: {pct(s['rate'])}" + (f" ({pct_range(ci['low'], ci['high'])})" if ci else ""),
             }
         )
         if ci:
@@ -89,12 +86,8 @@ def render_history_html(doc: Mapping[str, Any]) -> str:
             "id": r["id"],
             "started_at": r.get("started_at"),
             "units": r.get("units"),
-            "rate": _pct(r["end_to_end"].get("rate")),
-            "ci": (
-                f"{_pct(r['end_to_end']['ci']['low'])}–{_pct(r['end_to_end']['ci']['high'])}"
-                if r["end_to_end"].get("ci")
-                else ""
-            ),
+            "rate": pct(r["end_to_end"].get("rate")),
+            "ci": pct_range(ci["low"], ci["high"]) if (ci := r["end_to_end"].get("ci")) else "",
             "verdict": r.get("verdict"),
         }
         for r in runs

@@ -21,6 +21,7 @@ class Span(Protocol):
     @property
     def high(self) -> float: ...
 
+
 ELLIPSIS = "…"
 _SPACE = re.compile(r"\s+")
 

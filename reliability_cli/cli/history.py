@@ -8,8 +8,8 @@ from typing import Any, Optional
 import typer
 
 from ..runs import RUNS_DIR
-from .common import handle_errors, write_output
 from ..textfmt import pct
+from .common import handle_errors, write_output
 from .runs import _ci, _echo_table
 
 

@@ -436,7 +436,6 @@ def _nice(v: float) -> float:
     return float(10 ** (exp + 1))
 
 
-
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;padding:0 16px 40px;color:#1f2328;background:#fff}
 header{border-bottom:4px solid #999;padding:12px 0}header.pass{border-color:#1a7f37}header.fail{border-color:#cf222e}header.error{border-color:#bf8700}

@@ -22,7 +22,4 @@ def traces_line(run: RunInfo) -> str:
     formats = ", ".join(dict.fromkeys(i.format for i in inputs)) or "?"
     start = ((span.start if span else None) or "?")[:16]
     end = ((span.end if span else None) or "?")[:16]
-    return (
-        f"{run.cases} traces · {start} → {end} · {formats}, "
-        f"{len(inputs)} file{'s' if len(inputs) != 1 else ''}"
-    )
+    return f"{run.cases} traces · {start} → {end} · {formats}, {len(inputs)} file{'s' if len(inputs) != 1 else ''}"

@@ -46,6 +46,7 @@ def _table(title: str, columns: Sequence[str], *, wrap: bool = False) -> Table:
         table.add_column(name, justify="right", no_wrap=not wrap)
     return table
 
+
 class TerminalReport:
     """The report of one run, a rich renderable.
 

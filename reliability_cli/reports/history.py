@@ -67,9 +67,7 @@ def render_history_html(doc: Mapping[str, Any]) -> str:
     step_ticks = 0.1 if 1 - lo <= 0.5 else 0.25
     ticks, t = [], lo
     while t <= 1.0 + 1e-9:
-        ticks.append(
-            {"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": f"{t * 100:.0f}%"}
-        )
+        ticks.append({"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": pct(t, 0)})
         t += step_ticks
     n = len(runs)
     changed = (

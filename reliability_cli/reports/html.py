@@ -61,7 +61,7 @@ def render_html(results: Results, run_dir: str | None = None) -> str:
     )
     e2e_line = f"{e.passed}/{e.total} = {pct(e.rate)}"
     if e.ci:
-        e2e_line += f" ({conf:.0%} CI {_ci(e.ci)})"
+        e2e_line += f" ({pct(conf, 0)} CI {_ci(e.ci)})"
     extra = ""
     if e.independence_prediction is not None:
         extra += (
@@ -89,7 +89,7 @@ def render_html(results: Results, run_dir: str | None = None) -> str:
         _gates(results),
         f"<section><h2>Steps</h2>{_steps_table(results, conf)}</section>",
         f"<section><h2>Survival: units still passing after each step</h2>{waterfall_svg(results)}</section>",
-        f"<section><h2>Rates with {conf:.0%} intervals</h2>{rates_svg(results)}</section>",
+        f"<section><h2>Rates with {pct(conf, 0)} intervals</h2>{rates_svg(results)}</section>",
         f"<section><h2>Latency per attempt (p50 · p95 · max)</h2>{latency_svg(results)}</section>",
         _what_if(results),
         viewer or _failures(results),
@@ -131,7 +131,7 @@ def _steps_table(results: Results, conf: float) -> str:
         "step",
         "pass / reached",
         "rate",
-        f"{conf:.0%} CI",
+        f"{pct(conf, 0)} CI",
         *(["isolated"] if isolated else []),
         "1st try",
         "recovery (if independent)",

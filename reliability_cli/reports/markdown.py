@@ -70,7 +70,7 @@ def render_markdown(results: Results, show_failures: int | None = None) -> str:
         out.extend([">"] if i else [])
         out.append(f"> {_cell(note)}")
     out.append("")
-    line = f"**End to end: {e.passed}/{e.total} = {pct(e.rate)}** ({conf:.0%} CI {_ci(e.ci)})"
+    line = f"**End to end: {e.passed}/{e.total} = {pct(e.rate)}** ({pct(conf, 0)} CI {_ci(e.ci)})"
     if trials > 1 and e.pass_at_k:
         k = max(e.pass_at_k, key=int)
         line += (
@@ -121,7 +121,7 @@ def render_markdown(results: Results, show_failures: int | None = None) -> str:
 
 def _steps(results: Results, conf: float) -> list[str]:
     isolated = any(s.isolated is not None for s in results.steps)
-    head = ["step", "pass/reached", "rate", f"{conf:.0%} CI", "1st try", "recovery (indep.)", "errors", "p50 / p95 ms"]
+    head = ["step", "pass/reached", "rate", f"{pct(conf, 0)} CI", "1st try", "recovery (indep.)", "errors", "p50 / p95 ms"]
     if isolated:
         head.insert(4, "isolated")
     graph = any(s.visits is not None for s in results.steps)  # a graph pipeline: branches and loops

@@ -110,7 +110,7 @@ class TerminalReport:
         return text
 
     def _steps_table(self, r: Results) -> Table:
-        columns = ["step", "pass/reach", "rate", f"{r.run.confidence:.0%} CI", "1st try", "recov", "err", "p50 ms"]
+        columns = ["step", "pass/reach", "rate", f"{pct(r.run.confidence, 0)} CI", "1st try", "recov", "err", "p50 ms"]
         table = _table("Steps", columns)
         for s in r.steps:
             rate = s.rate
@@ -183,7 +183,7 @@ class TerminalReport:
     def _isolated(self, r: Results) -> Group:
         table = _table(
             "Isolated pass: each step on gold upstream outputs",
-            ("step", "pass/reach", "isolated", f"{r.run.confidence:.0%} CI", "chained", "no gold"),
+            ("step", "pass/reach", "isolated", f"{pct(r.run.confidence, 0)} CI", "chained", "no gold"),
         )
         for s in r.steps:
             iso = s.isolated
@@ -201,7 +201,7 @@ class TerminalReport:
         e = r.end_to_end
         text = Text("End to end: ", style="bold")
         text.append(f"{e.passed}/{e.total} = {pct(e.rate)}", style="bold")
-        text.append(f"  ({r.run.confidence:.0%} CI {ci_text(e.ci, unit=True)})")
+        text.append(f"  ({pct(r.run.confidence, 0)} CI {ci_text(e.ci, unit=True)})")
         if r.run.trials > 1:
             text.append(f"  rate over {e.cases} cases (mean of per-case pass shares)")
             if e.pass_at_k:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from ..textfmt import Span, gap_text, pct, pct_range, truncate
+from ..textfmt import Span, gap_text, pct, truncate
+from .figures import gate_figures, interval, ms
 from .sources import traces_line
 
 if TYPE_CHECKING:
@@ -24,14 +25,6 @@ LABEL_W = 130
 
 def _e(v: Any) -> str:
     return escape("" if v is None else str(v), quote=True)
-
-
-def _ci(ci: Span | None) -> str:
-    return "—" if not ci else pct_range(ci.low, ci.high)
-
-
-def _ms(v: float | None) -> str:
-    return "—" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
 
 
 def render_html(results: Results, run_dir: str | None = None) -> str:
@@ -61,7 +54,7 @@ def render_html(results: Results, run_dir: str | None = None) -> str:
     )
     e2e_line = f"{e.passed}/{e.total} = {pct(e.rate)}"
     if e.ci:
-        e2e_line += f" ({pct(conf, 0)} CI {_ci(e.ci)})"
+        e2e_line += f" ({pct(conf, 0)} CI {interval(e.ci)})"
     extra = ""
     if e.independence_prediction is not None:
         extra += (
@@ -110,12 +103,11 @@ def _gates(results: Results) -> str:
         return ""
     rows = []
     for g in results.gates:
-        obs, bound = g.observed, g.bound
+        observed, threshold, bound = gate_figures(g)
         rows.append(
             f'<tr class="{"ok" if g.passed else "bad"}"><td><code>{_e(g.name)}</code></td>'
-            f'<td>{"PASS" if g.passed else "FAIL"}</td><td class="n">{"—" if obs is None else f"{obs:.4f}"}</td>'
-            f'<td class="n">{g.threshold:g}</td><td class="n">{"—" if bound is None else f"{bound:.4f}"}</td>'
-            f"<td>{_e(g.detail)}</td></tr>"
+            f'<td>{"PASS" if g.passed else "FAIL"}</td><td class="n">{observed}</td>'
+            f'<td class="n">{threshold}</td><td class="n">{bound}</td><td>{_e(g.detail)}</td></tr>'
         )
     return (
         "<section><h2>Gates</h2><table><thead><tr><th>gate</th><th>result</th><th>observed</th>"
@@ -155,14 +147,14 @@ def _steps_table(results: Results, conf: float) -> str:
             f"<code>{_e(s.id)}</code>",
             f"{s.passed}/{s.reached}",
             pct(s.rate),
-            _ci(s.ci),
+            interval(s.ci),
             *([f"{pct(iso.rate)} ({iso.passed}/{iso.reached})" if iso else f"{pct(None)} (0/0)"] if isolated else []),
             pct(s.first_try_rate),
             pct(s.recovery_rate) + (f" ({pct(s.recovery_rate_independent)})" if s.recovery_rate is not None else ""),
             str(s.retried),
             f"{s.attempts} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
             kinds,
-            f"{_ms(lat.p50)} · {_ms(lat.p95)} · {_ms(lat.max)}",
+            f"{ms(lat.p50)} · {ms(lat.p95)} · {ms(lat.max)}",
             f"{s.tokens.input} / {s.tokens.output}",
             "—" if s.cost_usd is None else f"{s.cost_usd:.4f}",
         ]
@@ -268,7 +260,7 @@ def rates_svg(results: Results) -> str:
         if ci:
             parts.append(
                 f'<line class="whisker" x1="{sx(ci.low):.1f}" x2="{sx(ci.high):.1f}" y1="{y:.1f}" y2="{y:.1f}">'
-                f"<title>{_e(name)}: interval {_ci(ci)}</title></line>"
+                f"<title>{_e(name)}: interval {interval(ci)}</title></line>"
             )
             for v in (ci.low, ci.high):
                 parts.append(
@@ -338,20 +330,20 @@ def latency_svg(results: Results) -> str:
             continue
         parts.append(
             f'<rect class="p50" x="{x0}" y="{y - 6:.1f}" width="{max(sx(p50) - x0, 1.0):.1f}" height="12">'
-            f"<title>{_e(name)}: p50 {_ms(p50)} ms</title></rect>"
+            f"<title>{_e(name)}: p50 {ms(p50)} ms</title></rect>"
         )
         if p95 is not None:
             parts.append(
                 f'<rect class="p95" x="{sx(p50):.1f}" y="{y - 6:.1f}" width="{max(sx(p95) - sx(p50), 1.0):.1f}" '
-                f'height="12"><title>{_e(name)}: p95 {_ms(p95)} ms</title></rect>'
+                f'height="12"><title>{_e(name)}: p95 {ms(p95)} ms</title></rect>'
             )
         if mx is not None:
             parts.append(
                 f'<line class="whisker" x1="{sx(p95 or p50):.1f}" x2="{sx(mx):.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
                 f'<line class="whisker" x1="{sx(mx):.1f}" x2="{sx(mx):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}">'
-                f"<title>{_e(name)}: max {_ms(mx)} ms</title></line>"
+                f"<title>{_e(name)}: max {ms(mx)} ms</title></line>"
             )
-        parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_ms(p50)} · {_ms(p95)} · {_ms(mx)}</text>')
+        parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{ms(p50)} · {ms(p95)} · {ms(mx)}</text>')
     return _svg("latency", h, parts, "Latency per step")
 
 

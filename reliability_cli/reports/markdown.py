@@ -6,17 +6,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..safetext import markdown_cell
-from ..textfmt import Span, gap_text, pct, pct_range
+from ..textfmt import gap_text, pct
+from .figures import gate_figures, interval
 from .sources import traces_line
 
 if TYPE_CHECKING:
     from ..results.schema import Results
 
 DEFAULT_FAILURES = 5
-
-
-def _ci(ci: Span | None) -> str:
-    return "—" if not ci else pct_range(ci.low, ci.high)
 
 
 def _ms(v: float | None) -> str:
@@ -70,7 +67,7 @@ def render_markdown(results: Results, show_failures: int | None = None) -> str:
         out.extend([">"] if i else [])
         out.append(f"> {_cell(note)}")
     out.append("")
-    line = f"**End to end: {e.passed}/{e.total} = {pct(e.rate)}** ({pct(conf, 0)} CI {_ci(e.ci)})"
+    line = f"**End to end: {e.passed}/{e.total} = {pct(e.rate)}** ({pct(conf, 0)} CI {interval(e.ci)})"
     if trials > 1 and e.pass_at_k:
         k = max(e.pass_at_k, key=int)
         line += (
@@ -94,11 +91,10 @@ def render_markdown(results: Results, show_failures: int | None = None) -> str:
             "| --- | --- | ---: | ---: | ---: | --- |",
         ]
         for g in results.gates:
-            obs, bound = g.observed, g.bound
+            observed, threshold, bound = gate_figures(g)
             out.append(
                 f"| `{_cell(g.name)}` | {'✅ pass' if g.passed else '❌ FAIL'} | "
-                f"{'—' if obs is None else f'{obs:.4f}'} | {g.threshold:g} | "
-                f"{'—' if bound is None else f'{bound:.4f}'} | {_cell(g.detail)} |"
+                f"{observed} | {threshold} | {bound} | {_cell(g.detail)} |"
             )
         out.append("")
     if results.what_if:
@@ -121,7 +117,8 @@ def render_markdown(results: Results, show_failures: int | None = None) -> str:
 
 def _steps(results: Results, conf: float) -> list[str]:
     isolated = any(s.isolated is not None for s in results.steps)
-    head = ["step", "pass/reached", "rate", f"{pct(conf, 0)} CI", "1st try", "recovery (indep.)", "errors", "p50 / p95 ms"]
+    ci = f"{pct(conf, 0)} CI"
+    head = ["step", "pass/reached", "rate", ci, "1st try", "recovery (indep.)", "errors", "p50 / p95 ms"]
     if isolated:
         head.insert(4, "isolated")
     graph = any(s.visits is not None for s in results.steps)  # a graph pipeline: branches and loops
@@ -137,7 +134,7 @@ def _steps(results: Results, conf: float) -> list[str]:
             f"`{_cell(s.id)}`",
             f"{s.passed}/{s.reached}",
             pct(s.rate),
-            _ci(s.ci),
+            interval(s.ci),
             pct(s.first_try_rate),
             rec,
             str(s.errors),

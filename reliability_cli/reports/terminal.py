@@ -18,22 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..safetext import terminal
-from ..textfmt import Span, gap_text, pct, pct_range
+from ..textfmt import gap_text, pct
+from .figures import interval, ms
 from .sources import traces_line
 
 if TYPE_CHECKING:
     from ..results.schema import EndpointRow, Results, RunInfo, Stop
-
-
-def ci_text(ci: Span | None, *, unit: bool = False) -> str:
-    """An interval for the terminal: ``30.0–95.0`` in a column headed ``95% CI``; ``—`` without one."""
-    return "—" if not ci else pct_range(ci.low, ci.high, unit=unit)
-
-
-def ms(value: float | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 
 def _table(title: str, columns: Sequence[str], *, wrap: bool = False) -> Table:
@@ -119,7 +109,7 @@ class TerminalReport:
                 s.id,
                 f"{s.passed}/{s.reached}",
                 Text(pct(rate), style=style),
-                ci_text(s.ci),
+                interval(s.ci, unit=False),
                 pct(s.first_try_rate),
                 pct(s.recovery_rate, 0),
                 str(s.errors),
@@ -191,7 +181,7 @@ class TerminalReport:
                 s.id,
                 f"{iso.passed}/{iso.reached}" if iso else "0/0",
                 pct(iso.rate if iso else None),
-                ci_text(iso.ci if iso else None),
+                interval(iso.ci if iso else None, unit=False),
                 pct(s.rate),
                 str(iso.skipped_no_gold if iso else 0),
             )
@@ -201,7 +191,7 @@ class TerminalReport:
         e = r.end_to_end
         text = Text("End to end: ", style="bold")
         text.append(f"{e.passed}/{e.total} = {pct(e.rate)}", style="bold")
-        text.append(f"  ({pct(r.run.confidence, 0)} CI {ci_text(e.ci, unit=True)})")
+        text.append(f"  ({pct(r.run.confidence, 0)} CI {interval(e.ci)})")
         if r.run.trials > 1:
             text.append(f"  rate over {e.cases} cases (mean of per-case pass shares)")
             if e.pass_at_k:

@@ -48,7 +48,7 @@ def pct_range(low: float, high: float, *, unit: bool = True) -> str:
         low: The lower end, a rate (0.833).
         high: The upper end.
         unit: Whether to end with ``%``; a table column whose header names the interval
-            (the terminal's ``95% CI``, ``relcheck runs``) leaves it out: ``83.3–95.1``.
+            (the terminal's ``95% CI``, ``relcheck history``) leaves it out: ``83.3–95.1``.
 
     Returns:
         The two ends at one decimal, joined by an en dash.

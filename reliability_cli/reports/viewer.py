@@ -63,8 +63,8 @@ def load_viewer_units(results: Results, run_dir: str | None = None) -> tuple[lis
     if found is None:
         return [], 0, recorded
     run_dir = found
-    failing = load_units(run_dir, Selection(outcome="failing", limit=FAILING_MAX))
-    passing = load_units(run_dir, Selection(outcome="pass", limit=PASSING_MAX))
+    failing = load_units(run_dir, Selection(outcome="failing", limit=FAILING_MAX), results)
+    passing = load_units(run_dir, Selection(outcome="pass", limit=PASSING_MAX), results)
     units = failing.units + passing.units
     for u in units:
         u["reason"] = _reason(u)

@@ -211,3 +211,36 @@ def test_terminal_report_is_a_renderable_of_the_typed_results(no_dicts: None) ->
     assert "llm  2,381 req/min (limit 2,400) · 180,000 tokens/min · concurrency 27 · 3 throttled (2.5%)" in text
     assert "Graph: reach and visits per node" in text and "Isolated pass" in text and "Usage" in text
     assert "endpoint 'llm' rejected its first requests (auth)" in text
+
+
+def test_the_viewer_uses_the_results_it_renders_instead_of_reading_results_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .helpers import run, write_pipeline
+
+    outcome = run(write_pipeline(tmp_path / "p", [("plan", 0.5, "wrong")], 6), tmp_path / "r")
+    reads: list[str] = []
+    read_text = Path.read_text
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(self.name)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    page = render(outcome.results, "html")
+    assert "results.json" not in reads  # (it was read four times: twice per call of show.load_units)
+    units = re.findall(r'<details class="unit [a-z]+" data-unit="([^"]+)"', page)
+    assert units == [f"case-{i:05d}/1" for i in range(6) if not outcome.results.units[i].passed] + [
+        f"case-{i:05d}/1" for i in range(6) if outcome.results.units[i].passed
+    ]
+
+
+def test_show_lists_the_journal_when_results_json_is_unreadable(tmp_path: Path) -> None:
+    from reliability_cli.show import Selection, load_units
+
+    from .helpers import run, write_pipeline
+
+    run(write_pipeline(tmp_path / "p", [("plan", 0.5, "wrong")], 4), tmp_path / "r")
+    (tmp_path / "r" / "results.json").write_text('{"schema": "relcheck.results/v1", "steps": 3}')
+    shown = load_units(tmp_path / "r", Selection(outcome="all"))
+    assert len(shown.units) == 4 and shown.complete and shown.steps == []

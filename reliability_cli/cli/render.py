@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 
 def print_terminal(results: Results, show_failures: int) -> None:
+    """Print the terminal report of ``results`` on stdout (colour when stdout is a terminal).
+
+    Args:
+        results: The run's typed results.
+        show_failures: Failing units listed per step.
+    """
     from rich.console import Console
 
     from ..reports.terminal import TerminalReport
@@ -32,7 +38,17 @@ def emit_reports(
     show_failures: int = 5,
     quiet: bool = False,
 ) -> None:
-    """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations."""
+    """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations.
+
+    Args:
+        results: The run's typed results.
+        json_out: Write ``results.json``'s document here (``-``: stdout, and no terminal report).
+        junit: Write the JUnit XML here.
+        markdown: Write the Markdown summary here.
+        html: Write the HTML report here.
+        show_failures: Failing units listed per step (terminal, Markdown).
+        quiet: One line instead of the terminal report.
+    """
     from ..reports import render
 
     if json_out:

@@ -46,6 +46,15 @@ def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence
 
 
 def render_history_html(doc: Mapping[str, Any]) -> str:
+    """A pipeline's rates over its runs as one self-contained HTML page.
+
+    Args:
+        doc: The ``relcheck.history/v1`` document (:func:`reliability_cli.runs.history_json`).
+
+    Returns:
+        The HTML page: one chart per series (end to end, then each step) with interval bands,
+        the pipeline changes marked, and a table of the runs.
+    """
     from .viewer import _environment
 
     runs = doc["runs"]

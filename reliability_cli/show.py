@@ -19,11 +19,14 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import Location, ResultsError, UsageError
 from .journal import is_stored
 from .safetext import terminal
+
+if TYPE_CHECKING:
+    from .results.schema import Results
 
 JOURNAL = "attempts.jsonl"
 DETAILS = "requests.jsonl"
@@ -82,8 +85,18 @@ def _key(rec: Mapping[str, Any]) -> tuple[str, int]:
     return str(rec.get("case")), int(rec.get("trial") or 1)
 
 
-def load_units(run_dir: str | Path, sel: Selection) -> Shown:
+def load_units(run_dir: str | Path, sel: Selection, results: Results | None = None) -> Shown:
     """The units of ``run_dir`` that ``sel`` picks, each with its steps and attempts in full.
+
+    Args:
+        run_dir: The run directory (its journal and ``details.jsonl``).
+        sel: Which units, and how many.
+        results: The run's results when the caller holds them (the HTML viewer); else its
+            ``results.json`` is read, when there is a readable one, for the step order and the
+            units' order.
+
+    Returns:
+        The chosen units, how many matched, and the run's step ids.
 
     Raises:
         ResultsError: ``run_dir`` holds no journal.
@@ -95,8 +108,10 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
         raise ResultsError(f"not a run directory: no {JOURNAL}", Location(str(root)))
     if sel.outcome not in OUTCOMES:
         raise UsageError(f"--outcome {sel.outcome}: expected one of {', '.join(OUTCOMES)}")
-    results = root / "results.json"
-    steps = _step_ids(root)
+    complete = results is not None or (root / "results.json").exists()
+    if results is None and complete:
+        results = _read_results(root)
+    steps = results.step_ids if results is not None else []
     if sel.step is not None and steps and sel.step not in steps:
         raise UsageError(f"--step {sel.step}: the run has no such step", hint="steps: " + ", ".join(steps))
 
@@ -115,7 +130,7 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
         for rec in open_lines(root / DETAILS):
             if rec.get("unit"):
                 tags[_key(rec)] = list(rec.get("tags") or ())
-    order = _results_order(results) if results.exists() else {}
+    order = _unit_order(results) if results is not None else {}
     keys = (
         sorted(seen, key=lambda k: (order.get(k[0], len(order)), k[0] if not order else "", k[1]))
         if order
@@ -152,30 +167,25 @@ def load_units(run_dir: str | Path, sel: Selection) -> Shown:
                     att[name] = rec[name]
             att["detailed"] = True
     units = [_unit(k, done.get(k), info.get(k), attempts[k], steps) for k in chosen]
-    return Shown(units, matched, root, results.exists(), steps)
+    return Shown(units, matched, root, complete, steps)
 
 
-def _step_ids(root: Path) -> list[str]:
-    for name in ("results.json",):
-        path = root / name
-        if path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                return [s["id"] for s in data.get("steps", ()) if isinstance(s, dict) and "id" in s]
-            except (OSError, ValueError, KeyError, TypeError):
-                return []
-    return []
+def _read_results(root: Path) -> Results | None:
+    """The run's ``results.json``, or None when it cannot be read (a hand-edited or partial file:
+    ``show`` still lists the journal's units, in journal order)."""
+    from .results.schema import load
 
-
-def _results_order(path: Path) -> dict[str, int]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        return load(root / "results.json")
+    except ResultsError:
+        return None
+
+
+def _unit_order(results: Results) -> dict[str, int]:
+    """Case id → its position among the results' units (the eval set's order)."""
     order: dict[str, int] = {}
-    for u in data.get("units", ()) if isinstance(data, dict) else ():
-        if isinstance(u, dict) and "case" in u:
-            order.setdefault(str(u["case"]), len(order))
+    for u in results.units:
+        order.setdefault(u.case, len(order))
     return order
 
 

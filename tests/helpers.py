@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX = ROOT / "evalsets" / "six-step-agent" / "pipeline.yaml"
@@ -99,10 +100,19 @@ RUN_DEFAULTS = {
 E2E_DEFAULTS = {"passed": 0, "total": 0, "rate": None, "ci": None, "cases": 0, "infra_errors": 0, "error_rate": None}
 
 
+GATE_DEFAULTS = {"threshold": 0.0, "observed": None, "bound": None}
+
+
 def results_from(
-    steps: list[dict], end_to_end: dict | None = None, run: dict | None = None, units: list[dict] | None = None
+    steps: list[dict],
+    end_to_end: dict | None = None,
+    run: dict | None = None,
+    units: list[dict] | None = None,
+    **top: Any,
 ):
-    """A typed ``Results`` from partial rows: what a test states, defaults for the rest."""
+    """A typed ``Results`` from partial rows: what a test states, defaults for the rest
+    (``top``: other top-level keys as given, e.g. ``what_if``, ``verdict``; ``gates`` rows
+    get defaults too)."""
     from reliability_cli.results.schema import from_dict
 
     latency = {"p50": None, "p95": None, "max": None}
@@ -114,10 +124,11 @@ def results_from(
             "steps": rows,
             "end_to_end": {**E2E_DEFAULTS, **(end_to_end or {})},
             "what_if": [],
-            "gates": [],
             "units": units or [],
             "verdict": "pass",
             "exit_code": 0,
+            **top,
+            "gates": [{**GATE_DEFAULTS, **g} for g in top.get("gates", [])],
         }
     )
 

@@ -8,8 +8,9 @@ from typing import Any, Optional
 import typer
 
 from ..runs import RUNS_DIR
+from ..textfmt import pct
 from .common import handle_errors, write_output
-from .runs import _ci, _echo_table, _pct
+from .runs import _ci, _echo_table
 
 
 @handle_errors
@@ -54,8 +55,8 @@ def history_command(
             [
                 label,
                 sparkline(rates),
-                _pct(present[0]["rate"]) if present else "—",
-                _pct(present[-1]["rate"]) if present else "—",
+                pct(present[0]["rate"]) if present else "—",
+                pct(present[-1]["rate"]) if present else "—",
                 _ci(present[-1]["ci"]) if present else "",
             ]
         )
@@ -75,7 +76,7 @@ def history_command(
                 r.id,
                 (r.started_at or "—").replace("+00:00", "Z"),
                 "—" if r.units is None else str(r.units),
-                _pct(r.e2e_rate),
+                pct(r.e2e_rate),
                 _ci(r.e2e_ci),
                 r.verdict,
                 changed,

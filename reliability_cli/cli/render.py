@@ -6,6 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from ..textfmt import pct
 from .common import write_output
 
 if TYPE_CHECKING:
@@ -13,12 +14,18 @@ if TYPE_CHECKING:
 
 
 def print_terminal(results: Results, show_failures: int) -> None:
+    """Print the terminal report of ``results`` on stdout (colour when stdout is a terminal).
+
+    Args:
+        results: The run's typed results.
+        show_failures: Failing units listed per step.
+    """
     from rich.console import Console
 
     from ..reports.terminal import TerminalReport
 
     console = Console(highlight=False, emoji=False)
-    console.print(TerminalReport(results.to_dict(), show_failures))
+    console.print(TerminalReport(results, show_failures))
 
 
 def emit_reports(
@@ -31,7 +38,17 @@ def emit_reports(
     show_failures: int = 5,
     quiet: bool = False,
 ) -> None:
-    """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations."""
+    """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations.
+
+    Args:
+        results: The run's typed results.
+        json_out: Write ``results.json``'s document here (``-``: stdout, and no terminal report).
+        junit: Write the JUnit XML here.
+        markdown: Write the Markdown summary here.
+        html: Write the HTML report here.
+        show_failures: Failing units listed per step (terminal, Markdown).
+        quiet: One line instead of the terminal report.
+    """
     from ..reports import render
 
     if json_out:
@@ -48,7 +65,7 @@ def emit_reports(
     if quiet:
         sys.stdout.write(
             f"relcheck: {results.verdict} (exit {results.exit_code}); "
-            f"e2e {_pct(results.end_to_end.rate)}; {_which_run(results)}\n"
+            f"e2e {pct(results.end_to_end.rate)}; {_which_run(results)}\n"
         )
         return
     print_terminal(results, show_failures)
@@ -81,7 +98,3 @@ def _which_run(results: Results) -> str:
     if run.merged_from:
         return f"run merged from {len(run.merged_from)} shards"
     return f"run {run.dir or run.id}"
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1%}"

@@ -8,15 +8,12 @@ from typing import Optional
 import typer
 
 from ..runs import RUNS_DIR
+from ..textfmt import pct, pct_range
 from .common import handle_errors, write_output
 
 
-def _pct(value: Optional[float]) -> str:
-    return "—" if value is None else f"{value * 100:.1f}%"
-
-
 def _ci(ci: Optional[dict[str, float]]) -> str:
-    return "" if not ci else f"{ci['low'] * 100:.1f}–{ci['high'] * 100:.1f}"
+    return "" if not ci else pct_range(ci["low"], ci["high"], unit=False)
 
 
 def _mb(n: int) -> str:
@@ -71,7 +68,7 @@ def runs_command(
                 (r.started_at or "—").replace("+00:00", "Z"),
                 r.pipeline or "—",
                 "—" if r.units is None else str(r.units),
-                _pct(r.e2e_rate),
+                pct(r.e2e_rate),
                 verdict,
                 _mb(r.size_bytes),
             ]

@@ -9,11 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..textfmt import pct, pct_range
+
 WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 760, 200, 48, 12, 24
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v * 100:.1f}%"
 
 
 def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence[str], lo: float) -> dict[str, Any]:
@@ -34,8 +32,7 @@ def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence
             {
                 "x": sx(i),
                 "y": sy(s["rate"]),
-                "title": f"{ids[i]}: {_pct(s['rate'])}"
-                + (f" ({_pct(ci.get('low'))}–{_pct(ci.get('high'))})" if ci else ""),
+                "title": f"{ids[i]}: {pct(s['rate'])}" + (f" ({pct_range(ci['low'], ci['high'])})" if ci else ""),
             }
         )
         if ci:
@@ -49,6 +46,15 @@ def _chart(label: str, series: Sequence[Mapping[str, Any] | None], ids: Sequence
 
 
 def render_history_html(doc: Mapping[str, Any]) -> str:
+    """A pipeline's rates over its runs as one self-contained HTML page.
+
+    Args:
+        doc: The ``relcheck.history/v1`` document (:func:`reliability_cli.runs.history_json`).
+
+    Returns:
+        The HTML page: one chart per series (end to end, then each step) with interval bands,
+        the pipeline changes marked, and a table of the runs.
+    """
     from .viewer import _environment
 
     runs = doc["runs"]
@@ -70,9 +76,7 @@ def render_history_html(doc: Mapping[str, Any]) -> str:
     step_ticks = 0.1 if 1 - lo <= 0.5 else 0.25
     ticks, t = [], lo
     while t <= 1.0 + 1e-9:
-        ticks.append(
-            {"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": f"{t * 100:.0f}%"}
-        )
+        ticks.append({"y": round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (t - lo) / (1 - lo)), 1), "label": pct(t, 0)})
         t += step_ticks
     n = len(runs)
     changed = (
@@ -89,12 +93,8 @@ def render_history_html(doc: Mapping[str, Any]) -> str:
             "id": r["id"],
             "started_at": r.get("started_at"),
             "units": r.get("units"),
-            "rate": _pct(r["end_to_end"].get("rate")),
-            "ci": (
-                f"{_pct(r['end_to_end']['ci']['low'])}–{_pct(r['end_to_end']['ci']['high'])}"
-                if r["end_to_end"].get("ci")
-                else ""
-            ),
+            "rate": pct(r["end_to_end"].get("rate")),
+            "ci": pct_range(ci["low"], ci["high"]) if (ci := r["end_to_end"].get("ci")) else "",
             "verdict": r.get("verdict"),
         }
         for r in runs

@@ -8,12 +8,16 @@ chart has a laid-out box (what the browser test checks).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..textfmt import independence_gap
+from ..textfmt import Span, gap_text, pct, truncate
+from .figures import gate_figures, interval, ms
 from .sources import traces_line
+
+if TYPE_CHECKING:
+    from ..results.schema import Results
 
 W = 760  # chart width in px (viewBox units)
 LABEL_W = 130
@@ -23,62 +27,62 @@ def _e(v: Any) -> str:
     return escape("" if v is None else str(v), quote=True)
 
 
-def _pct(v: float | None, digits: int = 1) -> str:
-    return "—" if v is None else f"{v * 100:.{digits}f}%"
+def render_html(results: Results, run_dir: str | None = None) -> str:
+    """The run as one self-contained HTML document.
 
+    Args:
+        results: The run's typed results.
+        run_dir: Where the unit viewer reads the journal (default: ``run.dir``); without a
+            journal there, the failures table stands in for the viewer.
 
-def _ms(v: float | None) -> str:
-    return "—" if v is None else (f"{v:.0f}" if v >= 10 else f"{v:.1f}")
-
-
-def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
-    """The run as one HTML document; the unit viewer reads ``run_dir`` (default: ``run.dir``)."""
-    run, e = results["run"], results["end_to_end"]
-    conf = run.get("confidence", 0.95)
-    verdict = results["verdict"]
-    trials = run.get("trials", 1)
+    Returns:
+        The HTML document.
+    """
+    run, e = results.run, results.end_to_end
+    conf = run.confidence
+    verdict = results.verdict
+    trials = run.trials
     sub = (
         (
             traces_line(run)
-            if run.get("source") == "traces"
-            else f"{run.get('cases', '?')} cases × {trials} trial{'s' if trials != 1 else ''} "
-            f"· seed {run.get('seed', 0)}"
+            if run.source == "traces"
+            else f"{run.cases} cases × {trials} trial{'s' if trials != 1 else ''} · seed {run.seed}"
         )
-        + (f" · --retries {run['retries']}" if run.get("retries") is not None else "")
-        + (" · isolated pass" if run.get("isolate") else "")
-        + (f" · run {run['id']}" if run.get("id") else "")
+        + (f" · --retries {run.retries}" if run.retries is not None else "")
+        + (" · isolated pass" if run.isolate else "")
+        + (f" · run {run.id}" if run.id else "")
     )
-    e2e_line = f"{e['passed']}/{e['total']} = {_pct(e['rate'])}"
-    if e.get("ci"):
-        e2e_line += f" ({conf:.0%} CI {_pct(e['ci']['low'])}–{_pct(e['ci']['high'])})"
+    e2e_line = f"{e.passed}/{e.total} = {pct(e.rate)}"
+    if e.ci:
+        e2e_line += f" ({pct(conf, 0)} CI {interval(e.ci)})"
     extra = ""
-    if e.get("independence_prediction") is not None:
+    if e.independence_prediction is not None:
         extra += (
-            f"<p>Independence prediction (product of isolated rates): <b>{_pct(e['independence_prediction'])}</b>; "
-            f"chained rate minus it: {escape(independence_gap(e))}.</p>"
+            f"<p>Independence prediction (product of isolated rates): <b>{pct(e.independence_prediction)}</b>; "
+            f"chained rate minus it: {escape(gap_text(e.independence_gap, e.independence_gap_ci))}.</p>"
         )
-    if trials > 1 and e.get("pass_at_k"):
-        k = max(e["pass_at_k"], key=int)
+    if trials > 1 and e.pass_at_k:
+        k = max(e.pass_at_k, key=int)
         extra += (
-            f"<p>Rate = mean of per-case pass shares over {e.get('cases')} cases · pass@{k} "
-            f"{_pct(e['pass_at_k'][k])} · pass^{k} {_pct(e['pass_hat_k'][k])} · "
-            f"{len(e.get('flaky') or [])} flaky cases</p>"
+            f"<p>Rate = mean of per-case pass shares over {e.cases} cases · pass@{k} "
+            f"{pct(e.pass_at_k[k])} · pass^{k} {pct((e.pass_hat_k or {}).get(k))} · "
+            f"{len(e.flaky or ())} flaky cases</p>"
         )
-    if e.get("infra_errors"):
-        extra += f"<p>Infrastructure errors in {e['infra_errors']} units ({_pct(e.get('error_rate'))}).</p>"
+    if e.infra_errors:
+        extra += f"<p>Infrastructure errors in {e.infra_errors} units ({pct(e.error_rate)}).</p>"
     from .viewer import VIEWER_CSS, VIEWER_JS, render_viewer
 
     viewer = render_viewer(results, run_dir)
     body = [
-        f'<header class="{_e(verdict)}"><h1>relcheck · {_e(run.get("pipeline", "?"))}</h1>'
-        f'<div class="verdict">{_e(verdict.upper())} <small>exit {_e(results["exit_code"])}</small></div>'
+        f'<header class="{_e(verdict)}"><h1>relcheck · {_e(run.pipeline)}</h1>'
+        f'<div class="verdict">{_e(verdict.upper())} <small>exit {_e(results.exit_code)}</small></div>'
         f'<p class="sub">{_e(sub)}</p></header>',
-        "".join(f'<p class="note">{_e(note)}</p>' for note in run.get("notes") or ()),
+        "".join(f'<p class="note">{_e(note)}</p>' for note in run.notes or ()),
         f'<section><h2>End to end</h2><p class="big">{_e(e2e_line)}</p>{extra}</section>',
         _gates(results),
         f"<section><h2>Steps</h2>{_steps_table(results, conf)}</section>",
         f"<section><h2>Survival: units still passing after each step</h2>{waterfall_svg(results)}</section>",
-        f"<section><h2>Rates with {conf:.0%} intervals</h2>{rates_svg(results)}</section>",
+        f"<section><h2>Rates with {pct(conf, 0)} intervals</h2>{rates_svg(results)}</section>",
         f"<section><h2>Latency per attempt (p50 · p95 · max)</h2>{latency_svg(results)}</section>",
         _what_if(results),
         viewer or _failures(results),
@@ -86,26 +90,24 @@ def render_html(results: Mapping[str, Any], run_dir: str | None = None) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>relcheck · {_e(run.get('pipeline', '?'))} · {_e(verdict)}</title>"
+        f"<title>relcheck · {_e(run.pipeline)} · {_e(verdict)}</title>"
         f"<style>{CSS}{VIEWER_CSS if viewer else ''}</style></head><body>\n"
         + "\n".join(b for b in body if b)
-        + f"\n<footer>relcheck {_e(run.get('relcheck_version', ''))} · {_e(run.get('started_at', ''))}</footer>"
+        + f"\n<footer>relcheck {_e(run.relcheck_version)} · {_e(run.started_at)}</footer>"
         f"<script>{JS}{VIEWER_JS if viewer else ''}</script></body></html>\n"
     )
 
 
-def _gates(results: Mapping[str, Any]) -> str:
-    gates = results.get("gates") or []
-    if not gates:
+def _gates(results: Results) -> str:
+    if not results.gates:
         return ""
     rows = []
-    for g in gates:
-        obs, bound = g.get("observed"), g.get("bound")
+    for g in results.gates:
+        observed, threshold, bound = gate_figures(g)
         rows.append(
-            f'<tr class="{"ok" if g["passed"] else "bad"}"><td><code>{_e(g["name"])}</code></td>'
-            f'<td>{"PASS" if g["passed"] else "FAIL"}</td><td class="n">{"—" if obs is None else f"{obs:.4f}"}</td>'
-            f'<td class="n">{g["threshold"]:g}</td><td class="n">{"—" if bound is None else f"{bound:.4f}"}</td>'
-            f"<td>{_e(g['detail'])}</td></tr>"
+            f'<tr class="{"ok" if g.passed else "bad"}"><td><code>{_e(g.name)}</code></td>'
+            f'<td>{"PASS" if g.passed else "FAIL"}</td><td class="n">{observed}</td>'
+            f'<td class="n">{threshold}</td><td class="n">{bound}</td><td>{_e(g.detail)}</td></tr>'
         )
     return (
         "<section><h2>Gates</h2><table><thead><tr><th>gate</th><th>result</th><th>observed</th>"
@@ -115,13 +117,13 @@ def _gates(results: Mapping[str, Any]) -> str:
     )
 
 
-def _steps_table(results: Mapping[str, Any], conf: float) -> str:
-    isolated = any("isolated" in s for s in results["steps"])
+def _steps_table(results: Results, conf: float) -> str:
+    isolated = any(s.isolated is not None for s in results.steps)
     head = [
         "step",
         "pass / reached",
         "rate",
-        f"{conf:.0%} CI",
+        f"{pct(conf, 0)} CI",
         *(["isolated"] if isolated else []),
         "1st try",
         "recovery (if independent)",
@@ -132,38 +134,33 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
         "tokens in / out",
         "cost USD",
     ]
-    graph = any("reach_share" in s for s in results["steps"])  # a graph pipeline: branches and loops
+    graph = any(s.visits is not None for s in results.steps)  # a graph pipeline: branches and loops
     if graph:
         head += ["reach", "visits/unit"]
     rows = []
-    for s in results["steps"]:
-        lat = s.get("latency_ms") or {}
-        ao = s.get("attempt_outcomes") or {}
-        kinds = (
-            " ".join(f'<span class="kind">{_e(k)} {_e(v)}</span>' for k, v in (s.get("error_kinds") or {}).items())
-            or "—"
-        )
-        ci = s.get("ci")
-        iso = s.get("isolated") or {}
+    for s in results.steps:
+        lat = s.latency_ms
+        ao = s.attempt_outcomes
+        kinds = " ".join(f'<span class="kind">{_e(k)} {_e(v)}</span>' for k, v in s.error_kinds.items()) or "—"
+        iso = s.isolated
         cells = [
-            f"<code>{_e(s['id'])}</code>",
-            f"{s['passed']}/{s['reached']}",
-            _pct(s["rate"]),
-            "—" if not ci else f"{_pct(ci['low'])}–{_pct(ci['high'])}",
-            *([f"{_pct(iso.get('rate'))} ({iso.get('passed', 0)}/{iso.get('reached', 0)})"] if isolated else []),
-            _pct(s.get("first_try_rate")),
-            _pct(s.get("recovery_rate"))
-            + (f" ({_pct(s.get('recovery_rate_independent'))})" if s.get("recovery_rate") is not None else ""),
-            str(s.get("retried", 0)),
-            f"{s.get('attempts', 0)} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
+            f"<code>{_e(s.id)}</code>",
+            f"{s.passed}/{s.reached}",
+            pct(s.rate),
+            interval(s.ci),
+            *([f"{pct(iso.rate)} ({iso.passed}/{iso.reached})" if iso else f"{pct(None)} (0/0)"] if isolated else []),
+            pct(s.first_try_rate),
+            pct(s.recovery_rate) + (f" ({pct(s.recovery_rate_independent)})" if s.recovery_rate is not None else ""),
+            str(s.retried),
+            f"{s.attempts} ({ao.get('pass', 0)}/{ao.get('fail', 0)}/{ao.get('error', 0)})",
             kinds,
-            f"{_ms(lat.get('p50'))} · {_ms(lat.get('p95'))} · {_ms(lat.get('max'))}",
-            f"{(s.get('tokens') or {}).get('input', 0)} / {(s.get('tokens') or {}).get('output', 0)}",
-            "—" if s.get("cost_usd") is None else f"{s['cost_usd']:.4f}",
+            f"{ms(lat.p50)} · {ms(lat.p95)} · {ms(lat.max)}",
+            f"{s.tokens.input} / {s.tokens.output}",
+            "—" if s.cost_usd is None else f"{s.cost_usd:.4f}",
         ]
         if graph:
-            per_unit = (s.get("visits") or {}).get("per_unit")
-            cells += [_pct(s.get("reach_share")), "—" if per_unit is None else f"{per_unit:.2f}"]
+            per_unit = s.visits.per_unit if s.visits else None
+            cells += [pct(s.reach_share), "—" if per_unit is None else f"{per_unit:.2f}"]
         rows.append(
             "<tr>" + "".join(f"<td{'' if i == 0 else ' class=n'}>{c}</td>" for i, c in enumerate(cells)) + "</tr>"
         )
@@ -176,11 +173,18 @@ def _steps_table(results: Mapping[str, Any], conf: float) -> str:
     )
 
 
-def waterfall_svg(results: Mapping[str, Any]) -> str:
-    """Vertical bars: units alive at start and after each step; the loss at each step in red."""
-    total = results["end_to_end"]["total"] or 0
+def waterfall_svg(results: Results) -> str:
+    """Vertical bars: units alive at start and after each step; the loss at each step in red.
+
+    Args:
+        results: The run's typed results.
+
+    Returns:
+        An inline ``<svg>`` element.
+    """
+    total = results.end_to_end.total or 0
     stages: list[tuple[str, int]] = [("start", total)] + [
-        (s["id"], s.get("survivors", s["passed"])) for s in results["steps"]
+        (s.id, s.passed if s.survivors is None else s.survivors) for s in results.steps
     ]
     n = len(stages)
     h, top, bottom, left = 300, 24, 54, 48
@@ -195,7 +199,7 @@ def waterfall_svg(results: Mapping[str, Any]) -> str:
         y = top + plot_h * (1 - share)
         parts.append(
             f'<rect class="alive" x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{plot_h * share:.1f}">'
-            f"<title>{_e(name)}: {alive} of {total} units still passing ({_pct(share)})</title></rect>"
+            f"<title>{_e(name)}: {alive} of {total} units still passing ({pct(share)})</title></rect>"
         )
         lost = prev - alive if i else 0
         if lost > 0 and total:
@@ -210,24 +214,31 @@ def waterfall_svg(results: Mapping[str, Any]) -> str:
             )
         parts.append(
             f'<text x="{x + bar / 2:.1f}" y="{y - (plot_h * lost / total if i and total else 0) - 16:.1f}" '
-            f'text-anchor="middle" class="val">{_pct(share)}</text>'
+            f'text-anchor="middle" class="val">{pct(share)}</text>'
         )
         parts.append(
             f'<text x="{x + bar / 2:.1f}" y="{h - bottom + 16}" text-anchor="middle" class="lab">'
-            f"{_e(_short(name, 14))}</text>"
+            f"{_e(truncate(name, 14))}</text>"
         )
         prev = alive
     return _svg("waterfall", h, parts, "End-to-end survival step by step")
 
 
-def rates_svg(results: Mapping[str, Any]) -> str:
-    """Each step's rate as a dot with its interval as a whisker; isolated rate as a diamond."""
-    rows: list[tuple[str, float | None, Mapping[str, float] | None, float | None]] = [
-        (s["id"], s["rate"], s.get("ci"), (s.get("isolated") or {}).get("rate")) for s in results["steps"]
+def rates_svg(results: Results) -> str:
+    """Each step's rate as a dot with its interval as a whisker; isolated rate as a diamond.
+
+    Args:
+        results: The run's typed results.
+
+    Returns:
+        An inline ``<svg>`` element; the last row is end to end (its diamond: the independence prediction).
+    """
+    rows: list[tuple[str, float | None, Span | None, float | None]] = [
+        (s.id, s.rate, s.ci, s.isolated.rate if s.isolated else None) for s in results.steps
     ]
-    e = results["end_to_end"]
-    rows.append(("end to end", e.get("rate"), e.get("ci"), e.get("independence_prediction")))
-    lows = [v for _, r, ci, iso in rows for v in ((ci or {}).get("low"), r, iso) if v is not None]
+    e = results.end_to_end
+    rows.append(("end to end", e.rate, e.ci, e.independence_prediction))
+    lows = [v for _, r, ci, iso in rows for v in (ci.low if ci else None, r, iso) if v is not None]
     lo = max(0.0, math.floor((min(lows, default=0.0) - 0.02) * 20) / 20)
     row_h, top = 30, 26
     h = top + row_h * len(rows) + 30
@@ -243,41 +254,49 @@ def rates_svg(results: Mapping[str, Any]) -> str:
         parts.append(f'<text class="lab" x="{sx(t):.1f}" y="{h - 10}" text-anchor="middle">{t * 100:g}%</text>')
     for i, (name, rate, ci, iso) in enumerate(rows):
         y = top + i * row_h + row_h / 2
-        parts.append(f'<text class="lab" x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(_short(name, 18))}</text>')
+        parts.append(
+            f'<text class="lab" x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(truncate(name, 18))}</text>'
+        )
         if ci:
             parts.append(
-                f'<line class="whisker" x1="{sx(ci["low"]):.1f}" x2="{sx(ci["high"]):.1f}" y1="{y:.1f}" y2="{y:.1f}">'
-                f"<title>{_e(name)}: interval {_pct(ci['low'])}–{_pct(ci['high'])}</title></line>"
+                f'<line class="whisker" x1="{sx(ci.low):.1f}" x2="{sx(ci.high):.1f}" y1="{y:.1f}" y2="{y:.1f}">'
+                f"<title>{_e(name)}: interval {interval(ci)}</title></line>"
             )
-            for v in (ci["low"], ci["high"]):
+            for v in (ci.low, ci.high):
                 parts.append(
                     f'<line class="whisker" x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}"/>'
                 )
         if rate is not None:
             parts.append(
-                f'<circle class="rate" cx="{sx(rate):.1f}" cy="{y:.1f}" r="5"><title>{_e(name)}: {_pct(rate, 2)}'
+                f'<circle class="rate" cx="{sx(rate):.1f}" cy="{y:.1f}" r="5"><title>{_e(name)}: {pct(rate, 2)}'
                 f"</title></circle>"
             )
-            parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_pct(rate)}</text>')
+            parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{pct(rate)}</text>')
         if iso is not None:
             d = 8  # larger than the dot and hollow: visible when the two rates coincide
             cx = sx(iso)
             parts.append(
                 f'<path class="iso" d="M{cx:.1f},{y - d:.1f} L{cx + d:.1f},{y:.1f} L{cx:.1f},{y + d:.1f} '
-                f'L{cx - d:.1f},{y:.1f} Z"><title>{_e(name)}: isolated / independence {_pct(iso, 2)}</title></path>'
+                f'L{cx - d:.1f},{y:.1f} Z"><title>{_e(name)}: isolated / independence {pct(iso, 2)}</title></path>'
             )
     iso_note = "  ◆ isolated rate (end to end: independence prediction)" if any(r[3] is not None for r in rows) else ""
     legend = f'<text class="lab" x="{x0}" y="14">● rate  ─ interval{iso_note}</text>'
     return _svg("rates", h, [legend, *parts], "Rates with interval whiskers")
 
 
-def latency_svg(results: Mapping[str, Any]) -> str:
-    """Per step: a bar to p50, a box p50–p95 and a whisker to max, on a common linear axis."""
-    steps = results["steps"]
-    lat = [(s["id"], s.get("latency_ms") or {}) for s in steps]
-    vmax = max([v for _, d in lat for v in (d.get("max"), d.get("p95"), d.get("p50")) if v is not None] + [0.0])
+def latency_svg(results: Results) -> str:
+    """Per step: a bar to p50, a box p50–p95 and a whisker to max, on a common linear axis.
+
+    Args:
+        results: The run's typed results.
+
+    Returns:
+        An inline ``<svg>`` element, or a note when no attempt was timed.
+    """
+    lat = [(s.id, s.latency_ms) for s in results.steps]
+    vmax = max([v for _, d in lat for v in (d.max, d.p95, d.p50) if v is not None] + [0.0])
     if vmax <= 0:  # an in-process endpoint (mock, python) or cached attempts: no axis of zeros
-        timed = any(d.get("p50") is not None for _, d in lat)
+        timed = any(d.p50 is not None for _, d in lat)
         return (
             '<p class="note" data-chart="latency-none">'
             + (
@@ -302,40 +321,41 @@ def latency_svg(results: Mapping[str, Any]) -> str:
         parts.append(f'<text class="lab" x="{sx(t):.1f}" y="{h - 10}" text-anchor="middle">{t:g}</text>')
     for i, (name, d) in enumerate(lat):
         y = top + i * row_h + row_h / 2
-        p50, p95, mx = d.get("p50"), d.get("p95"), d.get("max")
-        parts.append(f'<text class="lab" x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(_short(name, 18))}</text>')
+        p50, p95, mx = d.p50, d.p95, d.max
+        parts.append(
+            f'<text class="lab" x="{x0 - 8}" y="{y + 4:.1f}" text-anchor="end">{_e(truncate(name, 18))}</text>'
+        )
         if p50 is None:
             parts.append(f'<text class="lab" x="{x0 + 4}" y="{y + 4:.1f}">no attempts</text>')
             continue
         parts.append(
             f'<rect class="p50" x="{x0}" y="{y - 6:.1f}" width="{max(sx(p50) - x0, 1.0):.1f}" height="12">'
-            f"<title>{_e(name)}: p50 {_ms(p50)} ms</title></rect>"
+            f"<title>{_e(name)}: p50 {ms(p50)} ms</title></rect>"
         )
         if p95 is not None:
             parts.append(
                 f'<rect class="p95" x="{sx(p50):.1f}" y="{y - 6:.1f}" width="{max(sx(p95) - sx(p50), 1.0):.1f}" '
-                f'height="12"><title>{_e(name)}: p95 {_ms(p95)} ms</title></rect>'
+                f'height="12"><title>{_e(name)}: p95 {ms(p95)} ms</title></rect>'
             )
         if mx is not None:
             parts.append(
                 f'<line class="whisker" x1="{sx(p95 or p50):.1f}" x2="{sx(mx):.1f}" y1="{y:.1f}" y2="{y:.1f}"/>'
                 f'<line class="whisker" x1="{sx(mx):.1f}" x2="{sx(mx):.1f}" y1="{y - 6:.1f}" y2="{y + 6:.1f}">'
-                f"<title>{_e(name)}: max {_ms(mx)} ms</title></line>"
+                f"<title>{_e(name)}: max {ms(mx)} ms</title></line>"
             )
-        parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{_ms(p50)} · {_ms(p95)} · {_ms(mx)}</text>')
+        parts.append(f'<text class="val" x="{x1 + 8}" y="{y + 4:.1f}">{ms(p50)} · {ms(p95)} · {ms(mx)}</text>')
     return _svg("latency", h, parts, "Latency per step")
 
 
-def _what_if(results: Mapping[str, Any]) -> str:
-    rows = results.get("what_if") or []
-    if not rows:
+def _what_if(results: Results) -> str:
+    if not results.what_if:
         return ""
     body = "".join(
-        f"<tr><td><code>{_e(w['step'])}</code></td><td class=n>{w['retries_now']}→{w['retries_then']}</td>"
-        f"<td class=n>{_pct(w['first_try_rate'])}</td><td class=n>{_pct(w['recovery_rate'])}</td>"
-        f"<td class=n>{_pct(w['end_to_end_now'])}</td><td class=n>{_pct(w['end_to_end_independent'])}</td>"
-        f"<td class=n>{_pct(w['end_to_end_measured'])}</td></tr>"
-        for w in rows
+        f"<tr><td><code>{_e(w.step)}</code></td><td class=n>{w.retries_now}→{w.retries_then}</td>"
+        f"<td class=n>{pct(w.first_try_rate)}</td><td class=n>{pct(w.recovery_rate)}</td>"
+        f"<td class=n>{pct(w.end_to_end_now)}</td><td class=n>{pct(w.end_to_end_independent)}</td>"
+        f"<td class=n>{pct(w.end_to_end_measured)}</td></tr>"
+        for w in results.what_if
     )
     return (
         "<section><h2>What if: one more retry on a step</h2><table><thead><tr><th>step</th><th>retries</th>"
@@ -344,16 +364,16 @@ def _what_if(results: Mapping[str, Any]) -> str:
     )
 
 
-def _failures(results: Mapping[str, Any]) -> str:
+def _failures(results: Results) -> str:
     rows = []
     omitted = 0
-    for s in results["steps"]:
-        omitted += s.get("failures_omitted") or 0
-        for f in s.get("failures") or []:
-            what = f["outcome"] if not f.get("error_kind") else f"{f['outcome']}/{f['error_kind']}"
+    for s in results.steps:
+        omitted += s.failures_omitted
+        for f in s.failures:
+            what = f.outcome if not f.error_kind else f"{f.outcome}/{f.error_kind}"
             rows.append(
-                f"<tr><td><code>{_e(s['id'])}</code></td><td><code>{_e(f['case'])}[{_e(f['trial'])}]</code></td>"
-                f"<td>{_e(what)}</td><td>{_e(f.get('reason'))}</td><td><pre>{_e((f.get('output') or '')[:400])}"
+                f"<tr><td><code>{_e(s.id)}</code></td><td><code>{_e(f.case)}[{_e(f.trial)}]</code></td>"
+                f"<td>{_e(what)}</td><td>{_e(f.reason)}</td><td><pre>{_e((f.output or '')[:400])}"
                 "</pre></td></tr>"
             )
     if not rows:
@@ -406,10 +426,6 @@ def _nice(v: float) -> float:
         if m * 10**exp >= v - 1e-12:
             return float(m * 10**exp)
     return float(10 ** (exp + 1))
-
-
-def _short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 CSS = """

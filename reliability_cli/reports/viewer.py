@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..results.schema import Results
 
 FAILING_MAX = 2000
 PASSING_MAX = 200
@@ -34,13 +37,21 @@ def _environment() -> Any:
     return env
 
 
-def load_viewer_units(
-    results: Mapping[str, Any], run_dir: str | None = None
-) -> tuple[list[dict[str, Any]], int, str | None]:
-    """The units the viewer shows, how many units the budget left out, and the run dir."""
+def load_viewer_units(results: Results, run_dir: str | None = None) -> tuple[list[dict[str, Any]], int, str | None]:
+    """The units the viewer shows, read from the run directory's journal.
+
+    Args:
+        results: The run's typed results (``run.dir`` names the run directory).
+        run_dir: A run directory to read instead, when it holds a journal.
+
+    Returns:
+        The units (as :func:`reliability_cli.show.load_units` gives them, each with its
+        ``reason``), how many units the budget left out, and the run directory (the recorded
+        one when neither holds a journal: then there are no units).
+    """
     from ..show import Selection, load_units
 
-    recorded = (results.get("run") or {}).get("dir")
+    recorded = results.run.dir
     found = next(
         (
             d
@@ -52,8 +63,8 @@ def load_viewer_units(
     if found is None:
         return [], 0, recorded
     run_dir = found
-    failing = load_units(run_dir, Selection(outcome="failing", limit=FAILING_MAX))
-    passing = load_units(run_dir, Selection(outcome="pass", limit=PASSING_MAX))
+    failing = load_units(run_dir, Selection(outcome="failing", limit=FAILING_MAX), results)
+    passing = load_units(run_dir, Selection(outcome="pass", limit=PASSING_MAX), results)
     units = failing.units + passing.units
     for u in units:
         u["reason"] = _reason(u)
@@ -67,12 +78,20 @@ def _reason(unit: Mapping[str, Any]) -> str | None:
     return None
 
 
-def render_viewer(results: Mapping[str, Any], run_dir: str | None = None) -> str:
-    """The viewer's ``<section>``, or "" when the run directory is gone (then the failures table stands)."""
+def render_viewer(results: Results, run_dir: str | None = None) -> str:
+    """The viewer's ``<section>``.
+
+    Args:
+        results: The run's typed results.
+        run_dir: Where to read the journal (default: ``run.dir``).
+
+    Returns:
+        The section's HTML, or "" when the run directory is gone (then the failures table stands).
+    """
     units, omitted, run_dir = load_viewer_units(results, run_dir)
     if not units:
         return ""
-    steps = [s["id"] for s in results.get("steps", ())]
+    steps = results.step_ids
     kinds = sorted({u["error_kind"] for u in units if u.get("error_kind")})
     tags = sorted({t for u in units for t in u.get("tags") or ()})
     outcomes = [o for o in ("pass", "fail", "error", "incomplete") if any(u["outcome"] == o for u in units)]

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from reliability_cli.reports.terminal import TerminalReport
 from reliability_cli.results.schema import GateOverrides
-from tests.helpers import SIX
+from tests.helpers import SIX, results_from
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def failed_gate_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("tr") / "run"
     return run_eval(
         str(SIX), RunOptions(out=str(out), limit=400, gate_overrides=GateOverrides(end_to_end_min=0.9))
-    ).results.to_dict()
+    ).results
 
 
 def render(results, width):
@@ -33,7 +33,7 @@ def test_reads_at_80_columns_without_colour(failed_gate_results):
     lines = text.splitlines()
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
     assert "\x1b[" not in text
-    r = failed_gate_results
+    r = failed_gate_results.to_dict()
     e2e = r["end_to_end"]
     assert f"End to end: {e2e['passed']}/400 = {e2e['rate'] * 100:.1f}%" in text
     assert f"CI {e2e['ci']['low'] * 100:.1f}–{e2e['ci']['high'] * 100:.1f}%)" in text
@@ -51,9 +51,9 @@ def test_reads_at_80_columns_without_colour(failed_gate_results):
 
 
 def test_exact_layout_of_a_small_run():
-    results = {
-        "run": {"pipeline": "tiny", "cases": 4, "trials": 1, "seed": 0, "confidence": 0.95},
-        "steps": [
+    results = results_from(
+        run={"pipeline": "tiny", "cases": 4, "trials": 1, "seed": 0, "confidence": 0.95},
+        steps=[
             {
                 "id": "a",
                 "passed": 3,
@@ -76,12 +76,9 @@ def test_exact_layout_of_a_small_run():
                 ],
             },
         ],
-        "end_to_end": {"passed": 3, "total": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95}},
-        "what_if": [],
-        "gates": [{"name": "end_to_end", "passed": True, "detail": "observed 0.7500 ≥ 0.7 (n=4)"}],
-        "verdict": "pass",
-        "exit_code": 0,
-    }
+        end_to_end={"passed": 3, "total": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95}},
+        gates=[{"name": "end_to_end", "passed": True, "detail": "observed 0.7500 ≥ 0.7 (n=4)"}],
+    )
     text = render(results, 80)
     expected = [
         "relcheck · tiny · 4 cases × 1 trial · seed 0",

@@ -10,6 +10,8 @@ import pytest
 from rich.console import Console
 
 from reliability_cli.reports.terminal import TerminalReport
+from reliability_cli.results.schema import Results
+from tests.helpers import results_from
 
 LONG = (
     'tool-call: expected a call to "create_ticket", the model called '
@@ -18,7 +20,7 @@ LONG = (
 )
 
 
-def _results(usage: bool) -> dict[str, Any]:
+def _results(usage: bool) -> Results:
     def step(sid: str, tokens: tuple[int, int], cost: float | None, throttled: int) -> dict[str, Any]:
         return {
             "id": sid,
@@ -51,18 +53,14 @@ def _results(usage: bool) -> dict[str, Any]:
         if usage
         else [step("plan", (0, 0), None, 0)]
     )
-    return {
-        "run": {"pipeline": "u", "cases": 4, "trials": 1, "seed": 0, "confidence": 0.95},
-        "steps": steps,
-        "end_to_end": {"passed": 3, "total": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95}},
-        "what_if": [],
-        "gates": [],
-        "verdict": "pass",
-        "exit_code": 0,
-    }
+    return results_from(
+        steps,
+        end_to_end={"passed": 3, "total": 4, "rate": 0.75, "ci": {"low": 0.3, "high": 0.95}},
+        run={"pipeline": "u", "cases": 4, "trials": 1, "seed": 0, "confidence": 0.95},
+    )
 
 
-def _render(results: dict[str, Any], width: int) -> str:
+def _render(results: Results, width: int) -> str:
     buf = StringIO()
     Console(file=buf, width=width, color_system=None, no_color=True).print(TerminalReport(results, 5))
     return buf.getvalue()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from reliability_cli.reports.terminal import render_text
+from reliability_cli.results.schema import from_dict
 
 from .helpers import attempts, cases, one_step, run, write_pipeline
 
@@ -39,7 +40,7 @@ def test_default_flags_at_a_header_reported_limit(tmp_path):
     )
     assert 1 <= llm["concurrency_final"] <= llm["concurrency_peak"] <= 256 and llm["in_flight_peak"] <= 256
     assert list(results).index("endpoints") < list(results).index("units")
-    text = render_text(results)
+    text = render_text(from_dict(results))
     assert f"llm  {llm['requests_per_min']:,.0f} req/min (limit 3,000)" in text
     assert f"concurrency {llm['concurrency_final']} · {llm['status_429']} throttled" in text
 

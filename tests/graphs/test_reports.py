@@ -10,6 +10,7 @@ from rich.console import Console
 from reliability_cli.reports.html import render_html
 from reliability_cli.reports.markdown import render_markdown
 from reliability_cli.reports.terminal import TerminalReport
+from reliability_cli.results.schema import from_dict
 
 from .helpers import run
 from .test_runner import CASES, LOOP, LOOP_PIPELINE, project
@@ -17,7 +18,8 @@ from .test_runner import CASES, LOOP, LOOP_PIPELINE, project
 
 def test_terminal_markdown_and_html_show_reach_and_visits(tmp_path: Path) -> None:
     path = project(tmp_path / "p", LOOP, LOOP_PIPELINE.format(module="g_loop_reports"), CASES, name="g_loop_reports")
-    results, _ = run(path, tmp_path / "out")
+    doc, _ = run(path, tmp_path / "out")
+    results = from_dict(doc)
     console = Console(file=io.StringIO(), width=100)
     console.print(TerminalReport(results))
     text = console.file.getvalue()

@@ -138,7 +138,8 @@ def test_history_html_chart(runs_root: tuple[Path, list[dict[str, Any]], Path], 
     e2e = html[html.index('data-series="end to end"') : html.index('data-series="one"')]
     titles = re.findall(r"<title>([^<]+)</title>", e2e)
     assert titles == [
-        f"2026-run-{k}: {r['end_to_end']['rate'] * 100:.1f}% ({r['end_to_end']['ci']['low'] * 100:.1f}%"
+        # the interval as every report writes it (README): 18.1–56.7%, one % after both ends
+        f"2026-run-{k}: {r['end_to_end']['rate'] * 100:.1f}% ({r['end_to_end']['ci']['low'] * 100:.1f}"
         f"–{r['end_to_end']['ci']['high'] * 100:.1f}%)"
         for k, r in enumerate(results)
     ]

@@ -56,10 +56,15 @@ def pct_range(low: float, high: float, *, unit: bool = True) -> str:
     return f"{pct(low).removesuffix('%')}–{pct(high).removesuffix('%')}" + ("%" if unit else "")
 
 
+def signed(value: float, digits: int = 2) -> str:
+    """``value`` with its sign, never ``-0.00``: ``+1.50``, ``-0.27``, ``+0.00``."""
+    rounded = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return f"{rounded:+.{digits}f}"
+
+
 def points(delta: float) -> str:
     """A difference of rates in percentage points, signed, never ``−0.0``: ``+1.7 pts``."""
-    value = round(delta * 100, 1)
-    return f"{value + 0.0:+.1f} pts"  # + 0.0 turns -0.0 into 0.0
+    return f"{signed(delta * 100, 1)} pts"
 
 
 def independence_gap(e2e: dict) -> str:  # type: ignore[type-arg]

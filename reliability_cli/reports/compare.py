@@ -17,8 +17,8 @@ from rich.text import Text
 from ..results.compare import CompareRow, Comparison, change_text, p_text, row_detail
 from ..results.unpaired import UnpairedComparison, UnpairedRow
 from ..safetext import markdown_cell
-from ..textfmt import pct
-from .views import Fitted, indented, paragraphs, safe, signed, table
+from ..textfmt import pct, signed
+from .views import Fitted, indented, paragraphs, safe, table
 
 
 def _run(summary_id: str | None) -> str:
@@ -182,7 +182,7 @@ class UnpairedView:
             ("base", "right"),
             ("cand", "right"),
             ("diff", "right"),
-            (f"{1 - c.alpha:.0%} CI", "right"),
+            (f"{pct(1 - c.alpha, 0)} CI", "right"),
             ("p (Holm)", "right"),
             ("baseline", "left"),
         )

@@ -12,8 +12,8 @@ from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.text import Text
 
 from ..results.planning import Plan, PlanStep
-from ..textfmt import pct
-from .views import Fitted, indented, paragraphs, safe, signed, table
+from ..textfmt import pct, signed
+from .views import Fitted, indented, paragraphs, safe, table
 
 
 class PlanView:

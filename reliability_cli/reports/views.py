@@ -24,12 +24,6 @@ from ..safetext import terminal
 _UNBOUNDED = 10_000
 
 
-def signed(value: float, digits: int = 2) -> str:
-    """``value`` with its sign, never ``-0.00``: ``+1.50``, ``-0.27``, ``+0.00``."""
-    rounded = round(value, digits) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return f"{rounded:+.{digits}f}"
-
-
 def safe(text: object) -> str:
     """A name from a file as one line of text: control characters shown, not obeyed."""
     return terminal(str(text), newlines=False)

@@ -13,11 +13,12 @@ from rich.cells import cell_len
 
 from reliability_cli.reports.compare import CompareView, UnpairedView
 from reliability_cli.reports.plan import PlanView
-from reliability_cli.reports.views import plain_text, signed
+from reliability_cli.reports.views import plain_text
 from reliability_cli.results.compare import change_text, compare, row_detail
 from reliability_cli.results.planning import plan
 from reliability_cli.results.schema import load
 from reliability_cli.results.unpaired import compare_unpaired
+from reliability_cli.textfmt import signed
 
 from . import view_inputs as vi
 

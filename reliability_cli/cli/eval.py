@@ -164,7 +164,14 @@ def eval_command(
         progress.stop()
     results = outcome.results
     emit_reports(
-        results, json_out=json_out, junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet
+        results,
+        json_out=json_out,
+        junit=junit,
+        markdown=markdown,
+        html=html,
+        show_failures=show_failures,
+        quiet=quiet,
+        json_source=outcome.run_dir / "results.json",  # --json copies it: no second serialisation
     )
     if outcome.exit_code == 130:
         from ..runner.resume import resume_command

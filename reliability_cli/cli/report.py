@@ -32,6 +32,11 @@ def report_command(
 
         print_terminal(data, 5 if show_failures is None else show_failures)
         return
+    if fmt == "json":  # streamed: the document is never held as one string
+        from .render import write_json
+
+        write_json(data, output or "-")
+        return
     from pathlib import Path
 
     source = Path(results) if Path(results).is_dir() else Path(results).parent  # the viewer reads the run dir

@@ -88,5 +88,6 @@ def traces_command(
         html=html,
         show_failures=show_failures,
         quiet=quiet,
+        json_source=outcome.run_dir / "results.json",
     )
     raise typer.Exit(outcome.exit_code)

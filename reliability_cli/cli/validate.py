@@ -44,6 +44,13 @@ def validate_command(
         f"ok: {result.pipeline}: {result.steps} steps, {result.cases} cases, {result.units} units, "
         f"at most {result.max_requests} requests"
     )
-    if result.max_cost_usd is not None:
-        line += f", at most ${result.max_cost_usd:.4f} (estimate)"
     typer.echo(line)
+    if result.max_cost_usd is not None:
+        from ..runner.validation import TYPICAL_OUTPUT_TOKENS
+
+        typer.echo(
+            f"cost (estimate): expected about ${result.expected_cost_usd or 0:.4f}, "
+            f"at most ${result.max_cost_usd:.4f}\n"
+            f"  expected: one attempt per step and judge, replies of about {TYPICAL_OUTPUT_TOKENS} tokens\n"
+            "  at most: every attempt retried to max_attempts, every reply max_tokens long"
+        )

@@ -11,14 +11,17 @@ from .common import handle_errors
 
 @handle_errors
 def validate_command(
-    pipeline: str = typer.Argument(..., help="The pipeline YAML file."),
-    evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable)."),
-    trials: int = typer.Option(1, "--trials", min=1),
-    retries: Optional[int] = typer.Option(None, "--retries", min=0),
+    pipeline: str = typer.Argument(..., help="The pipeline YAML file.", metavar="PIPELINE"),
+    evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable).", metavar="FILE"),
+    trials: int = typer.Option(1, "--trials", min=1, metavar="K"),
+    retries: Optional[int] = typer.Option(None, "--retries", min=0, metavar="R"),
     isolate: bool = typer.Option(False, "--isolate"),
-    endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock (repeatable)."),
+    endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock (repeatable).", metavar="NAME=mock"),
     replay: Optional[str] = typer.Option(
-        None, "--replay", help="The run will replay this cassette: no API key needed."
+        None,
+        "--replay",
+        help="The run will replay this cassette: no API key needed.",
+        metavar="CASSETTE",
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:

@@ -264,7 +264,7 @@ def _peak_rss_mb(args: list[str], cwd: Path) -> float:
         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=True
+        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=1800, check=True
     ).stdout.split()
     if out[0] not in ("0", "1"):
         raise RuntimeError(f"relcheck exited {out[0]}")

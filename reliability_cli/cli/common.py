@@ -93,3 +93,40 @@ def write_output(path: str, text: str) -> None:
         target.write_text(text, encoding="utf-8", errors=TEXT_ERRORS)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, path) from None
+
+
+def write_streamed(path: str, produce: Callable[[Any], None]) -> None:
+    """As :func:`write_output`, for a document written piece by piece: ``produce(fh)`` writes
+    into a file object that masks secrets in each piece (a piece holds whole elements, so a
+    secret is never split in two) and replaces lone surrogates. A file is written to a
+    temporary name next to ``path`` and renamed, so a reader never sees half of it."""
+    from ..safetext import TEXT_ERRORS, no_surrogates
+    from ..scrub import scrub
+
+    if path == "-":
+        produce(_Masked(sys.stdout, lambda text: no_surrogates(scrub(text))))
+        return
+    import secrets
+    from pathlib import Path
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "x", encoding="utf-8", errors=TEXT_ERRORS) as fh:
+            produce(_Masked(fh, scrub))
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class _Masked:
+    def __init__(self, fh: Any, mask: Callable[[str], str]) -> None:
+        self.fh = fh
+        self.mask = mask
+
+    def write(self, text: str) -> None:
+        self.fh.write(self.mask(text))

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import write_output
+from .common import write_output, write_streamed
 
 if TYPE_CHECKING:
     from ..results.schema import Results
@@ -44,8 +44,12 @@ def emit_reports(
 
     if json_out:
         write_json(results, json_out, json_source)
-    if junit:
-        write_output(junit, render(results, "junit"))
+    if junit:  # streamed: a test case per unit, never all of them in memory at once
+        from ..reports.junit import write_junit
+
+        data = results.to_dict()
+        write_streamed(junit, lambda fh: write_junit(data, fh))
+        del data
     if markdown:
         write_output(markdown, render(results, "markdown", show_failures=show_failures))
     if html:

@@ -26,7 +26,8 @@ def validate_command(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """Check the pipeline, its eval sets, template references and env vars without calling
-    anything; print the number of units and the upper bound of requests (and of cost)."""
+    anything; print the number of units, the upper bound of requests and, where endpoints
+    have a price, the expected cost beside its upper bound (each with what it assumes)."""
     from ..runner import RunOptions
     from ..runner.validation import validate
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import write_output, write_streamed
+from .common import write_output
 
 if TYPE_CHECKING:
     from ..results.schema import Results
@@ -44,12 +44,8 @@ def emit_reports(
 
     if json_out:
         write_json(results, json_out, json_source)
-    if junit:  # streamed: a test case per unit, never all of them in memory at once
-        from ..reports.junit import write_junit
-
-        data = results.to_dict()
-        write_streamed(junit, lambda fh: write_junit(data, fh))
-        del data
+    if junit:
+        write_output(junit, render(results, "junit"))
     if markdown:
         write_output(markdown, render(results, "markdown", show_failures=show_failures))
     if html:

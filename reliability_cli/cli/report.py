@@ -39,13 +39,6 @@ def report_command(
 
         write_json(data, output or "-")
         return
-    if fmt == "junit":  # streamed: a test case per unit
-        from ..reports.junit import write_junit
-        from .common import write_streamed
-
-        doc = data.to_dict()
-        write_streamed(output or "-", lambda fh: write_junit(doc, fh))
-        return
     from pathlib import Path
 
     source = Path(results) if Path(results).is_dir() else Path(results).parent  # the viewer reads the run dir

@@ -12,11 +12,10 @@ The layout follows the Jenkins/Ant ``junit-10.xsd`` schema: ``testsuites > tests
 
 from __future__ import annotations
 
-import io
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import Any
 
 # XML 1.0 forbids most control characters even when escaped
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -26,20 +25,8 @@ def _clean(text: Any) -> str:
     return _INVALID_XML.sub("�", "" if text is None else str(text))
 
 
-_UNITS = "relcheck-units"  # where the units' test cases go in the document's skeleton
-
-
 def render_junit(results: Mapping[str, Any]) -> str:
     """The run as JUnit XML text."""
-    buffer = io.StringIO()
-    write_junit(results, buffer)
-    return buffer.getvalue()
-
-
-def write_junit(results: Mapping[str, Any], fh: IO[str]) -> None:
-    """Stream the run as JUnit XML text into ``fh``: the document around the units is built
-    as a tree, each unit's test case is serialised on its own, so a 100,000-unit run never
-    holds a tree (or a string) of 100,000 test cases."""
     run = results["run"]
     pipeline = _clean(run.get("pipeline") or "pipeline")
     reasons = _reasons(results)
@@ -85,8 +72,27 @@ def write_junit(results: Mapping[str, Any], fh: IO[str]) -> None:
         if value is not None:
             ET.SubElement(props, "property", {"name": name, "value": _clean(value)})
     classname = f"relcheck.{pipeline}"
-    if units:
-        ET.SubElement(suite, _UNITS)
+    for u in units:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": classname, "name": _clean(f"{u['case']}[{u['trial']}]"), "time": "0"}
+        )
+        if u["passed"]:
+            continue
+        step = u.get("failed_step") or "?"
+        info = reasons.get((u["case"], u["trial"], step), {})
+        reason = info.get("reason") or (u.get("error_kind") or u.get("outcome") or "failed")
+        kind = u.get("error_kind")
+        what = "errored" if u.get("outcome") == "error" else "failed"
+        message = f"unit {what} at step {step}: {reason}"
+        el = ET.SubElement(case, "skipped", {"message": _clean(message[:500])})
+        body = [
+            message,
+            f"outcome: {u.get('outcome')}" + (f" ({kind})" if kind else ""),
+            f"attempts in this unit: {u.get('attempts')}",
+        ]
+        if info.get("output"):
+            body.append(f"output: {info['output']}")
+        el.text = _clean("\n".join(body))
     for g in gates:
         case = ET.SubElement(
             suite, "testcase", {"classname": f"{classname}.gates", "name": _clean(f"gate {g['name']}"), "time": "0"}
@@ -100,37 +106,7 @@ def write_junit(results: Mapping[str, Any], fh: IO[str]) -> None:
         el = ET.SubElement(case, "error", {"message": _clean(f"no verdict: {stop}"), "type": "verdict"})
         el.text = _clean(f"verdict error (exit {results.get('exit_code')}): {stop}")
     ET.indent(root)
-    head, _, tail = ET.tostring(root, encoding="unicode").partition(f"<{_UNITS} />")
-    fh.write('<?xml version="1.0" encoding="UTF-8"?>\n' + head)
-    separator = "\n" + "  " * 2  # a test case's indentation in the suite (ET.indent's)
-    for i, u in enumerate(units):
-        case = _unit_case(u, classname, reasons)
-        ET.indent(case, level=2)
-        fh.write((separator if i else "") + ET.tostring(case, encoding="unicode"))
-    fh.write(tail + "\n")
-
-
-def _unit_case(u: Mapping[str, Any], classname: str, reasons: Mapping[tuple[str, int, str], Any]) -> ET.Element:
-    """One unit's ``<testcase>``: ``<skipped>`` with step and reason when it failed."""
-    case = ET.Element("testcase", {"classname": classname, "name": _clean(f"{u['case']}[{u['trial']}]"), "time": "0"})
-    if u["passed"]:
-        return case
-    step = u.get("failed_step") or "?"
-    info = reasons.get((u["case"], u["trial"], step), {})
-    reason = info.get("reason") or (u.get("error_kind") or u.get("outcome") or "failed")
-    kind = u.get("error_kind")
-    what = "errored" if u.get("outcome") == "error" else "failed"
-    message = f"unit {what} at step {step}: {reason}"
-    el = ET.SubElement(case, "skipped", {"message": _clean(message[:500])})
-    body = [
-        message,
-        f"outcome: {u.get('outcome')}" + (f" ({kind})" if kind else ""),
-        f"attempts in this unit: {u.get('attempts')}",
-    ]
-    if info.get("output"):
-        body.append(f"output: {info['output']}")
-    el.text = _clean("\n".join(body))
-    return case
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _reasons(results: Mapping[str, Any]) -> dict[tuple[str, int, str], Mapping[str, Any]]:

@@ -93,33 +93,3 @@ def test_merge_to_stdout_streams_the_document(tmp_path: Path, dumps: list[int]) 
     assert code == 0, err
     assert len(dumps) == 1
     assert out == (tmp_path / "merged.json").read_bytes()
-
-
-def test_junit_is_streamed_a_test_case_at_a_time(tmp_path: Path) -> None:
-    from reliability_cli.reports.junit import render_junit, write_junit
-    from reliability_cli.results.schema import load
-
-    out = tmp_path / "junit.xml"
-    code, _, err = _invoke("eval", SIX, "--out", tmp_path / "r", "--limit", "80", "--junit", out, "--no-progress")
-    assert code in (0, 1), err
-    doc = load(tmp_path / "r").to_dict()
-    text = out.read_text(encoding="utf-8")
-    assert text == render_junit(doc)
-    assert text.count("<testcase ") == 80 + len(doc["gates"])
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-
-    class Pieces:
-        def __init__(self) -> None:
-            self.pieces: list[str] = []
-
-        def write(self, text: str) -> None:
-            self.pieces.append(text)
-
-    pieces = Pieces()
-    write_junit(doc, pieces)  # type: ignore[arg-type]
-    assert "".join(pieces.pieces) == text
-    assert len(pieces.pieces) >= 80  # one write per unit: the document is never built whole
-    assert max(len(p) for p in pieces.pieces) < len(text) / 10
-    code, stdout, _ = _invoke("report", tmp_path / "r", "--format", "junit")
-    assert code == 0, code
-    assert stdout.decode("utf-8") == text

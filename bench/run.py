@@ -8,7 +8,8 @@ Measures, in one run, on loopback only, with bounded loops:
   (b) the same with 50 ms server latency (target: ≤ 1.25× units × latency / concurrency);
   (c) the bundled six-step eval set scaled to 10,000 cases on the in-process mock
       (target: ≥ 20,000 step attempts per second);
-  (d) 100,000 cases on the mock: peak RSS (target: ≤ 250 MB, ≤ 50 MB more than 10,000);
+  (d) 100,000 cases on the mock: peak RSS (target: ≤ 250 MB, ≤ 50 MB more than 10,000), and
+      with ``--json FILE`` (target: ≤ 250 MB, ≤ 10 MB more than without);
   (e) ``relcheck --help`` and ``relcheck validate`` of the bundled set (target: ≤ 0.3 s).
 
 Prints each figure with its target and ratio; exits 1 when a target is missed and 2 when a
@@ -263,11 +264,29 @@ def _peak_rss_mb(args: list[str], cwd: Path) -> float:
         "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=True
+        [sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, timeout=1800, check=True
     ).stdout.split()
     if out[0] not in ("0", "1"):
         raise RuntimeError(f"relcheck exited {out[0]}")
     return int(out[1]) / 1024
+
+
+def _memory_args(n: int, extra: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "reliability_cli",
+        "eval",
+        "pipeline.yaml",
+        "--evalset",
+        f"cases{n}.jsonl",
+        "--out",
+        f"run{n}{'-'.join(['', *(a.strip('-') for a in extra[::2])])}",
+        "--concurrency",
+        "64",
+        "-q",
+        *extra,
+    ]
 
 
 def bench_memory(tmp: Path) -> None:
@@ -278,26 +297,19 @@ def bench_memory(tmp: Path) -> None:
     peaks = {}
     for n in (10_000, 100_000):
         _write_cases(work / f"cases{n}.jsonl", n, template)
-        peaks[n] = _peak_rss_mb(
-            [
-                sys.executable,
-                "-m",
-                "reliability_cli",
-                "eval",
-                "pipeline.yaml",
-                "--evalset",
-                f"cases{n}.jsonl",
-                "--out",
-                f"run{n}",
-                "--concurrency",
-                "64",
-                "-q",
-            ],
-            work,
-        )
-    print(f"  (d) peak RSS: {peaks[10_000]:.1f} MB at 10,000 cases, {peaks[100_000]:.1f} MB at 100,000", flush=True)
+        peaks[n] = _peak_rss_mb(_memory_args(n, []), work)
+    # the same 100,000 cases writing a second copy of results.json (issue 11: it used to double the peak)
+    with_json = _peak_rss_mb(_memory_args(100_000, ["--json", "copy.json"]), work)
+    assert (work / "copy.json").read_bytes() == (work / "run100000-json" / "results.json").read_bytes()
+    print(
+        f"  (d) peak RSS: {peaks[10_000]:.1f} MB at 10,000 cases, {peaks[100_000]:.1f} MB at 100,000, "
+        f"{with_json:.1f} MB at 100,000 with --json FILE",
+        flush=True,
+    )
     record("(d) peak RSS at 100,000 cases", peaks[100_000], 250, "MB")
     record("(d) growth 10,000 → 100,000 cases", peaks[100_000] - peaks[10_000], 50, "MB")
+    record("(d) peak RSS at 100,000 cases with --json FILE", with_json, 250, "MB")
+    record("(d) --json FILE over no --json, 100,000 cases", with_json - peaks[100_000], 10, "MB")
 
 
 def bench_startup() -> None:
@@ -314,17 +326,24 @@ def bench_startup() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, for a smoke test (targets not judged).")
+    parser.add_argument(
+        "--only", choices=("startup", "throughput", "memory", "http"), help="Measure only these figures."
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
     print(f"relcheck benchmark on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}", flush=True)
     with tempfile.TemporaryDirectory(prefix="relcheck-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        bench_startup()
-        bench_throughput(tmp, 10_000 // scale)
-        if not args.quick:
+        wanted = {args.only} if args.only else {"startup", "throughput", "memory", "http"}
+        if "startup" in wanted:
+            bench_startup()
+        if "throughput" in wanted:
+            bench_throughput(tmp, 10_000 // scale)
+        if "memory" in wanted and not args.quick:
             bench_memory(tmp)
-        bench_http(tmp, 0, 2000 // scale, 64)
-        bench_http(tmp, 50, 2000 // scale, 64)
+        if "http" in wanted:
+            bench_http(tmp, 0, 2000 // scale, 64)
+            bench_http(tmp, 50, 2000 // scale, 64)
     missed = [r["name"] for r in results if r["ok"] is False]
     skipped = [r["name"] for r in results if r["ok"] is None]
     print(f"\n{len(results) - len(missed) - len(skipped)} passed, {len(missed)} missed, {len(skipped)} skipped")

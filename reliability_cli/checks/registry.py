@@ -257,3 +257,93 @@ async def run_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
             return Verdict.fail(result.reason or f"{entry.name} passed")
         return Verdict.ok()
     return Verdict.ok() if result.passed else Verdict(False, one_line(result.reason or f"{name} failed"))
+
+
+# ---------------------------------------------------------------- JSON Schema (``relcheck schema``)
+
+_TEMPLATE = {"type": "string", "description": "a template ({{ … }}), rendered for each case"}
+_KEY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "path": {"type": "string", "description": "JSONPath into the output parsed as JSON, e.g. $.intent"},
+    "name": {"type": "string", "minLength": 1, "description": "the tool the output must call"},
+    "arguments": {
+        "anyOf": [{"type": "object"}, _TEMPLATE],
+        "description": "arguments the tool call must have (a subset match)",
+    },
+    "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "similarity needed (default 0.8)"},
+    "max_ms": {"type": "number", "minimum": 0, "description": "the attempt's latency limit in milliseconds"},
+    "callable": {
+        "type": "string",
+        "pattern": "^[^:]+:[^:]+$",
+        "description": "package.module:function, called with the output and the case",
+    },
+    "endpoint": {"type": "string", "minLength": 1, "description": "the judge: an endpoint of this pipeline"},
+    "rubric": {"type": "string", "minLength": 1, "description": "what the judge checks the output against"},
+    "normalize": {
+        "anyOf": [
+            {"enum": list(NORMALIZERS)},
+            {"type": "array", "items": {"enum": list(NORMALIZERS)}},
+        ],
+        "description": "applied to the output and the value before comparing",
+    },
+}
+_TEXT_VALUE = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}], "description": "the text to look for"}
+_VALUE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "equals": {"description": "the exact output; an object, list or null is compared as JSON"},
+    "contains": _TEXT_VALUE,
+    "icontains": _TEXT_VALUE,
+    "not-contains": _TEXT_VALUE,
+    "starts-with": _TEXT_VALUE,
+    "regex": {"type": "string", "minLength": 1, "description": "a JavaScript regular expression"},
+    "contains-any": {
+        "anyOf": [{"type": "array"}, {"type": "string", "minLength": 1}],
+        "description": "a list, or a comma-separated string",
+    },
+    "is-json": {"anyOf": [{"type": "object"}, {"type": "string"}], "description": "optional JSON Schema to match"},
+    "json-schema": {"anyOf": [{"type": "object"}, {"type": "string"}], "description": "the JSON Schema to match"},
+    "json-path": {"description": "the value found at path must equal this"},
+    "similar": {
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "the text (or texts) the output must be similar to",
+    },
+    "python": {"description": "passed to the callable"},
+}
+_VALUE_SCHEMAS["contains-all"] = _VALUE_SCHEMAS["one-of"] = _VALUE_SCHEMAS["contains-any"]
+
+
+def _key_schema(entry: Registered, key: str) -> dict[str, Any]:
+    return dict(_VALUE_SCHEMAS.get(entry.name, {})) if key == "value" else dict(_KEY_SCHEMAS[key])
+
+
+def _summary(entry: Registered) -> str:
+    doc = (entry.evaluate.__doc__ or entry.name).strip().splitlines()[0]
+    return doc.replace("``", "")
+
+
+def check_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one check: a ``oneOf`` of every type name (``not-`` forms
+    included), each an object with ``type`` fixed to that name, its own keys, its required
+    keys and nothing else — so an editor completes the types and, once ``type`` is written,
+    that type's keys."""
+    variants = []
+    for name in type_names():
+        entry, negated = resolve(name) or (REGISTRY[name], False)
+        keys = sorted(entry.keys, key=_KEY_ORDER.index)
+        what = _summary(entry)
+        variants.append(
+            {
+                "title": name,
+                "description": f"the opposite of {entry.name}: {what}" if negated else what,
+                "type": "object",
+                "properties": {"type": {"const": name}} | {key: _key_schema(entry, key) for key in keys},
+                "required": ["type", *sorted(entry.required, key=_KEY_ORDER.index)],
+                "additionalProperties": False,
+            }
+        )
+    return {
+        "title": "Check",
+        "description": "a check on the step's output, keyed on type",
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": type_names()}},
+        "oneOf": variants,
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -58,6 +58,22 @@ COMMANDS = (
 )
 
 
+def _argument_metavars_only() -> None:
+    """An argument with a metavar is shown as that metavar alone: typer 0.2x appends its raw
+    type name (``PIPELINE <str>``), which an option's metavar replaces but an argument's does not."""
+    from typer import core
+
+    shown = getattr(core.TyperArgument, "display_type", None)
+    if shown is None or getattr(shown, "_relcheck", False):
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        return "" if self.metavar else str(shown(self, ctx))
+
+    display_type._relcheck = True  # type: ignore[attr-defined]
+    core.TyperArgument.display_type = display_type  # type: ignore[method-assign]
+
+
 def _register() -> None:
     from importlib import import_module
 
@@ -67,4 +83,5 @@ def _register() -> None:
     app.add_typer(import_module(f"{__package__}.cache").cache_app)  # relcheck cache info|clear
 
 
+_argument_metavars_only()
 _register()

@@ -11,16 +11,30 @@ from .common import handle_errors, write_output
 
 @handle_errors
 def compare_command(
-    base: str = typer.Argument(..., help="Baseline results.json (or its run directory)."),
-    candidate: str = typer.Argument(..., help="Candidate results.json (or its run directory)."),
+    base: str = typer.Argument(..., help="Baseline results.json (or its run directory).", metavar="BASE"),
+    candidate: str = typer.Argument(..., help="Candidate results.json (or its run directory).", metavar="CANDIDATE"),
     max_drop: float = typer.Option(
-        0.0, "--max-drop", min=0, max=1, help="Tolerated drop in rate (absolute) before a row can regress."
+        0.0,
+        "--max-drop",
+        min=0,
+        max=1,
+        help="Tolerated drop in rate (absolute) before a row can regress.",
+        metavar="DROP",
     ),
     alpha: float = typer.Option(
-        0.05, "--alpha", min=0, max=1, help="Significance level (family-wise over the rows, Holm)."
+        0.05,
+        "--alpha",
+        min=0,
+        max=1,
+        help="Significance level (family-wise over the rows, Holm).",
+        metavar="ALPHA",
     ),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the comparison as JSON (- for stdout)."),
-    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write the comparison as Markdown."),
+    json_out: Optional[str] = typer.Option(
+        None, "--json", help="Write the comparison as JSON (- for stdout).", metavar="FILE"
+    ),
+    markdown: Optional[str] = typer.Option(
+        None, "--markdown", help="Write the comparison as Markdown.", metavar="FILE"
+    ),
     unpaired: bool = typer.Option(
         False,
         "--unpaired",

@@ -42,10 +42,14 @@ def _parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
 def eval_command(
     ctx: typer.Context,
     pipeline: Optional[str] = typer.Argument(
-        None, help="The pipeline YAML file (with --resume: the run's, if omitted)."
+        None,
+        help="The pipeline YAML file (with --resume: the run's, if omitted).",
+        metavar="PIPELINE",
     ),
-    evalset: list[str] = typer.Option([], "--evalset", help="Eval set file (repeatable; replaces the pipeline's)."),
-    trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times."),
+    evalset: list[str] = typer.Option(
+        [], "--evalset", help="Eval set file (repeatable; replaces the pipeline's).", metavar="FILE"
+    ),
+    trials: int = typer.Option(1, "--trials", min=1, help="Run each case K times.", metavar="K"),
     concurrency: Optional[int] = typer.Option(
         None,
         "--concurrency",
@@ -53,46 +57,81 @@ def eval_command(
         max=4096,
         help="Hard cap on units in flight. Default: enough for each HTTP endpoint's adaptive controller to bind "
         "(the sum of their max_concurrency, default 256 each; 8 without HTTP endpoints).",
+        metavar="N",
     ),
     isolate: bool = typer.Option(False, "--isolate", help="Also run every step with gold upstream outputs."),
     retries: Optional[int] = typer.Option(
-        None, "--retries", min=0, max=99, help="What-if: every step gets R retries (max_attempts R+1)."
+        None,
+        "--retries",
+        min=0,
+        max=99,
+        help="What-if: every step gets R retries (max_attempts R+1).",
+        metavar="R",
     ),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the pipeline's seed."),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
-    filter_tag: list[str] = typer.Option([], "--filter-tag", help="Only cases with this tag (repeatable)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Run shard I of N (I/N); reports, does not gate."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the pipeline's seed.", metavar="SEED"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N cases.", metavar="N"),
+    filter_tag: list[str] = typer.Option(
+        [], "--filter-tag", help="Only cases with this tag (repeatable).", metavar="TAG"
+    ),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="Run shard I of N (I/N); reports, does not gate.", metavar="I/N"
+    ),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR.", metavar="RUN_DIR"),
     retry_errors: bool = typer.Option(
         False, "--retry-errors", help="With --resume: rerun units that ended in infrastructure errors."
     ),
-    out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty)."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Also write results.json here (- for stdout)."),
-    junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here."),
-    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write a Markdown summary here."),
-    html: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-    record: Optional[str] = typer.Option(None, "--record", help="Record HTTP traffic to this cassette."),
-    replay: Optional[str] = typer.Option(None, "--replay", help="Answer HTTP requests from this cassette."),
-    endpoint: list[str] = typer.Option([], "--endpoint", help="NAME=mock: swap an endpoint for the mock (repeatable)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty).", metavar="DIR"),
+    json_out: Optional[str] = typer.Option(
+        None, "--json", help="Also write results.json here (- for stdout).", metavar="FILE"
+    ),
+    junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here.", metavar="FILE"),
+    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write a Markdown summary here.", metavar="FILE"),
+    html: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report here.", metavar="FILE"),
+    record: Optional[str] = typer.Option(
+        None, "--record", help="Record HTTP traffic to this cassette.", metavar="CASSETTE"
+    ),
+    replay: Optional[str] = typer.Option(
+        None, "--replay", help="Answer HTTP requests from this cassette.", metavar="CASSETTE"
+    ),
+    endpoint: list[str] = typer.Option(
+        [], "--endpoint", help="NAME=mock: swap an endpoint for the mock (repeatable).", metavar="NAME=mock"
+    ),
     max_throttle_wait: float = typer.Option(
-        120.0, "--max-throttle-wait", min=0, help="Seconds one attempt may wait out 429/503."
+        120.0,
+        "--max-throttle-wait",
+        min=0,
+        help="Seconds one attempt may wait out 429/503.",
+        metavar="SECONDS",
     ),
     max_cost: Optional[float] = typer.Option(
-        None, "--max-cost", min=0, help="Stop scheduling once this many USD are spent (exit 3)."
+        None,
+        "--max-cost",
+        min=0,
+        help="Stop scheduling once this many USD are spent (exit 3).",
+        metavar="USD",
     ),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache (.relcheck/cache.sqlite)."),
     cache_only: bool = typer.Option(
         False, "--cache-only", help="Answer only from the response cache; a miss is an error of kind cache_miss."
     ),
-    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step."),
-    min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
-    min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound."),
-    baseline: Optional[str] = typer.Option(
-        None, "--baseline", help="Baseline results.json for a paired regression gate."
+    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step.", metavar="N"),
+    min_e2e: Optional[float] = typer.Option(
+        None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate.", metavar="RATE"
     ),
-    max_drop: Optional[float] = typer.Option(None, "--max-drop", min=0, max=1, help="Baseline gate: tolerated drop."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", min=0, max=1, help="Baseline gate: significance level."),
+    min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable).", metavar="STEP=RATE"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound.", metavar="MODE"),
+    baseline: Optional[str] = typer.Option(
+        None,
+        "--baseline",
+        help="Baseline results.json for a paired regression gate.",
+        metavar="RESULTS",
+    ),
+    max_drop: Optional[float] = typer.Option(
+        None, "--max-drop", min=0, max=1, help="Baseline gate: tolerated drop.", metavar="DROP"
+    ),
+    alpha: Optional[float] = typer.Option(
+        None, "--alpha", min=0, max=1, help="Baseline gate: significance level.", metavar="ALPHA"
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress output on stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
@@ -164,7 +203,14 @@ def eval_command(
         progress.stop()
     results = outcome.results
     emit_reports(
-        results, json_out=json_out, junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet
+        results,
+        json_out=json_out,
+        junit=junit,
+        markdown=markdown,
+        html=html,
+        show_failures=show_failures,
+        quiet=quiet,
+        json_source=outcome.run_dir / "results.json",  # --json copies it: no second serialisation
     )
     if outcome.exit_code == 130:
         from ..runner.resume import resume_command

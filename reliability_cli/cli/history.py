@@ -15,10 +15,12 @@ from .runs import _ci, _echo_table
 
 @handle_errors
 def history_command(
-    pipeline: str = typer.Argument(..., help="A pipeline file, or a pipeline's name."),
-    root: str = typer.Option(str(RUNS_DIR), "--dir", help="Where the runs are."),
+    pipeline: str = typer.Argument(..., help="A pipeline file, or a pipeline's name.", metavar="PIPELINE"),
+    root: str = typer.Option(str(RUNS_DIR), "--dir", help="Where the runs are.", metavar="DIR"),
     json_out: bool = typer.Option(False, "--json", help="Print the series as JSON."),
-    html: Optional[str] = typer.Option(None, "--html", help="Also write the series as a self-contained HTML chart."),
+    html: Optional[str] = typer.Option(
+        None, "--html", help="Also write the series as a self-contained HTML chart.", metavar="FILE"
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """End-to-end and per-step rates of a pipeline's runs over time, with their intervals."""

@@ -8,7 +8,9 @@ from .common import handle_errors
 
 
 @handle_errors
-def init_command(directory: str = typer.Argument(".", help="Where to create pipeline.yaml and cases.jsonl.")) -> None:
+def init_command(
+    directory: str = typer.Argument(".", help="Where to create pipeline.yaml and cases.jsonl.", metavar="DIR"),
+) -> None:
     """Scaffold a pipeline and eval set that run offline on the mock endpoint."""
     from ..scaffold import scaffold
 

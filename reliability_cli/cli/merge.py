@@ -11,12 +11,18 @@ from .common import handle_errors
 
 @handle_errors
 def merge_command(
-    results: list[str] = typer.Argument(..., help="Shard results.json files (or their run directories)."),
-    output: str = typer.Option(..., "-o", "--output", help="Write the merged results.json here (- for stdout)."),
-    junit: Optional[str] = typer.Option(None, "--junit", help="Also write JUnit XML here."),
-    markdown: Optional[str] = typer.Option(None, "--markdown", help="Also write a Markdown summary here."),
-    html: Optional[str] = typer.Option(None, "--html", help="Also write an HTML report here."),
-    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step."),
+    results: list[str] = typer.Argument(
+        ..., help="Shard results.json files (or their run directories).", metavar="RESULTS"
+    ),
+    output: str = typer.Option(
+        ..., "-o", "--output", help="Write the merged results.json here (- for stdout).", metavar="FILE"
+    ),
+    junit: Optional[str] = typer.Option(None, "--junit", help="Also write JUnit XML here.", metavar="FILE"),
+    markdown: Optional[str] = typer.Option(
+        None, "--markdown", help="Also write a Markdown summary here.", metavar="FILE"
+    ),
+    html: Optional[str] = typer.Option(None, "--html", help="Also write an HTML report here.", metavar="FILE"),
+    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing units to list per step.", metavar="N"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:

@@ -13,30 +13,54 @@ from .common import handle_errors
 
 @handle_errors
 def mockserver_command(
-    host: str = typer.Option("127.0.0.1", "--host", help="Loopback address to bind (127.0.0.1 or ::1)."),
-    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Loopback address to bind (127.0.0.1 or ::1).", metavar="HOST"
+    ),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one.", metavar="PORT"),
     fail_rate: float = typer.Option(
-        0.0, "--fail-rate", min=0, max=1, help="Share of requests answered 200 with a wrong reply."
+        0.0,
+        "--fail-rate",
+        min=0,
+        max=1,
+        help="Share of requests answered 200 with a wrong reply.",
+        metavar="RATE",
     ),
     status_rate: str = typer.Option(
-        "", "--status-rate", help="Injected statuses as STATUS=RATE pairs, e.g. 500=0.02,429=0.01."
+        "",
+        "--status-rate",
+        help="Injected statuses as STATUS=RATE pairs, e.g. 500=0.02,429=0.01.",
+        metavar="RATE",
     ),
     retry_after: Optional[float] = typer.Option(
-        None, "--retry-after", min=0, help="Seconds sent in Retry-After/retry-after-ms on 429 and 503."
+        None,
+        "--retry-after",
+        min=0,
+        help="Seconds sent in Retry-After/retry-after-ms on 429 and 503.",
+        metavar="SECONDS",
     ),
-    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Delay before every answer."),
-    jitter_ms: float = typer.Option(0.0, "--jitter-ms", min=0, help="Latency drawn within ±jitter."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", min=0, help="Delay before every answer.", metavar="MS"),
+    jitter_ms: float = typer.Option(0.0, "--jitter-ms", min=0, help="Latency drawn within ±jitter.", metavar="MS"),
     malformed_rate: float = typer.Option(
-        0.0, "--malformed-rate", min=0, max=1, help="Share answered 200 with a body that is not JSON."
+        0.0,
+        "--malformed-rate",
+        min=0,
+        max=1,
+        help="Share answered 200 with a body that is not JSON.",
+        metavar="RATE",
     ),
     drop_rate: float = typer.Option(
-        0.0, "--drop-rate", min=0, max=1, help="Share whose connection is closed mid-response."
+        0.0,
+        "--drop-rate",
+        min=0,
+        max=1,
+        help="Share whose connection is closed mid-response.",
+        metavar="RATE",
     ),
-    hang_rate: float = typer.Option(0.0, "--hang-rate", min=0, max=1, help="Share never answered."),
+    hang_rate: float = typer.Option(0.0, "--hang-rate", min=0, max=1, help="Share never answered.", metavar="RATE"),
     quota_exhausted: bool = typer.Option(
         False, "--quota-exhausted", help="Answer every request 429 insufficient_quota."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seeds every injected fault."),
+    seed: int = typer.Option(0, "--seed", help="Seeds every injected fault.", metavar="SEED"),
 ) -> None:
     """Serve /v1/chat/completions, /v1/messages and /v1/models on loopback, injecting faults.
 

@@ -11,10 +11,16 @@ from .common import handle_errors, write_output
 
 @handle_errors
 def plan_command(
-    results: str = typer.Argument(..., help="A results.json or run directory."),
-    target: float = typer.Option(..., "--target", min=0, max=1, help="End-to-end rate to reach, e.g. 0.99."),
-    max_retries: int = typer.Option(3, "--max-retries", min=0, max=20, help="Most retries considered per step."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the plan as JSON (- for stdout)."),
+    results: str = typer.Argument(..., help="A results.json or run directory.", metavar="RESULTS"),
+    target: float = typer.Option(
+        ..., "--target", min=0, max=1, help="End-to-end rate to reach, e.g. 0.99.", metavar="RATE"
+    ),
+    max_retries: int = typer.Option(
+        3, "--max-retries", min=0, max=20, help="Most retries considered per step.", metavar="N"
+    ),
+    json_out: Optional[str] = typer.Option(
+        None, "--json", help="Write the plan as JSON (- for stdout).", metavar="FILE"
+    ),
 ) -> None:
     """Cheapest per-step retry budget reaching TARGET end to end, from a run's measurements.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..textfmt import pct
@@ -11,6 +12,8 @@ from .common import write_output
 
 if TYPE_CHECKING:
     from ..results.schema import Results
+
+_CHUNK = 1 << 20
 
 
 def print_terminal(results: Results, show_failures: int) -> None:
@@ -37,6 +40,7 @@ def emit_reports(
     html: str | None = None,
     show_failures: int = 5,
     quiet: bool = False,
+    json_source: str | os.PathLike[str] | None = None,
 ) -> None:
     """Terminal report on stdout (unless ``--json -`` owns stdout), files, CI annotations.
 
@@ -48,11 +52,13 @@ def emit_reports(
         html: Write the HTML report here.
         show_failures: Failing units listed per step (terminal, Markdown).
         quiet: One line instead of the terminal report.
+        json_source: The ``results.json`` the run has just written for ``results``: ``--json``
+            copies its bytes rather than serialising the results a second time.
     """
     from ..reports import render
 
     if json_out:
-        write_output(json_out, render(results, "json"))
+        write_json(results, json_out, json_source)
     if junit:
         write_output(junit, render(results, "junit"))
     if markdown:
@@ -69,6 +75,69 @@ def emit_reports(
         )
         return
     print_terminal(results, show_failures)
+
+
+def write_json(results: Results, path: str, source: str | os.PathLike[str] | None = None) -> None:
+    """Write the JSON document of ``results`` to ``path`` (``-`` for stdout) without holding it
+    in memory: a copy of ``source`` (the run's ``results.json``, secrets already masked) when
+    given, else streamed from the results. A file is written atomically (a temporary file in
+    its directory, then renamed), so a reader never sees half of it."""
+    if path == "-":
+        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        if source is not None and out is not None:
+            with open(source, "rb") as src:
+                while chunk := src.read(_CHUNK):
+                    out.write(chunk)
+            out.flush()
+        else:
+            from ..results.schema import dump_masked
+
+            dump_masked(results, _JsonText(sys.stdout))  # type: ignore[arg-type]
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source is None:
+            from ..results import schema
+
+            schema.write(results, target)
+            return
+        tmp = _temporary(target)
+        try:
+            with open(source, "rb") as src, open(tmp, "xb") as dst:
+                while chunk := src.read(_CHUNK):
+                    dst.write(chunk)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, path) from None
+
+
+def _temporary(target: Path) -> Path:
+    """A new file name next to ``target``, taken by no file."""
+    import secrets
+
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        if not tmp.exists():
+            return tmp
+
+
+class _JsonText:
+    """stdout for a streamed JSON document: a lone surrogate is written as its JSON escape."""
+
+    def __init__(self, fh: object) -> None:
+        from ..safetext import JSON_ERRORS
+
+        self.fh = fh
+        self.errors = JSON_ERRORS
+
+    def write(self, text: str) -> None:
+        self.fh.write(text.encode("utf-8", self.errors).decode("utf-8"))  # type: ignore[attr-defined]
 
 
 def _github(results: Results, show_failures: int) -> None:

@@ -11,10 +11,12 @@ from .common import handle_errors, write_output
 
 @handle_errors
 def report_command(
-    results: str = typer.Argument(..., help="A results.json or run directory."),
-    fmt: str = typer.Option("terminal", "--format", "-f", help="terminal, json, junit, markdown or html."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write to this file."),
-    show_failures: Optional[int] = typer.Option(None, "--show-failures", min=0),
+    results: str = typer.Argument(..., help="A results.json or run directory.", metavar="RESULTS"),
+    fmt: str = typer.Option(
+        "terminal", "--format", "-f", help="terminal, json, junit, markdown or html.", metavar="FORMAT"
+    ),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write to this file.", metavar="FILE"),
+    show_failures: Optional[int] = typer.Option(None, "--show-failures", min=0, metavar="N"),
 ) -> None:
     """Re-render a saved run."""
     from ..errors import UsageError
@@ -31,6 +33,11 @@ def report_command(
         from .render import print_terminal
 
         print_terminal(data, 5 if show_failures is None else show_failures)
+        return
+    if fmt == "json":  # streamed: the document is never held as one string
+        from .render import write_json
+
+        write_json(data, output or "-")
         return
     from pathlib import Path
 

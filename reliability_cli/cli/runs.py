@@ -29,9 +29,9 @@ def _echo_table(rows: list[list[str]], right: set[int]) -> None:
 
 @handle_errors
 def runs_command(
-    root: str = typer.Option(str(RUNS_DIR), "--dir", help="Where the runs are."),
+    root: str = typer.Option(str(RUNS_DIR), "--dir", help="Where the runs are.", metavar="DIR"),
     prune: bool = typer.Option(False, "--prune", help="Delete the oldest runs, keeping the newest --keep N."),
-    keep: Optional[int] = typer.Option(None, "--keep", min=0, help="With --prune: how many runs to keep."),
+    keep: Optional[int] = typer.Option(None, "--keep", min=0, help="With --prune: how many runs to keep.", metavar="N"),
     json_out: bool = typer.Option(False, "--json", help="Print the list as JSON."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:

@@ -11,7 +11,9 @@ from .common import handle_errors, write_output
 
 @handle_errors
 def schema_command(
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write to this file instead of stdout."),
+    output: Optional[str] = typer.Option(
+        None, "-o", "--output", help="Write to this file instead of stdout.", metavar="FILE"
+    ),
 ) -> None:
     """Print the JSON Schema of the pipeline format, for editors."""
     import json

@@ -11,12 +11,14 @@ from .common import handle_errors, write_output
 
 @handle_errors
 def simulate_command(
-    steps: int = typer.Option(..., "--steps", min=1, max=1000, help="Steps in the chain."),
-    p: float = typer.Option(..., "--p", min=0.0, max=1.0, help="Each attempt's success probability."),
-    retries: int = typer.Option(0, "--retries", min=0, max=99, help="Retries per step."),
-    runs: int = typer.Option(100_000, "--runs", min=1, max=100_000_000, help="Monte-Carlo runs."),
-    seed: int = typer.Option(0, "--seed"),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Write the figures as JSON (- for stdout)."),
+    steps: int = typer.Option(..., "--steps", min=1, max=1000, help="Steps in the chain.", metavar="N"),
+    p: float = typer.Option(..., "--p", min=0.0, max=1.0, help="Each attempt's success probability.", metavar="P"),
+    retries: int = typer.Option(0, "--retries", min=0, max=99, help="Retries per step.", metavar="R"),
+    runs: int = typer.Option(100_000, "--runs", min=1, max=100_000_000, help="Monte-Carlo runs.", metavar="N"),
+    seed: int = typer.Option(0, "--seed", metavar="SEED"),
+    json_out: Optional[str] = typer.Option(
+        None, "--json", help="Write the figures as JSON (- for stdout).", metavar="FILE"
+    ),
 ) -> None:
     """Analytic and Monte-Carlo end-to-end reliability of a chain of independent steps."""
     import json

@@ -14,35 +14,48 @@ from .common import handle_errors
 
 @handle_errors
 def traces_command(
-    files: list[str] = typer.Argument(..., help="OTLP JSON, LangSmith runs or Langfuse observations (JSON/JSONL/CSV)."),
-    format: str = typer.Option("auto", "--format", help="auto, otlp, langsmith or langfuse."),
+    files: list[str] = typer.Argument(
+        ..., help="OTLP JSON, LangSmith runs or Langfuse observations (JSON/JSONL/CSV).", metavar="FILE"
+    ),
+    format: str = typer.Option("auto", "--format", help="auto, otlp, langsmith or langfuse.", metavar="FORMAT"),
     pipeline: Optional[str] = typer.Option(
         None,
         "--pipeline",
         help="Map records to this pipeline's steps (its traces: section); run its checks on recorded outputs; "
         "use its gates.",
+        metavar="PIPELINE",
     ),
     sampled: Optional[str] = typer.Option(
-        None, "--sampled", help="The sampling policy the traces were kept under (recorded in the report)."
+        None,
+        "--sampled",
+        help="The sampling policy the traces were kept under (recorded in the report).",
+        metavar="POLICY",
     ),
     skip_bad: bool = typer.Option(
         False, "--skip-bad", help="Count and skip malformed records instead of stopping (exit 2)."
     ),
-    out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty)."),
-    json_out: Optional[str] = typer.Option(None, "--json", help="Also write results.json here (- for stdout)."),
-    junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here."),
-    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write a Markdown summary here."),
-    html: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report here."),
-    show_failures: int = typer.Option(5, "--show-failures", min=0, help="Failing traces to list per step."),
-    min_e2e: Optional[float] = typer.Option(None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate."),
-    min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable)."),
-    mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run directory (must be new or empty).", metavar="DIR"),
+    json_out: Optional[str] = typer.Option(
+        None, "--json", help="Also write results.json here (- for stdout).", metavar="FILE"
+    ),
+    junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML here.", metavar="FILE"),
+    markdown: Optional[str] = typer.Option(None, "--markdown", help="Write a Markdown summary here.", metavar="FILE"),
+    html: Optional[str] = typer.Option(None, "--html", help="Write a self-contained HTML report here.", metavar="FILE"),
+    show_failures: int = typer.Option(
+        5, "--show-failures", min=0, help="Failing traces to list per step.", metavar="N"
+    ),
+    min_e2e: Optional[float] = typer.Option(
+        None, "--min-e2e", min=0, max=1, help="Gate: minimum end-to-end rate.", metavar="RATE"
+    ),
+    min_step: list[str] = typer.Option([], "--min-step", help="Gate: STEP=RATE (repeatable).", metavar="STEP=RATE"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="Gate mode: point or lower-bound.", metavar="MODE"),
     max_error_rate: Optional[float] = typer.Option(
         None,
         "--max-error-rate",
         min=0,
         max=1,
         help="Exit 3 above this share of traces ending in an infrastructure error (default: no limit).",
+        metavar="RATE",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
@@ -88,5 +101,6 @@ def traces_command(
         html=html,
         show_failures=show_failures,
         quiet=quiet,
+        json_source=outcome.run_dir / "results.json",
     )
     raise typer.Exit(outcome.exit_code)

@@ -2,7 +2,8 @@
 
 Every model forbids unknown keys (a typo must never be silently ignored) and is frozen.
 Endpoint configs are a union discriminated by ``type``; checks stay mappings here and are
-validated by the check registry, which owns each check type's keys.
+validated by the check registry, which owns each check type's keys (and gives the JSON
+Schema its ``Check`` union, keyed on ``type``).
 """
 
 from __future__ import annotations
@@ -241,7 +242,12 @@ class PipelineModel(Model):
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the pipeline format, for editors (``relcheck schema``)."""
+    from ..checks.registry import check_json_schema
+
     schema = PipelineModel.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "relcheck pipeline"
+    schema["$defs"]["Check"] = check_json_schema()
+    for name in ("Step", "FinalConfig"):  # checks are validated by the registry, not pydantic
+        schema["$defs"][name]["properties"]["checks"]["items"] = {"$ref": "#/$defs/Check"}
     return schema

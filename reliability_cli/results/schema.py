@@ -528,11 +528,16 @@ def write(results: Results, path: str | Path) -> None:
     try:
         # a lone surrogate (from a case or a model) is written as its JSON escape (safetext)
         with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
-            dump(results, _Scrubbed(fh))  # type: ignore[arg-type]
+            dump_masked(results, fh)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def dump_masked(results: Results, fh: IO[str]) -> None:
+    """Stream the JSON document of ``results`` into ``fh``, every secret masked."""
+    dump(results, _Scrubbed(fh))  # type: ignore[arg-type]
 
 
 def dump(results: Results, fh: IO[str]) -> None:

@@ -24,6 +24,7 @@ class Validation:
     max_requests: int
     max_cost_usd: float | None
     warnings: list[str] = field(default_factory=list)
+    expected_cost_usd: float | None = None
 
 
 def validate(pipeline_path: str, options: RunOptions | None = None) -> Validation:
@@ -101,14 +102,16 @@ def validate(pipeline_path: str, options: RunOptions | None = None) -> Validatio
     per_unit = sum(s.retry.max_attempts for s in pipeline.steps)
     judges = sum(s.retry.max_attempts for s in pipeline.steps for c in s.checks if c.type == "llm-rubric")
     per_unit = (per_unit + judges) * (2 if options.isolate else 1)
+    cost = _cost(pipeline, evalset.cases, prep.units, options)
     return Validation(
         str(pipeline_path),
         len(evalset),
         prep.units,
         len(pipeline.steps),
         prep.units * per_unit,
-        _max_cost(pipeline, prep.units, options),
+        None if cost is None else cost[0],
         warnings,
+        None if cost is None else cost[1],
     )
 
 
@@ -147,22 +150,65 @@ def _sources(value: Any) -> Iterator[str]:
             yield from _sources(v)
 
 
-def _max_cost(pipeline: Pipeline, units: int, options: RunOptions) -> float | None:
-    """Upper bound of cost: every attempt at max tokens, prompts estimated at 4 chars a token."""
-    total = 0.0
+TYPICAL_OUTPUT_TOKENS = 256
+"""The reply length the expected cost assumes (a step's ``max_tokens`` when that is lower)."""
+UNKNOWN_INPUT_TOKENS = 256
+"""What the cost bound adds to a prompt for the values templates put in it."""
+
+
+def _cost(pipeline: Pipeline, cases: Any, units: int, options: RunOptions) -> tuple[float, float] | None:
+    """The cost bound and the expected cost in USD, or None when no endpoint has a ``price``.
+
+    Bound: every attempt retried to its step's ``retry.max_attempts``, every reply
+    ``max_tokens`` long (4096 where none is set), each prompt its template at 4 characters a
+    token plus 256 tokens, and an ``llm-rubric`` judge call per attempt (its reply
+    ``max_tokens`` long too). Expected: one attempt per step and one judge call per rubric,
+    replies of :data:`TYPICAL_OUTPUT_TOKENS` (or ``max_tokens`` if lower), each prompt its
+    template plus the eval set's average ``vars`` at 4 characters a token.
+    """
+    factor = units * (2 if options.isolate else 1)
+    vars_tokens = _mean_vars_chars(cases) / 4
+    bound = expected = 0.0
     priced = False
     for step in pipeline.steps:
         ep = pipeline.endpoints.get(step.endpoint)
         price = getattr(ep, "price", None)
-        if price is None:
-            continue
-        priced = True
-        prompt_tokens = sum(len(t.source) for _, t in step.messages) // 4 + 256
-        out_tokens = (
-            int(step.params.get("max_tokens") or getattr(ep, "max_tokens", 0) or 4096)
-            if isinstance(step.params, Mapping)
-            else 4096
-        )
-        per_call = (prompt_tokens * price.input + out_tokens * price.output) / 1e6
-        total += per_call * step.retry.max_attempts * units * (2 if options.isolate else 1)
-    return round(total, 4) if priced else None
+        template_tokens = sum(len(t.source) for _, t in step.messages) / 4
+        out_max = _max_tokens(step.params, ep)
+        out_typical = min(out_max, TYPICAL_OUTPUT_TOKENS)
+        attempts = step.retry.max_attempts
+        if price is not None:
+            priced = True
+            bound += _price(price, template_tokens + UNKNOWN_INPUT_TOKENS, out_max) * attempts * factor
+            expected += _price(price, template_tokens + vars_tokens, out_typical) * factor
+        for plan in step.checks:
+            if plan.type != "llm-rubric":
+                continue
+            judge = pipeline.endpoints.get(str(plan.spec.get("endpoint")))
+            judge_price = getattr(judge, "price", None)
+            if judge_price is None:
+                continue
+            priced = True
+            rubric = plan.templated.get("rubric", plan.spec.get("rubric"))
+            rubric_tokens = len(getattr(rubric, "source", rubric) or "") / 4 + UNKNOWN_INPUT_TOKENS
+            judge_max = _max_tokens(None, judge)
+            bound += _price(judge_price, rubric_tokens + out_max, judge_max) * attempts * factor
+            expected += _price(judge_price, rubric_tokens + out_typical, min(judge_max, TYPICAL_OUTPUT_TOKENS)) * factor
+    return (round(bound, 4), round(expected, 4)) if priced else None
+
+
+def _price(price: Any, input_tokens: float, output_tokens: float) -> float:
+    return (input_tokens * price.input + output_tokens * price.output) / 1e6
+
+
+def _max_tokens(params: Any, ep: Any) -> int:
+    given = params.get("max_tokens") if isinstance(params, Mapping) else None
+    return int(given or getattr(ep, "max_tokens", 0) or 4096)
+
+
+def _mean_vars_chars(cases: Any) -> float:
+    total = n = 0
+    for case in cases:
+        n += 1
+        total += sum(len(v) if isinstance(v, str) else len(str(v)) for v in case.vars.values())
+    return total / n if n else 0.0

@@ -33,12 +33,10 @@ def merge_command(
     (including missing shards), 130 a shard was interrupted.
     """
     import sys
-    from pathlib import Path
 
     from ..outputs import refuse_overwrites, results_file
-    from ..results import schema
     from ..results.merge import merge, missing_shards
-    from .render import emit_reports
+    from .render import emit_reports, write_json
 
     refuse_overwrites(
         {"-o": output, "--junit": junit, "--markdown": markdown, "--html": html},
@@ -53,8 +51,6 @@ def merge_command(
             merged, json_out="-", junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet
         )
     else:
-        target = Path(output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        schema.write(merged, target)
+        write_json(merged, output)  # atomic for a regular file; a device or symlink is written through
         emit_reports(merged, junit=junit, markdown=markdown, html=html, show_failures=show_failures, quiet=quiet)
     raise typer.Exit(merged.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -98,7 +99,14 @@ def write_json(results: Results, path: str, source: str | os.PathLike[str] | Non
         return
     target = Path(path)
     try:
+        if target.parent.exists() and not target.parent.is_dir():  # mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            # a device, a FIFO or a symlink is written through: renaming over it would replace
+            # it (as root, /dev/full by a regular file)
+            _write_through(results, target, source)
+            return
         if source is None:
             from ..results import schema
 
@@ -115,6 +123,20 @@ def write_json(results: Results, path: str, source: str | os.PathLike[str] | Non
                 tmp.unlink()
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, path) from None
+
+
+def _write_through(results: Results, target: Path, source: str | os.PathLike[str] | None) -> None:
+    """Stream the document into ``target`` as it is (no temporary file, no rename)."""
+    if source is not None:
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+        return
+    from ..results.schema import dump_masked
+    from ..safetext import JSON_ERRORS
+
+    with open(target, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
+        dump_masked(results, fh)
 
 
 def _temporary(target: Path) -> Path:

@@ -93,3 +93,36 @@ def test_merge_to_stdout_streams_the_document(tmp_path: Path, dumps: list[int]) 
     assert code == 0, err
     assert len(dumps) == 1
     assert out == (tmp_path / "merged.json").read_bytes()
+
+
+def test_a_symlink_or_a_fifo_is_written_through_not_replaced(tmp_path: Path) -> None:
+    """The atomic rename is for regular files: renaming over a symlink would replace the
+    link, and over a device (as root, ``/dev/full``) the device itself."""
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    code, _, err = _invoke("eval", SIX, "--out", tmp_path / "r", "--limit", "5", "--json", link, "--no-progress")
+    assert code == 0, err
+    assert link.is_symlink() and real.read_bytes() == (tmp_path / "r" / "results.json").read_bytes()
+    for i in (1, 2):
+        _invoke("eval", SIX, "--out", tmp_path / f"s{i}", "--limit", "6", "--shard", f"{i}/2", "--no-progress")
+    merged = tmp_path / "merged-link.json"
+    merged.symlink_to(tmp_path / "merged-real.json")
+    code, _, err = _invoke("merge", tmp_path / "s1", tmp_path / "s2", "-o", merged, "-q")
+    assert code == 0, err
+    shards = sum(json.loads((tmp_path / f"s{i}" / "results.json").read_text())["end_to_end"]["total"] for i in (1, 2))
+    assert merged.is_symlink()
+    assert json.loads((tmp_path / "merged-real.json").read_text())["end_to_end"]["total"] == shards
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    code, _, err = _invoke("report", tmp_path / "r", "--format", "json", "-o", fifo)
+    reader.join(timeout=60)
+    assert code == 0, err
+    assert fifo.exists() and not fifo.is_file()  # still the FIFO
+    assert got == [(tmp_path / "r" / "results.json").read_bytes()]

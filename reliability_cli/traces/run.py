@@ -164,14 +164,15 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         journal_path = run_dir / "attempts.jsonl"
         order = [s.id for s in pipeline.steps] if pipeline is not None else spill.step_order()
         builder = UnitBuilder(order, checks)
-        write_journal(
-            journal_path,
-            {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}},
-            spill,
-            builder,
+        unit_order = spill.order()
+        header = {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}}
+        # the analysis takes each record as the journal line is written, instead of reading it back
+        agg = analysis.aggregate(
+            write_journal(journal_path, header, spill, builder), order, trials=1, isolate=False, order=unit_order
         )
         counts["steps"] = spill.rows
-        unit_order = spill.order()
+        units = len(unit_order)
+        del unit_order
     finally:
         spill.close()
         if checks is not None:
@@ -213,8 +214,8 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         "retries": None,
         "shard": None,
         "evalsets": (),
-        "cases": len(unit_order),
-        "units_planned": len(unit_order),
+        "cases": units,
+        "units_planned": units,
         "stop_reason": None,
         "interrupted": False,
         "inputs": inputs,
@@ -222,10 +223,8 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         "sampled": options.sampled,
         "traces": counted,
     }
-    results = analysis.build_results(
-        journal_path, steps, info, trials=1, confidence=gate_config.confidence, isolate=False, order=unit_order
-    )
-    del unit_order
+    results = analysis.results_from(agg, steps, info, trials=1, confidence=gate_config.confidence)
+    del agg
     said = notes(options.sampled, counted)
     if baseline_dropped:
         said.append(
@@ -245,22 +244,33 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> None:
-    """The journal ``eval`` writes (``reliability_cli.journal``'s format), from the grouped traces.
+def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> Iterator[dict[str, Any]]:
+    """Write the journal ``eval`` writes (``reliability_cli.journal``'s format) from the grouped
+    traces, yielding each record as its line is written (for :func:`analysis.aggregate`).
 
     Written through an ordinary buffered file: unlike a running eval it has nothing to lose
-    to a crash (the traces can be read again), so it need not hand each line to the kernel."""
+    to a crash (the traces can be read again), so it need not hand each line to the kernel.
+    The lines are those of ``json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))``,
+    built from templates (:func:`.units.attempt_line`)."""
     import json
     import os
 
     from ..journal import SCHEMA
+    from .units import attempt_line, unit_line
 
     encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(encode({"schema": SCHEMA, **header}) + "\n")
+        unit = builder.unit
+        write = fh.write
         for rows in spill.traces():
-            attempts, unit = builder.unit(rows)
-            fh.write("".join([encode(a) + "\n" for a in attempts]) + encode({"unit_done": unit}) + "\n")
+            attempts, done = unit(rows)
+            lines = [attempt_line(a) for a in attempts]
+            lines.append(unit_line(done))
+            lines.append("")
+            write("\n".join(lines))
+            yield from attempts
+            yield {"unit_done": done}
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .._version import __version__
 from ..errors import TracesError, UsageError
 from . import langfuse, langsmith, otlp
-from .records import BadRecords, HashingFile, TraceRecord, excerpt, iso
+from .records import OUTPUT_LIMIT, BadRecords, HashingFile, TraceRecord, excerpt, iso
 from .steps import StepMapper
 
 FORMATS: dict[str, Callable[[HashingFile, BadRecords], Iterator[TraceRecord]]] = {
@@ -141,16 +141,7 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         for index, (path, fmt) in enumerate(zip(paths, formats)):
             source = HashingFile(path)
             before = (bad.count, counts["records"])
-            for rec in FORMATS[fmt](source, bad):
-                counts["records"] += 1
-                step = mapper.step_of(rec)
-                if step is None:
-                    counts["not_steps"] += 1
-                elif rec.end is None:
-                    counts["incomplete"] += 1
-                else:
-                    full = checks is not None and checks.wants(step)
-                    spill.add(rec, step, rec.output if full else excerpt(rec.output), index)
+            _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
             inputs.append(
                 {
                     "path": str(path),
@@ -238,6 +229,37 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     return TraceOutcome(run_dir, results, results.exit_code)
 
 
+def _spill_records(
+    records: Iterator[TraceRecord],
+    mapper: StepMapper,
+    checks: Any,
+    spill: Any,
+    index: int,
+    counts: Counter[str],
+) -> None:
+    """Name each record's step and store those that stand for one (the loop every record of
+    every file goes through). Outputs are kept as the journal keeps them unless a check will
+    read them whole."""
+    n = not_steps = incomplete = 0
+    step_of = mapper.step_of if mapper.rules is not None else None
+    add = spill.add
+    for rec in records:
+        n += 1
+        step = rec.default_step if step_of is None else step_of(rec)
+        if step is None:
+            not_steps += 1
+        elif rec.end is None:
+            incomplete += 1
+        else:
+            output = rec.output
+            if output is not None and len(output) > OUTPUT_LIMIT and not (checks is not None and checks.wants(step)):
+                output = excerpt(output)
+            add(rec, step, output, index)
+    counts["records"] += n
+    counts["not_steps"] += not_steps
+    counts["incomplete"] += incomplete
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     import json
 
@@ -251,12 +273,11 @@ def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) 
     Written through an ordinary buffered file: unlike a running eval it has nothing to lose
     to a crash (the traces can be read again), so it need not hand each line to the kernel.
     The lines are those of ``json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))``,
-    built from templates (:func:`.units.attempt_line`)."""
+    built from templates by :class:`.units.UnitBuilder`."""
     import json
     import os
 
     from ..journal import SCHEMA
-    from .units import attempt_line, unit_line
 
     encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
@@ -264,11 +285,8 @@ def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) 
         unit = builder.unit
         write = fh.write
         for rows in spill.traces():
-            attempts, done = unit(rows)
-            lines = [attempt_line(a) for a in attempts]
-            lines.append(unit_line(done))
-            lines.append("")
-            write("\n".join(lines))
+            attempts, done, text = unit(rows)
+            write(text)
             yield from attempts
             yield {"unit_done": done}
         fh.flush()

@@ -42,7 +42,7 @@ class UnitBuilder:
     """Turns each trace's records into journal records; tallies what the report states.
 
     (Called once per trace of a million-span input: an occurrence is a plain list
-    ``[step, parent, call_id, attempts]`` and a row a plain tuple, for speed.)"""
+    ``[step, parent, call_id, attempts, journal lines]`` and a row a plain tuple, for speed.)"""
 
     def __init__(self, order: Sequence[str], checks: TraceChecks | None = None) -> None:
         self.order = {step: i for i, step in enumerate(order)}
@@ -52,12 +52,15 @@ class UnitBuilder:
         self.duplicates = 0
         self.first_start: int | None = None
         self.last_end: int | None = None
+        self._steps_json: dict[str, str] = {}  # step → its JSON string
 
-    def unit(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The attempt records and the ``unit_done`` record of one trace (rows by start time)."""
+    def unit(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+        """The attempt records and the ``unit_done`` record of one trace (rows by start time),
+        and their journal lines (each ended by a newline)."""
         trace = rows[0][_TRACE]
         occurrences = self._occurrences(rows, trace)
         attempts: list[dict[str, Any]] = []
+        lines: list[str] = []
         by_step: dict[str, list[list[Any]]] = {}
         for occ in occurrences:
             same = by_step.get(occ[0])
@@ -66,6 +69,7 @@ class UnitBuilder:
             else:
                 same.append(occ)
             attempts.extend(occ[3])
+            lines.extend(occ[4])
         order = self.order
         missing = len(order)
         stats = self.steps
@@ -122,7 +126,9 @@ class UnitBuilder:
             "attempts": len(attempts),
             "steps": entries,
         }
-        return attempts, unit
+        lines.append(unit_line(unit))
+        lines.append("")
+        return attempts, unit, "\n".join(lines)
 
     def _occurrences(self, rows: Sequence[tuple[Any, ...]], trace: str) -> list[list[Any]]:
         occurrences: list[list[Any]] = []
@@ -131,6 +137,8 @@ class UnitBuilder:
         steps_ctx: dict[str, Any] = {}
         seen: set[str] = set()
         checks = self.checks
+        head = f'{{"case":{_text(trace)},"trial":1,"step":'
+        steps_json = self._steps_json
         for r in rows:
             span = r[_ID]
             if span in seen:  # the same span in two files (or exported twice)
@@ -149,7 +157,7 @@ class UnitBuilder:
             ):
                 occ = prev
             if occ is None:
-                occ = [step, parent, call, []]
+                occ = [step, parent, call, [], []]
                 occurrences.append(occ)
                 if call:
                     by_call[(parent, step, call)] = occ
@@ -170,6 +178,11 @@ class UnitBuilder:
                         outcome, reason = verdict
                 if outcome == "pass" and output is not None:
                     steps_ctx[step] = {"output": output, "text": output}
+            latency_ms = round(latency, 3)
+            tokens_in = r[_TIN] or 0
+            tokens_out = r[_TOUT] or 0
+            if output is not None and len(output) > _LIMIT:
+                output = excerpt(output)
             tries.append(
                 {
                     "case": trace,
@@ -179,12 +192,22 @@ class UnitBuilder:
                     "outcome": outcome,
                     "error_kind": kind,
                     "reason": reason,
-                    "latency_ms": round(latency, 3),
-                    "tokens_in": r[_TIN] or 0,
-                    "tokens_out": r[_TOUT] or 0,
-                    "output": output if output is None or len(output) <= _LIMIT else excerpt(output),
+                    "latency_ms": latency_ms,
+                    "tokens_in": tokens_in,
+                    "tokens_out": tokens_out,
+                    "output": output,
                     "span": span,
                 }
+            )
+            step_json = steps_json.get(step)
+            if step_json is None:
+                step_json = steps_json[step] = _text(step)
+            occ[4].append(
+                f'{head}{step_json},"attempt":{number},"outcome":"{outcome}",'
+                f'"error_kind":{_text(kind)},"reason":{_text(reason)},"latency_ms":{latency_ms!r},'
+                f'"tokens_in":{tokens_in if tokens_in.__class__ is int else _ENCODE(tokens_in)},'
+                f'"tokens_out":{tokens_out if tokens_out.__class__ is int else _ENCODE(tokens_out)},'
+                f'"output":{_text(output)},"span":{_text(span)}}}'
             )
         return occurrences
 
@@ -211,20 +234,6 @@ def _text(value: Any) -> str:
 
 def _int(value: Any) -> str:
     return repr(value) if value.__class__ is int else _ENCODE(value)
-
-
-def attempt_line(a: Mapping[str, Any]) -> str:
-    """The journal line of an attempt record made by :class:`UnitBuilder` (no newline)."""
-    latency = a["latency_ms"]
-    latency = repr(latency) if latency.__class__ is float else _ENCODE(latency)
-    return (
-        f'{{"case":{_text(a["case"])},"trial":{_int(a["trial"])},"step":{_text(a["step"])},'
-        f'"attempt":{_int(a["attempt"])},"outcome":{_text(a["outcome"])},"error_kind":{_text(a["error_kind"])},'
-        f'"reason":{_text(a["reason"])},'
-        f'"latency_ms":{latency},'
-        f'"tokens_in":{_int(a["tokens_in"])},"tokens_out":{_int(a["tokens_out"])},'
-        f'"output":{_text(a["output"])},"span":{_text(a["span"])}}}'
-    )
 
 
 def unit_line(u: Mapping[str, Any]) -> str:

@@ -142,6 +142,7 @@ def default_step(attrs: Mapping[str, Any], name: str) -> str | None:
 
 
 _OUTPUT_KEYS = ("gen_ai.output.messages", "gen_ai.completion", "output.value", "gen_ai.tool.call.result")
+_OUTPUT_ANY = frozenset((*_OUTPUT_KEYS, "gen_ai.completion.0.content"))  # a span without any has no output
 
 
 def _output(attrs: Mapping[str, Any], events: Sequence[dict[str, Any]]) -> str | None:
@@ -248,8 +249,12 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
     op = attrs.get("gen_ai.operation.name")
     tokens_in = tokens_out = 0
     if op is not None or "openinference.span.kind" in attrs:
-        tokens_in = as_int(_first(attrs, *_TOKENS_IN))
-        tokens_out = as_int(_first(attrs, *_TOKENS_OUT))
+        tokens_in = attrs.get("gen_ai.usage.input_tokens")
+        if tokens_in.__class__ is not int:
+            tokens_in = as_int(_first(attrs, *_TOKENS_IN))
+        tokens_out = attrs.get("gen_ai.usage.output_tokens")
+        if tokens_out.__class__ is not int:
+            tokens_out = as_int(_first(attrs, *_TOKENS_OUT))
     call = attrs.get("gen_ai.tool.call.id")
     return new_record(  # type: ignore[no-any-return]
         TraceRecord,
@@ -268,7 +273,7 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
             line,
             name,
             op,
-            _output(attrs, ()),
+            None if attrs.keys().isdisjoint(_OUTPUT_ANY) else _output(attrs, ()),
             attrs,
             default_step(attrs, name),
         ),
@@ -344,8 +349,12 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
             bad.add(file, exc)
             continue
         for j, span in enumerate(spans):
+            found = _plain_record(span, line) if span.__class__ is dict else None  # (span_record, inline)
+            if found is not None:
+                yield found
+                continue
             try:
-                yield span_record(span, line)
+                yield _general_record(span, line)
             except BadRecord as exc:
                 exc.line = line
                 exc.message = f"span {j} of the document: {exc.message}" if line is not None else exc.message

@@ -59,20 +59,23 @@ class Spill:
         self._files: list[IO[bytes] | None] = [None] * PARTS
         self._buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTS)]
         self.firsts: dict[str, int] = {}  # trace → its first start
-        self.rows = 0
+        self._written = 0
 
     def add(self, rec: TraceRecord, step: str, output: str | None, file: int) -> None:
         trace = rec[0]
         start = rec[1]
-        first = self.firsts.get(trace)
-        if first is None or start < first:
-            self.firsts[trace] = start
-        part = hash(trace) % PARTS
-        buf = self._buffers[part]
+        firsts = self.firsts
+        first = firsts.get(trace, start)
+        firsts[trace] = start if start < first else first
+        buf = self._buffers[hash(trace) % PARTS]
         buf.append(rec[:SPILLED] + (step, output, file))
-        self.rows += 1
         if len(buf) >= BUFFER:
-            self._write(part)
+            self._write(hash(trace) % PARTS)
+
+    @property
+    def rows(self) -> int:
+        """Records stored so far."""
+        return self._written + sum(len(b) for b in self._buffers)
 
     def _write(self, part: int) -> None:
         fh = self._files[part]
@@ -80,6 +83,7 @@ class Spill:
             fh = self._files[part] = open(self._dir / f"part-{part:02d}", "wb")  # noqa: SIM115
         data = marshal.dumps(self._buffers[part])
         fh.write(len(data).to_bytes(4, "little") + data)  # (marshal.load on a file reads in tiny pieces)
+        self._written += len(self._buffers[part])
         self._buffers[part] = []
 
     def _parts(self) -> Iterator[list[tuple[Any, ...]]]:

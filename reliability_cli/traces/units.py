@@ -202,13 +202,21 @@ class UnitBuilder:
             step_json = steps_json.get(step)
             if step_json is None:
                 step_json = steps_json[step] = _text(step)
-            occ[4].append(
-                f'{head}{step_json},"attempt":{number},"outcome":"{outcome}",'
-                f'"error_kind":{_text(kind)},"reason":{_text(reason)},"latency_ms":{latency_ms!r},'
-                f'"tokens_in":{tokens_in if tokens_in.__class__ is int else _ENCODE(tokens_in)},'
-                f'"tokens_out":{tokens_out if tokens_out.__class__ is int else _ENCODE(tokens_out)},'
-                f'"output":{_text(output)},"span":{_text(span)}}}'
-            )
+            if tokens_in.__class__ is not int or tokens_out.__class__ is not int:
+                tokens_in, tokens_out = _ENCODE(tokens_in), _ENCODE(tokens_out)
+            if kind is None and reason is None and output is None:  # (most attempts)
+                occ[4].append(
+                    f'{head}{step_json},"attempt":{number},"outcome":"{outcome}","error_kind":null,"reason":null,'
+                    f'"latency_ms":{latency_ms!r},"tokens_in":{tokens_in},"tokens_out":{tokens_out},'
+                    f'"output":null,"span":{_text(span)}}}'
+                )
+            else:
+                occ[4].append(
+                    f'{head}{step_json},"attempt":{number},"outcome":"{outcome}",'
+                    f'"error_kind":{_text(kind)},"reason":{_text(reason)},"latency_ms":{latency_ms!r},'
+                    f'"tokens_in":{tokens_in},"tokens_out":{tokens_out},'
+                    f'"output":{_text(output)},"span":{_text(span)}}}'
+                )
         return occurrences
 
 

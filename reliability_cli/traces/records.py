@@ -105,7 +105,9 @@ def _fast_loads(data: bytes) -> Any:
 
 
 loads = _fast_loads if _orjson is not None else _json_loads
-"""JSON text → value, exactly as :func:`json.loads` (through ``orjson`` where it is installed)."""
+"""JSON text → value, as :func:`json.loads` gives it — through ``orjson`` where it is installed,
+which gives the same values except that it reads an integer wider than 64 bits (outside
+OTLP's int64, and beyond any timestamp or token count) as a float."""
 
 
 class HashingFile:

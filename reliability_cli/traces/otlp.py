@@ -221,11 +221,12 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
     ):
         return None
     ids = trace + span_id if parent is None else trace + span_id + parent
-    if not (ids.isalnum() and ids.islower()):  # (isalnum: no whitespace, which fromhex skips)
-        return None
     attrs: dict[str, Any] = {}
     try:
-        bytes.fromhex(ids)  # lowercase hex digits only
+        # lowercase hex digits only: fromhex skips whitespace (then fewer bytes) and reads
+        # uppercase (then another hex text)
+        if bytes.fromhex(ids).hex() != ids:
+            return None
         start_ns = int(start)
         end_ns = int(end)
         for a in items:

@@ -248,7 +248,8 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
         kind = error_kind(attrs.get("error.type"), message)
         reason = message or kind
     op = attrs.get("gen_ai.operation.name")
-    tokens_in = tokens_out = 0
+    tokens_in: Any = 0
+    tokens_out: Any = 0
     if op is not None or "openinference.span.kind" in attrs:
         tokens_in = attrs.get("gen_ai.usage.input_tokens")
         if tokens_in.__class__ is not int:

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from sys import intern
 from typing import Any
 
 from .records import (
@@ -261,7 +262,7 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
     return new_record(  # type: ignore[no-any-return]
         TraceRecord,
         (
-            trace,
+            intern(trace),  # (one object per trace: the spill's marshal then writes it once a buffer)
             start_ns,
             end_ns,
             span_id,

@@ -243,6 +243,7 @@ def _spill_records(
     n = not_steps = incomplete = 0
     step_of = mapper.step_of if mapper.rules is not None else None
     add = spill.add
+    same: dict[str, str] = {}  # one object per step name (marshal writes a repeated object once)
     for rec in records:
         n += 1
         step = rec.default_step if step_of is None else step_of(rec)
@@ -254,7 +255,7 @@ def _spill_records(
             output = rec.output
             if output is not None and len(output) > OUTPUT_LIMIT and not (checks is not None and checks.wants(step)):
                 output = excerpt(output)
-            add(rec, step, output, index)
+            add(rec, same.setdefault(step, step), output, index)
     counts["records"] += n
     counts["not_steps"] += not_steps
     counts["incomplete"] += incomplete

@@ -246,12 +246,12 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
     errored = status.get("code") in STATUS_ERROR if status else False
     if errored:
         message = status.get("message") or None  # type: ignore[union-attr]
-        kind = error_kind(attrs.get("error.type"), message)
+        kind = error_kind(attrs.get("error.type") or None, message)
         reason = message or kind
     op = attrs.get("gen_ai.operation.name")
     tokens_in: Any = 0
     tokens_out: Any = 0
-    if op is not None or "openinference.span.kind" in attrs:
+    if "gen_ai.operation.name" in attrs or "openinference.span.kind" in attrs:
         tokens_in = attrs.get("gen_ai.usage.input_tokens")
         if tokens_in.__class__ is not int:
             tokens_in = as_int(_first(attrs, *_TOKENS_IN))

@@ -55,6 +55,12 @@ def _variants(span: dict) -> list[dict]:
         lambda s: s["attributes"].append({"key": "gen_ai.output.messages", "value": {"stringValue": '["hi"]'}}),
         lambda s: s["attributes"].append({"key": "gen_ai.completion.0.content", "value": {"stringValue": "a"}}),
         lambda s: s["attributes"].append({"value": {"stringValue": "no key"}}),
+        lambda s: s["attributes"].insert(0, {"key": "gen_ai.operation.name", "value": {}}),  # present, None
+        lambda s: (
+            s["attributes"].append({"key": "error.type", "value": {"boolValue": False}}),
+            s.update(status={"code": 2, "message": "TimeoutError: late"}),
+        ),
+        lambda s: s.update(status={"code": 2}),
     ):
         changed = copy.deepcopy(span)
         change(changed)

@@ -13,10 +13,15 @@ because making a million spans through the SDK would take longer than reading th
 Each measurement runs in a fresh process (its peak RSS is that process's ``ru_maxrss``):
 
 - baseline: ``json.loads`` of every line, nothing else (the floor any reader pays);
-- relcheck: ``read_traces`` on the file — read, map steps, spill to SQLite, sort, write the
-  journal, build ``results.json`` with the analysis of ``eval``, gate.
+- relcheck: ``read_traces`` on the file — read, map steps, spill to part files, group and
+  sort by trace, write the journal while the analysis of ``eval`` takes its records, build
+  ``results.json``, gate. ``orjson`` parses the lines where it is installed (an optional
+  speed-up: relcheck does not depend on it); ``--stdlib-json`` measures without it.
 
-Usage: ``python bench/traces.py [--spans N] [--quick]``
+``--stages`` adds the CPU seconds of each stage (one more run, in a fresh process), to say
+where the time goes.
+
+Usage: ``python bench/traces.py [--spans N] [--quick] [--stdlib-json] [--stages]``
 """
 
 from __future__ import annotations
@@ -145,23 +150,75 @@ elapsed = time.perf_counter() - t
 """,
     "relcheck": """
 import sys, time
-from reliability_cli.traces import TraceOptions, read_traces
+from reliability_cli.traces import TraceOptions, read_traces, records
+if sys.argv[4] == "stdlib":
+    records.loads = records._json_loads
 t = time.perf_counter()
 outcome = read_traces([sys.argv[1]], TraceOptions(out=sys.argv[2], spill_dir=sys.argv[3]))
 elapsed = time.perf_counter() - t
 n = outcome.results.run.traces.records
 """,
+    "stages": """
+import json, sys, time
+from collections import Counter
+from pathlib import Path
+cpu = time.process_time
+marks = [("start", cpu())]
+from reliability_cli.results import analysis, schema
+from reliability_cli.traces import otlp, records, run as traces_run
+from reliability_cli.traces.spill import Spill
+from reliability_cli.traces.steps import StepMapper
+from reliability_cli.traces.units import UnitBuilder
+if sys.argv[4] == "stdlib":
+    records.loads = records._json_loads
+marks.append(("imports (pandas, pydantic, …)", cpu()))
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+out.mkdir()
+for _ in otlp.read(records.HashingFile(src), records.BadRecords()):
+    pass
+marks.append(("read: lines, JSON, spans → records (otlp.read alone)", cpu()))
+spill, counts = Spill(sys.argv[3]), Counter()
+spans = otlp.read(records.HashingFile(src), records.BadRecords())
+traces_run._spill_records(spans, StepMapper(), None, spill, 0, counts)
+marks.append(("read again + name steps + spill to part files", cpu()))
+order = spill.step_order()
+marks.append(("order the steps (a pass over the parts)", cpu()))
+for _ in traces_run.write_journal(out / "bare.jsonl", {}, spill, UnitBuilder(order)):
+    pass
+marks.append(("group, build units, write the journal", cpu()))
+units = spill.order()
+journal = traces_run.write_journal(out / "attempts.jsonl", {}, spill, UnitBuilder(order))
+agg = analysis.aggregate(journal, order, trials=1, isolate=False, order=units)
+marks.append(("the same again, feeding analysis.aggregate", cpu()))
+info = dict(
+    source="traces", id="x", pipeline="traces", pipeline_path=None, pipeline_hash="", evalset_hash="",
+    flags={}, description=None, dir=str(out), started_at="", finished_at="", duration_s=0.0,
+    relcheck_version="", seed=0, trials=1, concurrency=None, isolate=False, retries=None, shard=None,
+    evalsets=(), cases=len(units), units_planned=len(units), stop_reason=None, interrupted=False,
+)
+specs = [analysis.StepSpec(s, "otlp", 2) for s in order]
+results = analysis.results_from(agg, specs, info, trials=1, confidence=0.95)
+marks.append(("analysis.results_from (tables, intervals)", cpu()))
+schema.write(results, out / "results.json")
+marks.append(("schema.write (results.json, one line a unit)", cpu()))
+spill.close()
+elapsed, n = 0.0, counts["records"]
+stages = [(label, b - a) for (_, a), (label, b) in zip(marks, marks[1:])]
+""",
 }
 _REPORT = """
 import json, resource
-print(json.dumps({"elapsed": elapsed, "spans": n, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu_s = usage.ru_utime + usage.ru_stime
+stages = globals().get("stages", [])
+print(json.dumps({"elapsed": elapsed, "spans": n, "rss_mb": usage.ru_maxrss / 1024, "cpu": cpu_s, "marks": stages}))
 """
 
 
-def measure(kind: str, path: Path, work: Path) -> dict:
+def measure(kind: str, path: Path, work: Path, json_mode: str = "auto") -> dict:
     out = work / f"run-{kind}-{time.monotonic_ns()}"
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD[kind] + _REPORT, str(path), str(out), str(work)],
+        [sys.executable, "-c", _CHILD[kind] + _REPORT, str(path), str(out), str(work), json_mode],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -177,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spans", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="20,000 spans (targets are not judged)")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--stdlib-json", action="store_true", help="parse with json, not orjson (where installed)")
+    ap.add_argument("--stages", action="store_true", help="also: CPU seconds per stage (one more run)")
     args = ap.parse_args(argv)
+    json_mode = "stdlib" if args.stdlib_json else "auto"
     n = 20_000 if args.quick else args.spans
     with tempfile.TemporaryDirectory(prefix="relcheck-bench-traces-") as tmp:
         work = Path(tmp)
@@ -186,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         spans = generate(path, n)
         print(f"generated {spans:,} spans ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
         base = min((measure("baseline", path, work) for _ in range(args.repeat)), key=lambda r: r["elapsed"])
-        runs = [measure("relcheck", path, work) for _ in range(args.repeat)]
+        runs = [measure("relcheck", path, work, json_mode) for _ in range(args.repeat)]
         best = min(runs, key=lambda r: r["elapsed"])
         peak = max(r["rss_mb"] for r in runs)
+        stages = measure("stages", path, work, json_mode)["marks"] if args.stages else []
     rate = spans / best["elapsed"]
     judged = not args.quick
     ok_rate, ok_rss = rate >= 50_000, peak <= 300
@@ -198,8 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"relcheck traces / baseline: {best['elapsed']:.2f} s / {base['elapsed']:.2f} s = "
-        f"{best['elapsed'] / base['elapsed']:.2f}×"
+        f"{best['elapsed'] / base['elapsed']:.2f}×  (CPU {best['cpu']:.2f} s / {base['cpu']:.2f} s of the whole "
+        f"processes; JSON: {'json' if args.stdlib_json else 'orjson where installed'}; load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        + ")"
     )
+    for label, seconds in stages:
+        print(f"  stage CPU {seconds:6.2f} s = {seconds / spans * 1e6:5.1f} µs a span  {label}")
     tag = (lambda ok: "PASS" if ok else "MISS") if judged else (lambda ok: "INFO")
     print(f"{tag(ok_rate)}  (t) spans per second: {rate:,.0f} (target ≥ 50,000)")
     print(f"{tag(ok_rss)}  (t) peak RSS: {peak:.1f} MB at {spans:,} spans (target ≤ 300 MB)")

@@ -224,10 +224,36 @@ def build_results(
     Returns:
         The :class:`Results`, with ``verdict`` "pass" and no gates (see :mod:`.gates`).
     """
-    clustered = trials > 1
-    phases = PHASES if isolate else PHASES[:1]
-    agg = _Aggregator([s.id for s in steps], phases, clustered, order)
-    agg.read(_journal_lines(journal))
+    agg = aggregate(_journal_lines(journal), [s.id for s in steps], trials=trials, isolate=isolate, order=order)
+    return results_from(agg, steps, run, trials=trials, confidence=confidence)
+
+
+def aggregate(
+    records: Iterable[Mapping[str, Any]],
+    step_ids: Sequence[str],
+    *,
+    trials: int,
+    isolate: bool,
+    order: Mapping[str, int],
+) -> Aggregate:
+    """The first half of :func:`build_results`: aggregate journal records (as
+    :func:`~reliability_cli.journal.read_lines` yields them) handed over in process, by a
+    caller that has them already (``relcheck traces`` writes them), so that the steps'
+    specs and the run's fields may be completed once they are consumed.
+
+    Returns:
+        what :func:`results_from` turns into the results.
+    """
+    agg = _Aggregator(step_ids, PHASES if isolate else PHASES[:1], trials > 1, order)
+    agg.read(records)
+    return agg
+
+
+def results_from(
+    agg: Aggregate, steps: Sequence[StepSpec], run: Mapping[str, Any], *, trials: int, confidence: float
+) -> Results:
+    """The second half of :func:`build_results`: the results (without gates) of an
+    :func:`aggregate`, for ``steps`` (the ids it was given, in the same order)."""
     chained, isolated = agg.finish()
     units = agg.units.records()
     step_rows = tuple(
@@ -496,6 +522,9 @@ class _Aggregator:
         for (phase, sid), slot in self.slots.items():
             by_phase[phase][sid] = self.tallies[slot]
         return by_phase["chained"], by_phase.get("isolated")
+
+
+Aggregate = _Aggregator  # (what aggregate returns; opaque to callers)
 
 
 def _first_failures(frame: pd.DataFrame) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .._version import __version__
 from ..errors import TracesError, UsageError
 from . import langfuse, langsmith, otlp
-from .records import BadRecords, HashingFile, TraceRecord, excerpt, iso
+from .records import OUTPUT_LIMIT, BadRecords, HashingFile, TraceRecord, excerpt, iso
 from .steps import StepMapper
 
 FORMATS: dict[str, Callable[[HashingFile, BadRecords], Iterator[TraceRecord]]] = {
@@ -141,16 +141,7 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         for index, (path, fmt) in enumerate(zip(paths, formats)):
             source = HashingFile(path)
             before = (bad.count, counts["records"])
-            for rec in FORMATS[fmt](source, bad):
-                counts["records"] += 1
-                step = mapper.step_of(rec)
-                if step is None:
-                    counts["not_steps"] += 1
-                elif rec.end is None:
-                    counts["incomplete"] += 1
-                else:
-                    full = checks is not None and checks.wants(step)
-                    spill.add(rec, step, rec.output if full else excerpt(rec.output), index)
+            _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
             inputs.append(
                 {
                     "path": str(path),
@@ -164,14 +155,15 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         journal_path = run_dir / "attempts.jsonl"
         order = [s.id for s in pipeline.steps] if pipeline is not None else spill.step_order()
         builder = UnitBuilder(order, checks)
-        write_journal(
-            journal_path,
-            {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}},
-            spill,
-            builder,
+        unit_order = spill.order()
+        header = {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}}
+        # the analysis takes each record as the journal line is written, instead of reading it back
+        agg = analysis.aggregate(
+            write_journal(journal_path, header, spill, builder), order, trials=1, isolate=False, order=unit_order
         )
         counts["steps"] = spill.rows
-        unit_order = spill.order()
+        units = len(unit_order)
+        del unit_order
     finally:
         spill.close()
         if checks is not None:
@@ -213,8 +205,8 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         "retries": None,
         "shard": None,
         "evalsets": (),
-        "cases": len(unit_order),
-        "units_planned": len(unit_order),
+        "cases": units,
+        "units_planned": units,
         "stop_reason": None,
         "interrupted": False,
         "inputs": inputs,
@@ -222,10 +214,8 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         "sampled": options.sampled,
         "traces": counted,
     }
-    results = analysis.build_results(
-        journal_path, steps, info, trials=1, confidence=gate_config.confidence, isolate=False, order=unit_order
-    )
-    del unit_order
+    results = analysis.results_from(agg, steps, info, trials=1, confidence=gate_config.confidence)
+    del agg
     said = notes(options.sampled, counted)
     if baseline_dropped:
         said.append(
@@ -242,17 +232,52 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     return TraceOutcome(run_dir, results, results.exit_code)
 
 
+def _spill_records(
+    records: Iterator[TraceRecord],
+    mapper: StepMapper,
+    checks: Any,
+    spill: Any,
+    index: int,
+    counts: Counter[str],
+) -> None:
+    """Name each record's step and store those that stand for one (the loop every record of
+    every file goes through). Outputs are kept as the journal keeps them unless a check will
+    read them whole."""
+    n = not_steps = incomplete = 0
+    step_of = mapper.step_of if mapper.rules is not None else None
+    add = spill.add
+    same: dict[str, str] = {}  # one object per step name (marshal writes a repeated object once)
+    for rec in records:
+        n += 1
+        step = rec.default_step if step_of is None else step_of(rec)
+        if step is None:
+            not_steps += 1
+        elif rec.end is None:
+            incomplete += 1
+        else:
+            output = rec.output
+            if output is not None and len(output) > OUTPUT_LIMIT and not (checks is not None and checks.wants(step)):
+                output = excerpt(output)
+            add(rec, same.setdefault(step, step), output, index)
+    counts["records"] += n
+    counts["not_steps"] += not_steps
+    counts["incomplete"] += incomplete
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     import json
 
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> None:
-    """The journal ``eval`` writes (``reliability_cli.journal``'s format), from the grouped traces.
+def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> Iterator[dict[str, Any]]:
+    """Write the journal ``eval`` writes (``reliability_cli.journal``'s format) from the grouped
+    traces, yielding each record as its line is written (for :func:`analysis.aggregate`).
 
     Written through an ordinary buffered file: unlike a running eval it has nothing to lose
-    to a crash (the traces can be read again), so it need not hand each line to the kernel."""
+    to a crash (the traces can be read again), so it need not hand each line to the kernel.
+    The lines are those of ``json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))``,
+    built from templates by :class:`.units.UnitBuilder`."""
     import json
     import os
 
@@ -261,9 +286,13 @@ def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) 
     encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(encode({"schema": SCHEMA, **header}) + "\n")
+        unit = builder.unit
+        write = fh.write
         for rows in spill.traces():
-            attempts, unit = builder.unit(rows)
-            fh.write("".join([encode(a) + "\n" for a in attempts]) + encode({"unit_done": unit}) + "\n")
+            attempts, done, text = unit(rows)
+            write(text)
+            yield from attempts
+            yield {"unit_done": done}
         fh.flush()
         os.fsync(fh.fileno())
 

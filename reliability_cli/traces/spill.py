@@ -15,50 +15,40 @@ import marshal
 import shutil
 import tempfile
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from .records import TraceRecord
+from .records import SPILLED, TraceRecord
 
 PARTS = 64
 BUFFER = 512  # records per part buffered before a write
-COLUMNS = (
-    "trace",
-    "start",
-    "end",
-    "id",
-    "parent",
-    "step",
-    "error",
-    "kind",
-    "reason",
-    "tokens_in",
-    "tokens_out",
-    "call_id",
-    "output",
-    "file",
-    "line",
-)
 
 
 class Row(NamedTuple):
-    """One stored record, as the unit builder reads it back (built in C from the stored tuple)."""
+    """One stored record: the first :data:`~.records.SPILLED` fields of its
+    :class:`~.records.TraceRecord`, then its step, its output as kept, and its file's index.
+    The unit builder reads rows as plain tuples, by these positions."""
 
     trace: str
     start: int
     end: int
     id: str
     parent: str | None
-    step: str
     error: bool
     kind: str | None
     reason: str | None
     tokens_in: int
     tokens_out: int
     call_id: str | None
+    line: int | None
+    step: str
     output: str | None
     file: int
-    line: int | None
+
+
+COLUMNS = Row._fields
+STEP = COLUMNS.index("step")
 
 
 class Spill:
@@ -69,37 +59,23 @@ class Spill:
         self._files: list[IO[bytes] | None] = [None] * PARTS
         self._buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTS)]
         self.firsts: dict[str, int] = {}  # trace → its first start
-        self.rows = 0
+        self._written = 0
 
     def add(self, rec: TraceRecord, step: str, output: str | None, file: int) -> None:
-        trace = rec.trace
-        first = self.firsts.get(trace)
-        if first is None or rec.start < first:
-            self.firsts[trace] = rec.start
-        part = hash(trace) % PARTS
-        buf = self._buffers[part]
-        buf.append(
-            (
-                trace,
-                rec.start,
-                rec.end,
-                rec.id,
-                rec.parent,
-                step,
-                rec.error,
-                rec.error_kind,
-                rec.reason,
-                rec.tokens_in,
-                rec.tokens_out,
-                rec.call_id,
-                output,
-                file,
-                rec.line,
-            )
-        )
-        self.rows += 1
+        trace = rec[0]
+        start = rec[1]
+        firsts = self.firsts
+        first = firsts.get(trace, start)
+        firsts[trace] = start if start < first else first
+        buf = self._buffers[hash(trace) % PARTS]
+        buf.append(rec[:SPILLED] + (step, output, file))
         if len(buf) >= BUFFER:
-            self._write(part)
+            self._write(hash(trace) % PARTS)
+
+    @property
+    def rows(self) -> int:
+        """Records stored so far."""
+        return self._written + sum(len(b) for b in self._buffers)
 
     def _write(self, part: int) -> None:
         fh = self._files[part]
@@ -107,6 +83,7 @@ class Spill:
             fh = self._files[part] = open(self._dir / f"part-{part:02d}", "wb")  # noqa: SIM115
         data = marshal.dumps(self._buffers[part])
         fh.write(len(data).to_bytes(4, "little") + data)  # (marshal.load on a file reads in tiny pieces)
+        self._written += len(self._buffers[part])
         self._buffers[part] = []
 
     def _parts(self) -> Iterator[list[tuple[Any, ...]]]:
@@ -129,8 +106,12 @@ class Spill:
             yield rows
 
     def _grouped(self) -> Iterator[list[tuple[Any, ...]]]:
-        """Each trace's records sorted by (start, file, line); traces of one part by first start."""
+        """Each trace's records sorted by (start, file, line); traces of one part by first start.
+
+        A part's rows are in reading order — by file, then line — so a stable sort by start
+        alone gives that order."""
         firsts = self.firsts
+        by_start = itemgetter(1)
         for rows in self._parts():
             by_trace: dict[str, list[tuple[Any, ...]]] = {}
             for r in rows:
@@ -142,7 +123,7 @@ class Spill:
             del rows
             for trace in sorted(by_trace, key=lambda t: (firsts[t], t)):
                 group = by_trace.pop(trace)
-                group.sort(key=_start_key)
+                group.sort(key=by_start)
                 yield group
 
     def step_order(self) -> list[str]:
@@ -150,20 +131,18 @@ class Spill:
         by their first start), then by name."""
         sums: dict[str, list[int]] = {}
         for group in self._grouped():
-            seen: dict[str, None] = {}
-            for r in group:
-                seen.setdefault(r[5])
-            for rank, step in enumerate(seen):
-                acc = sums.setdefault(step, [0, 0])
-                acc[0] += rank
-                acc[1] += 1
+            for rank, step in enumerate(dict.fromkeys([r[STEP] for r in group])):
+                acc = sums.get(step)
+                if acc is None:
+                    sums[step] = [rank, 1]
+                else:
+                    acc[0] += rank
+                    acc[1] += 1
         return sorted(sums, key=lambda s: (sums[s][0] / sums[s][1], s))
 
-    def traces(self) -> Iterator[list[Row]]:
-        """Each trace's records, by start time."""
-        make = Row._make
-        for group in self._grouped():
-            yield [make(r) for r in group]
+    def traces(self) -> Iterator[list[tuple[Any, ...]]]:
+        """Each trace's records (plain tuples laid out as :class:`Row`), by start time."""
+        return self._grouped()
 
     def order(self) -> dict[str, int]:
         """trace → its position among all traces, by first start (then id): the units' order."""
@@ -175,7 +154,3 @@ class Spill:
             if fh is not None:
                 fh.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _start_key(r: tuple[Any, ...]) -> tuple[Any, ...]:
-    return r[1], r[13], r[14] or 0

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, Final, Literal
 
@@ -382,6 +383,9 @@ class UnitRecord:
 
 
 UNIT_KEYS = tuple(f.name for f in fields(UnitRecord))
+#: a unit's fields as a tuple, in UNIT_KEYS order (``dataclasses.astuple`` deep-copies each value:
+#: 2.4 s of 100,000 units' JSON against 0.2 s)
+_unit_values = attrgetter(*UNIT_KEYS)
 
 
 class Results(_Model):
@@ -433,7 +437,7 @@ class Results(_Model):
     def to_dict(self) -> dict[str, Any]:
         """The JSON document as plain data (what :func:`write` writes)."""
         doc = self._head()
-        doc["units"] = [dict(zip(UNIT_KEYS, astuple(u))) for u in self.units]
+        doc["units"] = [dict(zip(UNIT_KEYS, _unit_values(u))) for u in self.units]
         return _ordered(doc)
 
     def _head(self) -> dict[str, Any]:
@@ -547,7 +551,7 @@ def dump(results: Results, fh: IO[str]) -> None:
     for i, key in enumerate(k for k in _ORDER if k in head or k == "units"):
         fh.write(("," if i else "") + f"\n  {json.dumps(key)}: ")
         if key == "units":
-            _write_list(fh, (dict(zip(UNIT_KEYS, astuple(u))) for u in results.units), len(results.units))
+            _write_list(fh, (dict(zip(UNIT_KEYS, _unit_values(u))) for u in results.units), len(results.units))
             continue
         value = head[key]
         if isinstance(value, list) and len(value) > 50:

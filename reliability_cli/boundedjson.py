@@ -61,9 +61,12 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     except RecursionError:
         raise BadJson(f"JSON nested deeper than {max_depth} levels") from None
     except _Duplicate as exc:
+        lineno, colno = _where_repeated(text) or (None, None)
         raise BadJson(
             f"duplicate key {json.dumps(exc.key, ensure_ascii=False)[:80]} in one object "
-            "(JSON would silently keep only the last one)"
+            "(JSON would silently keep only the last one)",
+            lineno,
+            colno,
         ) from None
     except ValueError as exc:  # e.g. "Exceeds the limit (4300 digits) for integer string conversion"
         detail = str(exc)
@@ -73,6 +76,66 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     if depth_exceeds(value, max_depth):
         raise BadJson(f"JSON nested deeper than {max_depth} levels")
     return value
+
+
+def _where_repeated(text: str | bytes) -> tuple[int, int] | None:
+    """Line and column of the first repeated key (``text`` held one), for the error message.
+
+    The error path only: the document is parsed again by json's pure-Python scanner, whose
+    objects are parsed by a wrapper that knows where each object starts. The innermost
+    object with a repeated key raises first; its members are then walked once more
+    (``scanstring`` for keys, the scanner to skip values) to find the key's second place."""
+    from json.decoder import JSONObject, scanstring
+    from json.scanner import py_make_scanner
+
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None
+    found: list[int] = []
+
+    def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, hook: Any, pairs_hook: Any, memo: Any = None) -> Any:
+        s, start = s_and_end
+        try:
+            return JSONObject(s_and_end, strict, scan_once, hook, pairs_hook, memo)
+        except _Duplicate as exc:
+            if not found:
+                found.append(_second_key(s, start, exc.key, scan_once, scanstring))
+            raise
+
+    decoder = json.JSONDecoder(object_pairs_hook=_unique)
+    decoder.parse_object = parse_object  # type: ignore[assignment]
+    scan = py_make_scanner(decoder)
+    try:
+        scan(text, len(text) - len(text.lstrip(" \t\n\r")))
+    except (_Duplicate, ValueError, RecursionError, StopIteration):
+        pass
+    if not found or found[0] < 0:
+        return None
+    offset = found[0]
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _second_key(s: str, pos: int, key: str, scan_once: Any, scanstring: Any) -> int:
+    """Offset of ``key``'s second occurrence among the members of the object after ``pos``."""
+    seen: set[str] = set()
+    ws = " \t\n\r"
+    n = len(s)
+    while pos < n:
+        while pos < n and s[pos] in ws + ",":
+            pos += 1
+        if pos >= n or s[pos] != '"':
+            return -1
+        at = pos
+        name, pos = scanstring(s, pos + 1)
+        if name == key and name in seen:
+            return at
+        seen.add(name)
+        while pos < n and s[pos] in ws + ":":
+            pos += 1
+        _, pos = scan_once(s, pos)
+    return -1
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:

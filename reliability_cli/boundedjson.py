@@ -85,8 +85,8 @@ def _where_repeated(text: str | bytes) -> tuple[int, int] | None:
     objects are parsed by a wrapper that knows where each object starts. The innermost
     object with a repeated key raises first; its members are then walked once more
     (``scanstring`` for keys, the scanner to skip values) to find the key's second place."""
-    from json.decoder import JSONObject, scanstring
-    from json.scanner import py_make_scanner
+    from json.decoder import JSONObject, scanstring  # type: ignore[attr-defined]
+    from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 
     if isinstance(text, bytes):
         try:
@@ -95,17 +95,18 @@ def _where_repeated(text: str | bytes) -> tuple[int, int] | None:
             return None
     found: list[int] = []
 
-    def parse_object(s_and_end: tuple[str, int], strict: bool, scan_once: Any, hook: Any, pairs_hook: Any, memo: Any = None) -> Any:
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> Any:
         s, start = s_and_end
+        scan_once = args[1]
         try:
-            return JSONObject(s_and_end, strict, scan_once, hook, pairs_hook, memo)
+            return JSONObject(s_and_end, *args)
         except _Duplicate as exc:
             if not found:
                 found.append(_second_key(s, start, exc.key, scan_once, scanstring))
             raise
 
     decoder = json.JSONDecoder(object_pairs_hook=_unique)
-    decoder.parse_object = parse_object  # type: ignore[assignment]
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
     scan = py_make_scanner(decoder)
     try:
         scan(text, len(text) - len(text.lstrip(" \t\n\r")))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from ..records import ToolCall, parse_arguments
@@ -124,7 +124,7 @@ def _validator(schema_text: str) -> Any:
     return _bounded(cls)(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bounded(cls: Any) -> Any:
     """``cls`` with every pattern matched by ``_regex`` (a time bound) instead of stdlib ``re``.
 
@@ -219,7 +219,7 @@ def _bound_regexes(tree: Any) -> Any:
             _regex.compile_python(node.value)  # re.error: an invalid path
             node.__class__ = _bounded_filter_class()
         elif type(node) is Sub:
-            node.compiled = _regex.compile_python(node.expr)
+            node.compiled = _regex.compile_python(node.expr)  # type: ignore[attr-defined]
             node.__class__ = _bounded_sub_class()
         for child in vars(node).values():
             children = child if isinstance(child, (list, tuple)) else [child]
@@ -227,7 +227,7 @@ def _bound_regexes(tree: Any) -> Any:
     return tree
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bounded_filter_class() -> Any:
     from jsonpath_ng.ext.filter import Expression
     from jsonpath_ng.jsonpath import DatumInContext
@@ -243,7 +243,7 @@ def _bounded_filter_class() -> Any:
     return BoundedRegexFilter
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bounded_sub_class() -> Any:
     from jsonpath_ng.ext.string import Sub
     from jsonpath_ng.jsonpath import DatumInContext

@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 
-from reliability_cli.checks import CheckInput, run_check
-from reliability_cli.checks import _regex
+from reliability_cli.checks import CheckInput, _regex, run_check
 
 SUBJECT = "a" * 40 + "b"
 
@@ -115,9 +114,18 @@ STRUCTURED_CASES = {
         },
         json.dumps({LONG: 1}),
     ),
-    "filter": ({"type": "json-path", "path": f'$.items[?(@.name =~ "{CATASTROPHIC}")]'}, json.dumps({"items": [{"name": LONG}]})),
-    "issue-filter": ({"type": "json-path", "path": '$.items[?(@.name =~ "^(a+)+$")]'}, json.dumps({"items": [{"name": LONG}]})),
-    "not-filter": ({"type": "not-json-path", "path": f'$.items[?(@.name =~ "{CATASTROPHIC}")]'}, json.dumps({"items": [{"name": LONG}]})),
+    "filter": (
+        {"type": "json-path", "path": f'$.items[?(@.name =~ "{CATASTROPHIC}")]'},
+        json.dumps({"items": [{"name": LONG}]}),
+    ),
+    "issue-filter": (
+        {"type": "json-path", "path": '$.items[?(@.name =~ "^(a+)+$")]'},
+        json.dumps({"items": [{"name": LONG}]}),
+    ),
+    "not-filter": (
+        {"type": "not-json-path", "path": f'$.items[?(@.name =~ "{CATASTROPHIC}")]'},
+        json.dumps({"items": [{"name": LONG}]}),
+    ),
     "sub": ({"type": "json-path", "path": f"$.name.`sub(/{CATASTROPHIC}/, x)`"}, json.dumps({"name": LONG})),
     # ordinary patterns still match as before
     "pattern-ok": ({"type": "json-schema", "value": {"type": "string", "pattern": "^a+b$"}}, json.dumps(LONG)),
@@ -127,7 +135,10 @@ STRUCTURED_CASES = {
         json.dumps({"xa": 1, "b": 2}),
     ),
     "unevaluated-no": (
-        {"type": "json-schema", "value": {"$schema": D2020, "patternProperties": {"^x": {}}, "unevaluatedProperties": False}},
+        {
+            "type": "json-schema",
+            "value": {"$schema": D2020, "patternProperties": {"^x": {}}, "unevaluatedProperties": False},
+        },
         json.dumps({"xa": 1, "b": 2}),
     ),
     "filter-ok": (
@@ -181,7 +192,10 @@ def structured_verdicts() -> dict:
 def test_a_catastrophic_structured_pattern_fails_with_a_timeout_reason(structured_verdicts, case, where):
     passed, reason = structured_verdicts[case]
     assert not passed  # not-json-path too: an unusable check never passes
-    assert reason == f'{where} "{CATASTROPHIC}" did not finish within 0.05 s on a string of 42 characters (catastrophic backtracking?)'
+    assert (
+        reason == f'{where} "{CATASTROPHIC}" did not finish within 0.05 s on a string of 42 characters '
+        "(catastrophic backtracking?)"
+    )
 
 
 def test_the_issues_pattern_is_answered_in_structured_checks(structured_verdicts):
@@ -198,7 +212,9 @@ def test_ordinary_structured_patterns_match_as_before(structured_verdicts):
     assert structured_verdicts["pattern-ok"] == [True, None]
     assert structured_verdicts["pattern-no"][1].endswith(f"'{LONG}' does not match '^a+c$'")
     assert structured_verdicts["additional-no"][1].endswith("'b' does not match any of the regexes: '^x'")
-    assert structured_verdicts["unevaluated-no"][1].endswith("Unevaluated properties are not allowed ('b' was unexpected)")
+    assert structured_verdicts["unevaluated-no"][1].endswith(
+        "Unevaluated properties are not allowed ('b' was unexpected)"
+    )
     assert structured_verdicts["filter-ok"] == [True, None]
     assert structured_verdicts["sub-ok"] == [True, None]
 

@@ -8,8 +8,7 @@ one of those is a :class:`BadJson` (a ``ValueError``) with a message a user can 
 
 * nesting deeper than :data:`MAX_DEPTH` (100) arrays/objects;
 * integers longer than Python's conversion limit (4,300 digits);
-* with ``unique_keys=True`` (eval sets), a key repeated within one object — with the line
-  and column of that object's opening brace.
+* with ``unique_keys=True`` (eval sets), a key repeated within one object.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     except RecursionError:
         raise BadJson(f"JSON nested deeper than {max_depth} levels") from None
     except _Duplicate as exc:
-        lineno, colno = _duplicate_position(text)
+        lineno, colno = _where_repeated(text) or (None, None)
         raise BadJson(
             f"duplicate key {json.dumps(exc.key, ensure_ascii=False)[:80]} in one object "
             "(JSON would silently keep only the last one)",
@@ -79,40 +78,65 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
     return value
 
 
-def _duplicate_position(text: str | bytes) -> tuple[int | None, int | None]:
-    """Line and column of the ``{`` of the first object holding a repeated key.
+def _where_repeated(text: str | bytes) -> tuple[int, int] | None:
+    """Line and column of the first repeated key (``text`` held one), for the error message.
 
-    The C parser tells neither, so the text is parsed again (only after a duplicate was found)
-    by the stdlib's pure-Python scanner, whose object hook sees where each object starts.
-    """
+    The error path only: the document is parsed again by json's pure-Python scanner, whose
+    objects are parsed by a wrapper that knows where each object starts. The innermost
+    object with a repeated key raises first; its members are then walked once more
+    (``scanstring`` for keys, the scanner to skip values) to find the key's second place."""
+    from json.decoder import JSONObject, scanstring  # type: ignore[attr-defined]
+    from json.scanner import py_make_scanner  # type: ignore[attr-defined]
+
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError:
-            return None, None
-    decoder = json.JSONDecoder(object_pairs_hook=_unique)
+            return None
+    found: list[int] = []
 
-    def parse_object(s_and_end: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+    def parse_object(s_and_end: tuple[str, int], *args: Any) -> Any:
+        s, start = s_and_end
+        scan_once = args[1]
         try:
-            return json.decoder.JSONObject(s_and_end, *args, **kwargs)  # type: ignore[attr-defined]
+            return JSONObject(s_and_end, *args)
         except _Duplicate as exc:
-            if getattr(exc, "pos", None) is None:
-                exc.pos = s_and_end[1] - 1  # type: ignore[attr-defined]  # the innermost object: raised first
+            if not found:
+                found.append(_second_key(s, start, exc.key, scan_once, scanstring))
             raise
 
+    decoder = json.JSONDecoder(object_pairs_hook=_unique)
     decoder.parse_object = parse_object  # type: ignore[attr-defined]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    scan = py_make_scanner(decoder)
     try:
-        decoder.decode(text)
-    except _Duplicate as exc:
-        pos = getattr(exc, "pos", None)
-        if pos is None:
-            return None, None
-        line = text.count("\n", 0, pos) + 1
-        return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
-    except (ValueError, RecursionError):
+        scan(text, len(text) - len(text.lstrip(" \t\n\r")))
+    except (_Duplicate, ValueError, RecursionError, StopIteration):
         pass
-    return None, None
+    if not found or found[0] < 0:
+        return None
+    offset = found[0]
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _second_key(s: str, pos: int, key: str, scan_once: Any, scanstring: Any) -> int:
+    """Offset of ``key``'s second occurrence among the members of the object after ``pos``."""
+    seen: set[str] = set()
+    ws = " \t\n\r"
+    n = len(s)
+    while pos < n:
+        while pos < n and s[pos] in ws + ",":
+            pos += 1
+        if pos >= n or s[pos] != '"':
+            return -1
+        at = pos
+        name, pos = scanstring(s, pos + 1)
+        if name == key and name in seen:
+            return at
+        seen.add(name)
+        while pos < n and s[pos] in ws + ":":
+            pos += 1
+        _, pos = scan_once(s, pos)
+    return -1
 
 
 def depth_exceeds(value: Any, limit: int = MAX_DEPTH) -> bool:

@@ -7,11 +7,6 @@ with ajv-formats does). ``json-schema`` is ``is-json`` with the schema required.
 that is already structured (``parse: json``, or a mapping from a mock or python endpoint)
 is valid JSON as it is.
 
-Regular expressions in a schema (``pattern``, ``patternProperties``) and in a JSONPath filter
-(``[?name =~ "..."]``) are matched as the ``regex`` check matches them (JavaScript syntax, the
-``regex`` module with a timeout): one that backtracks catastrophically makes the check fail
-with a reason naming the timeout, instead of hanging the run.
-
 ``json-path`` evaluates a JSONPath (``$.items[0].name``; filters as in ``jsonpath-ng``'s
 extended parser) on the JSON output; without ``value`` it passes when the path matches
 anything, with ``value`` the first match must equal it (deep equality; a string matches a
@@ -27,11 +22,13 @@ compared as subsets, lists element by element in full). Calls come from the endp
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from functools import lru_cache
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache, lru_cache
 from typing import Any
 
 from ..records import ToolCall, parse_arguments
+from . import _regex
 from ._common import (
     CheckValueError,
     NotJson,
@@ -43,7 +40,6 @@ from ._common import (
     steps_of,
 )
 from .base import CheckInput, Verdict
-from .text import bounded_search
 
 
 def _parsed(inp: CheckInput) -> tuple[bool, Any, str]:
@@ -77,7 +73,16 @@ def json_schema(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
 
 def _against_schema(schema: Any, data: Any) -> Verdict:
     validator = schema_validator(schema)
-    error = _first_error(validator, data)
+    try:
+        with _regex.budget():
+            error = _first_error(validator, data)
+    except _regex.RegexTimeout as exc:
+        raise CheckValueError(
+            f"schema pattern {excerpt(exc.pattern)} did not finish within {exc.seconds:g} s on "
+            f"a string of {exc.length:,} characters (catastrophic backtracking?)"
+        ) from None
+    except re.error as exc:  # a pattern the schema's format check let through
+        raise CheckValueError(f"invalid JSON schema: invalid pattern: {exc}") from None
     if error is None:
         return held("output is JSON matching the schema")
     return Verdict.fail(f"JSON does not match the schema: {error}")
@@ -116,27 +121,59 @@ def _validator(schema_text: str) -> Any:
         cls.check_schema(schema)
     except SchemaError as exc:
         raise CheckValueError(f"invalid JSON schema: {exc.message}") from None
-    bounded = jsonschema.validators.extend(
-        cls, validators={"pattern": _pattern, "patternProperties": _pattern_properties}
-    )
-    return bounded(schema, format_checker=cls.FORMAT_CHECKER)
+    return _bounded(cls)(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
-    """``pattern``, matched within the regex time budget (jsonschema's uses ``re``, unbounded)."""
+@cache
+def _bounded(cls: Any) -> Any:
+    """``cls`` with every pattern matched by ``_regex`` (a time bound) instead of stdlib ``re``.
+
+    ``pattern`` and ``patternProperties`` are reimplemented on ``_regex.search`` (through
+    ``validators.extend``). ``additionalProperties`` and ``unevaluatedProperties`` find the
+    keys ``patternProperties`` matches in jsonschema's helper modules, which call
+    ``re.search`` by name: their ``re`` becomes ``_BoundedRe``."""
+    from jsonschema import _legacy_keywords, _utils, validators
+
+    for module in (_utils, _legacy_keywords):
+        if getattr(module, "re", None) is re:
+            module.re = _BOUNDED_RE  # type: ignore[attr-defined]
+    mine = {"pattern": _pattern, "patternProperties": _pattern_properties}
+    return validators.extend(cls, {k: fn for k, fn in mine.items() if k in cls.VALIDATORS})
+
+
+class _BoundedRe:
+    """The ``re`` module, with ``search`` matched by ``_regex`` within the check's time."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    @staticmethod
+    def search(pattern: Any, string: Any, flags: int = 0) -> Any:
+        if flags or not isinstance(pattern, str) or not isinstance(string, str):
+            return re.search(pattern, string, flags)
+        return True if _matches(pattern, string) else None
+
+
+_BOUNDED_RE = _BoundedRe()
+
+
+def _matches(pattern: str, text: str) -> bool:
+    return _regex.search(_regex.compile_python(pattern), text)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
     from jsonschema.exceptions import ValidationError
 
-    if validator.is_type(instance, "string") and not bounded_search(pattern, instance, "the schema's pattern"):
+    if validator.is_type(instance, "string") and not _matches(pattern, instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-def _pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any) -> Any:
-    """``patternProperties``, its key patterns matched within the regex time budget."""
+def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Iterator[Any]:
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patterns.items():
         for key, value in instance.items():
-            if bounded_search(pattern, key, "the schema's patternProperties key"):
+            if _matches(pattern, key):
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
@@ -157,45 +194,73 @@ def compile_path(path: Any) -> Any:
 def _compile_path(path: str) -> Any:
     from jsonpath_ng.ext.parser import parse
 
-    return _bound_regex_filters(parse(path))
+    return _bound_regexes(parse(path))
 
 
-def _bound_regex_filters(node: Any, seen: set[int] | None = None) -> Any:
-    """Make every ``=~`` filter of a parsed JSONPath match within the regex time budget
-    (jsonpath-ng's calls ``re.search``, unbounded). Returns ``node``."""
+def _bound_regexes(tree: Any) -> Any:
+    """Make the tree's ``=~`` filters and ``sub()`` calls match through ``_regex`` (a time bound).
+
+    jsonpath-ng matches them with stdlib ``re``, which cannot be interrupted; each such node
+    becomes the subclass below (the same node, its ``find`` bounded), and its pattern is
+    compiled now, so that an invalid one is an invalid path."""
     from jsonpath_ng.ext.filter import Expression
+    from jsonpath_ng.ext.string import Sub
+    from jsonpath_ng.jsonpath import JSONPath
 
-    seen = set() if seen is None else seen
-    if id(node) in seen:
-        return node
-    seen.add(id(node))
-    if type(node) is Expression and node.op == "=~" and isinstance(node.value, str):
-        node.__class__ = _bounded_regex_filter_class()
-    children = vars(node).values() if hasattr(node, "__dict__") else ()
-    for child in children:
-        for item in child if isinstance(child, (list, tuple)) else (child,):
-            if hasattr(item, "find"):
-                _bound_regex_filters(item, seen)
-    return node
+    stack, seen = [tree], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if type(node) is Expression and node.op == "=~":
+            if not isinstance(node.value, str):
+                raise ValueError(f"the =~ operator needs a string pattern, got {node.value!r}")
+            _regex.compile_python(node.value)  # re.error: an invalid path
+            node.__class__ = _bounded_filter_class()
+        elif type(node) is Sub:
+            node.compiled = _regex.compile_python(node.expr)  # type: ignore[attr-defined]
+            node.__class__ = _bounded_sub_class()
+        for child in vars(node).values():
+            children = child if isinstance(child, (list, tuple)) else [child]
+            stack.extend(c for c in children if isinstance(c, JSONPath))
+    return tree
 
 
-@lru_cache(maxsize=1)
-def _bounded_regex_filter_class() -> type:
+@cache
+def _bounded_filter_class() -> Any:
     from jsonpath_ng.ext.filter import Expression
     from jsonpath_ng.jsonpath import DatumInContext
 
     class BoundedRegexFilter(Expression):  # type: ignore[misc]
-        """``target =~ "pattern"``: the values found that are strings matching the pattern."""
+        """``@.x =~ "pattern"``: the strings found that the pattern matches (``re.search``)."""
 
         def find(self, datum: Any) -> list[Any]:
+            compiled = _regex.compile_python(self.value)
             found = self.target.find(DatumInContext.wrap(datum))
-            return [
-                d
-                for d in found
-                if isinstance(d.value, str) and bounded_search(self.value, d.value, "the JSONPath filter's regex")
-            ]
+            return [d for d in found if isinstance(d.value, str) and _regex.search(compiled, d.value)]
 
     return BoundedRegexFilter
+
+
+@cache
+def _bounded_sub_class() -> Any:
+    from jsonpath_ng.ext.string import Sub
+    from jsonpath_ng.jsonpath import DatumInContext
+
+    class BoundedSub(Sub):  # type: ignore[misc]
+        """```sub(/pattern/, repl)```: the substituted string, when it differs."""
+
+        compiled: Any
+
+        def find(self, datum: Any) -> list[Any]:
+            datum = DatumInContext.wrap(datum)
+            if not isinstance(datum.value, str):
+                return list(super().find(datum))
+            value = _regex.sub(self.compiled, self.repl, datum.value)
+            return [] if value == datum.value else [DatumInContext.wrap(value)]
+
+    return BoundedSub
 
 
 def json_path(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
@@ -205,7 +270,14 @@ def json_path(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     ok, data, why = _parsed(inp)
     if not ok:
         return Verdict.fail(why)
-    matches = expr.find(_plain_json(data))
+    try:
+        with _regex.budget():
+            matches = expr.find(_plain_json(data))
+    except _regex.RegexTimeout as exc:
+        raise CheckValueError(
+            f"JSONPath regex {excerpt(exc.pattern)} did not finish within {exc.seconds:g} s on "
+            f"a string of {exc.length:,} characters (catastrophic backtracking?)"
+        ) from None
     if not matches:
         return Verdict.fail(f"path {path} matched nothing in {excerpt(data)}")
     first = matches[0].value

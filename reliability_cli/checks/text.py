@@ -12,7 +12,7 @@ Regular expressions are JavaScript's, in Python ``re``'s syntax after two transl
 ``(?<name>…)`` named groups, and ``$``, which in JavaScript matches only at the very end
 (Python's also matches before a final newline). Character classes such as ``\\w`` and ``\\d``
 follow Python and also match non-ASCII letters and digits. They are matched by the
-``regex`` module (``re``-compatible) with a timeout of ``REGEX_TIMEOUT_S`` per output: a
+``regex`` module (``re``-compatible) with a timeout of ``_regex.REGEX_TIMEOUT_S`` per output: a
 pattern that backtracks catastrophically fails the check (``not-regex`` too) instead of
 hanging the run.
 """
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
+from . import _regex
 from ._common import (
     CheckValueError,
     deep_equal,
@@ -165,38 +165,18 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     pattern = spec.get("value")
     if not isinstance(pattern, str) or not pattern:
         raise CheckValueError(f"regex needs a non-empty string value, got {excerpt(pattern)}")
+    compiled = compile_js_regex(pattern)  # re.error: promptfoo fails even not-regex
     got = normalize(subject(inp), steps_of(spec))
-    if bounded_search(pattern, got):  # re.error: promptfoo fails even not-regex
+    try:
+        found = _regex.search(compiled, got)
+    except _regex.RegexTimeout as exc:  # catastrophic backtracking: unusable on this output
+        raise CheckValueError(
+            f"regex {excerpt(pattern)} did not finish within {exc.seconds:g} s on an "
+            f"output of {exc.length:,} characters (catastrophic backtracking?)"
+        ) from None
+    if found:
         return held(f"output matches regex {excerpt(pattern)}")
     return Verdict.fail(f"output does not match regex {excerpt(pattern)}: got {excerpt(got)}")
-
-
-#: A regex check's match on one output may take this long; past it the check fails (even
-#: ``not-regex``, like an invalid pattern) with a reason naming the timeout.
-REGEX_TIMEOUT_S = 1.0
-
-
-def bounded_search(pattern: str, text: str, what: str = "regex") -> bool:
-    """Whether the JavaScript regex ``pattern`` matches anywhere in ``text``, within
-    :data:`REGEX_TIMEOUT_S`.
-
-    Args:
-        pattern: A JavaScript regular expression (see :func:`compile_js_regex`).
-        text: The string searched.
-        what: How the reason names the pattern (``regex``, ``the schema's pattern``).
-
-    Raises:
-        CheckValueError: the pattern is invalid, or its match did not finish in time
-            (catastrophic backtracking): the check is unusable on this output.
-    """
-    compiled = compile_js_regex(pattern)
-    try:
-        return compiled.search(text, timeout=REGEX_TIMEOUT_S) is not None
-    except TimeoutError:
-        raise CheckValueError(
-            f"{what} {excerpt(pattern)} did not finish within {REGEX_TIMEOUT_S:g} s on "
-            f"{len(text):,} characters (catastrophic backtracking?)"
-        ) from None
 
 
 def compile_js_regex(pattern: str) -> Any:
@@ -211,16 +191,8 @@ def compile_js_regex(pattern: str) -> Any:
         raise CheckValueError(f"invalid regex {excerpt(pattern)}: {exc}") from None
 
 
-@lru_cache(maxsize=512)
 def _compile(pattern: str) -> Any:
-    import regex as regex_module  # (imported when a regex check first runs)
-
-    translated = _translate(pattern)
-    re.compile(translated)  # re's syntax and messages (raises re.error)
-    try:
-        return regex_module.compile(translated)
-    except regex_module.error as exc:  # pragma: no cover - re accepted it
-        raise re.error(str(exc)) from None
+    return _regex.compile_python(_translate(pattern))
 
 
 def _translate(pattern: str) -> str:

@@ -18,8 +18,9 @@ DEBUG = {"on": bool(os.environ.get("RELCHECK_DEBUG"))}
 
 
 def set_debug(value: bool) -> None:
-    if value:
-        DEBUG["on"] = True
+    """``--debug`` for this invocation (the root callback sets it on every call, so an embedding
+    caller's earlier ``--debug`` does not leak into the next command)."""
+    DEBUG["on"] = bool(value)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -30,7 +30,8 @@ EVALSETS = {
     "recursive_alias_evalset.yaml": ("a recursive YAML alias", 3),
     "nul_byte_evalset.yaml": ("a control character (NUL)", 3),
     "duplicate_key.jsonl": ('duplicate key "q"', 2),
-    "duplicate_key.json": ('duplicate key "id"', 2),  # the line of the object holding it
+    "duplicate_key.json": ('duplicate key "id"', 2),
+    "duplicate_nested_key.json": ('duplicate key "q"', 5),
     "duplicate_column.csv": ("duplicate CSV column 'vars.q'", 1),
     "long_int.jsonl": ("a number longer than 4300 digits", 1),
     "long_int_evalset.yaml": ("a number of 5,000 digits", 3),
@@ -235,18 +236,3 @@ def test_size_budgets(tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "MAX_PIPELINE_BYTES", 64)
     with pytest.raises(ConfigError, match="larger than"):
         load_pipeline(GOOD_PIPELINE)
-
-
-def test_a_duplicate_key_in_a_json_document_names_the_object_holding_it():
-    """The C parser says neither where: the line and column are those of the ``{`` of the
-    innermost object with the repeated key, found by a second (pure-Python) parse."""
-    from reliability_cli.boundedjson import BadJson, loads
-
-    text = '[\n  {"id": "a"},\n  {"id": "b",\n   "vars": {"x": 1, "x": 2}}\n]'
-    with pytest.raises(BadJson) as caught:
-        loads(text, unique_keys=True)
-    assert (caught.value.lineno, caught.value.colno) == (4, 12)
-    assert 'duplicate key "x"' in caught.value.msg
-    with pytest.raises(BadJson) as caught:
-        loads(text.replace('"x": 2', '"y": 2').replace('"b"', '"b", "id": "c"').encode(), unique_keys=True)
-    assert (caught.value.lineno, caught.value.colno) == (3, 3) and 'duplicate key "id"' in caught.value.msg

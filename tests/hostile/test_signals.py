@@ -198,3 +198,53 @@ steps:
     _, err = proc.communicate(timeout=STOP_BOUND_S + FIRST_UNIT_BOUND_S)
     assert proc.returncode == 0, err
     assert json.loads((run / "results.json").read_text())["end_to_end"]["passed"] == 1
+
+
+HANG_AFTER_SIGNAL = """
+import asyncio, os, signal
+
+async def signal_then_hang(ctx):
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while this attempt is in flight
+    await asyncio.sleep(3600)
+"""
+
+
+def test_an_interrupt_gives_units_in_flight_half_a_second_then_cancels_them(tmp_path, monkeypatch):
+    """The interrupt path, counted in-process: one cancellation of the workers, scheduled
+    ``STOP_GRACE_S`` (0.5 s: with building the results, well inside the two seconds) after
+    the signal; the unit in flight writes no ``unit_done`` (a resume reruns it); exit 130."""
+    import asyncio as aio
+
+    from reliability_cli.runner import RunOptions, engine, run_eval
+
+    (tmp_path / "hang_callables.py").write_text(HANG_AFTER_SIGNAL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = _python_pipeline(tmp_path, "signal_then_hang", cases=1)
+    pipeline.write_text(
+        pipeline.read_text()
+        .replace("hostile_callables:signal_then_hang", "hang_callables:signal_then_hang")
+        .replace("timeout_s: 0.5", "timeout_s: 3600")
+    )
+    delays: list[float] = []
+    cancels: list[int] = []
+    real_call_later = aio.BaseEventLoop.call_later
+    real_cancel = engine.Engine._cancel_workers
+
+    def spy_call_later(self, delay, callback, *args, **kwargs):
+        if getattr(callback, "__func__", None) is spy_cancel:
+            delays.append(delay)
+        return real_call_later(self, delay, callback, *args, **kwargs)
+
+    def spy_cancel(self):
+        cancels.append(sum(not w.done() for w in self._workers))
+        real_cancel(self)
+
+    monkeypatch.setattr(aio.BaseEventLoop, "call_later", spy_call_later)
+    monkeypatch.setattr(engine.Engine, "_cancel_workers", spy_cancel)
+    outcome = run_eval(str(pipeline), RunOptions(out=str(tmp_path / "run")))
+    assert outcome.exit_code == 130
+    assert delays == [engine.STOP_GRACE_S] and engine.STOP_GRACE_S <= 0.5
+    assert cancels == [1]  # one worker still blocked in its attempt, cancelled once
+    journal = (tmp_path / "run" / "attempts.jsonl").read_text()
+    assert '"unit_done"' not in journal
+    assert outcome.results.to_dict()["run"]["interrupted"] is True

@@ -118,6 +118,116 @@ def test_a_cassette_recorded_across_a_kill_and_a_resume_replays_the_run(tmp_path
     assert replayed["end_to_end"]["rate"] == recorded["end_to_end"]["rate"] == 0.5
 
 
+def _gated_server(state: dict):
+    """Answers the first ``state["answer"]`` requests at once with ``state["reply"]``; later
+    ones wait until ``state["open"]`` (so a unit is caught between its two steps)."""
+
+    async def handler(reader, writer) -> None:
+        import asyncio
+
+        while True:
+            try:
+                await read_request(reader)
+            except Exception:
+                return
+            state["seen"] += 1
+            if state["seen"] > state["answer"]:
+                while not state["open"]:
+                    await asyncio.sleep(0.01)
+            writer.write(http_response(200, {"choices": [{"message": {"content": state["reply"]}}]}))
+            try:
+                await writer.drain()
+            except Exception:
+                return
+
+    return handler
+
+
+def test_a_live_kill_9_then_resume_record_replays_the_recorded_run(tmp_path: Path, cli) -> None:
+    """A real ``kill -9`` of ``relcheck eval --record`` (one unit at a time, two steps each),
+    once two units are journaled done and the third is held between its steps: that unit's
+    first exchange is in the cassette, its ``unit_done`` is not. ``--resume --record`` reruns
+    it against a server that now answers differently; ``--replay`` must give the same
+    end-to-end results as the recorded run. The waits are bounded polls (hang guards)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    state = {"reply": "stale", "answer": 5, "seen": 0, "open": False}
+    with raw_server(_gated_server(state)) as url:
+        steps = [  # a passes on either reply; b judges, and its prompt carries a's output
+            {"id": "a", "endpoint": "llm", "prompt": "a {{ vars.q }}", "checks": [{"type": "contains", "value": "e"}]},
+            {
+                "id": "b",
+                "endpoint": "llm",
+                "prompt": "b {{ vars.q }} {{ steps.a.output }}",
+                "checks": [{"type": "equals", "value": "fresh"}],
+            },
+        ]
+        pipeline = {
+            "name": "k9",
+            "endpoints": {"llm": {"type": "openai", "base_url": url + "/v1", "model": "m"}},
+            "steps": steps,
+        }
+        path = write_pipeline(tmp_path / "p", pipeline, [{"id": f"c{i}", "vars": {"q": f"q{i}"}} for i in range(5)])
+        run, cassette = tmp_path / "run", tmp_path / "tape.jsonl"
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "reliability_cli",
+                "eval",
+                str(path),
+                "--out",
+                str(run),
+                "--record",
+                str(cassette),
+                "--concurrency",
+                "1",
+                "--no-progress",
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            journal = run / "attempts.jsonl"
+            while state["seen"] <= state["answer"]:  # request 6 (c2's step b) is being held
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "the run never reached the held request"
+                time.sleep(0.02)
+            while journal.read_text().count('"unit_done"') < 2:
+                assert time.monotonic() < deadline, "two units were never journaled done"
+                time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+            if proc.stderr is not None:
+                proc.stderr.close()
+        assert proc.returncode == -signal.SIGKILL
+        done = [json.loads(x)["unit_done"]["case"] for x in journal.read_text().splitlines() if '"unit_done"' in x]
+        assert done == ["c0", "c1"]
+        tape = cassette.read_text()
+        assert tape.count("stale") >= 5  # c2's step a is on the tape, from the killed unit
+        state.update(reply="fresh", open=True)
+        code, _, err = cli("eval", path, "--resume", run, "--record", cassette, "--no-progress", "-q")
+        assert code in (0, 1), err
+    recorded = json.loads((run / "results.json").read_text())
+    assert [u["passed"] for u in recorded["units"]] == [False, False, True, True, True]
+    code, _, err = cli("eval", path, "--out", tmp_path / "replayed", "--replay", cassette, "--no-progress", "-q")
+    assert code in (0, 1), err
+    replayed = json.loads((tmp_path / "replayed" / "results.json").read_text())
+    assert replayed["units"] == recorded["units"]
+    assert replayed["end_to_end"] == recorded["end_to_end"]
+    assert [s["rate"] for s in replayed["steps"]] == [s["rate"] for s in recorded["steps"]]
+
+
 # ---------------------------------------------------------------- item 9: interrupted run directories
 
 

@@ -126,6 +126,17 @@ def _truthy(value: str | None) -> bool:
     return bool(value) and str(value).strip().lower() not in ("0", "false", "no", "")
 
 
+def _digest(request: Request, **what: Any) -> str:
+    """SHA-256 of what was asked (``what``), with the unit and attempt it was asked for (so that
+    trials and retries stay independent samples), in canonical JSON."""
+    from .cassette import canonical
+
+    k = request.key
+    unit = {"case": k.case, "trial": k.trial, "step": k.step, "attempt": k.attempt, "phase": request.phase}
+    material = canonical({"v": SCHEMA, **what, **unit})
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -149,46 +160,15 @@ class ResponseCache:
 
     @staticmethod
     def key(endpoint_type: str, method: str, url: str, body: Any, request: Request) -> str:
-        from .cassette import canonical, safe_url
+        """The key of one HTTP request (see the module docstring)."""
+        from .cassette import safe_url
 
-        k = request.key
-        material = canonical(
-            {
-                "v": SCHEMA,
-                "type": endpoint_type,
-                "method": method,
-                "url": safe_url(url),
-                "body": body,
-                "case": k.case,
-                "trial": k.trial,
-                "step": k.step,
-                "attempt": k.attempt,
-                "phase": request.phase,
-            }
-        )
-        return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+        return _digest(request, type=endpoint_type, method=method, url=safe_url(url), body=body)
 
     @staticmethod
     def tool_key(identity: Mapping[str, Any], tool: str, arguments: Any, request: Request) -> str:
         """The key of one MCP tool call (see the module docstring)."""
-        from .cassette import canonical
-
-        k = request.key
-        material = canonical(
-            {
-                "v": SCHEMA,
-                "type": "mcp",
-                "endpoint": identity,
-                "tool": tool,
-                "arguments": arguments,
-                "case": k.case,
-                "trial": k.trial,
-                "step": k.step,
-                "attempt": k.attempt,
-                "phase": request.phase,
-            }
-        )
-        return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+        return _digest(request, type="mcp", endpoint=identity, tool=tool, arguments=arguments)
 
     def get_result(self, key: str) -> dict[str, Any] | None:
         """A stored MCP tool result (a hit), or None (a miss)."""

@@ -216,12 +216,17 @@ def load_pipeline(path: str | os.PathLike[str], environ: Mapping[str, str] | Non
 
 
 def _reaches_request(key_path: Path) -> bool:
-    """Whether a string at ``key_path`` goes into a request (its env values are secrets)."""
+    """Whether a string at ``key_path`` may go into a request (its env values are secrets).
+
+    Endpoints, and every step's and graph's settings except its id and endpoint name: a
+    prompt, params, MCP arguments, and checks — an ``llm-rubric``'s rubric is sent to its
+    judge, and its reason quotes it.
+    """
     if not key_path:
         return False
-    if key_path[0] == "endpoints":
+    if key_path[0] in ("endpoints", "graph", "final", "defaults"):
         return True
-    return key_path[0] == "steps" and len(key_path) > 2 and key_path[2] in ("prompt", "params")
+    return key_path[0] == "steps" and len(key_path) > 2 and key_path[2] not in ("id", "endpoint")
 
 
 _UNRESOLVED: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("unresolved", default={})  # noqa: B039

@@ -123,3 +123,30 @@ def test_show_json_carries_the_judge_call(judged_run: tuple[Path, list[dict[str,
     (unit,) = json.loads(out)["units"]
     (call,) = unit["steps"][0]["attempts"][0]["judge"]
     assert call["outcome"] == "pass" and "graded well" in call["output"]
+
+
+def test_the_html_viewer_shows_the_judge_call_too(judged_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    """The HTML report's unit viewer opens to the same detail as ``show``: the judge's
+    rendered request and its reply, escaped, and no secret."""
+    from reliability_cli.reports import render as render_report
+    from reliability_cli.results.schema import load
+
+    run_dir, _ = judged_run
+    html = render_report(load(run_dir), "html")
+    assert 'class="judge"' in html and "judge call" in html
+    assert "You are grading" in html and "graded badly" in html
+    assert KEY not in html and TOKEN not in html
+
+
+def test_an_env_value_in_a_rubric_reaches_no_file(judged_run: tuple[Path, list[dict[str, Any]]]) -> None:
+    """The rubric goes to the judge and its reason quotes it: a ``${VAR}`` in it is a secret
+    like one in a prompt (the check's reason once carried it into the journal and results)."""
+    run_dir, seen = judged_run
+    assert any(TOKEN in json.dumps(r["body"]) for r in seen)  # the judge did get it
+    for path in run_dir.iterdir():
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            import gzip
+
+            data = gzip.decompress(data)
+        assert TOKEN.encode() not in data and KEY.encode() not in data, path.name

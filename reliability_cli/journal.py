@@ -178,8 +178,9 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(target: Path, fill: Any) -> None:
-    """``fill(fh)`` into ``target.tmp``, fsync, rename over ``target``, fsync the directory."""
+def write_atomically(target: Path, fill: Any) -> None:
+    """``fill(fh)`` into ``target.tmp`` (binary), fsync, rename over ``target``, fsync the
+    directory: a reader never sees half a file, and a kill leaves the old one."""
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(tmp, "wb") as raw:
@@ -191,6 +192,17 @@ def _write_atomically(target: Path, fill: Any) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(target.parent)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """A small JSON document (a manifest), indented, written with :func:`write_atomically`;
+    a lone surrogate is written as its JSON escape."""
+
+    def fill(raw: IO[bytes]) -> None:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        raw.write(text.encode("utf-8", JSON_ERRORS))
+
+    write_atomically(path, fill)
 
 
 def compress(path: Path) -> Path | None:
@@ -212,7 +224,7 @@ def compress(path: Path) -> Path | None:
             shutil.copyfileobj(src, z, 1 << 20)
 
     gz = gz_path(path)
-    _write_atomically(gz, fill)
+    write_atomically(gz, fill)
     path.unlink()
     fsync_dir(path.parent)
     return gz
@@ -236,7 +248,7 @@ def decompress(path: Path) -> None:
         with gzip.open(gz, "rb") as src:
             shutil.copyfileobj(src, raw, 1 << 20)
 
-    _write_atomically(path, fill)
+    write_atomically(path, fill)
     gz.unlink()
     fsync_dir(path.parent)
 

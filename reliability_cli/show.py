@@ -358,18 +358,25 @@ def render(shown: Shown, console: Any) -> None:
         line(f"… {shown.matched - len(shown.units)} more unit(s) match; raise --limit to see them")
 
 
-def _render_attempt(att: Mapping[str, Any], line: Any) -> None:
-    facts = [f"attempt {att['attempt']}", str(att["outcome"])]
-    if att.get("error_kind"):
-        facts[-1] += f"/{att['error_kind']}"
-    if att.get("cached"):
+def _call_facts(title: str, call: Mapping[str, Any]) -> list[str]:
+    """``title``, outcome/kind, cached or latency, tokens and cost: the head line of an
+    attempt or of a judge call."""
+    facts = [title, str(call.get("outcome"))]
+    if call.get("error_kind"):
+        facts[-1] += f"/{call['error_kind']}"
+    if call.get("cached"):
         facts.append("cached")
-    elif att.get("latency_ms") is not None:
-        facts.append(f"{att['latency_ms']:g} ms")
-    if att.get("tokens_in") is not None or att.get("tokens_out") is not None:
-        facts.append(f"tokens {att.get('tokens_in') or 0} in / {att.get('tokens_out') or 0} out")
-    if att.get("cost_usd") is not None:
-        facts.append(f"${att['cost_usd']:.6f}")
+    elif call.get("latency_ms") is not None:
+        facts.append(f"{call['latency_ms']:g} ms")
+    if call.get("tokens_in") is not None or call.get("tokens_out") is not None:
+        facts.append(f"tokens {call.get('tokens_in') or 0} in / {call.get('tokens_out') or 0} out")
+    if call.get("cost_usd") is not None:
+        facts.append(f"${call['cost_usd']:.6f}")
+    return facts
+
+
+def _render_attempt(att: Mapping[str, Any], line: Any) -> None:
+    facts = _call_facts(f"attempt {att['attempt']}", att)
     if att.get("throttled"):
         facts.append(f"throttled {att['throttled']}×")
     line(" · ".join(facts), 4, style="bold")
@@ -416,18 +423,7 @@ def _render_attempt(att: Mapping[str, Any], line: Any) -> None:
 
 def _render_judge(call: Mapping[str, Any], line: Any) -> None:
     """One ``llm-rubric`` judge call: its request as rendered (keys were never stored), its reply."""
-    facts = [f"judge call (endpoint {call.get('endpoint')})", str(call.get("outcome"))]
-    if call.get("error_kind"):
-        facts[-1] += f"/{call['error_kind']}"
-    if call.get("cached"):
-        facts.append("cached")
-    elif call.get("latency_ms") is not None:
-        facts.append(f"{call['latency_ms']:g} ms")
-    if call.get("tokens_in") is not None or call.get("tokens_out") is not None:
-        facts.append(f"tokens {call.get('tokens_in') or 0} in / {call.get('tokens_out') or 0} out")
-    if call.get("cost_usd") is not None:
-        facts.append(f"${call['cost_usd']:.6f}")
-    line(" · ".join(facts), 6)
+    line(" · ".join(_call_facts(f"judge call (endpoint {call.get('endpoint')})", call)), 6)
     sent = call.get("sent")
     if isinstance(sent, Mapping) and sent.get("url"):
         line(f"request: {sent.get('method')} {sent.get('url')}", 8)

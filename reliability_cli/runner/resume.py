@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from ..endpoints import is_infrastructure
 from ..errors import Location, ResultsError, UsageError
-from ..journal import STORED_NAMES, decompress, fsync_dir, gz_path, is_stored, iter_records
+from ..journal import STORED_NAMES, decompress, gz_path, is_stored, iter_records, write_atomically
 
 LOCK_NAME = ".lock"
 FLAG_NAMES = {
@@ -151,28 +151,22 @@ def compact_journal(journal: Path, retry_errors: bool = False) -> set[UnitKey]:
             keep.discard(key)
         else:
             keep.add(key)
-    tmp = journal.with_name(journal.name + ".tmp")
-    try:
-        with open(tmp, "wb") as out:
-            for i, (_number, line, rec) in enumerate(iter_records(journal)):
-                unit = rec.get("unit_done")
-                if i == 0 and "schema" in rec:
-                    pass
-                elif unit is not None:
-                    if (unit["case"], unit["trial"]) not in keep:
-                        continue
-                elif (rec.get("case"), rec.get("trial")) not in keep:
+
+    def kept(out: Any) -> None:
+        for i, (_number, line, rec) in enumerate(iter_records(journal)):
+            unit = rec.get("unit_done")
+            if i == 0 and "schema" in rec:
+                pass
+            elif unit is not None:
+                if (unit["case"], unit["trial"]) not in keep:
                     continue
-                out.write(line)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, journal)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            elif (rec.get("case"), rec.get("trial")) not in keep:
+                continue
+            out.write(line)
+
+    write_atomically(journal, kept)  # fsyncs the file and the directory
     gz = gz_path(journal)
-    if gz.exists():  # the plain journal is now the newer form: durable first, then the old one goes
-        fsync_dir(journal.parent)
+    if gz.exists():  # the plain journal is now the newer form (durable above): the old one goes
         gz.unlink()
     return keep
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import secrets
@@ -262,7 +261,7 @@ def _run_locked(
 ) -> RunOutcome:
     import asyncio
 
-    from ..journal import JournalWriter, compress_run
+    from ..journal import JournalWriter, compress_run, write_json
     from ..results import analysis, gates, schema
     from . import resume
     from .details import DETAILS_NAME, DetailWriter, secret_values
@@ -278,7 +277,7 @@ def _run_locked(
             {"started_at": manifest["started_at"], "command": manifest["command"]}
         )
         manifest = previous
-    _write_json(run_dir / "manifest.json", manifest)
+    write_json(run_dir / "manifest.json", manifest)
     journal = JournalWriter(
         journal_path,
         {
@@ -506,21 +505,6 @@ def _install_signals(loop: asyncio.AbstractEventLoop, engine: Engine) -> None:
             loop.add_signal_handler(sig, engine.request_stop, "interrupted")
         except (NotImplementedError, RuntimeError, ValueError):
             pass
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a small JSON file atomically (a reader never sees half of it)."""
-    from ..safetext import JSON_ERRORS  # a lone surrogate is written as its JSON escape
-
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", errors=JSON_ERRORS, newline="\n") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _open_run_dir(options: RunOptions) -> tuple[Path, RunLock]:

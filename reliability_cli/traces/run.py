@@ -224,9 +224,10 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         )
     results = _survival(results).model_copy(update={"run": results.run.model_copy(update={"notes": tuple(said)})})
     results = gates.apply(results, gate_config)
-    _write_json(run_dir / "manifest.json", _manifest(run_dir, options, inputs, pipeline))
+    from ..journal import compress_run, write_json
+
+    write_json(run_dir / "manifest.json", _manifest(run_dir, options, inputs, pipeline))
     schema.write(results, run_dir / "results.json")
-    from ..journal import compress_run
 
     compress_run(run_dir)  # a finished run's journal is stored compressed, as for eval
     return TraceOutcome(run_dir, results, results.exit_code)
@@ -262,12 +263,6 @@ def _spill_records(
     counts["records"] += n
     counts["not_steps"] += not_steps
     counts["incomplete"] += incomplete
-
-
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    import json
-
-    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> Iterator[dict[str, Any]]:

@@ -5,7 +5,7 @@ same one-step eval against it with relcheck's default flags, with ``--concurrenc
 ``--concurrency 64``, and — when ``/tmp/inspect-venv`` holds Inspect AI (``--inspect-python``) —
 with Inspect AI's defaults. For each run it reports the **serving time** (the server's first
 request to its last answer) over the **ideal** (cases / rate limit; for the concurrency cap,
-cases × latency / cap; for TPM, cases × tokens used per case / the token rate), and 429
+cases × mean latency / cap; for TPM, cases × tokens used per case / the token rate), and 429
 responses over requests. Targets, for the default flags: ≤ 1.10× the ideal, ≤ 2% 429s.
 
 The case counts are scaled so that each run's ideal is about ``--seconds`` (default 8 s), which
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -50,7 +51,10 @@ class Scenario:
             used = -(-len(self.prompt) // 4) + min(self.max_tokens or 256, c.completion_tokens)
             rates.append(c.tpm / 60 / used)
         if c.concurrency_cap:
-            rates.append(c.concurrency_cap / (c.latency_ms / 1000))
+            # the server's latency is log-normal with median latency_ms: its mean, exp(σ²/2) more,
+            # is what a slot is busy for on average
+            mean_s = c.latency_ms / 1000 * math.exp(c.sigma**2 / 2)
+            rates.append(c.concurrency_cap / mean_s)
         return min(rates)
 
 

@@ -4,13 +4,16 @@ the next one may be sent.
 Every request of an ``openai``, ``anthropic`` or ``http`` endpoint passes :meth:`acquire`
 before it is sent and :meth:`release` when it ends. The controller holds three things:
 
-- **A concurrency window** (AIMD). It starts at :data:`INITIAL_WINDOW` and, in slow start,
-  grows by one per success while the window is full (doubling per round trip). Before the
-  endpoint has answered anything it cannot learn from answers: once :data:`BLIND_AFTER_S`
-  pass with no answer, the window doubles every :data:`BLIND_STEP_S` up to
-  :data:`BLIND_MAX_WINDOW`, so a slow provider (2 s per answer) is not left with 8 requests
-  in flight for its whole first round trip; the first answer of any kind (a 429 comes back at
-  once, with its headers) ends that phase. A congestion
+- **A concurrency window** (AIMD). The first request goes alone (a *probe*): its answer
+  carries the provider's rate-limit headers, so the requests after it are paced by what the
+  provider has left instead of spending a small burst blind (a token budget of one second
+  is gone after four long prompts). The first answer of any kind opens the window to
+  :data:`INITIAL_WINDOW`; in slow start it then grows by one per success while the window is
+  full (doubling per round trip). A slow provider is not left with one request in flight:
+  once :data:`BLIND_AFTER_S` pass with no answer, the window is :data:`INITIAL_WINDOW` twice
+  over and doubles every :data:`BLIND_STEP_S` up to :data:`BLIND_MAX_WINDOW` (2 s per answer
+  needs 80 in flight at 2,400 RPM); the first answer (a 429 comes back at once, with its
+  headers) ends that phase. A congestion
   signal — a 429 or 503, or a ``connect``/``protocol`` error — halves it (at most once per
   round trip: responses to requests sent before the last decrease do not decrease it again)
   and ends slow start. It then grows back quickly (one per success) up to just below the
@@ -53,7 +56,8 @@ from .ratelimit_headers import Limit, read_limits
 __all__ = ["DEFAULT_CEILING", "INITIAL_WINDOW", "AdaptiveController", "Clock", "Cost", "SystemClock", "estimate_cost"]
 
 DEFAULT_CEILING = 256  # in flight per endpoint when max_concurrency is not set: 6,000 RPM × 2 s is 200
-INITIAL_WINDOW = 8
+PROBE_WINDOW = 1  # in flight until the endpoint first answers (or BLIND_AFTER_S pass)
+INITIAL_WINDOW = 8  # once it has
 BLIND_AFTER_S = 0.5  # with no answer yet after this long, the window starts growing with time ...
 BLIND_STEP_S = 0.5  # ... doubling this often ...
 BLIND_MAX_WINDOW = 96  # ... up to this (2,400 RPM × 2 s needs 80 in flight)
@@ -187,7 +191,7 @@ class AdaptiveController:
         self.rng = rng or random.Random()
         self.enabled = enabled
         self.ceiling = ceiling or DEFAULT_CEILING
-        self.limit = float(min(INITIAL_WINDOW, self.ceiling))
+        self.limit = float(min(PROBE_WINDOW, self.ceiling))
         self.in_flight = 0
         self.slow_start = True
         self.recover_to: float | None = None
@@ -335,7 +339,9 @@ class AdaptiveController:
         """
         now = self.clock.now()
         self.in_flight -= 1
-        self._answered = True
+        if not self._answered:  # the probe's answer: open the window
+            self._answered = True
+            self.limit = max(self.limit, float(min(INITIAL_WINDOW, self.ceiling)))
         wanted = self._slot_wanted
         self._freed.set()
         s = self.stats

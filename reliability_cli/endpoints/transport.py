@@ -151,7 +151,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         import yarl
 
         self._url_type = yarl.URL
-        connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=_ssl_context())
+        # No TLS context here: loading certificates costs ~0.1 s, which a run against a plain
+        # http:// endpoint (a local server, a gateway) would pay for nothing; https requests
+        # pass httpx's context (certifi's roots) themselves.
+        connector = aiohttp.TCPConnector(limit=self.max_connections)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False, trust_env=False
         )
@@ -162,8 +165,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body = request.content  # relcheck always sends bytes (or nothing)
         url = self._url_type(str(request.url), encoded=True)  # httpx's URL is already percent-encoded
         limit = request.extensions.get(_MAX_BYTES_EXT, DEFAULT_MAX_RESPONSE_BYTES)
+        tls = {"ssl": _ssl_context()} if request.url.scheme == "https" else {}
         async with session.request(
-            request.method, url, headers=request.headers.multi_items(), data=body or None, allow_redirects=False
+            request.method, url, headers=request.headers.multi_items(), data=body or None, allow_redirects=False, **tls
         ) as response:
             chunks: list[bytes] = []
             size = 0
@@ -194,8 +198,8 @@ class _Raw(httpx.AsyncByteStream):
 
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """httpx's verifying context (certifi's roots), built once per process: loading the
-    certificates takes about 15 ms, which every client would otherwise pay again."""
+    """httpx's verifying context (certifi's roots), built once per process and only for the
+    first ``https://`` request: loading the certificates takes about 0.1 s on a slow machine."""
     return httpx.create_ssl_context(trust_env=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -19,8 +20,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @contextmanager
-def raw_server(handler: Handler) -> Iterator[str]:
-    """A raw TCP server on 127.0.0.1 in a background loop; yields ``http://127.0.0.1:PORT``."""
+def raw_server(handler: Handler, tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A raw TCP server on 127.0.0.1 in a background loop; yields ``http://127.0.0.1:PORT``
+    (``https://`` with a server-side ``tls`` context)."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -39,12 +41,12 @@ def raw_server(handler: Handler) -> Iterator[str]:
             writer.close()
 
     async def start() -> asyncio.AbstractServer:
-        return await asyncio.start_server(wrapped, "127.0.0.1", 0)
+        return await asyncio.start_server(wrapped, "127.0.0.1", 0, ssl=tls)
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
 
         async def stop() -> None:

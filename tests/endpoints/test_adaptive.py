@@ -89,6 +89,7 @@ def test_slow_start_doubles_per_round_trip():
     provider = Provider(clock, latency_s=0.4)  # answers before the blind phase starts
     seen = []
     asyncio.run(clock.run(drive(ctl, provider, 8 + 16 + 32, 200, on_answer=lambda r: seen.append(ctl.window))))
+    assert seen[0] == INITIAL_WINDOW + 1  # the probe's answer opens the window
     assert seen[7] == 2 * INITIAL_WINDOW and seen[8 + 16 - 1] == 4 * INITIAL_WINDOW
 
 
@@ -96,6 +97,11 @@ def test_a_429_halves_the_window_once_per_round_trip():
     async def go():
         clock = FakeClock()
         ctl = controller(clock)
+        probe = await ctl.acquire()
+        assert ctl.window == 1  # the first request goes alone
+        ctl.release(probe, status=200)
+        opened = ctl.limit  # its answer opens the window (and, the window being full, grows it by one)
+        assert opened == INITIAL_WINDOW + 1
         tickets = [await ctl.acquire() for _ in range(8)]
         for t in tickets[:4]:
             ctl.release(t, status=200)
@@ -106,7 +112,7 @@ def test_a_429_halves_the_window_once_per_round_trip():
         return grown, after_first, ctl.limit, ctl.paused_until
 
     grown, after_first, after_second, paused = asyncio.run(go())
-    assert grown == INITIAL_WINDOW
+    assert grown == INITIAL_WINDOW + 1
     assert after_first == pytest.approx(grown / 2) and after_second == after_first
     assert paused < 0  # no Retry-After: no pause
 
@@ -202,15 +208,15 @@ def record_sends(ctl, clock):
 
 
 def test_with_no_answer_yet_the_window_grows_with_time():
-    # 2 s per answer and no limit: 8 at once, then doubling every 0.5 s after the first 0.5 s,
-    # up to BLIND_MAX_WINDOW; the first answer ends the phase (then slow start per answer).
+    # 2 s per answer and no limit: the probe alone, then 16 in flight after 0.5 s, doubling every
+    # 0.5 s, up to BLIND_MAX_WINDOW; the first answer ends the phase (then slow start per answer).
     clock = FakeClock()
     ctl = controller(clock)
     provider = Provider(clock, latency_s=2.0)
     sent_at = record_sends(ctl, clock)
     asyncio.run(clock.run(drive(ctl, provider, 400, 400)))
     before_first_answer = [t for t in sent_at if t < 2.0]
-    assert [sum(1 for t in before_first_answer if t == at) for at in (0.0, 0.5, 1.0, 1.5)] == [8, 8, 16, 32]
+    assert [sum(1 for t in before_first_answer if t == at) for at in (0.0, 0.5, 1.0, 1.5)] == [1, 15, 16, 32]
     assert len(before_first_answer) == 64 <= BLIND_MAX_WINDOW  # the doubling stops at its top or an answer
 
 
@@ -244,3 +250,17 @@ def test_a_429_from_a_known_concurrency_cap_does_not_pause_the_endpoint():
     assert provider.counts["429"] >= 2  # it probed above the cap more than once
     assert ctl.figures()["paused_s"] <= 1.1
     assert elapsed <= 1.10 * 2000 * 0.3 / 16
+
+
+def test_the_first_request_probes_so_a_small_burst_is_not_overrun():
+    # A provider whose budget holds less than the initial window (600 RPM with 0.4 s of burst:
+    # 4 requests): sent blind, 8 requests at once would draw 4 rejections before any header
+    # was read. The probe's answer reports what is left, and the rest are paced by it.
+    clock = FakeClock()
+    ctl = controller(clock)  # nothing configured: all it knows comes from the provider's headers
+    provider = Provider(clock, rpm=600, burst_s=0.4)
+    run = asyncio.run(clock.run(drive(ctl, provider, 100, 100)))
+    elapsed = clock.now() - 1000.0
+    assert run.done == 100
+    assert provider.counts["429"] == 0
+    assert elapsed <= 1.10 * 100 / 10

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import subprocess
 
 import httpx
 import pytest
@@ -78,3 +80,27 @@ def test_an_error_status_is_an_exchange_not_an_exception(kind):
     assert got.status == 503
     assert got.headers["retry-after-ms"] == "250"
     assert json.loads(got.body)["error"]["message"] == "busy"
+
+
+def test_plain_http_loads_no_certificates_and_https_still_verifies(tmp_path):
+    # Loading a TLS context's roots costs ~0.1 s: a run against http:// endpoints never pays it.
+    transport._ssl_context.cache_clear()
+    with raw_server(always(200, b"{}", {}, [])) as url:
+        assert exchange(url)[0].status == 200
+    assert transport._ssl_context.cache_info().currsize == 0
+    # A self-signed certificate is not in httpx's (certifi's) roots: the https request fails.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    with raw_server(always(200, b"{}", {}, []), tls=server_side) as url:
+        assert url.startswith("https://")
+        with pytest.raises(Exception) as failed:
+            exchange(url)
+    assert "certificate" in str(failed.value).lower()
+    assert transport._ssl_context.cache_info().currsize == 1

@@ -165,9 +165,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         body = request.content  # relcheck always sends bytes (or nothing)
         url = self._url_type(str(request.url), encoded=True)  # httpx's URL is already percent-encoded
         limit = request.extensions.get(_MAX_BYTES_EXT, DEFAULT_MAX_RESPONSE_BYTES)
-        tls = {"ssl": _ssl_context()} if request.url.scheme == "https" else {}
+        # True is aiohttp's default (unused for http://)
+        tls: ssl.SSLContext | bool = _ssl_context() if request.url.scheme == "https" else True
         async with session.request(
-            request.method, url, headers=request.headers.multi_items(), data=body or None, allow_redirects=False, **tls
+            request.method,
+            url,
+            headers=request.headers.multi_items(),
+            data=body or None,
+            allow_redirects=False,
+            ssl=tls,
         ) as response:
             chunks: list[bytes] = []
             size = 0

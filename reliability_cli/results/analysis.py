@@ -371,26 +371,34 @@ class _Aggregator:
         tallies, sums, errs = self.tallies, self.block_sum, self.block_err
         for slot, rec in attempts:
             tally = tallies[slot]
+            get = rec.get
             tally.attempts += 1
-            outcome = rec.get("outcome", "error")
+            outcome = get("outcome", "error")
             tally.outcomes[outcome] += 1
             if outcome == "error":
-                tally.error_kinds[rec.get("error_kind") or "unknown"] += 1
-            if rec.get("cached"):
+                tally.error_kinds[get("error_kind") or "unknown"] += 1
+            if get("cached"):
                 tally.cached += 1  # it made no request: left out of the latency figures
             else:
-                tally.latencies.append(float(rec.get("latency_ms") or 0.0))
-            tally.throttled += rec.get("throttled") or 0
-            tally.tokens_in += rec.get("tokens_in") or 0
-            tally.tokens_out += rec.get("tokens_out") or 0
-            cost = rec.get("cost_usd")
+                tally.latencies.append(float(get("latency_ms") or 0.0))
+            throttled = get("throttled")
+            if throttled:
+                tally.throttled += throttled
+            tokens = get("tokens_in")
+            if tokens:
+                tally.tokens_in += tokens
+            tokens = get("tokens_out")
+            if tokens:
+                tally.tokens_out += tokens
+            cost = get("cost_usd")
             if cost is not None:
                 tally.priced = True
-            y = float(cost or 0.0) - errs[slot]
-            before = sums[slot]
-            total = before + y
-            errs[slot] = total - before - y
-            sums[slot] = total
+            if cost or errs[slot]:  # (adding 0 with no compensation pending changes nothing)
+                y = float(cost or 0.0) - errs[slot]
+                before = sums[slot]
+                total = before + y
+                errs[slot] = total - before - y
+                sums[slot] = total
 
     def _end_block(self) -> None:
         sums, errs = self.block_sum, self.block_err

@@ -324,18 +324,20 @@ class _Aggregator:
         units in flight, not every attempt. Lines of phases or steps not tallied (the
         ``llm-rubric`` judge's, say) are skipped here.
         """
-        slots = self.slots
+        by_phase: dict[str, dict[str, int]] = {}  # phase → step id → slot
+        for (phase, sid), slot in self.slots.items():
+            by_phase.setdefault(phase, {})[sid] = slot
+        nothing: dict[str, int] = {}
         units = self.units
         pending: dict[tuple[str, int], list[tuple[int, Mapping[str, Any]]]] = {}
-        phases = [
-            (phase, key) for phase, key in (("chained", "steps"), ("isolated", "isolated")) if phase in self.phases
-        ]
+        keys = (("chained", "steps"), ("isolated", "isolated"))  # a unit_done's list of each phase
+        phases = [(by_phase[phase], key) for phase, key in keys if phase in by_phase]
         lines = 0
         for rec in records:
             unit = rec.get("unit_done")
             if unit is None:
                 if "step" in rec and "case" in rec:
-                    slot = slots.get((rec.get("phase", "chained"), rec["step"]))
+                    slot = by_phase.get(rec.get("phase", "chained"), nothing).get(rec["step"])
                     if slot is not None:
                         unit_key = (rec["case"], rec["trial"])
                         waiting = pending.get(unit_key)
@@ -351,9 +353,9 @@ class _Aggregator:
             if done is not None:
                 self._add_attempts(done)
             position = units.position(case)
-            for phase, key in phases:
+            for steps, key in phases:
                 for s in unit.get(key, ()):
-                    slot = slots.get((phase, s["step"]))
+                    slot = steps.get(s["step"])
                     if slot is not None:
                         self._add_step(slot, case, trial, position, s)
             units.add(position, unit)

@@ -325,8 +325,8 @@ class _Aggregator:
         ``llm-rubric`` judge's, say) are skipped here.
         """
         by_phase: dict[str, dict[str, int]] = {}  # phase → step id → slot
-        for (phase, sid), slot in self.slots.items():
-            by_phase.setdefault(phase, {})[sid] = slot
+        for (phase, sid), i in self.slots.items():
+            by_phase.setdefault(phase, {})[sid] = i
         nothing: dict[str, int] = {}
         units = self.units
         pending: dict[tuple[str, int], list[tuple[int, Mapping[str, Any]]]] = {}

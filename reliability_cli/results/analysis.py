@@ -1,8 +1,9 @@
 """Journal → results: per-step, end-to-end and what-if tables (SPEC §5).
 
 The journal is read once, streaming, and each record is tallied as it is read, in plain
-Python (no pandas: ``eval``, ``traces``, ``merge`` and ``report`` never import it), so memory
-is bounded whatever the journal's size:
+Python: no pandas, and numpy only for a step with more than
+:data:`~reliability_cli.stats.PERCENTILES_IN_PYTHON` latencies, so that a short ``eval`` (or
+its Ctrl-C) pays no heavy import. Memory is bounded whatever the journal's size:
 
 - an attempt line waits with its unit's other attempts until the unit's ``unit_done`` line
   has been read, then counts: outcomes, error kinds, throttling, tokens and cost are summed

@@ -481,6 +481,10 @@ def simulate_chain(
 def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float | None]:
     """Latency-style summary of ``values``.
 
+    Up to :data:`PERCENTILES_IN_PYTHON` finite values are summarised in plain Python, with
+    numpy's formulas step for step (so the figures are numpy's to the bit, and a short run
+    never imports numpy); longer or non-finite inputs go to ``numpy.percentile``.
+
     Args:
         values: The figures (seconds, say).
 
@@ -489,11 +493,34 @@ def percentiles(values: Sequence[float] | npt.NDArray[Any]) -> dict[str, float |
     """
     if len(values) == 0:
         return {"p50": None, "p95": None, "max": None}
+    if len(values) <= PERCENTILES_IN_PYTHON:
+        ordered = sorted(map(float, values))
+        if math.isfinite(sum(ordered)):
+            return {"p50": _linear(ordered, 0.5), "p95": _linear(ordered, 0.95), "max": ordered[-1]}
     import numpy as np
 
     a = np.asarray(values, dtype=float)
     p50, p95 = np.percentile(a, [50, 95])
     return {"p50": float(p50), "p95": float(p95), "max": float(a.max())}
+
+
+PERCENTILES_IN_PYTHON = 200_000  # sorting more in Python costs more than importing numpy
+
+
+def _linear(ordered: Sequence[float], q: float) -> float:
+    """numpy's ``method="linear"`` quantile of sorted finite values, as numpy computes it
+    (``numpy.lib._function_base_impl._quantile``: the index, the neighbours, ``_lerp``)."""
+    n = len(ordered)
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        below = above = -1  # numpy takes the last value (and its gamma from index -1)
+    else:
+        below = math.floor(virtual)
+        above = below + 1
+    gamma = virtual - below
+    a, b = ordered[below], ordered[above]
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

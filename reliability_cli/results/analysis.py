@@ -1,30 +1,36 @@
 """Journal → results: per-step, end-to-end and what-if tables (SPEC §5).
 
-The journal is read once, streaming, and aggregated with pandas chunk by chunk
-(:data:`CHUNK_LINES` lines at a time), so memory is bounded whatever the journal's size:
+The journal is read once, streaming, and each record is tallied as it is read, in plain
+Python: no pandas, and numpy only for a step with more than
+:data:`~reliability_cli.stats.PERCENTILES_IN_PYTHON` latencies, so that a short ``eval`` (or
+its Ctrl-C) pays no heavy import. Memory is bounded whatever the journal's size:
 
-- attempt lines become an attempts frame: outcomes, error kinds, throttling, tokens and cost
-  are summed per (phase, step) with ``groupby``; latencies are kept as one float per attempt
-  for exact percentiles. An attempt counts only once its unit's ``unit_done`` line has been
-  read; the attempts of units still in flight at a chunk's end are carried to the next one,
-  and those of units that never finished are never counted.
-- ``unit_done`` lines become a unit-step frame: reached, passed, first try, retried and
-  recovered per step; the first :data:`FAILURES_KEPT` failures per step in eval-set order;
-  per-case shares when K > 1.
+- an attempt line waits with its unit's other attempts until the unit's ``unit_done`` line
+  has been read, then counts: outcomes, error kinds, throttling, tokens and cost are summed
+  per (phase, step) *slot*; latencies are kept as one float per attempt (an ``array('d')``
+  per slot) for exact percentiles. The attempts of units that never finished are never
+  counted.
+- a ``unit_done`` line's steps count reached, passed, first try, retried and recovered per
+  slot; the first :data:`FAILURES_KEPT` failures per slot in eval-set order (position,
+  trial, arrival) are kept in a bounded heap; per-case shares (one packed int per case and
+  slot) when K > 1.
 - the units themselves are kept column by column in arrays (one small record per unit) and
-  become ``results.json``'s ``units`` through one sorted frame at the end.
+  become ``results.json``'s ``units``, sorted by (index, trial), at the end.
 
-Outputs are never held in memory beyond the failures kept.
+Outputs are never held in memory beyond the failures kept. The figures are those the former
+pandas aggregation gave, to the bit: the cost is summed in the same order (Kahan within
+blocks of :data:`CHUNK_LINES` lines) and the percentiles are numpy's (:func:`.stats.percentiles`).
 """
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import stats
 from ..journal import read_lines
@@ -45,37 +51,9 @@ from .schema import (
     WhatIfRow,
 )
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 FAILURES_KEPT = 1000  # per step in results.json; `failures_omitted` counts the rest
-CHUNK_LINES = 20_000  # journal lines per pandas chunk
+CHUNK_LINES = 20_000  # journal lines per block of the cost sums (the former pandas chunk)
 PHASES = ("chained", "isolated")
-ATTEMPT_COLUMNS = [
-    "slot",
-    "outcome",
-    "error_kind",
-    "latency_ms",
-    "throttled",
-    "tokens_in",
-    "tokens_out",
-    "cost_usd",
-    "priced",
-    "cached",
-]
-STEP_COLUMNS = [
-    "slot",
-    "case",
-    "trial",
-    "position",
-    "final",
-    "first",
-    "attempts",
-    "error_kind",
-    "reason",
-    "output",
-    "visits",
-]
 FAILURE_KEYS = ["case", "trial", "outcome", "error_kind", "reason", "output"]
 
 
@@ -91,7 +69,7 @@ class StepSpec:
 
 @dataclass
 class StepTally:
-    """Counters for one step in one phase (chained or isolated), summed over chunks."""
+    """Counters for one step in one phase (chained or isolated)."""
 
     id: str
     reached: int = 0
@@ -108,7 +86,7 @@ class StepTally:
     error_kinds: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     cached: int = 0  # attempts answered from the response cache
-    latencies: list[Any] = field(default_factory=list)  # numpy arrays, one per chunk
+    latencies: array[float] = field(default_factory=lambda: array("d"))  # one per attempt not cached
     tokens_in: int = 0
     tokens_out: int = 0
     cost: float = 0.0
@@ -132,9 +110,6 @@ class StepTally:
         }
 
     def to_row(self, spec: StepSpec, trials: int, confidence: float, isolated: IsolatedRow | None = None) -> StepRow:
-        import numpy as np
-
-        latencies = np.concatenate(self.latencies) if self.latencies else np.empty(0)
         extra: dict[str, Any] = {"isolated": isolated} if isolated is not None else {}
         return StepRow(
             id=self.id,
@@ -149,7 +124,7 @@ class StepTally:
             error_kinds=dict(sorted(self.error_kinds.items())),
             throttled=self.throttled,
             cached=self.cached,
-            latency_ms=Latency(**_round_dict(stats.percentiles(latencies))),
+            latency_ms=Latency(**_round_dict(stats.percentiles(self.latencies))),
             tokens=Tokens(input=self.tokens_in, output=self.tokens_out),
             cost_usd=round(self.cost, 6) if self.priced else None,
             failures=tuple(Failure(**f) for f in self.failures),
@@ -208,8 +183,7 @@ def build_results(
 ) -> Results:
     """Read ``journal`` (or several shard journals) and compute the results (without gates).
 
-    One streaming pass in chunks of :data:`CHUNK_LINES` lines, aggregated with pandas (see the
-    module's docstring).
+    One streaming pass, each record tallied as it is read (see the module's docstring).
 
     Args:
         journal: the run's ``attempts.jsonl``, or the shard journals of a merge.
@@ -318,9 +292,10 @@ def assemble(
 
 
 class _Aggregator:
-    """Sums the chunks of one or more journals into :class:`StepTally` rows and a unit table.
+    """Tallies the records of one or more journals into :class:`StepTally` rows and a unit
+    table, one record at a time.
 
-    Each (phase, step) pair is a *slot*, an integer code, so that pandas groups on integers.
+    Each (phase, step) pair is a *slot*: an index into :attr:`tallies`.
     """
 
     def __init__(
@@ -333,191 +308,158 @@ class _Aggregator:
         }
         self.tallies = [StepTally(sid) for _, sid in self.slots]
         self.units = _UnitTable(order)
-        self.failures: list[pd.DataFrame] = []  # the first FAILURES_KEPT per slot so far
-        self.per_case: list[pd.DataFrame] = []
-        self.seq = 0  # arrival order of unit steps: breaks ties among failures
+        n = len(self.tallies)
+        # per slot, the first FAILURES_KEPT failures so far: a heap whose top is the last of them
+        self.failures: list[list[tuple[Any, ...]]] = [[] for _ in range(n)]
+        self.shares: list[dict[str, int]] = [{} for _ in range(n)]  # case → passed << 32 | reached
+        self.seq = 0  # arrival order of failed unit steps: breaks ties among failures
         self.graph = False  # the journal is a graph pipeline's (its steps count visits)
+        self.block_sum = [0.0] * n  # the cost of the current block of lines, per slot (Kahan)
+        self.block_err = [0.0] * n
 
     def read(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Aggregate journal records, CHUNK_LINES at a time.
+        """Aggregate journal records.
 
         An attempt line waits in ``pending`` until its unit's ``unit_done`` line arrives, so
         the attempts of units that never finished are never counted and memory holds the
         units in flight, not every attempt. Lines of phases or steps not tallied (the
         ``llm-rubric`` judge's, say) are skipped here.
         """
-        slots = self.slots
-        pending: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
-        attempts: list[tuple[Any, ...]] = []
-        steps: list[tuple[Any, ...]] = []
-        phases = [
-            (phase, key) for phase, key in (("chained", "steps"), ("isolated", "isolated")) if phase in self.phases
-        ]
+        by_phase: dict[str, dict[str, int]] = {}  # phase → step id → slot
+        for (phase, sid), i in self.slots.items():
+            by_phase.setdefault(phase, {})[sid] = i
+        nothing: dict[str, int] = {}
+        units = self.units
+        pending: dict[tuple[str, int], list[tuple[int, Mapping[str, Any]]]] = {}
+        keys = (("chained", "steps"), ("isolated", "isolated"))  # a unit_done's list of each phase
+        phases = [(by_phase[phase], key) for phase, key in keys if phase in by_phase]
         lines = 0
         for rec in records:
             unit = rec.get("unit_done")
             if unit is None:
                 if "step" in rec and "case" in rec:
-                    slot = slots.get((rec.get("phase", "chained"), rec["step"]))
+                    slot = by_phase.get(rec.get("phase", "chained"), nothing).get(rec["step"])
                     if slot is not None:
-                        cost = rec.get("cost_usd")
-                        pending.setdefault((rec["case"], rec["trial"]), []).append(
-                            (
-                                slot,
-                                rec.get("outcome", "error"),
-                                rec.get("error_kind") or "unknown",
-                                # a cached attempt made no request: left out of the latency figures
-                                float("nan") if rec.get("cached") else float(rec.get("latency_ms") or 0.0),
-                                rec.get("throttled") or 0,
-                                rec.get("tokens_in") or 0,
-                                rec.get("tokens_out") or 0,
-                                float(cost or 0.0),
-                                cost is not None,
-                                bool(rec.get("cached")),
-                            )
-                        )
+                        unit_key = (rec["case"], rec["trial"])
+                        waiting = pending.get(unit_key)
+                        if waiting is None:
+                            pending[unit_key] = [(slot, rec)]
+                        else:
+                            waiting.append((slot, rec))
                     lines += 1
                 continue
             case, trial = unit["case"], unit["trial"]
             # a journal holds one unit_done per unit: one writer per run dir, and resume compacts
-            attempts.extend(pending.pop((case, trial), ()))
-            position = self.units.position(case)
-            for phase, key in phases:
+            done = pending.pop((case, trial), None)
+            if done is not None:
+                self._add_attempts(done)
+            position = units.position(case)
+            for steps, key in phases:
                 for s in unit.get(key, ()):
-                    slot = slots.get((phase, s["step"]))
+                    slot = steps.get(s["step"])
                     if slot is not None:
-                        steps.append(
-                            (
-                                slot,
-                                case,
-                                trial,
-                                position,
-                                s.get("final"),
-                                s.get("first"),
-                                s.get("attempts", 1),
-                                s.get("error_kind"),
-                                s.get("reason"),
-                                s.get("output"),
-                                s.get("visits", 1),
-                            )
-                        )
-                        self.graph = self.graph or "visits" in s
-            self.units.add(position, unit)
+                        self._add_step(slot, case, trial, position, s)
+            units.add(position, unit)
             lines += 1
             if lines >= CHUNK_LINES:
-                self._add_chunk(attempts, steps)
-                attempts, steps, lines = [], [], 0
-        self._add_chunk(attempts, steps)
+                self._end_block()
+                lines = 0
+        self._end_block()
 
-    def _add_chunk(self, attempt_rows: list[tuple[Any, ...]], step_rows: list[tuple[Any, ...]]) -> None:
-        import pandas as pd
-
-        if attempt_rows:
-            self._add_attempts(pd.DataFrame.from_records(attempt_rows, columns=ATTEMPT_COLUMNS))
-        if step_rows:
-            frame = pd.DataFrame.from_records(step_rows, columns=STEP_COLUMNS)
-            frame["seq"] = range(self.seq, self.seq + len(frame))
-            self.seq += len(frame)
-            self._add_unit_steps(frame)
-
-    def _add_attempts(self, frame: pd.DataFrame) -> None:
-        import numpy as np
-
-        outcome = frame["outcome"]
-        counts = frame[["slot", "throttled", "tokens_in", "tokens_out", "cached"]].assign(
-            attempts=1,
-            passes=outcome == "pass",
-            fails=outcome == "fail",
-            errors=outcome == "error",
-            cost=frame["cost_usd"],
-            priced=frame["priced"],
-        )
-        sums = counts.groupby("slot", sort=True).sum()
-        for slot, throttled, tokens_in, tokens_out, cached, n, passes, fails, errors, cost, priced in sums.itertuples(
-            name=None
-        ):
-            tally = self.tallies[slot]
-            tally.attempts += int(n)
-            tally.cached += int(cached)
-            tally.outcomes.update({"pass": int(passes), "fail": int(fails), "error": int(errors)})
-            tally.throttled += int(throttled)
-            tally.tokens_in += int(tokens_in)
-            tally.tokens_out += int(tokens_out)
-            if priced:
-                tally.cost += float(cost)
+    def _add_attempts(self, attempts: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Count a finished unit's attempts. The cost is summed as the former pandas
+        aggregation summed it (so that ``cost_usd`` keeps its every bit): with Kahan's
+        compensation within a block of :data:`CHUNK_LINES` lines, the blocks' sums added
+        plainly (:meth:`_end_block`)."""
+        tallies, sums, errs = self.tallies, self.block_sum, self.block_err
+        for slot, rec in attempts:
+            tally = tallies[slot]
+            get = rec.get
+            tally.attempts += 1
+            outcome = get("outcome", "error")
+            tally.outcomes[outcome] += 1
+            if outcome == "error":
+                tally.error_kinds[get("error_kind") or "unknown"] += 1
+            if get("cached"):
+                tally.cached += 1  # it made no request: left out of the latency figures
+            else:
+                tally.latencies.append(float(get("latency_ms") or 0.0))
+            throttled = get("throttled")
+            if throttled:
+                tally.throttled += throttled
+            tokens = get("tokens_in")
+            if tokens:
+                tally.tokens_in += tokens
+            tokens = get("tokens_out")
+            if tokens:
+                tally.tokens_out += tokens
+            cost = get("cost_usd")
+            if cost is not None:
                 tally.priced = True
-        # latencies, slot by slot: one stable sort, then the runs of each slot
-        order = np.argsort(frame["slot"].to_numpy(), kind="stable")
-        latencies = frame["latency_ms"].to_numpy(dtype=float)[order]
-        for slot, run in zip(sums.index, np.split(latencies, np.cumsum(sums["attempts"].to_numpy())[:-1])):
-            self.tallies[slot].latencies.append(run[~np.isnan(run)])
-        if sums["errors"].any():
-            errors = frame.loc[outcome == "error", ["slot", "error_kind"]]
-            for (slot, kind), n in errors.value_counts(sort=False).items():
-                self.tallies[slot].error_kinds[kind] += int(n)
+            if cost or errs[slot]:  # (adding 0 with no compensation pending changes nothing)
+                y = float(cost or 0.0) - errs[slot]
+                before = sums[slot]
+                total = before + y
+                errs[slot] = total - before - y
+                sums[slot] = total
 
-    def _add_unit_steps(self, frame: pd.DataFrame) -> None:
-        final = frame["final"]
-        reached = final != "skipped"
+    def _end_block(self) -> None:
+        sums, errs = self.block_sum, self.block_err
+        for slot, tally in enumerate(self.tallies):
+            tally.cost += sums[slot]
+            sums[slot] = errs[slot] = 0.0
+
+    def _add_step(self, slot: int, case: str, trial: int, position: int, s: Mapping[str, Any]) -> None:
+        """Count one step of a finished unit (chained or isolated)."""
+        tally = self.tallies[slot]
+        if "visits" in s:
+            self.graph = True
+        final = s.get("final")
+        if final == "skipped":
+            tally.skipped_no_gold += 1
+            return
+        tally.reached += 1
+        tally.visits += s.get("visits", 1) or 0
         passed = final == "pass"
-        retried = reached & (frame["attempts"] > 1)
-        flags = frame[["slot"]].assign(
-            skipped=~reached,
-            reached=reached,
-            passed=passed,
-            failed=final == "fail",
-            first_pass=reached & (frame["first"] == "pass"),
-            retried=retried,
-            recovered=retried & passed,
-            visits=frame["visits"].where(reached, 0),
-        )
-        sums = flags.groupby("slot", sort=False).sum()
-        for slot, skipped, n, p, f, first, again, recovered, visits in sums.itertuples(name=None):
-            tally = self.tallies[slot]
-            tally.visits += int(visits)
-            tally.skipped_no_gold += int(skipped)
-            tally.reached += int(n)
-            tally.passed += int(p)
-            tally.failed += int(f)
-            tally.errors += int(n - p - f)
-            tally.first_pass += int(first)
-            tally.retried += int(again)
-            tally.retry_recovered += int(recovered)
-            tally.failures_total += int(n - p)
-        if len(sums) and (sums["reached"] - sums["passed"]).any():
-            self._add_failures(frame[reached & ~passed])
+        if passed:
+            tally.passed += 1
+        else:
+            tally.failures_total += 1
+            if final == "fail":
+                tally.failed += 1
+            else:
+                tally.errors += 1
+        if s.get("first") == "pass":
+            tally.first_pass += 1
+        attempts = s.get("attempts", 1)
+        if attempts is not None and attempts > 1:
+            tally.retried += 1
+            if passed:
+                tally.retry_recovered += 1
         if self.clustered:
-            self.per_case.append(
-                frame[reached]
-                .assign(passed=passed[reached].astype(int))
-                .groupby(["slot", "position", "case"], sort=False)["passed"]
-                .agg(["sum", "size"])
-            )
-
-    def _add_failures(self, failures: pd.DataFrame) -> None:
-        self.failures.append(_first_failures(failures))
-        if len(self.failures) > 1:  # keep only the running first FAILURES_KEPT per slot
-            import pandas as pd
-
-            self.failures = [_first_failures(pd.concat(self.failures, ignore_index=True))]
+            shares = self.shares[slot]
+            shares[case] = shares.get(case, 0) + (_PASSED if passed else 1)
+        if not passed:
+            self.seq += 1
+            key = (-position, -trial, -self.seq)  # a max-heap of (position, trial, arrival)
+            heap = self.failures[slot]
+            if len(heap) < FAILURES_KEPT:
+                heapq.heappush(heap, (key, case, trial, final, s.get("error_kind"), s.get("reason"), s.get("output")))
+            elif heap and key > heap[0][0]:  # earlier than the last kept: it takes its place
+                heapq.heapreplace(
+                    heap, (key, case, trial, final, s.get("error_kind"), s.get("reason"), s.get("output"))
+                )
 
     def finish(self) -> tuple[dict[str, StepTally], dict[str, StepTally] | None]:
-        import pandas as pd
-
-        if self.failures:
-            kept = _first_failures(pd.concat(self.failures, ignore_index=True))
-            for slot, rows in kept.groupby("slot", sort=False):
-                self.tallies[slot].failures = [
-                    {k: _plain(v) for k, v in zip(FAILURE_KEYS, values)}
-                    for values in rows[["case", "trial", "final", "error_kind", "reason", "output"]].itertuples(
-                        index=False, name=None
-                    )
-                ]
-        if self.per_case:
-            shares = pd.concat(self.per_case).groupby(level=[0, 1, 2], sort=False).sum()
-            shares = shares.sort_index(level="position", sort_remaining=False, kind="stable")
-            for (slot, _, case), (p, n) in zip(shares.index, shares.itertuples(index=False, name=None)):
-                self.tallies[slot].per_case[case] = [int(p), int(n)]
+        position = self.units.position
+        for slot, tally in enumerate(self.tallies):
+            tally.failures = [
+                {k: _plain(v) for k, v in zip(FAILURE_KEYS, values)}
+                for _, *values in sorted(self.failures[slot], reverse=True)  # eval-set order
+            ]
+            if self.clustered:  # per-case shares in eval-set order (the order their mean sums in)
+                shares = sorted(self.shares[slot].items(), key=lambda item: position(item[0]))
+                tally.per_case = {case: [v >> 32, v & _REACHED] for case, v in shares}
         by_phase: dict[str, dict[str, StepTally]] = {phase: {} for phase in self.phases}
         for (phase, sid), slot in self.slots.items():
             by_phase[phase][sid] = self.tallies[slot]
@@ -526,21 +468,15 @@ class _Aggregator:
 
 Aggregate = _Aggregator  # (what aggregate returns; opaque to callers)
 
-
-def _first_failures(frame: pd.DataFrame) -> pd.DataFrame:
-    """The first FAILURES_KEPT failures of each step, in eval-set order (then trial, arrival)."""
-    ordered = frame.sort_values(["position", "trial", "seq"], kind="stable")
-    return ordered.groupby("slot", sort=False).head(FAILURES_KEPT)
+_REACHED = (1 << 32) - 1  # a case's per-step share, packed in one int: passed << 32 | reached
+_PASSED = (1 << 32) + 1
 
 
 def _plain(value: Any) -> Any:
-    """A pandas/numpy scalar as the plain Python value JSON wants (NaN → None)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
+    """A journal value as results.json has it (a NaN float → None)."""
     if isinstance(value, float) and value != value:
         return None
-    item = getattr(value, "item", None)
-    return item() if item is not None else value
+    return value
 
 
 class _UnitTable:
@@ -548,13 +484,14 @@ class _UnitTable:
 
     Keeping no Python object per unit during the pass avoids interleaving long-lived small
     objects with the parser's garbage, which fragments the heap and grows RSS; the unit
-    records are built once, in order, from one frame at the end. Case ids come from
+    records are built once, in (index, trial) order, at the end. Case ids come from
     ``order``'s keys.
     """
 
     def __init__(self, order: Mapping[str, int]) -> None:
         self.order = order
         self.extra: dict[str, int] = {}  # cases the eval set does not hold, after every known one
+        self.after: int | None = None  # the first position after every known case
         self.vocab: list[Any] = []
         self.codes: dict[Any, int] = {}
         self.cols = {
@@ -566,7 +503,12 @@ class _UnitTable:
         found = self.order.get(case)
         if found is not None:
             return found
-        return self.extra.setdefault(case, max(self.order.values(), default=-1) + 1 + len(self.extra))
+        found = self.extra.get(case)
+        if found is None:
+            if self.after is None:
+                self.after = max(self.order.values(), default=-1) + 1
+            found = self.extra[case] = self.after + len(self.extra)
+        return found
 
     def _code(self, value: Any) -> int:
         code = self.codes.get(value)
@@ -585,31 +527,36 @@ class _UnitTable:
             c[key].append(self._code(unit[key]))
 
     def records(self) -> tuple[UnitRecord, ...]:
-        import numpy as np
-        import pandas as pd
-
-        frame = pd.DataFrame({name: np.frombuffer(col, dtype=np.intc) for name, col in self.cols.items()})
-        frame = frame.sort_values(["index", "trial"], kind="stable")
-        ids: list[str | None] = [None] * (int(frame["index"].max()) + 1 if len(frame) else 0)  # position → id
+        c = self.cols
+        index, trial = c["index"], c["trial"]
+        if not index:
+            return ()
+        low = min(trial)
+        width = max(trial) - low + 1
+        keys = [i * width + t - low for i, t in zip(index, trial)]
+        rows = sorted(range(len(keys)), key=keys.__getitem__)  # stable: arrival order within (index, trial)
+        del keys
+        ids: list[str | None] = [None] * (max(index) + 1)  # position → id
         for mapping in (self.order, self.extra):
             for case, p in mapping.items():
                 if p < len(ids):
                     ids[p] = case
         vocab = self.vocab
+        passed, failed_step, outcome, error_kind, attempts = (
+            c[k] for k in ("passed", "failed_step", "outcome", "error_kind", "attempts")
+        )
         return tuple(
             UnitRecord(
-                str(ids[index]),
-                int(trial),
-                bool(passed),
-                vocab[failed_step],
-                vocab[outcome],
-                vocab[error_kind],
-                int(attempts),
-                int(index),
+                str(ids[index[r]]),
+                trial[r],
+                bool(passed[r]),
+                vocab[failed_step[r]],
+                vocab[outcome[r]],
+                vocab[error_kind[r]],
+                attempts[r],
+                index[r],
             )
-            for index, trial, passed, failed_step, outcome, error_kind, attempts in frame[
-                ["index", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts"]
-            ].itertuples(index=False, name=None)
+            for r in rows
         )
 
 

@@ -294,13 +294,11 @@ def _run_locked(
 
     concurrency = units_in_flight(prep.pipeline, options.concurrency)
     details = DetailWriter(run_dir / DETAILS_NAME, secret_values(prep.pipeline, options.environ))
-    preload = _preload_aggregation()
     try:
         engine = asyncio.run(_drive(journal, prep, options, done, on_unit, run_dir, details, concurrency))
     finally:
         journal.close()
         details.close()
-        preload.join()
     if engine.unreachable is not None:
         raise _unreachable(prep.pipeline, *engine.unreachable, journal_path)
     info = {
@@ -351,26 +349,6 @@ def _run_locked(
     if not engine.interrupted:  # finished: its journal is stored compressed (an interrupted one stays plain)
         compress_run(run_dir)
     return RunOutcome(run_dir, results, results.exit_code)
-
-
-def _preload_aggregation() -> Any:
-    """Import pandas (the aggregation's) in a thread while the units run.
-
-    The import costs 0.2–0.5 s on an idle machine and seconds on a loaded one; paid after
-    the run, it delays every results.json — and an interrupted run's exit, which must come
-    within 2 s of Ctrl-C. While the units wait on their endpoints it costs nothing.
-    """
-    import threading
-
-    def load() -> None:
-        try:
-            import pandas  # noqa: F401
-        except Exception:  # pragma: no cover - the aggregation will say what is missing
-            pass
-
-    thread = threading.Thread(target=load, name="relcheck-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 def _endpoint_rows(engine: Engine) -> tuple[Any, ...]:

@@ -1,5 +1,6 @@
-"""results.json from the journal, chunk by chunk with pandas: the chunk size never changes a
-number, unfinished units and judge lines are never counted, and failures keep eval-set order."""
+"""results.json from the journal, one record at a time: the block size of the cost sums and
+the failures cap never change another number, unfinished units and judge lines are never
+counted, and failures keep eval-set order."""
 
 from __future__ import annotations
 

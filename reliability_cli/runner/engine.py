@@ -30,7 +30,7 @@ from ..journal import JournalWriter
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
 from ..textfmt import one_line, truncate
-from .details import DetailWriter, attempt_detail
+from .details import DetailWriter
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20
@@ -140,10 +140,30 @@ class Attempt:
 
     def line(self) -> dict[str, Any]:
         """The journal line: the fields of :data:`JOURNALED`, in order (``cached`` only when true)."""
-        return {name: getattr(self, name) for name in self.JOURNALED if name != "cached" or self.cached}
+        line = {
+            "case": self.case,
+            "trial": self.trial,
+            "step": self.step,
+            "attempt": self.attempt,
+            "phase": self.phase,
+            "outcome": self.outcome,
+            "error_kind": self.error_kind,
+            "reason": self.reason,
+            "latency_ms": self.latency_ms,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "throttled": self.throttled,
+            "output": self.output,
+        }
+        if self.cached:
+            line["cached"] = True
+        return line
 
 
 Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")
+# (Attempt.line spells the fields out, for speed: it must stay in step with them)
+assert tuple(Attempt("", 0, "", 0, "", "", cached=True).line()) == Attempt.JOURNALED
 
 
 class EarlyStop(Exception):
@@ -254,16 +274,7 @@ class Engine:
         outcomes: list[StepOutcome] = []
         failed: StepOutcome | None = None
         if self.details is not None:
-            self.details.write(
-                {
-                    "case": case.id,
-                    "trial": trial,
-                    "unit": True,
-                    "vars": dict(case.vars),
-                    "expect": dict(case.expect),
-                    "tags": list(case.tags),
-                }
-            )
+            self.details.begin_unit(case, trial)
         for step in self.pipeline.steps:
             outcome, output, text = await self.run_step(step, case, trial, steps_ctx)
             outcomes.append(outcome)
@@ -331,7 +342,6 @@ class Engine:
             if number > 1:
                 await asyncio.sleep(self._backoff(step, case.id, trial, number))
             attempt, output, text = await self.run_attempt(step, case, trial, number, steps_ctx, phase)
-            self.journal.write(attempt.line())
             if self._halt:
                 raise EarlyStop(str(self.stop))
             first = first or attempt.outcome
@@ -365,13 +375,15 @@ class Engine:
     async def run_attempt(
         self, step: StepPlan, case: Case, trial: int, attempt: int, steps_ctx: Mapping[str, Any], phase: str
     ) -> tuple[Attempt, Any, str]:
-        """One attempt: render, call the endpoint, parse, judge. Never raises for what the
-        endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
+        """One attempt: render, call the endpoint, parse, judge, journal. Never raises for what
+        the endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
         line (request, full output, tool calls, check verdicts) is handed to it too."""
         detail: dict[str, Any] = {}
         result = await self._attempt(step, case, trial, attempt, steps_ctx, phase, detail)
+        line = result[0].line()
         if self.details is not None:
-            self.details.write(attempt_detail(result[0].line(), detail, result[2]))
+            self.details.attempt(line, detail, result[2])  # (the sidecar line is built if it is kept)
+        self.journal.write(line)
         return result
 
     async def _attempt(
@@ -532,8 +544,10 @@ class Engine:
     # ------------------------------------------------------------------ early stop
 
     def _health_update(self, endpoint: str, kind: str | None, fatal: bool, reason: str | None = None) -> None:
-        health = self._health.setdefault(endpoint, EndpointHealth())
-        if health.seen >= EARLY_STOP_WINDOW:
+        health = self._health.get(endpoint)
+        if health is None:
+            health = self._health[endpoint] = EndpointHealth()
+        elif health.seen >= EARLY_STOP_WINDOW:
             return
         health.seen += 1
         if fatal or kind in FATAL_STATUS:

@@ -200,6 +200,7 @@ class Engine:
     _stopping: bool = False
     _halt: bool = False  # an early-stop rule fired: end the run once the deciding attempt is journaled
     _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _prices: dict[str, Any] = field(default_factory=dict)  # each endpoint's ``price`` (None: none)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
     #: a graph pipeline's runner (``relcheck.graphs``): it runs the units instead of the steps loop
     graph: Any = None
@@ -411,25 +412,29 @@ class Engine:
             params = render_value(step.params, context) if step.params else {}
         except RenderError as exc:
             return Attempt(case.id, trial, step.id, attempt, phase, "error", "template", str(exc)), None, ""
-        detail.update(endpoint=step.endpoint, request={"messages": messages, "params": params})
+        detail["endpoint"] = step.endpoint
+        detail["request"] = {"messages": messages, "params": params}
         request = Request(key, messages, params, context, step.timeout_s, self.seed, phase)
         call = await self.call(step.endpoint, request)
-        detail.update(sent=call.sent, tool_calls=call.response.tool_calls if call.response else ())
-        if call.response is None:
+        response = call.response
+        detail["sent"] = call.sent
+        detail["tool_calls"] = response.tool_calls if response else ()
+        if response is None:
             return Attempt.of_call(key, phase, call, "error", call.error_kind, call.reason), None, ""
-        output, text, unparsed = self._parse(step, call.response)
+        output, text, unparsed = self._parse(step, response)
         outcome: str
         kind: str | None
         reason: str | None
         if unparsed is not None:
             outcome, kind, reason = "fail", None, unparsed
         else:
-            outcome, kind, reason = await self._judge_checks(
-                step, case, context, call, output, text, detail.setdefault("checks", []), detail.setdefault("judge", [])
-            )
+            verdicts: list[dict[str, Any]] = []
+            judged: list[dict[str, Any]] = []
+            detail["checks"], detail["judge"] = verdicts, judged
+            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text, verdicts, judged)
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
         return (
-            Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt, step_context(output, call.response)),
+            Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt, step_context(output, response)),
             output,
             text,
         )
@@ -475,7 +480,10 @@ class Engine:
         )
 
     def _cost(self, endpoint_name: str, response: Response) -> float | None:
-        price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
+        try:
+            price = self._prices[endpoint_name]
+        except KeyError:
+            price = self._prices[endpoint_name] = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
         if price is None:
             return None
         cost = ((response.tokens_in or 0) * price.input + (response.tokens_out or 0) * price.output) / 1e6
@@ -525,8 +533,10 @@ class Engine:
         for plan in (*step.checks, *case.checks.get(step.id, ())):
             try:
                 spec = plan.spec
-                if plan.templated:
-                    spec = {**spec, **{k: render_value(v, context) for k, v in plan.templated.items()}}
+                if plan.templated:  # (the spec's keys in order, the rendered ones in place)
+                    spec = dict(spec)
+                    for k, v in plan.templated.items():
+                        spec[k] = render_value(v, context)
             except RenderError as exc:
                 return "error", "template", f"check {plan.type}: {exc}"
             try:

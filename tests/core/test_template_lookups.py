@@ -84,9 +84,9 @@ def _slow(template: Template) -> Template:
     return dataclasses.replace(template, _parts=None, _path=None)
 
 
-def _outcome(call: Any) -> tuple[str, Any]:
+def _outcome(call: Any, context: dict[str, Any]) -> tuple[str, Any]:
     try:
-        return "ok", call()
+        return "ok", call(context)
     except RenderError as exc:
         return "error", str(exc)
 
@@ -96,8 +96,8 @@ def test_text_value_and_error_are_jinjas(source: str) -> None:
     fast = compile_template(source)
     slow = _slow(fast)
     for context in CONTEXTS:
-        assert _outcome(lambda: fast.render(context)) == _outcome(lambda: slow.render(context)), (source, context)
-        got, want = _outcome(lambda: fast.value(context)), _outcome(lambda: slow.value(context))
+        assert _outcome(fast.render, context) == _outcome(slow.render, context), (source, context)
+        got, want = _outcome(fast.value, context), _outcome(slow.value, context)
         assert got == want and type(got[1]) is type(want[1]), (source, context)
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import templating
 from ..textfmt import one_line, truncate
-from .base import CheckInput, Verdict
+from .base import CheckInput, Held, Verdict
 
 EXCERPT = 60
 
@@ -31,6 +31,12 @@ class CheckValueError(ValueError):
 def held(reason: str) -> Verdict:
     """A passing verdict that says what held, so that ``not-<type>`` can quote it."""
     return Verdict(True, one_line(reason))
+
+
+def held_lazily(make: Callable[[], str]) -> Verdict:
+    """:func:`held`, with the reason formatted only if it is read (see :class:`base.Held`);
+    ``make`` must only format values already worked out."""
+    return Held(make)
 
 
 def subject(inp: CheckInput) -> str:

@@ -52,6 +52,38 @@ class Verdict:
         return cls(False, one_line(reason))
 
 
+class Held(Verdict):
+    """A passing verdict whose reason (what held) is worked out when it is first read.
+
+    The runner reads it only under ``not-`` (to quote it in the failure); for every other
+    passing check it is dropped, so formatting it per attempt would be wasted. Reads, ``==``,
+    ``hash`` and ``repr`` are those of ``Verdict(True, one_line(make()))``.
+    """
+
+    def __init__(self, make: Callable[[], str]) -> None:  # (no dataclass __init__: reason is derived)
+        object.__setattr__(self, "passed", True)
+        object.__setattr__(self, "_make", make)
+
+    @property  # type: ignore[override]
+    def reason(self) -> str:
+        cached: str | None = self.__dict__.get("_reason")
+        if cached is None:
+            cached = one_line(self.__dict__["_make"]())
+            object.__setattr__(self, "_reason", cached)
+        return cached
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Verdict):
+            return (self.passed, self.reason) == (other.passed, other.reason)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.passed, self.reason))
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed=True, reason={self.reason!r})"
+
+
 CheckFn = Callable[[Mapping[str, Any], CheckInput], Union[Verdict, Awaitable[Verdict]]]
 
 

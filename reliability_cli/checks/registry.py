@@ -244,7 +244,9 @@ async def run_check(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     entry, negated = found
     try:
         result = entry.evaluate(spec, inp)
-        if inspect.isawaitable(result):
+        if isinstance(result, Verdict):  # (every check but an async one: no awaitable test)
+            pass
+        elif inspect.isawaitable(result):
             result = await result
     except CheckCodeError:
         raise

@@ -29,6 +29,7 @@ from ._common import (
     deep_equal,
     excerpt,
     held,
+    held_lazily,
     js_string,
     output_json,
     parse_comma_separated,
@@ -58,7 +59,7 @@ def equals(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     want = normalize(js_string(value), steps)
     got = normalize(subject(inp), steps)
     if got == want:
-        return held(f"output equals {excerpt(want)}")
+        return held_lazily(lambda: f"output equals {excerpt(want)}")
     return Verdict.fail(f"expected {excerpt(want)}, got {excerpt(got)}")
 
 
@@ -79,7 +80,7 @@ def contains(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     needle = normalize(_needle(spec, "contains"), steps)
     got = normalize(subject(inp), steps)
     if needle in got:
-        return held(f"output contains {excerpt(needle)}")
+        return held_lazily(lambda: f"output contains {excerpt(needle)}")
     return Verdict.fail(f"output does not contain {excerpt(needle)}: got {excerpt(got)}")
 
 
@@ -89,7 +90,7 @@ def icontains(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     needle = normalize(_needle(spec, "icontains"), steps)
     got = normalize(subject(inp), steps)
     if needle.lower() in got.lower():
-        return held(f"output contains {excerpt(needle)} (ignoring case)")
+        return held_lazily(lambda: f"output contains {excerpt(needle)} (ignoring case)")
     return Verdict.fail(f"output does not contain {excerpt(needle)} (ignoring case): got {excerpt(got)}")
 
 
@@ -98,8 +99,8 @@ def not_contains(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     verdict = contains(spec, inp)
     if verdict.passed:
         return Verdict.fail(verdict.reason or "output contains the value")
-    steps = steps_of(spec)
-    return held(f"output does not contain {excerpt(normalize(_needle(spec, 'contains'), steps))}")
+    needle = normalize(_needle(spec, "contains"), steps_of(spec))
+    return held_lazily(lambda: f"output does not contain {excerpt(needle)}")
 
 
 def values_of(spec: Mapping[str, Any], kind: str) -> list[str]:
@@ -121,9 +122,9 @@ def contains_any(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     steps = steps_of(spec)
     needles = [normalize(v, steps) for v in values_of(spec, "contains-any")]
     got = normalize(subject(inp), steps)
-    for needle in needles:
-        if needle in got:
-            return held(f"output contains {excerpt(needle)}")
+    found = next((needle for needle in needles if needle in got), None)
+    if found is not None:
+        return held_lazily(lambda: f"output contains {excerpt(found)}")
     return Verdict.fail(f"output contains none of {excerpt(needles)}: got {excerpt(got)}")
 
 
@@ -134,7 +135,7 @@ def contains_all(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     got = normalize(subject(inp), steps)
     missing = [n for n in needles if n not in got]
     if not missing:
-        return held(f"output contains all of {excerpt(needles)}")
+        return held_lazily(lambda: f"output contains all of {excerpt(needles)}")
     return Verdict.fail(
         f"output does not contain {excerpt(missing)} (missing {len(missing)} of {len(needles)}): got {excerpt(got)}"
     )
@@ -146,7 +147,7 @@ def one_of(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     options = [normalize(v, steps) for v in values_of(spec, "one-of")]
     got = normalize(subject(inp), steps)
     if got in options:
-        return held(f"output is {excerpt(got)}, one of {excerpt(options)}")
+        return held_lazily(lambda: f"output is {excerpt(got)}, one of {excerpt(options)}")
     return Verdict.fail(f"expected one of {excerpt(options)}, got {excerpt(got)}")
 
 
@@ -156,7 +157,7 @@ def starts_with(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
     prefix = normalize(_needle(spec, "starts-with"), steps)
     got = normalize(subject(inp), steps)
     if got.startswith(prefix):
-        return held(f"output starts with {excerpt(prefix)}")
+        return held_lazily(lambda: f"output starts with {excerpt(prefix)}")
     return Verdict.fail(f"output does not start with {excerpt(prefix)}: got {excerpt(got)}")
 
 
@@ -175,7 +176,7 @@ def regex(spec: Mapping[str, Any], inp: CheckInput) -> Verdict:
             f"output of {exc.length:,} characters (catastrophic backtracking?)"
         ) from None
     if found:
-        return held(f"output matches regex {excerpt(pattern)}")
+        return held_lazily(lambda: f"output matches regex {excerpt(pattern)}")
     return Verdict.fail(f"output does not match regex {excerpt(pattern)}: got {excerpt(got)}")
 
 

@@ -84,6 +84,43 @@ def attempt_detail(record: Mapping[str, Any], detail: Mapping[str, Any] | None, 
     return line
 
 
+class _UnitLine:
+    """A unit's first sidecar line, held: built when the unit's lines are written."""
+
+    __slots__ = ("case", "trial")
+
+    def __init__(self, case: Any, trial: int) -> None:
+        self.case = case
+        self.trial = trial
+
+    def build(self) -> dict[str, Any]:
+        case = self.case
+        return {
+            "case": case.id,
+            "trial": self.trial,
+            "unit": True,
+            "vars": dict(case.vars),
+            "expect": dict(case.expect),
+            "tags": list(case.tags),
+        }
+
+
+class _AttemptLine:
+    """An attempt's sidecar line, held: built (:func:`attempt_detail`) when it is written."""
+
+    __slots__ = ("detail", "record", "text")
+
+    def __init__(self, record: Mapping[str, Any], detail: Mapping[str, Any] | None, text: str | None) -> None:
+        self.record = record
+        self.detail = detail
+        self.text = text
+
+    def build(self) -> dict[str, Any]:
+        return attempt_detail(self.record, self.detail, self.text)
+
+
+_LAZY = (_UnitLine, _AttemptLine)
+
 PASSING_KEPT = 2000  # passing units whose detail a run keeps (failing ones: all)
 
 
@@ -105,13 +142,21 @@ class DetailWriter:
         new = not path.exists() or path.stat().st_size == 0
         self._fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
         self._scrub = Scrubber(secrets)
-        self._pending: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}  # by unit, for the units in flight
+        self._pending: dict[tuple[Any, Any], list[Any]] = {}  # by unit, for the units in flight
         if new:
             self._emit([{"schema": SCHEMA, "passing_kept": self.passing_kept}])
 
     def write(self, line: Mapping[str, Any]) -> None:
         """Hold ``line`` (which names its ``case`` and ``trial``) until its unit ends."""
         self._pending.setdefault((line["case"], line["trial"]), []).append(line)
+
+    def begin_unit(self, case: Any, trial: int) -> None:
+        """Hold the unit's first line (its vars, expect and tags), built only if it is written."""
+        self._pending.setdefault((case.id, trial), []).append(_UnitLine(case, trial))
+
+    def attempt(self, record: Mapping[str, Any], detail: Mapping[str, Any] | None, text: str | None) -> None:
+        """Hold the line of a journaled attempt (:func:`attempt_detail`), built only if it is written."""
+        self._pending.setdefault((record["case"], record["trial"]), []).append(_AttemptLine(record, detail, text))
 
     def end_unit(self, case: str, trial: int, passed: bool) -> None:
         """Write (or, for a passing unit beyond the budget, drop) the unit's held lines."""
@@ -125,9 +170,10 @@ class DetailWriter:
             self._passing += 1
         self._emit(pending)
 
-    def _emit(self, pending: Sequence[Mapping[str, Any]]) -> None:
+    def _emit(self, pending: Sequence[Any]) -> None:
         parts = []
-        for line in pending:
+        for held in pending:
+            line = held.build() if type(held) in _LAZY else held
             try:
                 parts.append(_ENCODER.encode(line))
             except TypeError:  # a value JSON cannot hold (a tool's odd arguments): its repr

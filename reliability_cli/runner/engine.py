@@ -30,7 +30,7 @@ from ..journal import JournalWriter
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
 from ..textfmt import one_line, truncate
-from .details import DetailWriter, attempt_detail
+from .details import DetailWriter
 
 OUTPUT_LIMIT = 2048
 EARLY_STOP_WINDOW = 20
@@ -140,10 +140,30 @@ class Attempt:
 
     def line(self) -> dict[str, Any]:
         """The journal line: the fields of :data:`JOURNALED`, in order (``cached`` only when true)."""
-        return {name: getattr(self, name) for name in self.JOURNALED if name != "cached" or self.cached}
+        line = {
+            "case": self.case,
+            "trial": self.trial,
+            "step": self.step,
+            "attempt": self.attempt,
+            "phase": self.phase,
+            "outcome": self.outcome,
+            "error_kind": self.error_kind,
+            "reason": self.reason,
+            "latency_ms": self.latency_ms,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "throttled": self.throttled,
+            "output": self.output,
+        }
+        if self.cached:
+            line["cached"] = True
+        return line
 
 
 Attempt.JOURNALED = tuple(f.name for f in fields(Attempt) if f.name != "context")
+# (Attempt.line spells the fields out, for speed: it must stay in step with them)
+assert tuple(Attempt("", 0, "", 0, "", "", cached=True).line()) == Attempt.JOURNALED
 
 
 class EarlyStop(Exception):
@@ -180,6 +200,7 @@ class Engine:
     _stopping: bool = False
     _halt: bool = False  # an early-stop rule fired: end the run once the deciding attempt is journaled
     _endpoint_limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _prices: dict[str, Any] = field(default_factory=dict)  # each endpoint's ``price`` (None: none)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
     #: a graph pipeline's runner (``relcheck.graphs``): it runs the units instead of the steps loop
     graph: Any = None
@@ -254,16 +275,7 @@ class Engine:
         outcomes: list[StepOutcome] = []
         failed: StepOutcome | None = None
         if self.details is not None:
-            self.details.write(
-                {
-                    "case": case.id,
-                    "trial": trial,
-                    "unit": True,
-                    "vars": dict(case.vars),
-                    "expect": dict(case.expect),
-                    "tags": list(case.tags),
-                }
-            )
+            self.details.begin_unit(case, trial)
         for step in self.pipeline.steps:
             outcome, output, text = await self.run_step(step, case, trial, steps_ctx)
             outcomes.append(outcome)
@@ -331,7 +343,6 @@ class Engine:
             if number > 1:
                 await asyncio.sleep(self._backoff(step, case.id, trial, number))
             attempt, output, text = await self.run_attempt(step, case, trial, number, steps_ctx, phase)
-            self.journal.write(attempt.line())
             if self._halt:
                 raise EarlyStop(str(self.stop))
             first = first or attempt.outcome
@@ -365,13 +376,15 @@ class Engine:
     async def run_attempt(
         self, step: StepPlan, case: Case, trial: int, attempt: int, steps_ctx: Mapping[str, Any], phase: str
     ) -> tuple[Attempt, Any, str]:
-        """One attempt: render, call the endpoint, parse, judge. Never raises for what the
-        endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
+        """One attempt: render, call the endpoint, parse, judge, journal. Never raises for what
+        the endpoint or the checks did: that is the attempt's outcome. With a detail sidecar, its
         line (request, full output, tool calls, check verdicts) is handed to it too."""
         detail: dict[str, Any] = {}
         result = await self._attempt(step, case, trial, attempt, steps_ctx, phase, detail)
+        line = result[0].line()
         if self.details is not None:
-            self.details.write(attempt_detail(result[0].line(), detail, result[2]))
+            self.details.attempt(line, detail, result[2])  # (the sidecar line is built if it is kept)
+        self.journal.write(line)
         return result
 
     async def _attempt(
@@ -399,25 +412,29 @@ class Engine:
             params = render_value(step.params, context) if step.params else {}
         except RenderError as exc:
             return Attempt(case.id, trial, step.id, attempt, phase, "error", "template", str(exc)), None, ""
-        detail.update(endpoint=step.endpoint, request={"messages": messages, "params": params})
+        detail["endpoint"] = step.endpoint
+        detail["request"] = {"messages": messages, "params": params}
         request = Request(key, messages, params, context, step.timeout_s, self.seed, phase)
         call = await self.call(step.endpoint, request)
-        detail.update(sent=call.sent, tool_calls=call.response.tool_calls if call.response else ())
-        if call.response is None:
+        response = call.response
+        detail["sent"] = call.sent
+        detail["tool_calls"] = response.tool_calls if response else ()
+        if response is None:
             return Attempt.of_call(key, phase, call, "error", call.error_kind, call.reason), None, ""
-        output, text, unparsed = self._parse(step, call.response)
+        output, text, unparsed = self._parse(step, response)
         outcome: str
         kind: str | None
         reason: str | None
         if unparsed is not None:
             outcome, kind, reason = "fail", None, unparsed
         else:
-            outcome, kind, reason = await self._judge_checks(
-                step, case, context, call, output, text, detail.setdefault("checks", []), detail.setdefault("judge", [])
-            )
+            verdicts: list[dict[str, Any]] = []
+            judged: list[dict[str, Any]] = []
+            detail["checks"], detail["judge"] = verdicts, judged
+            outcome, kind, reason = await self._judge_checks(step, case, context, call, output, text, verdicts, judged)
         excerpt = truncate(text, OUTPUT_LIMIT) if outcome != "error" or text else None
         return (
-            Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt, step_context(output, call.response)),
+            Attempt.of_call(key, phase, call, outcome, kind, reason, excerpt, step_context(output, response)),
             output,
             text,
         )
@@ -463,7 +480,10 @@ class Engine:
         )
 
     def _cost(self, endpoint_name: str, response: Response) -> float | None:
-        price = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
+        try:
+            price = self._prices[endpoint_name]
+        except KeyError:
+            price = self._prices[endpoint_name] = getattr(self.pipeline.endpoints[endpoint_name], "price", None)
         if price is None:
             return None
         cost = ((response.tokens_in or 0) * price.input + (response.tokens_out or 0) * price.output) / 1e6
@@ -513,8 +533,10 @@ class Engine:
         for plan in (*step.checks, *case.checks.get(step.id, ())):
             try:
                 spec = plan.spec
-                if plan.templated:
-                    spec = {**spec, **{k: render_value(v, context) for k, v in plan.templated.items()}}
+                if plan.templated:  # (the spec's keys in order, the rendered ones in place)
+                    spec = dict(spec)
+                    for k, v in plan.templated.items():
+                        spec[k] = render_value(v, context)
             except RenderError as exc:
                 return "error", "template", f"check {plan.type}: {exc}"
             try:
@@ -532,8 +554,10 @@ class Engine:
     # ------------------------------------------------------------------ early stop
 
     def _health_update(self, endpoint: str, kind: str | None, fatal: bool, reason: str | None = None) -> None:
-        health = self._health.setdefault(endpoint, EndpointHealth())
-        if health.seen >= EARLY_STOP_WINDOW:
+        health = self._health.get(endpoint)
+        if health is None:
+            health = self._health[endpoint] = EndpointHealth()
+        elif health.seen >= EARLY_STOP_WINDOW:
             return
         health.seen += 1
         if fatal or kind in FATAL_STATUS:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import TracesError, UsageError
-from . import langfuse, langsmith, otlp
+from . import langfuse, langsmith, otlp, parallel
 from .records import OUTPUT_LIMIT, BadRecords, HashingFile, TraceRecord, excerpt, iso
 from .steps import StepMapper
 
@@ -139,14 +139,21 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     spill = Spill(options.spill_dir)
     try:
         for index, (path, fmt) in enumerate(zip(paths, formats)):
-            source = HashingFile(path)
             before = (bad.count, counts["records"])
-            _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
+            workers = parallel.workers_for(path, fmt)
+            if workers:  # a large file of JSON Lines: read in byte ranges by worker processes
+                digest = parallel.spill_file(
+                    path, FORMATS[fmt], workers, _spill_records, mapper, checks, spill, index, counts, bad
+                )
+            else:
+                source = HashingFile(path)
+                _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
+                digest = source.hexdigest()
             inputs.append(
                 {
                     "path": str(path),
                     "format": fmt,
-                    "sha256": source.hexdigest(),
+                    "sha256": digest,
                     "records": counts["records"] - before[1],
                     "bad_records": bad.count - before[0],
                 }

@@ -52,14 +52,24 @@ STEP = COLUMNS.index("step")
 
 
 class Spill:
-    """Temporary part files of records (deleted on close)."""
+    """Temporary part files of records (deleted on close).
+
+    The parts are written in *segments*: this process's own files, and those that reading
+    workers wrote (:meth:`adopt`, see :mod:`.parallel`), kept in reading order — a part is
+    read back as its files, segment by segment, so its rows are in reading order as if one
+    process had written them all."""
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="relcheck-traces-", dir=directory))
         self._files: list[IO[bytes] | None] = [None] * PARTS
         self._buffers: list[list[tuple[Any, ...]]] = [[] for _ in range(PARTS)]
+        self._segments: list[list[Path | None]] = []  # sealed part files, in reading order
         self.firsts: dict[str, int] = {}  # trace → its first start
         self._written = 0
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
 
     def add(self, rec: TraceRecord, step: str, output: str | None, file: int) -> None:
         trace = rec[0]
@@ -80,30 +90,59 @@ class Spill:
     def _write(self, part: int) -> None:
         fh = self._files[part]
         if fh is None:
-            fh = self._files[part] = open(self._dir / f"part-{part:02d}", "wb")  # noqa: SIM115
+            name = f"part-{len(self._segments)}-{part:02d}"
+            fh = self._files[part] = open(self._dir / name, "wb")  # noqa: SIM115
         data = marshal.dumps(self._buffers[part])
         fh.write(len(data).to_bytes(4, "little") + data)  # (marshal.load on a file reads in tiny pieces)
         self._written += len(self._buffers[part])
         self._buffers[part] = []
 
-    def _parts(self) -> Iterator[list[tuple[Any, ...]]]:
+    def seal(self) -> list[Path | None]:
+        """Write out and close this process's part files (a segment); the next records start
+        new ones. Returns the segment: each part's file, or ``None`` where it holds no row."""
         for part in range(PARTS):
             if self._buffers[part]:
                 self._write(part)
-            fh = self._files[part]
-            if fh is None:
-                continue
-            fh.flush()
+        segment = [None if fh is None else Path(fh.name) for fh in self._files]
+        for fh in self._files:
+            if fh is not None:
+                fh.close()
+        self._files = [None] * PARTS
+        if any(f is not None for f in segment):
+            self._segments.append(segment)
+        return segment
+
+    def adopt(self, segment: list[Path | None], rows: int, firsts: dict[str, int]) -> None:
+        """Append a segment another process wrote (after everything stored so far), with its
+        row count and its traces' first starts."""
+        self.seal()
+        if any(f is not None for f in segment):
+            self._segments.append(segment)
+        self._written += rows
+        mine = self.firsts
+        for trace, start in firsts.items():
+            first = mine.get(trace)
+            if first is None or start < first:
+                mine[trace] = start
+
+    def _parts(self) -> Iterator[list[tuple[Any, ...]]]:
+        self.seal()
+        for part in range(PARTS):
             rows: list[tuple[Any, ...]] = []
-            with open(fh.name, "rb") as rd:
-                data = rd.read()
-            at = 0
-            while at < len(data):
-                size = int.from_bytes(data[at : at + 4], "little")
-                rows.extend(marshal.loads(data[at + 4 : at + 4 + size]))
-                at += 4 + size
-            del data
-            yield rows
+            for segment in self._segments:
+                path = segment[part]
+                if path is None:
+                    continue
+                with open(path, "rb") as rd:
+                    data = rd.read()
+                at = 0
+                while at < len(data):
+                    size = int.from_bytes(data[at : at + 4], "little")
+                    rows.extend(marshal.loads(data[at + 4 : at + 4 + size]))
+                    at += 4 + size
+                del data
+            if rows:
+                yield rows
 
     def _grouped(self) -> Iterator[list[tuple[Any, ...]]]:
         """Each trace's records sorted by (start, file, line); traces of one part by first start.

@@ -187,3 +187,134 @@ def _read_range(task: tuple[str, int, int, int, int]) -> dict[str, Any]:
         "bad": bad.raw,
         "bad_count": bad.count,
     }
+
+
+# ---------------------------------------------------------------- grouping, in workers by part
+# Once every record is spilled, each part (1/PARTS of the traces) is grouped on its own: the
+# steps' positions (for their order) and then the units — journal lines and records — are
+# made by workers, part by part, and the parent writes them and hands the records on in part
+# order, as :func:`.run.write_journal` does in one process.
+
+GROUP_MIN_ROWS = 100_000  # fewer records are grouped in process
+
+
+def group_workers(rows: int) -> int:
+    """How many worker processes to group ``rows`` spilled records with; 0: in process."""
+    if sys.platform != "linux" or rows < GROUP_MIN_ROWS:
+        return 0
+    cpus = os.cpu_count() or 1
+    return min(cpus, 8) if cpus >= 2 else 0
+
+
+def step_order(spill: Any, workers: int) -> list[str]:
+    """:meth:`.spill.Spill.step_order`, part by part in ``workers`` processes."""
+    import multiprocessing
+
+    from .spill import order_of
+
+    parts = spill.filled()
+    _inherited.update(spill=spill)
+    sums: dict[str, list[int]] = {}
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint) as pool:
+            for got in pool.imap(_part_ranks, parts):
+                for step, (total, count) in got.items():
+                    acc = sums.get(step)
+                    if acc is None:
+                        sums[step] = [total, count]
+                    else:
+                        acc[0] += total
+                        acc[1] += count
+            pool.close()
+            pool.join()
+    finally:
+        _inherited.clear()
+    return order_of(sums)
+
+
+def _part_ranks(part: int) -> dict[str, list[int]]:
+    from .spill import add_ranks
+
+    sums: dict[str, list[int]] = {}
+    add_ranks(_inherited["spill"].part_traces(part), sums)
+    return sums
+
+
+def units(spill: Any, builder: Any, workers: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """``(journal text, records)`` of each part's traces in part order, built by ``builder``'s
+    rules in ``workers`` processes (the records parsed back from the text: the same values,
+    as ``eval``'s analysis reads them from its journal); what they tally (retries, duplicates, each step's most
+    attempts, the time span, the checks judged and not run) is added to ``builder`` (and its
+    checks) as one process would have. At most ``workers`` parts are in flight (memory)."""
+    import multiprocessing
+    from collections import deque
+
+    from .units import StepStats
+
+    parts = spill.filled()
+    checks = builder.checks
+    _inherited.update(spill=spill, order=list(builder.order), checks=checks)
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint) as pool:
+            pending: deque[Any] = deque()
+            todo = iter(parts)
+            for part in todo:
+                pending.append(pool.apply_async(_part_units, (part,)))
+                if len(pending) >= workers:
+                    break
+            while pending:
+                got = pending.popleft().get()
+                for part in todo:
+                    pending.append(pool.apply_async(_part_units, (part,)))
+                    break
+                builder.retries += got["retries"]
+                builder.duplicates += got["duplicates"]
+                for step, most in got["steps"].items():
+                    stat = builder.steps.get(step)
+                    if stat is None:
+                        builder.steps[step] = StepStats(most)
+                    elif most > stat.max_attempts:
+                        stat.max_attempts = most
+                for name, value, better in (
+                    ("first_start", got["first_start"], min),
+                    ("last_end", got["last_end"], max),
+                ):
+                    if value is not None:
+                        now = getattr(builder, name)
+                        setattr(builder, name, value if now is None else better(now, value))
+                if checks is not None:
+                    checks.judged += got["judged"]
+                    checks.skipped.update(got["skipped"])
+                text = got["text"]
+                # the records are the lines read back (the lines are the records' JSON, and
+                # parsing them costs the parent less than unpickling the records would)
+                yield text, [loads(line) for line in text.split("\n")[:-1]]
+            pool.close()
+            pool.join()
+    finally:
+        _inherited.clear()
+
+
+def _part_units(part: int) -> dict[str, Any]:
+    from collections import Counter
+
+    from .units import UnitBuilder
+
+    got = _inherited
+    checks = got["checks"]
+    if checks is not None:  # (this worker's own copy: count this part's alone)
+        checks.judged = 0
+        checks.skipped = Counter()
+    builder = UnitBuilder(got["order"], checks)
+    unit = builder.unit
+    texts = [unit(rows)[2] for rows in got["spill"].part_traces(part)]
+    return {
+        "text": "".join(texts),
+        "retries": builder.retries,
+        "duplicates": builder.duplicates,
+        "steps": {step: stat.max_attempts for step, stat in builder.steps.items()},
+        "first_start": builder.first_start,
+        "last_end": builder.last_end,
+        "judged": checks.judged if checks is not None else 0,
+        "skipped": dict(checks.skipped) if checks is not None else {},
+    }

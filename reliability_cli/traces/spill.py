@@ -125,59 +125,62 @@ class Spill:
             if first is None or start < first:
                 mine[trace] = start
 
-    def _parts(self) -> Iterator[list[tuple[Any, ...]]]:
-        self.seal()
-        for part in range(PARTS):
-            rows: list[tuple[Any, ...]] = []
-            for segment in self._segments:
-                path = segment[part]
-                if path is None:
-                    continue
-                with open(path, "rb") as rd:
-                    data = rd.read()
-                at = 0
-                while at < len(data):
-                    size = int.from_bytes(data[at : at + 4], "little")
-                    rows.extend(marshal.loads(data[at + 4 : at + 4 + size]))
-                    at += 4 + size
-                del data
-            if rows:
-                yield rows
+    def _read_part(self, part: int) -> list[tuple[Any, ...]]:
+        """One part's rows, in reading order (its files segment by segment)."""
+        rows: list[tuple[Any, ...]] = []
+        for segment in self._segments:
+            path = segment[part]
+            if path is None:
+                continue
+            with open(path, "rb") as rd:
+                data = rd.read()
+            at = 0
+            while at < len(data):
+                size = int.from_bytes(data[at : at + 4], "little")
+                rows.extend(marshal.loads(data[at + 4 : at + 4 + size]))
+                at += 4 + size
+            del data
+        return rows
 
-    def _grouped(self) -> Iterator[list[tuple[Any, ...]]]:
+    def filled(self) -> list[int]:
+        """The parts that hold rows (after :meth:`seal`: every row written out)."""
+        self.seal()
+        return [part for part in range(PARTS) if any(seg[part] is not None for seg in self._segments)]
+
+    def part_traces(self, part: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The traces of one part (as :meth:`traces` gives them); after :meth:`seal`."""
+        return self._group(self._read_part(part))
+
+    def _group(self, rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
         """Each trace's records sorted by (start, file, line); traces of one part by first start.
 
         A part's rows are in reading order — by file, then line — so a stable sort by start
         alone gives that order."""
         firsts = self.firsts
         by_start = itemgetter(1)
-        for rows in self._parts():
-            by_trace: dict[str, list[tuple[Any, ...]]] = {}
-            for r in rows:
-                group = by_trace.get(r[0])
-                if group is None:
-                    by_trace[r[0]] = [r]
-                else:
-                    group.append(r)
-            del rows
-            for trace in sorted(by_trace, key=lambda t: (firsts[t], t)):
-                group = by_trace.pop(trace)
-                group.sort(key=by_start)
-                yield group
+        by_trace: dict[str, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            group = by_trace.get(r[0])
+            if group is None:
+                by_trace[r[0]] = [r]
+            else:
+                group.append(r)
+        del rows
+        for trace in sorted(by_trace, key=lambda t: (firsts[t], t)):
+            group = by_trace.pop(trace)
+            group.sort(key=by_start)
+            yield group
+
+    def _grouped(self) -> Iterator[list[tuple[Any, ...]]]:
+        for part in self.filled():
+            yield from self._group(self._read_part(part))
 
     def step_order(self) -> list[str]:
         """Steps by their mean position in the traces that hold them (a trace's steps ordered
         by their first start), then by name."""
         sums: dict[str, list[int]] = {}
-        for group in self._grouped():
-            for rank, step in enumerate(dict.fromkeys([r[STEP] for r in group])):
-                acc = sums.get(step)
-                if acc is None:
-                    sums[step] = [rank, 1]
-                else:
-                    acc[0] += rank
-                    acc[1] += 1
-        return sorted(sums, key=lambda s: (sums[s][0] / sums[s][1], s))
+        add_ranks(self._grouped(), sums)
+        return order_of(sums)
 
     def traces(self) -> Iterator[list[tuple[Any, ...]]]:
         """Each trace's records (plain tuples laid out as :class:`Row`), by start time."""
@@ -193,3 +196,20 @@ class Spill:
             if fh is not None:
                 fh.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def add_ranks(traces: Iterator[list[tuple[Any, ...]]], sums: dict[str, list[int]]) -> None:
+    """Add each step's positions in ``traces`` (by first start) and its count to ``sums``."""
+    for group in traces:
+        for rank, step in enumerate(dict.fromkeys([r[STEP] for r in group])):
+            acc = sums.get(step)
+            if acc is None:
+                sums[step] = [rank, 1]
+            else:
+                acc[0] += rank
+                acc[1] += 1
+
+
+def order_of(sums: dict[str, list[int]]) -> list[str]:
+    """The steps by their mean position, then by name (:meth:`Spill.step_order`)."""
+    return sorted(sums, key=lambda s: (sums[s][0] / sums[s][1], s))

@@ -1,6 +1,6 @@
-"""Reading a large file in worker processes (``traces.parallel``) gives what reading it in one
-process gives: the same results document, the same journal bytes, the same errors and
-``--skip-bad`` counts. The size thresholds are lowered so that small inputs are split into
+"""Reading a large file in worker processes, and grouping its records into units part by part
+(``traces.parallel``), gives what one process gives: the same results document, the same
+journal bytes, the same errors and ``--skip-bad`` counts. The size thresholds are lowered so that small inputs are split into
 many byte ranges; no assertion depends on timing."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(parallel, "GROUP_MIN_ROWS", 0)
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 2000)
     monkeypatch.setattr(parallel, "BLOCK", 512)
     monkeypatch.setattr(parallel, "spill_file", spy)
@@ -52,6 +53,7 @@ def _both(
     """(in process, in workers), each in a run directory named ``run``."""
     with monkeypatch.context() as m:
         m.setattr(parallel, "MIN_BYTES", 1 << 62)
+        m.setattr(parallel, "GROUP_MIN_ROWS", 1 << 62)
         one = _run(files, tmp_path / "one" / "run", **options)
     return one, _run(files, tmp_path / "many" / "run", **options)
 

@@ -1,7 +1,7 @@
 """Reading a large file in worker processes, and grouping its records into units part by part
 (``traces.parallel``), gives what one process gives: the same results document, the same
-journal bytes, the same errors and ``--skip-bad`` counts. The size thresholds are lowered so that small inputs are split into
-many byte ranges; no assertion depends on timing."""
+journal bytes, the same errors and ``--skip-bad`` counts. The size thresholds are lowered so
+that small inputs are split into many byte ranges; no assertion depends on timing."""
 
 from __future__ import annotations
 

@@ -113,6 +113,8 @@ OTLP's int64, and beyond any timestamp or token count) as a float."""
 class HashingFile:
     """Reads a file in binary, line by line, hashing every byte (the input's SHA-256)."""
 
+    lines_only = False  # a JSON reader may decide the file is one (pretty-printed) document
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sha256 = hashlib.sha256()
@@ -127,6 +129,31 @@ class HashingFile:
         return self.sha256.hexdigest()
 
 
+class FileRange(HashingFile):
+    """The lines of ``path`` in bytes ``[start, end)`` (both at line starts), numbered from
+    ``first_line``: one worker's share of a JSON Lines file (:mod:`.parallel`). Not hashed
+    (the whole file's hash is taken by the reader that split it); always read as lines — the
+    splitter checked that the file's first record is a line."""
+
+    lines_only = True
+
+    def __init__(self, path: Path, start: int, end: int, first_line: int) -> None:
+        super().__init__(path)
+        self.start, self.end, self.first_line = start, end, first_line
+
+    def lines(self) -> Iterator[tuple[int, bytes]]:
+        left = self.end - self.start
+        if left <= 0:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            for number, line in enumerate(fh, self.first_line):
+                yield number, line
+                left -= len(line)
+                if left <= 0:
+                    return
+
+
 def json_items(
     source: HashingFile, bad: BadRecords, list_keys: tuple[str, ...] = ("data",)
 ) -> Iterator[tuple[Any, int | None, int | None]]:
@@ -136,7 +163,7 @@ def json_items(
     A single document is read whole: the exporters that write millions of records write lines.
     """
     file = str(source.path)
-    mode: str | None = None  # "lines" or "whole", decided by the first non-empty line
+    mode: str | None = "lines" if source.lines_only else None  # "lines" or "whole": by the first non-empty line
     buffered: list[bytes] = []
     first = 1
     for number, raw in source.lines():

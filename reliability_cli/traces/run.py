@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import TracesError, UsageError
-from . import langfuse, langsmith, otlp
+from . import langfuse, langsmith, otlp, parallel
 from .records import OUTPUT_LIMIT, BadRecords, HashingFile, TraceRecord, excerpt, iso
 from .steps import StepMapper
 
@@ -139,27 +139,42 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     spill = Spill(options.spill_dir)
     try:
         for index, (path, fmt) in enumerate(zip(paths, formats)):
-            source = HashingFile(path)
             before = (bad.count, counts["records"])
-            _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
+            workers = parallel.workers_for(path, fmt)
+            if workers:  # a large file of JSON Lines: read in byte ranges by worker processes
+                digest = parallel.spill_file(
+                    path, FORMATS[fmt], workers, _spill_records, mapper, checks, spill, index, counts, bad
+                )
+            else:
+                source = HashingFile(path)
+                _spill_records(FORMATS[fmt](source, bad), mapper, checks, spill, index, counts)
+                digest = source.hexdigest()
             inputs.append(
                 {
                     "path": str(path),
                     "format": fmt,
-                    "sha256": source.hexdigest(),
+                    "sha256": digest,
                     "records": counts["records"] - before[1],
                     "bad_records": bad.count - before[0],
                 }
             )
         run_dir = _run_dir(options.out)  # (after reading: a malformed record leaves no directory behind)
         journal_path = run_dir / "attempts.jsonl"
-        order = [s.id for s in pipeline.steps] if pipeline is not None else spill.step_order()
+        workers = parallel.group_workers(spill.rows)
+        if pipeline is not None:
+            order = [s.id for s in pipeline.steps]
+        else:
+            order = parallel.step_order(spill, workers) if workers else spill.step_order()
         builder = UnitBuilder(order, checks)
         unit_order = spill.order()
         header = {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}}
         # the analysis takes each record as the journal line is written, instead of reading it back
         agg = analysis.aggregate(
-            write_journal(journal_path, header, spill, builder), order, trials=1, isolate=False, order=unit_order
+            write_journal(journal_path, header, spill, builder, workers),
+            order,
+            trials=1,
+            isolate=False,
+            order=unit_order,
         )
         counts["steps"] = spill.rows
         units = len(unit_order)
@@ -265,14 +280,17 @@ def _spill_records(
     counts["incomplete"] += incomplete
 
 
-def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> Iterator[dict[str, Any]]:
+def write_journal(
+    path: Path, header: dict[str, Any], spill: Any, builder: Any, workers: int = 0
+) -> Iterator[dict[str, Any]]:
     """Write the journal ``eval`` writes (``reliability_cli.journal``'s format) from the grouped
     traces, yielding each record as its line is written (for :func:`analysis.aggregate`).
 
     Written through an ordinary buffered file: unlike a running eval it has nothing to lose
     to a crash (the traces can be read again), so it need not hand each line to the kernel.
     The lines are those of ``json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))``,
-    built from templates by :class:`.units.UnitBuilder`."""
+    built from templates by :class:`.units.UnitBuilder` — in ``workers`` processes, part by
+    part, where given."""
     import json
     import os
 
@@ -283,11 +301,16 @@ def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) 
         fh.write(encode({"schema": SCHEMA, **header}) + "\n")
         unit = builder.unit
         write = fh.write
-        for rows in spill.traces():
-            attempts, done, text = unit(rows)
-            write(text)
-            yield from attempts
-            yield {"unit_done": done}
+        if workers:  # each part's units built by a worker process (``parallel.units``)
+            for text, records in parallel.units(spill, builder, workers):
+                write(text)
+                yield from records
+        else:
+            for rows in spill.traces():
+                attempts, done, text = unit(rows)
+                write(text)
+                yield from attempts
+                yield {"unit_done": done}
         fh.flush()
         os.fsync(fh.fileno())
 

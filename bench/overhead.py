@@ -1,6 +1,6 @@
 """Whole-command overhead (issue item 6): ``python bench/overhead.py``.
 
-Times ``relcheck eval`` as a whole process — start-up, loading, the run, the pandas aggregation,
+Times ``relcheck eval`` as a whole process — start-up, loading, the run, the aggregation of the journal,
 ``results.json`` and the report — on 2,000 single-step cases against the local mock server with
 50 ms latency at ``--concurrency 64`` (ideal: 2,000 × 50 ms / 64 = 1.5625 s; target ≤ 1.4×),
 and on one case (what a user pays for any run). Loopback only; best of ``--repeat`` runs.

@@ -171,7 +171,7 @@ from reliability_cli.traces.steps import StepMapper
 from reliability_cli.traces.units import UnitBuilder
 if sys.argv[4] == "stdlib":
     records.loads = records._json_loads
-marks.append(("imports (pandas, pydantic, …)", cpu()))
+marks.append(("imports (pydantic, …)", cpu()))
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir()
 for _ in otlp.read(records.HashingFile(src), records.BadRecords()):

@@ -73,9 +73,18 @@ def loads(text: str | bytes, *, max_depth: int = MAX_DEPTH, unique_keys: bool = 
         if "digits" in detail:
             detail = "a number longer than 4300 digits"
         raise BadJson(f"invalid JSON: {detail}") from None
-    if depth_exceeds(value, max_depth):
+    if _brackets(text) > max_depth and depth_exceeds(value, max_depth):
         raise BadJson(f"JSON nested deeper than {max_depth} levels")
     return value
+
+
+def _brackets(text: str | bytes) -> int:
+    """How many ``[`` and ``{`` the text holds: a bound on the document's nesting depth (each
+    level opens one; those inside strings only make the bound looser), counted in C so that
+    a small reply is not walked by :func:`depth_exceeds`."""
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
 
 
 def _where_repeated(text: str | bytes) -> tuple[int, int] | None:

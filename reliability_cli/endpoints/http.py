@@ -367,12 +367,18 @@ def _with_query(url: str, query: Mapping[str, str]) -> str:
 ATTEMPT_HEADER = "x-relcheck-attempt"
 
 
+#: the characters ``urllib.parse.quote`` never encodes (RFC 3986's unreserved set)
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def attempt_identity(request: Request, resend: int = 0) -> str:
     """``case/trial/step/attempt/resend/phase``, each part percent-encoded (ASCII only; a lone
     surrogate in an id is encoded as its ``surrogatepass`` bytes, as the seeded draws hash it)."""
     from urllib.parse import quote as _quote
 
     def quote(text: str, safe: str = "") -> str:
+        if _UNRESERVED.fullmatch(text):  # what quote() leaves as it is (most ids): not encoded again
+            return text
         return _quote(text.encode("utf-8", "surrogatepass"), safe=safe)
 
     key = request.key

@@ -52,3 +52,22 @@ def test_the_draw_is_keyed_on_the_attempt_header_not_on_history():
     # without the header, an identical body is drawn afresh each time it is seen
     bare = [plan.decide(body).outcome for _ in range(200)]
     assert {"ok", "wrong"} == set(bare)
+
+
+def test_the_attempt_header_percent_encodes_each_part_as_quote_does():
+    from urllib.parse import quote
+
+    from reliability_cli.endpoints.base import AttemptKey, Request
+    from reliability_cli.endpoints.http import attempt_identity
+
+    ids = ["c000001", "a.b_c-d~e", "with/slash", "spa ce", "ünïcode", "per%cent", "", "lone\ud800surrogate", "a+b"]
+    for case in ids:
+        for step in ("answer", "step/one"):
+            key = AttemptKey(case=case, trial=2, step=step, attempt=1)
+            header = attempt_identity(Request(key, (), {}, {}, 1.0, phase="isolated"), resend=3)
+
+            def q(text: str) -> str:
+                return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+            assert header == f"{q(case)}/2/{q(step)}/1/3/isolated"
+            assert header.isascii() and header.count("/") == 5

@@ -16,7 +16,7 @@ raises it, naming its file and line. Workers ignore Ctrl-C; the parent stops the
 Only where it pays and is safe: a file of at least :data:`MIN_BYTES` whose first record is
 a line (not one pretty-printed document, not CSV), on a system with ``fork`` (Linux: the
 workers inherit the step rules and checks, and Python's string hashing — which picks a
-record's part — without pickling anything) and more than one CPU.
+record's part — without pickling anything) and more than one CPU it may run on.
 """
 
 from __future__ import annotations
@@ -42,11 +42,20 @@ Spiller = Callable[..., None]
 _inherited: dict[str, Any] = {}
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, e.g. under ``taskset`` or a
+    container's cpuset), not every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def workers_for(path: Path, fmt: str) -> int:
     """How many worker processes to read ``path`` with; 0: read it in process."""
     if sys.platform != "linux" or MIN_BYTES < 0:
         return 0
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if cpus < 2 or path.suffix.lower() == ".csv":
         return 0
     size = path.stat().st_size
@@ -202,7 +211,7 @@ def group_workers(rows: int) -> int:
     """How many worker processes to group ``rows`` spilled records with; 0: in process."""
     if sys.platform != "linux" or rows < GROUP_MIN_ROWS:
         return 0
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     return min(cpus, 8) if cpus >= 2 else 0
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -36,7 +38,7 @@ def split(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     monkeypatch.setattr(parallel, "CHUNK_BYTES", 2000)
     monkeypatch.setattr(parallel, "BLOCK", 512)
     monkeypatch.setattr(parallel, "spill_file", spy)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "usable_cpus", lambda: 2)
     return used
 
 
@@ -154,3 +156,20 @@ def test_small_files_and_documents_are_read_in_process(tmp_path: Path) -> None:
     one_line = tmp_path / "one.jsonl"
     one_line.write_text(json.dumps([json.loads(x) for x in lines.read_text().splitlines()]) + "\n")
     assert not parallel._starts_with_a_line(one_line, one_line.stat().st_size)  # one line: nothing to split
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this system")
+def test_a_process_pinned_to_one_cpu_reads_in_process(tmp_path):
+    """Workers are counted from the CPUs the process may use (taskset, a cpuset), not the machine's."""
+    big = tmp_path / "spans.jsonl"
+    line = b'{"resourceSpans": []}\n'
+    big.write_bytes(line * ((parallel.MIN_BYTES // len(line)) + 1))
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from reliability_cli.traces import parallel\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(parallel.usable_cpus(), parallel.workers_for(Path(sys.argv[1]), 'otlp'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1", "0"]

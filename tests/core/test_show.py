@@ -3,7 +3,6 @@ the run directory, at any width, on finished and interrupted runs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from io import StringIO
 from pathlib import Path
@@ -12,101 +11,8 @@ from typing import Any
 import pytest
 
 from reliability_cli.show import Selection, load_units, printable, render, to_json
-from tests.endpoints.helpers import http_response, raw_server, read_request, run, write_pipeline
-
-SECRET = "sk-live-0123456789abcdef"
-TEAM = "team-token-98765"
-LONG = "Dear customer, " + "we are looking into it and " * 30 + "THE-END"
-
-
-def _handler(seen: list[dict[str, Any]]):
-    """Answers by the last user message: ``LONG`` gives a long text, ``ACT`` a tool call;
-    the first request whose message contains ``FLAKY`` gets a 500."""
-    counts: dict[str, int] = {}
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                _, headers, raw = await read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                return
-            body = json.loads(raw)
-            seen.append({"headers": headers, "body": body})
-            text = body["messages"][-1]["content"]
-            counts[text] = counts.get(text, 0) + 1
-            if "FLAKY" in text and counts[text] == 1:
-                writer.write(http_response(500, {"error": {"message": "boom"}}))
-            elif text.startswith("act"):
-                msg = {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "1",
-                            "type": "function",
-                            "function": {
-                                "name": "create_ticket",
-                                "arguments": json.dumps({"priority": "high" if "b-" in text else "low"}),
-                            },
-                        }
-                    ],
-                }
-                writer.write(
-                    http_response(
-                        200, {"choices": [{"message": msg}], "usage": {"prompt_tokens": 7, "completion_tokens": 4}}
-                    )
-                )
-            else:
-                reply = LONG if "LONG" in text else text.split("REPLY: ")[-1]
-                writer.write(
-                    http_response(
-                        200,
-                        {
-                            "choices": [{"message": {"role": "assistant", "content": reply}}],
-                            "usage": {"prompt_tokens": 5, "completion_tokens": 3},
-                        },
-                    )
-                )
-            await writer.drain()
-
-    return handler
-
-
-def _pipeline(tmp_path: Path, base_url: str) -> Path:
-    pipeline = {
-        "name": "show-test",
-        "endpoints": {
-            "llm": {
-                "type": "openai",
-                "base_url": base_url,
-                "model": "m",
-                "api_key_env": "SHOW_TEST_KEY",
-                "headers": {"x-team": "${SHOW_TEAM_TOKEN}"},
-                "timeout_s": 5,
-            }
-        },
-        "steps": [
-            {
-                "id": "classify",
-                "endpoint": "llm",
-                "prompt": "{{ vars.q }}\nREPLY: {{ vars.reply }}",
-                "checks": [{"type": "contains", "value": "{{ expect.classify }}"}],
-                "retry": {"max_attempts": 2, "on": ["error"], "backoff": {"initial_s": 0, "max_s": 0}},
-            },
-            {
-                "id": "act",
-                "endpoint": "llm",
-                "prompt": "act {{ steps.classify.output[:20] }}",
-                "checks": [{"type": "tool-call", "name": "create_ticket", "arguments": {"priority": "high"}}],
-            },
-        ],
-    }
-    cases = [
-        {"id": "a", "vars": {"q": "ok", "reply": "a-label"}, "expect": {"classify": "a-label"}, "tags": ["x"]},
-        {"id": "b", "vars": {"q": "FLAKY", "reply": "b-label"}, "expect": {"classify": "b-label"}, "tags": ["y"]},
-        {"id": "c", "vars": {"q": "LONG", "reply": "c"}, "expect": {"classify": "nope"}, "tags": ["x"]},
-    ]
-    return write_pipeline(tmp_path, pipeline, cases)
+from tests.core.helpers import LONG, SECRET, TEAM, show_handler, show_pipeline
+from tests.endpoints.helpers import raw_server, run
 
 
 @pytest.fixture
@@ -114,8 +20,8 @@ def finished_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path,
     monkeypatch.setenv("SHOW_TEST_KEY", SECRET)
     monkeypatch.setenv("SHOW_TEAM_TOKEN", TEAM)
     seen: list[dict[str, Any]] = []
-    with raw_server(_handler(seen)) as url:
-        path = _pipeline(tmp_path, url)
+    with raw_server(show_handler(seen)) as url:
+        path = show_pipeline(tmp_path, url)
         run(path, tmp_path / "run", trials=2, concurrency=1)
     return tmp_path / "run", seen
 
@@ -258,9 +164,9 @@ def test_passing_units_beyond_the_budget_keep_no_detail(tmp_path: Path, monkeypa
     monkeypatch.setattr(details, "PASSING_KEPT", 1)
     monkeypatch.setenv("SHOW_TEST_KEY", SECRET)
     monkeypatch.setenv("SHOW_TEAM_TOKEN", TEAM)
-    with raw_server(_handler([])) as url:
+    with raw_server(show_handler([])) as url:
         run(
-            _pipeline(tmp_path, url), tmp_path / "run", trials=3, concurrency=1
+            show_pipeline(tmp_path, url), tmp_path / "run", trials=3, concurrency=1
         )  # one at a time: which b trial is kept first is fixed
     lines = [json.loads(x) for x in (tmp_path / "run" / "requests.jsonl").read_text().splitlines()]
     assert lines[0] == {"schema": "relcheck.requests/v1", "passing_kept": 1}

@@ -173,3 +173,37 @@ def attempts(out: Path) -> list[dict[str, Any]]:
 
 def step(results: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for s in results["steps"] if s.get("id", s.get("step")) == step_id)
+
+
+class Counter:
+    """A local OpenAI-compatible server's handler that answers ``REPLY: x`` with ``x`` (``ECHO-KEY``:
+    the authorization header) and counts the requests it was sent."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+
+    def handler(self):  # type: ignore[no-untyped-def]
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                try:
+                    _, headers, raw = await read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                    return
+                body = json.loads(raw)
+                with self.lock:
+                    self.requests.append(body)
+                text = body["messages"][-1]["content"]
+                reply = text.split("REPLY: ")[-1]
+                if "ECHO-KEY" in text:
+                    reply = headers.get("authorization", "")
+                writer.write(http_response(200, completion(reply)))
+                await writer.drain()
+
+        return handle
+
+    def take(self) -> int:
+        with self.lock:
+            n = len(self.requests)
+            self.requests.clear()
+        return n

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,48 +16,15 @@ from reliability_cli.endpoints.cache import cache_info, clear_cache, resolve_pat
 from reliability_cli.errors import UsageError
 
 from .helpers import (
+    Counter,
     attempts,
-    completion,
-    http_response,
     raw_server,
-    read_request,
     run,
     write_pipeline,
 )
 
 SECRET = "sk-cache-test-0123456789"
 N = 6
-
-
-class Counter:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[dict[str, Any]] = []
-
-    def handler(self):  # type: ignore[no-untyped-def]
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                try:
-                    _, headers, raw = await read_request(reader)
-                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                    return
-                body = json.loads(raw)
-                with self.lock:
-                    self.requests.append(body)
-                text = body["messages"][-1]["content"]
-                reply = text.split("REPLY: ")[-1]
-                if "ECHO-KEY" in text:
-                    reply = headers.get("authorization", "")
-                writer.write(http_response(200, completion(reply)))
-                await writer.drain()
-
-        return handle
-
-    def take(self) -> int:
-        with self.lock:
-            n = len(self.requests)
-            self.requests.clear()
-        return n
 
 
 def _pipeline(

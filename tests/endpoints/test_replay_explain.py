@@ -12,8 +12,7 @@ import pytest
 
 from reliability_cli.endpoints.cassette import first_difference
 
-from .helpers import attempts, free_port, run, write_pipeline
-from .test_cache import Counter
+from .helpers import Counter, attempts, free_port, run, write_pipeline
 
 N = 4
 DRAFT = "Draft for {{ vars.q }}\nREPLY: {{ vars.answer }}"

@@ -56,3 +56,68 @@ def bump(name, config):
     CALLS[(c["case"], name)] += 1
     return c
 """
+
+
+CASES = [{"id": f"c{i}", "vars": {"x": i}, "expect": {}} for i in range(4)]
+
+
+#: agent ⇄ tools, three agent visits; on case c1 the second visit fails its first try
+LOOP = (
+    COUNTING
+    + """
+class S(TypedDict, total=False):
+    n: int
+    log: Annotated[list, operator.add]
+    x: int
+    branch: str
+
+def agent(s, config):
+    c = bump("agent", config)
+    visit = len([e for e in s.get("log", []) if e.startswith("agent")])
+    bad = c["case"] == "c1" and visit == 1 and c["attempt"] == 1
+    return {"log": ["agent-bad" if bad else f"agent{visit}"]}
+
+def tools(s, config):
+    bump("tools", config)
+    return {"log": ["tool"]}
+
+def left(s, config):
+    bump("left", config)
+    return {"branch": "left"}
+
+def right(s, config):
+    bump("right", config)
+    return {"branch": "right"}
+
+def after_agent(s):
+    return "tools" if sum(1 for e in s["log"] if e.startswith("agent")) < 3 else "split"
+
+def build():
+    g = StateGraph(S)
+    g.add_node("agent", agent); g.add_node("tools", tools)
+    g.add_node("split", lambda s: {}); g.add_node("left", left); g.add_node("right", right)
+    g.add_edge(START, "agent")
+    g.add_conditional_edges("agent", after_agent, ["tools", "split"])
+    g.add_edge("tools", "agent")
+    g.add_conditional_edges("split", lambda s: "left" if s["x"] % 2 == 0 else "right", ["left", "right"])
+    g.add_edge("left", END); g.add_edge("right", END)
+    return g
+"""
+)
+
+
+LOOP_PIPELINE = """
+version: 1
+name: loop
+evalset: cases.jsonl
+graph: {{type: langgraph, target: "{module}:build", input: {{x: "{{{{ vars.x }}}}", log: []}}}}
+defaults: {{retry: {{max_attempts: 2, backoff: {{initial_s: 0}}}}}}
+steps:
+  - id: agent
+    output: "{{{{ update.log[0] }}}}"
+    checks: [{{type: not-contains, value: "bad"}}]
+  - id: left
+    checks: [{{type: contains, value: "left"}}]
+  - id: right
+    checks: [{{type: contains, value: "right"}}]
+"""

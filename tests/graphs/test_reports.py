@@ -12,8 +12,7 @@ from reliability_cli.reports.markdown import render_markdown
 from reliability_cli.reports.terminal import TerminalReport
 from reliability_cli.results.schema import from_dict
 
-from .helpers import run
-from .test_runner import CASES, LOOP, LOOP_PIPELINE, project
+from .helpers import CASES, LOOP, LOOP_PIPELINE, project, run
 
 
 def test_terminal_markdown_and_html_show_reach_and_visits(tmp_path: Path) -> None:

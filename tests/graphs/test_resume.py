@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.helpers import ROOT, journal_text, run_relcheck
-from tests.runner.test_resume import _spawn, _wait_for
+from tests.runner.helpers import spawn, wait_for
 
 PIPELINE = ROOT / "evalsets" / "langgraph-agent" / "pipeline.yaml"
 ARGS = ("--limit", "120", "--retries", "1", "--concurrency", "4", "-q", "--no-progress")
@@ -32,8 +32,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     journal = run / "attempts.jsonl"
     kills = 0
     for i, moment in enumerate((10, 50, 90)):
-        proc = _spawn("eval", PIPELINE, *(("--resume", run) if i else ("--out", run)), *ARGS, cwd=tmp_path)
-        _wait_for(journal, moment, proc, timeout=60)
+        proc = spawn("eval", PIPELINE, *(("--resume", run) if i else ("--out", run)), *ARGS, cwd=tmp_path)
+        wait_for(journal, moment, proc, timeout=60)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += proc.returncode == -signal.SIGKILL

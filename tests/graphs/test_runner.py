@@ -5,9 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .helpers import COUNTING, attempts, project, run, step, units
-
-CASES = [{"id": f"c{i}", "vars": {"x": i}, "expect": {}} for i in range(4)]
+from .helpers import CASES, COUNTING, LOOP, LOOP_PIPELINE, attempts, project, run, step, units
 
 # a → b → c; b answers wrong on its first attempt for odd cases (the attempt is in the config)
 LINEAR = (
@@ -105,66 +103,6 @@ def test_what_if_and_retries_override_apply_to_nodes(tmp_path: Path) -> None:
 
 
 # agent ⇄ tools, three agent visits; on case c1 the second visit fails its first try
-LOOP = (
-    COUNTING
-    + """
-class S(TypedDict, total=False):
-    n: int
-    log: Annotated[list, operator.add]
-    x: int
-    branch: str
-
-def agent(s, config):
-    c = bump("agent", config)
-    visit = len([e for e in s.get("log", []) if e.startswith("agent")])
-    bad = c["case"] == "c1" and visit == 1 and c["attempt"] == 1
-    return {"log": ["agent-bad" if bad else f"agent{visit}"]}
-
-def tools(s, config):
-    bump("tools", config)
-    return {"log": ["tool"]}
-
-def left(s, config):
-    bump("left", config)
-    return {"branch": "left"}
-
-def right(s, config):
-    bump("right", config)
-    return {"branch": "right"}
-
-def after_agent(s):
-    return "tools" if sum(1 for e in s["log"] if e.startswith("agent")) < 3 else "split"
-
-def build():
-    g = StateGraph(S)
-    g.add_node("agent", agent); g.add_node("tools", tools)
-    g.add_node("split", lambda s: {}); g.add_node("left", left); g.add_node("right", right)
-    g.add_edge(START, "agent")
-    g.add_conditional_edges("agent", after_agent, ["tools", "split"])
-    g.add_edge("tools", "agent")
-    g.add_conditional_edges("split", lambda s: "left" if s["x"] % 2 == 0 else "right", ["left", "right"])
-    g.add_edge("left", END); g.add_edge("right", END)
-    return g
-"""
-)
-
-LOOP_PIPELINE = """
-version: 1
-name: loop
-evalset: cases.jsonl
-graph: {{type: langgraph, target: "{module}:build", input: {{x: "{{{{ vars.x }}}}", log: []}}}}
-defaults: {{retry: {{max_attempts: 2, backoff: {{initial_s: 0}}}}}}
-steps:
-  - id: agent
-    output: "{{{{ update.log[0] }}}}"
-    checks: [{{type: not-contains, value: "bad"}}]
-  - id: left
-    checks: [{{type: contains, value: "left"}}]
-  - id: right
-    checks: [{{type: contains, value: "right"}}]
-"""
-
-
 def test_loop_visits_and_branch_reach(tmp_path: Path) -> None:
     path = project(tmp_path / "p", LOOP, LOOP_PIPELINE.format(module="g_loop"), CASES, name="g_loop")
     results, lines = run(path, tmp_path / "out")

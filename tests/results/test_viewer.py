@@ -16,7 +16,7 @@ import pytest
 
 from reliability_cli.reports import render
 from reliability_cli.results.schema import load as load_results
-from tests.core.test_show import LONG, SECRET, TEAM, _handler, _pipeline
+from tests.core.helpers import LONG, SECRET, TEAM, show_handler, show_pipeline
 from tests.endpoints.helpers import raw_server, run
 
 
@@ -27,8 +27,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any
     mp.setenv("SHOW_TEST_KEY", SECRET)
     mp.setenv("SHOW_TEAM_TOKEN", TEAM)
     try:
-        with raw_server(_handler([])) as url:
-            path = _pipeline(tmp, url)
+        with raw_server(show_handler([])) as url:
+            path = show_pipeline(tmp, url)
             # a model output that tries to be markup
             text = (
                 path.with_name("cases.jsonl")

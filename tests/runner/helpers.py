@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 PIPELINE = """\
@@ -80,3 +83,30 @@ def comparable(results: dict) -> dict:
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
+    """``relcheck ARGS…`` in a child process (to be killed), its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reliability_cli", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def units_done(journal: Path) -> int:
+    """How many ``unit_done`` lines a journal being written holds so far."""
+    try:
+        return journal.read_bytes().count(b'"unit_done"')
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for(journal: Path, units: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
+    """Until the journal holds ``units`` finished units or the process ended (a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while units_done(journal) < units and proc.poll() is None:
+        assert time.monotonic() < deadline, f"run did not reach {units} units"
+        time.sleep(0.005)

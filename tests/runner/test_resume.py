@@ -7,41 +7,15 @@ import json
 import os
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from tests.helpers import journal_text, run_relcheck
 
-from .helpers import comparable, load
+from .helpers import comparable, load, spawn, wait_for
 
 ARGS = ("--concurrency", "4", "--retries", "1", "-q", "--no-progress")
-
-
-def _spawn(*args: object, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reliability_cli", *map(str, args)],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _units_done(journal: Path) -> int:
-    try:
-        return journal.read_bytes().count(b'"unit_done"')
-    except FileNotFoundError:
-        return 0
-
-
-def _wait_for(journal: Path, units: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while _units_done(journal) < units and proc.poll() is None:
-        assert time.monotonic() < deadline, f"run did not reach {units} units"
-        time.sleep(0.005)
 
 
 def test_sigkill_five_times_then_resume_equals_uninterrupted(project: Path, tmp_path: Path) -> None:
@@ -49,17 +23,17 @@ def test_sigkill_five_times_then_resume_equals_uninterrupted(project: Path, tmp_
     assert ref.returncode == 0, ref.stderr
     run = tmp_path / "run"
     journal = run / "attempts.jsonl"
-    proc = _spawn("eval", project, "--out", run, *ARGS, cwd=project.parent)
+    proc = spawn("eval", project, "--out", run, *ARGS, cwd=project.parent)
     kills = 0
     for moment in (0, 15, 60, 110, 170):  # units finished before the kill
         if moment:
-            proc = _spawn("eval", project, "--resume", run, *ARGS, cwd=project.parent)
+            proc = spawn("eval", project, "--resume", run, *ARGS, cwd=project.parent)
         if moment == 0:
             deadline = time.monotonic() + 20
             while not journal.exists() and time.monotonic() < deadline:
                 time.sleep(0.002)
         else:
-            _wait_for(journal, moment, proc)
+            wait_for(journal, moment, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += proc.returncode == -signal.SIGKILL
@@ -77,8 +51,8 @@ def test_sigkill_five_times_then_resume_equals_uninterrupted(project: Path, tmp_
 
 def test_sigint_exits_130_with_partial_results_and_a_working_resume(project: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = _spawn("eval", project, "--out", run, *ARGS, cwd=project.parent)
-    _wait_for(run / "attempts.jsonl", 30, proc)
+    proc = spawn("eval", project, "--out", run, *ARGS, cwd=project.parent)
+    wait_for(run / "attempts.jsonl", 30, proc)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)

@@ -22,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import strip_volatile
+
 T0 = 1_760_000_000_000_000_000  # ns
 
 
@@ -401,3 +403,38 @@ def write_langfuse(path: Path, n_traces: int = 24, *, camel: bool = True, csv_fo
         for d in docs:
             fh.write(json.dumps(d) + "\n")
     return path
+
+
+#: a pipeline whose ``traces:`` section maps the fixtures' records to its steps
+PIPELINE = """\
+version: 1
+name: support-agent
+endpoints:
+  sim: {type: mock, reply: ok}
+steps:
+  - {id: agent, endpoint: sim, prompt: "x"}
+  - {id: classify, endpoint: sim, prompt: "x"}
+  - {id: lookup, endpoint: sim, prompt: "x"}
+  - {id: search, endpoint: sim, prompt: "x"}
+  - id: answer
+    endpoint: sim
+    prompt: "x"
+    checks:
+      - {type: one-of, value: [billing, tech, other]}
+      - {type: equals, value: "{{ expect.answer }}"}
+traces:
+  agent: {match: {kind: invoke_agent}}
+  answer:
+    match: {step: chat gpt-4o, attributes: {gen_ai.output.messages: {regex: "."}}}
+  classify: {match: {name: {regex: "^chat "}}}
+  lookup: {match: {attributes: {gen_ai.tool.name: lookup}}}
+  search:
+    match:
+      - {attributes: {mcp.method.name: tools/call}}
+      - {name: never-seen}
+"""
+
+
+def stable_results(run_dir: Path) -> dict:
+    """A run's results.json without what differs between two runs of the same input."""
+    return strip_volatile(json.loads((run_dir / "results.json").read_text()))

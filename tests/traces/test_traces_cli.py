@@ -11,34 +11,6 @@ import pytest
 
 from tests.traces import makers
 
-PIPELINE = """\
-version: 1
-name: support-agent
-endpoints:
-  sim: {type: mock, reply: ok}
-steps:
-  - {id: agent, endpoint: sim, prompt: "x"}
-  - {id: classify, endpoint: sim, prompt: "x"}
-  - {id: lookup, endpoint: sim, prompt: "x"}
-  - {id: search, endpoint: sim, prompt: "x"}
-  - id: answer
-    endpoint: sim
-    prompt: "x"
-    checks:
-      - {type: one-of, value: [billing, tech, other]}
-      - {type: equals, value: "{{ expect.answer }}"}
-traces:
-  agent: {match: {kind: invoke_agent}}
-  answer:
-    match: {step: chat gpt-4o, attributes: {gen_ai.output.messages: {regex: "."}}}
-  classify: {match: {name: {regex: "^chat "}}}
-  lookup: {match: {attributes: {gen_ai.tool.name: lookup}}}
-  search:
-    match:
-      - {attributes: {mcp.method.name: tools/call}}
-      - {name: never-seen}
-"""
-
 
 @pytest.fixture
 def otlp(tmp_path: Path) -> Path:
@@ -51,7 +23,7 @@ def _answers(path: Path) -> list[str]:
 
 def test_pipeline_maps_records_to_its_steps_and_runs_its_checks(cli, tmp_path: Path, otlp: Path) -> None:
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
+    pipeline.write_text(makers.PIPELINE)
     code, out, err = cli(
         "traces",
         otlp,
@@ -194,13 +166,15 @@ def test_format_is_detected_or_refused(cli, tmp_path: Path) -> None:
 
 def test_pipeline_traces_section_is_validated(cli, tmp_path: Path, otlp: Path) -> None:
     bad = tmp_path / "p.yaml"
-    bad.write_text(PIPELINE.replace("  lookup: {match:", "  lokup: {match:").replace('regex: "^chat "', 'regex: "("'))
+    bad.write_text(
+        makers.PIPELINE.replace("  lookup: {match:", "  lokup: {match:").replace('regex: "^chat "', 'regex: "("')
+    )
     code, _, err = cli("validate", bad)
     assert code == 2
     assert "traces: names unknown step 'lokup'" in err and "invalid regex" in err
     assert re.search(r"p\.yaml:\d+", err)
     none = tmp_path / "none.yaml"
-    none.write_text(PIPELINE.split("traces:")[0])
+    none.write_text(makers.PIPELINE.split("traces:")[0])
     code, _, err = cli("traces", otlp, "--pipeline", none, "--out", tmp_path / "run")
     assert code == 2 and "no traces: section" in err
 
@@ -208,14 +182,14 @@ def test_pipeline_traces_section_is_validated(cli, tmp_path: Path, otlp: Path) -
 def test_eval_versus_production_unpaired(cli, tmp_path: Path, otlp: Path) -> None:
     """An eval that passes everything over-estimates production's tool step significantly."""
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
+    pipeline.write_text(makers.PIPELINE)
     cases = tmp_path / "cases.jsonl"
     cases.write_text(
         "".join(json.dumps({"id": f"c{i}", "vars": {}, "expect": {"answer": "ok"}}) + "\n" for i in range(300))
     )
     evalp = tmp_path / "eval.yaml"
     evalp.write_text(
-        PIPELINE.split("traces:")[0].replace("      - {type: one-of, value: [billing, tech, other]}\n", "")
+        makers.PIPELINE.split("traces:")[0].replace("      - {type: one-of, value: [billing, tech, other]}\n", "")
     )
     code, _, err = cli("eval", evalp, "--evalset", cases, "--out", tmp_path / "ev", "-q")
     assert code == 0, err
@@ -235,7 +209,7 @@ def test_eval_versus_production_unpaired(cli, tmp_path: Path, otlp: Path) -> Non
 def test_no_step_in_any_trace_is_no_verdict(cli, tmp_path: Path) -> None:
     path = makers.write_otlp(tmp_path / "spans.jsonl", 5)
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE.split("traces:")[0] + "traces:\n  agent: {match: {name: nothing-matches}}\n")
+    pipeline.write_text(makers.PIPELINE.split("traces:")[0] + "traces:\n  agent: {match: {name: nothing-matches}}\n")
     code, _, _ = cli("traces", path, "--pipeline", pipeline, "--out", tmp_path / "run")
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert code == 3 and results["verdict"] == "error" and results["end_to_end"]["total"] == 0
@@ -244,7 +218,7 @@ def test_no_step_in_any_trace_is_no_verdict(cli, tmp_path: Path) -> None:
 
 def test_a_pipeline_baseline_gate_is_not_applied_to_traces(cli, tmp_path: Path, otlp: Path) -> None:
     pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE.replace("traces:", "gates:\n  baseline: {path: base.json}\ntraces:", 1))
+    pipeline.write_text(makers.PIPELINE.replace("traces:", "gates:\n  baseline: {path: base.json}\ntraces:", 1))
     code, _, err = cli("traces", otlp, "--pipeline", pipeline, "--out", tmp_path / "run")
     assert code == 0, err
     results = json.loads((tmp_path / "run" / "results.json").read_text())

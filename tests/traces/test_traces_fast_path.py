@@ -13,16 +13,6 @@ import pytest
 
 from reliability_cli.traces import TraceOptions, otlp, read_traces, records
 from tests.traces import makers
-from tests.traces.test_traces_cli import PIPELINE
-
-VOLATILE = ("id", "dir", "started_at", "finished_at", "duration_s")
-
-
-def _results(run_dir: Path) -> dict:
-    doc = json.loads((run_dir / "results.json").read_text())
-    for key in VOLATILE:
-        doc["run"].pop(key, None)
-    return doc
 
 
 def _spans(path: Path) -> list[dict]:
@@ -115,12 +105,12 @@ def test_orjson_and_stdlib_json_give_the_same_values_and_errors(tmp_path: Path, 
     monkeypatch.setattr(records, "loads", records._json_loads)
     stdlib = read_traces([str(path)], TraceOptions(out=str(tmp_path / "b")))
     assert with_orjson.results.steps == stdlib.results.steps
-    assert _results(tmp_path / "a") == _results(tmp_path / "b")
+    assert makers.stable_results(tmp_path / "a") == makers.stable_results(tmp_path / "b")
 
 
 def _runs(tmp_path: Path) -> list[tuple[list[Path], dict]]:
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
+    pipeline.write_text(makers.PIPELINE)
     otlp_file = makers.write_otlp(tmp_path / "spans.jsonl", 30)
     return [
         ([otlp_file], {}),
@@ -163,4 +153,4 @@ def test_analysis_fed_in_process_equals_the_analysis_of_the_journal(tmp_path: Pa
         monkeypatch.setattr(analysis, "aggregate", from_the_journal)
         read_traces([str(f) for f in files], TraceOptions(out=str(reread), **kw))
         monkeypatch.setattr(analysis, "aggregate", aggregate)
-        assert _results(direct) == _results(reread)
+        assert makers.stable_results(direct) == makers.stable_results(reread)

@@ -17,8 +17,6 @@ import pytest
 from reliability_cli.errors import TracesError
 from reliability_cli.traces import TraceOptions, parallel, read_traces
 from tests.traces import makers
-from tests.traces.test_traces_cli import PIPELINE
-from tests.traces.test_traces_fast_path import _results
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="workers are used on Linux only")
 
@@ -46,7 +44,7 @@ def _run(files: list[Path], out: Path, **options: object) -> tuple[dict, bytes]:
     outcome = read_traces([str(f) for f in files], TraceOptions(out=str(out), **options))  # type: ignore[arg-type]
     packed = outcome.run_dir / "attempts.jsonl.gz"
     journal = gzip.decompress(packed.read_bytes()) if packed.exists() else (packed.with_suffix("")).read_bytes()
-    return _results(outcome.run_dir), journal
+    return makers.stable_results(outcome.run_dir), journal
 
 
 def _both(
@@ -104,7 +102,7 @@ def test_workers_run_the_pipelines_checks_as_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: list[int]
 ) -> None:
     pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
+    pipeline.write_text(makers.PIPELINE)
     files = [makers.write_otlp(tmp_path / "a.jsonl", 40, hex_ids=True)]
     one, many = _both(files, tmp_path, monkeypatch, pipeline=str(pipeline))
     assert split

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reliability_cli.mockserver import run_in_thread
 
-from .conftest import attempts, pids, run, stdio_endpoint, wait_gone, write_pipeline
+from .helpers import attempts, pids, run, stdio_endpoint, wait_gone, write_pipeline
 
 
 def _execute(step_id: str, plan: str) -> dict:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import attempts, pids, run, stdio_endpoint, step_row, write_pipeline
+from .helpers import attempts, pids, run, stdio_endpoint, step_row, write_pipeline
 
 TOKEN = "tok-mcp-cache-0123456789"  # an endpoint env value: a secret, as for cassettes
 SECRET = "sk-mcp-env-secret-98765"  # a ${VAR} value the pipeline takes in

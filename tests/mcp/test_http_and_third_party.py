@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import attempts, run, step_row, write_pipeline
+from .helpers import attempts, run, step_row, write_pipeline
 
 CALL = [{"id": "call", "endpoint": "tools", "tool": "{{ vars.tool }}", "arguments": "{{ vars.args }}"}]
 

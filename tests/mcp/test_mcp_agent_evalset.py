@@ -14,7 +14,7 @@ from pathlib import Path
 from statsmodels.stats.proportion import proportion_confint
 
 from ..helpers import ROOT, run_relcheck
-from .conftest import alive
+from .helpers import alive
 
 EVALSET = ROOT / "evalsets" / "mcp-agent"
 PLAN_FAIL, TOOL_ERROR = 0.05, 0.10  # pipeline.yaml: planner fail_rate, TOOLS_ERROR_RATE

@@ -8,7 +8,7 @@ import pytest
 
 from reliability_cli.errors import ConfigError
 
-from .conftest import attempts, pids, run, stdio_endpoint, step_row, wait_gone, write_pipeline
+from .helpers import attempts, pids, run, stdio_endpoint, step_row, wait_gone, write_pipeline
 
 STEPS = [
     {

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..helpers import run_relcheck, strip_volatile
-from .conftest import SERVERS, pids, stdio_endpoint, wait_gone, write_pipeline
+from .helpers import SERVERS, pids, stdio_endpoint, wait_gone, write_pipeline
 
 STEPS = [
     {"id": "lookup", "endpoint": "tools", "tool": "lookup_order", "arguments": {"order_id": "{{ vars.order }}"}},

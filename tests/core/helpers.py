@@ -3,12 +3,11 @@ server that answers by the prompt, and a two-step pipeline against it."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
-from tests.endpoints.helpers import http_response, read_request, write_pipeline
+from tests.endpoints.helpers import Handler, Request, answering, http_response, write_pipeline
 
 SECRET = "sk-live-0123456789abcdef"
 
@@ -19,57 +18,39 @@ TEAM = "team-token-98765"
 LONG = "Dear customer, " + "we are looking into it and " * 30 + "THE-END"
 
 
-def show_handler(seen: list[dict[str, Any]]):
+def show_handler(seen: list[dict[str, Any]]) -> Handler:
     """Answers by the last user message: ``LONG`` gives a long text, ``ACT`` a tool call;
     the first request whose message contains ``FLAKY`` gets a 500."""
     counts: dict[str, int] = {}
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                _, headers, raw = await read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                return
-            body = json.loads(raw)
-            seen.append({"headers": headers, "body": body})
-            text = body["messages"][-1]["content"]
-            counts[text] = counts.get(text, 0) + 1
-            if "FLAKY" in text and counts[text] == 1:
-                writer.write(http_response(500, {"error": {"message": "boom"}}))
-            elif text.startswith("act"):
-                msg = {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "1",
-                            "type": "function",
-                            "function": {
-                                "name": "create_ticket",
-                                "arguments": json.dumps({"priority": "high" if "b-" in text else "low"}),
-                            },
-                        }
-                    ],
-                }
-                writer.write(
-                    http_response(
-                        200, {"choices": [{"message": msg}], "usage": {"prompt_tokens": 7, "completion_tokens": 4}}
-                    )
-                )
-            else:
-                reply = LONG if "LONG" in text else text.split("REPLY: ")[-1]
-                writer.write(
-                    http_response(
-                        200,
-                        {
-                            "choices": [{"message": {"role": "assistant", "content": reply}}],
-                            "usage": {"prompt_tokens": 5, "completion_tokens": 3},
-                        },
-                    )
-                )
-            await writer.drain()
+    def answer(request: Request) -> bytes:
+        _, headers, raw = request
+        body = json.loads(raw)
+        seen.append({"headers": headers, "body": body})
+        text = body["messages"][-1]["content"]
+        counts[text] = counts.get(text, 0) + 1
+        if "FLAKY" in text and counts[text] == 1:
+            return http_response(500, {"error": {"message": "boom"}})
+        if text.startswith("act"):
+            call = {
+                "id": "1",
+                "type": "function",
+                "function": {
+                    "name": "create_ticket",
+                    "arguments": json.dumps({"priority": "high" if "b-" in text else "low"}),
+                },
+            }
+            msg = {"role": "assistant", "content": None, "tool_calls": [call]}
+            return http_response(
+                200, {"choices": [{"message": msg}], "usage": {"prompt_tokens": 7, "completion_tokens": 4}}
+            )
+        reply = LONG if "LONG" in text else text.split("REPLY: ")[-1]
+        message = {"role": "assistant", "content": reply}
+        return http_response(
+            200, {"choices": [{"message": message}], "usage": {"prompt_tokens": 5, "completion_tokens": 3}}
+        )
 
-    return handler
+    return answering(answer)
 
 
 def show_pipeline(tmp_path: Path, base_url: str) -> Path:

@@ -3,7 +3,6 @@ request as rendered and sent (secrets masked, no header), and the judge's reply 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from io import StringIO
 from pathlib import Path
@@ -12,35 +11,37 @@ from typing import Any
 import pytest
 
 from reliability_cli.show import Selection, load_units, render
-from tests.endpoints.helpers import completion, http_response, raw_server, read_request, run, write_pipeline
+from tests.endpoints.helpers import (
+    Handler,
+    Request,
+    answering,
+    completion,
+    http_response,
+    raw_server,
+    run,
+    write_pipeline,
+)
 from tests.helpers import journal_text
 
 KEY = "sk-judge-key-0123456789"
 TOKEN = "rubric-token-24680"
 
 
-def _handler(seen: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                _, headers, raw = await read_request(reader)
-            except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                return
-            body = json.loads(raw)
-            seen.append({"headers": headers, "body": body})
-            if body["messages"][0]["content"].startswith("You are grading") and "REPLY-boom" in str(body):
-                writer.write(http_response(400, {"error": {"message": "judge says no"}}))
-                await writer.drain()
-                continue
-            if body["messages"][0]["content"].startswith("You are grading"):
-                verdict = "REPLY-b" not in body["messages"][-1]["content"]
-                reply = json.dumps({"reason": f"graded {'well' if verdict else 'badly'}", "pass": verdict})
-            else:
-                reply = "REPLY-" + body["messages"][-1]["content"]
-            writer.write(http_response(200, completion(reply, (11, 6))))
-            await writer.drain()
+def _handler(seen: list[dict[str, Any]]) -> Handler:
+    def answer(request: Request) -> bytes:
+        _, headers, raw = request
+        body = json.loads(raw)
+        seen.append({"headers": headers, "body": body})
+        if body["messages"][0]["content"].startswith("You are grading") and "REPLY-boom" in str(body):
+            return http_response(400, {"error": {"message": "judge says no"}})
+        if body["messages"][0]["content"].startswith("You are grading"):
+            verdict = "REPLY-b" not in body["messages"][-1]["content"]
+            reply = json.dumps({"reason": f"graded {'well' if verdict else 'badly'}", "pass": verdict})
+        else:
+            reply = "REPLY-" + body["messages"][-1]["content"]
+        return http_response(200, completion(reply, (11, 6)))
 
-    return handle
+    return answering(answer)
 
 
 @pytest.fixture

@@ -82,14 +82,12 @@ def http_response(status: int, body: Any, headers: dict[str, str] | None = None)
     ).encode() + data
 
 
-def always(
-    status: int,
-    body: Any,
-    headers: dict[str, str] | None = None,
-    seen: list[tuple[str, dict[str, str], bytes]] | None = None,
-) -> Handler:
-    """A handler answering every request on a kept-alive connection with the same response;
-    each request read is appended to ``seen``."""
+Request = tuple[str, dict[str, str], bytes]  # request line, lower-case headers, body
+
+
+def answering(answer: Callable[[Request], bytes]) -> Handler:
+    """A handler answering each request of a kept-alive connection with ``answer(request)``,
+    the response's bytes (see :func:`http_response`)."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
@@ -97,12 +95,27 @@ def always(
                 request = await read_request(reader)
             except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                 return
-            if seen is not None:
-                seen.append(request)
-            writer.write(http_response(status, body, headers))
+            writer.write(answer(request))
             await writer.drain()
 
     return handler
+
+
+def always(
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    seen: list[Request] | None = None,
+) -> Handler:
+    """A handler answering every request on a kept-alive connection with the same response;
+    each request read is appended to ``seen``."""
+
+    def answer(request: Request) -> bytes:
+        if seen is not None:
+            seen.append(request)
+        return http_response(status, body, headers)
+
+    return answering(answer)
 
 
 def completion(text: str, tokens: tuple[int, int] = (3, 2)) -> dict[str, Any]:
@@ -183,24 +196,19 @@ class Counter:
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
 
-    def handler(self):  # type: ignore[no-untyped-def]
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            while True:
-                try:
-                    _, headers, raw = await read_request(reader)
-                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-                    return
-                body = json.loads(raw)
-                with self.lock:
-                    self.requests.append(body)
-                text = body["messages"][-1]["content"]
-                reply = text.split("REPLY: ")[-1]
-                if "ECHO-KEY" in text:
-                    reply = headers.get("authorization", "")
-                writer.write(http_response(200, completion(reply)))
-                await writer.drain()
+    def handler(self) -> Handler:
+        def answer(request: Request) -> bytes:
+            _, headers, raw = request
+            body = json.loads(raw)
+            with self.lock:
+                self.requests.append(body)
+            text = body["messages"][-1]["content"]
+            reply = text.split("REPLY: ")[-1]
+            if "ECHO-KEY" in text:
+                reply = headers.get("authorization", "")
+            return http_response(200, completion(reply))
 
-        return handle
+        return answering(answer)
 
     def take(self) -> int:
         with self.lock:

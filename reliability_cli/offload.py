@@ -15,12 +15,18 @@ thread still blocked at exit would keep the process alive (``asyncio.run`` joins
 A call that timed out keeps its thread until the code returns (Python cannot kill a
 thread); the pool grows up to :data:`MAX_THREADS`, past which calls wait for a free thread
 (and time out if none frees up).
+
+A process forked from one that ran callables (``relcheck traces``' worker processes) inherits
+the pool's bookkeeping but none of its threads, and the helper loop but not the thread that
+runs it: the child starts afresh (:func:`os.register_at_fork`), so its calls do not queue for
+threads that are not there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import queue
 import threading
 from collections.abc import Awaitable, Callable
@@ -81,6 +87,19 @@ class _DaemonPool:
 _POOL = _DaemonPool(MAX_THREADS)
 _HELPER: dict[str, asyncio.AbstractEventLoop] = {}
 _HELPER_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """The threads of the parent's pool and helper loop do not exist here: forget them (never
+    close the inherited loop: its selector and wake-up socket are shared with the parent)."""
+    global _POOL, _HELPER_LOCK
+    _POOL = _DaemonPool(MAX_THREADS)
+    _HELPER.clear()
+    _HELPER_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _helper_loop() -> asyncio.AbstractEventLoop:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -276,6 +277,7 @@ class TraceChecks:
         self.judged = 0
         self.skipped: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_pid = 0  # the process that made it (a forked worker makes its own)
 
     def wants(self, step: str) -> bool:
         return bool(self.plans.get(step)) or self.parse.get(step) == "json"
@@ -313,8 +315,10 @@ class TraceChecks:
             except RenderError:
                 self.skipped[f"{step}: {plan.type}"] += 1
                 continue
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
+            if self._loop is None or self._loop_pid != os.getpid():
+                # an event loop inherited through fork shares its selector and wake-up socket
+                # with the parent's: never used (nor closed) in the child
+                self._loop, self._loop_pid = asyncio.new_event_loop(), os.getpid()
             try:
                 verdict = self._loop.run_until_complete(run_check(spec, inp))
             except CheckCodeError as exc:
@@ -330,5 +334,5 @@ class TraceChecks:
         return None
 
     def close(self) -> None:
-        if self._loop is not None:
+        if self._loop is not None and self._loop_pid == os.getpid():
             self._loop.close()

@@ -171,3 +171,87 @@ def test_a_process_pinned_to_one_cpu_reads_in_process(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1", "0"]
+
+
+CHECKS_MODULE = """\
+import asyncio
+
+
+def is_word(output, context):
+    return isinstance(output, str) and output.isalpha()
+
+
+async def is_short(output, context):
+    await asyncio.sleep(0)
+    return len(output) < 40
+"""
+
+
+def test_python_checks_run_in_workers_forked_after_the_parent_ran_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: list[int]
+) -> None:
+    """A worker is forked from a process whose daemon threads (sync callables) and helper
+    loop (async callables) already exist, and whose checks' event loop is open: none of them
+    exists in the child, which must start its own instead of queueing work no thread takes
+    (each check would then time out)."""
+    from reliability_cli.checks import code
+
+    monkeypatch.setattr(code, "_CHECK_TIMEOUT_S", 20.0)  # a hang fails the test, a pass does not wait
+    (tmp_path / "trace_checks_fork.py").write_text(CHECKS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        makers.PIPELINE.replace(
+            "      - {type: one-of, value: [billing, tech, other]}\n",
+            "      - {type: one-of, value: [billing, tech, other]}\n"
+            "      - {type: python, callable: 'trace_checks_fork:is_word'}\n"
+            "      - {type: python, callable: 'trace_checks_fork:is_short'}\n",
+        )
+    )
+    assert "trace_checks_fork" in pipeline.read_text()
+    small = makers.write_otlp(tmp_path / "small.jsonl", 10, hex_ids=True)
+    big = makers.write_otlp(tmp_path / "big.jsonl", 40, seed=3, hex_ids=True)
+    real = parallel.workers_for
+    monkeypatch.setattr(parallel, "workers_for", lambda path, fmt: 0 if path.name == "small.jsonl" else real(path, fmt))
+    # the small file is judged in this process first: its threads and loops are alive at the fork
+    one, many = _both([small, big], tmp_path, monkeypatch, pipeline=str(pipeline))
+    assert split
+    assert many == one
+    assert one[0]["run"]["traces"]["checks_judged"] > 0
+    assert "did not return" not in json.dumps(many[0]) + many[1].decode()
+
+
+def test_a_forked_worker_judges_on_an_event_loop_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks' event loop made in the parent shares its selector and wake-up socket with
+    any child forked after it: the child makes its own, and the parent's still works after."""
+    from reliability_cli.config import load_pipeline
+    from reliability_cli.traces.units import TraceChecks
+
+    (tmp_path / "trace_checks_fork.py").write_text(CHECKS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(
+        "version: 1\nname: p\nendpoints: {sim: {type: mock, reply: ok}}\nsteps:\n"
+        "  - id: answer\n    endpoint: sim\n    prompt: x\n    checks:\n"
+        "      - {type: python, callable: 'trace_checks_fork:is_word'}\n"
+        "      - {type: python, callable: 'trace_checks_fork:is_short'}\n"
+    )
+    checks = TraceChecks(load_pipeline(str(pipeline)))
+    assert checks.judge("answer", "billing", 1.0, "t", 1, {}) == ("pass", None)
+    failed = checks.judge("answer", "no way", 1.0, "t", 1, {})
+    assert failed is not None and failed[0] == "fail" and "python" in str(failed[1])
+    parents = checks._loop
+    pid = os.fork()
+    if pid == 0:  # the child: judge, and report whether on a loop of its own
+        try:
+            verdicts = [checks.judge("answer", text, 1.0, "t", 1, {}) for text in ("tech", "no way")]
+            own = checks._loop is not parents and not parents.is_closed()
+            os._exit(0 if own and verdicts == [("pass", None), failed] else 3)
+        except BaseException:
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert checks._loop is parents
+    assert checks.judge("answer", "other", 1.0, "t", 1, {}) == ("pass", None)
+    checks.close()
+    assert parents.is_closed()

@@ -443,12 +443,10 @@ class _Aggregator:
             self.seq += 1
             key = (-position, -trial, -self.seq)  # a max-heap of (position, trial, arrival)
             heap = self.failures[slot]
-            if len(heap) < FAILURES_KEPT or (heap and key > heap[0][0]):  # (earlier than the last kept)
+            full = len(heap) >= FAILURES_KEPT
+            if not full or key > heap[0][0]:  # room, or earlier than the last kept: it takes its place
                 kept = (key, case, trial, final, s.get("error_kind"), s.get("reason"), s.get("output"))
-                if len(heap) < FAILURES_KEPT:
-                    heapq.heappush(heap, kept)
-                else:  # it takes the last kept one's place
-                    heapq.heapreplace(heap, kept)
+                (heapq.heapreplace if full else heapq.heappush)(heap, kept)
 
     def finish(self) -> tuple[dict[str, StepTally], dict[str, StepTally] | None]:
         position = self.units.position

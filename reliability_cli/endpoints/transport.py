@@ -44,6 +44,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+if "httpx" not in sys.modules:  # pragma: no branch - imported once per process
+    # httpx's package imports its command-line client when click, rich.syntax and pygments are
+    # installed (~0.1 s, a tenth of a one-case run); relcheck never runs it. An import of a
+    # module set to None fails, and httpx then defines a stub ``main`` instead; the entry is
+    # removed at once, so ``import httpx._main`` still works for whoever wants it.
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    finally:
+        if sys.modules.get("httpx._main", False) is None:
+            del sys.modules["httpx._main"]
 import httpx
 
 from ..config.models import DEFAULT_MAX_RESPONSE_BYTES
@@ -170,7 +181,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         async with session.request(
             request.method,
             url,
-            headers=request.headers.multi_items(),
+            headers=_items(request.headers),
             data=body or None,
             allow_redirects=False,
             ssl=tls,
@@ -190,6 +201,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _items(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """``headers.multi_items()`` (lower-case names, each occurrence), reading the encoding once:
+    httpx's ``multi_items`` reads its ``encoding`` property twice a header."""
+    encoding = headers.encoding
+    return [(key.lower().decode(encoding), value.decode(encoding)) for key, value in headers.raw]
 
 
 class _Raw(httpx.AsyncByteStream):
@@ -213,7 +231,7 @@ USER_AGENT = "relcheck"
 
 
 async def _exchange(client: httpx.AsyncClient, request: httpx.Request, limit: int) -> tuple[httpx.Response, bytes]:
-    """The response and its decoded body, read raw chunk by chunk and decoded here, both under ``limit``."""
+    """The response and its raw body, read chunk by chunk under ``limit`` (decoded by :func:`send`)."""
     transport = getattr(client, "raw_transport", None)
     if transport is None:
         response = await client.send(request, stream=True)
@@ -229,7 +247,7 @@ async def _exchange(client: httpx.AsyncClient, request: httpx.Request, limit: in
             chunks.append(chunk)
     finally:
         await response.aclose()
-    return response, decode_body(b"".join(chunks), response.headers.get("content-encoding", ""), limit)
+    return response, b"".join(chunks)
 
 
 def decode_body(raw: bytes, encoding: str, limit: int) -> bytes:
@@ -304,7 +322,9 @@ async def send(
                 _MAX_BYTES_EXT: max_bytes,
             },
         )
-        response, body = await _within(_exchange(client, request, max_bytes), deadline_s)
+        response, raw = await _within(_exchange(client, request, max_bytes), deadline_s)
+        kept, coding = _kept_headers(response.headers)
+        body = decode_body(raw, coding, max_bytes) if coding else raw
     except TooLarge as exc:
         latency = (time.perf_counter() - started) * 1000
         what = "as sent" if exc.raw else "once decoded"
@@ -329,9 +349,20 @@ async def send(
         kind, reason = classify(exc, url)
         raise AttemptError(kind, reason, latency_ms=latency) from None
     latency = (time.perf_counter() - started) * 1000
-    found = response.headers
-    kept = {name: found[name] for name, _ in found.multi_items() if name in _KEPT}
     return Exchange(response.status_code, kept, body, latency)
+
+
+def _kept_headers(headers: httpx.Headers) -> tuple[dict[str, str], str]:
+    """The :data:`KEPT_HEADERS` found (a repeated one joined with ``", "``, as ``headers[name]``
+    joins it) and the ``content-encoding`` (``""`` if none), in one pass over the headers."""
+    kept: dict[str, str] = {}
+    codings: list[str] = []
+    for name, value in _items(headers):
+        if name in _KEPT:
+            kept[name] = f"{kept[name]}, {value}" if name in kept else value
+        elif name == "content-encoding":
+            codings.append(value)
+    return kept, ", ".join(codings)
 
 
 def _size(n: int) -> str:

@@ -35,7 +35,10 @@ before it is sent and :meth:`release` when it ends. The controller holds three t
   exception is a provider's concurrency cap once it is known: a 429 without rate-limit
   headers to a request sent while more were in flight than the level at which a 429 came
   before is the window probing above the cap — it halves the window, and only that request
-  waits its ``Retry-After``.
+  waits its ``Retry-After``. A request that cannot wait that long (its ``max_pause``, what is
+  left of ``--max-throttle-wait``) is not kept waiting: :meth:`acquire` raises
+  :class:`PausedTooLong` at once, so a provider asking for an hour fails the run's requests
+  fast instead of holding them all for the hour.
 
 Waiters are served in order (one FIFO gate). Time comes from an injectable :class:`Clock`,
 so tests drive the controller with a fake one.
@@ -53,7 +56,17 @@ from typing import Any, Protocol
 
 from .ratelimit_headers import Limit, read_limits
 
-__all__ = ["DEFAULT_CEILING", "INITIAL_WINDOW", "AdaptiveController", "Clock", "Cost", "SystemClock", "estimate_cost"]
+__all__ = [
+    "DEFAULT_CEILING",
+    "INITIAL_WINDOW",
+    "AdaptiveController",
+    "Clock",
+    "Cost",
+    "PausedTooLong",
+    "SystemClock",
+    "estimate_cost",
+    "max_jitter",
+]
 
 DEFAULT_CEILING = 256  # in flight per endpoint when max_concurrency is not set: 6,000 RPM × 2 s is 200
 PROBE_WINDOW = 1  # in flight until the endpoint first answers (or BLIND_AFTER_S pass)
@@ -145,6 +158,20 @@ def _amounts(cost: Cost) -> dict[str, float]:
     return {"requests": 1.0, "tokens": cost.total, "input_tokens": cost.prompt, "output_tokens": cost.output}
 
 
+def max_jitter(retry_after: float) -> float:
+    """The most a pause of ``retry_after`` seconds is lengthened by (10%, at most 1 s)."""
+    return min(0.1 * retry_after, 1.0)
+
+
+class PausedTooLong(Exception):
+    """The endpoint is paused (a ``Retry-After``) for longer than the request may wait."""
+
+    def __init__(self, remaining_s: float, status: int | None) -> None:
+        super().__init__(remaining_s)
+        self.remaining_s = remaining_s
+        self.status = status
+
+
 @dataclass
 class Ticket:
     """One admitted request."""
@@ -200,6 +227,7 @@ class AdaptiveController:
         self.last_cap: float | None = None
         self.last_decrease = -math.inf
         self.paused_until = -math.inf
+        self.paused_by: int | None = None  # the status whose Retry-After set paused_until
         self.rpm, self.tpm = rpm, tpm
         now = self.clock.now()
         self.budgets: dict[str, Bucket] = {}
@@ -232,13 +260,19 @@ class AdaptiveController:
 
     # ---------------------------------------------------------------- admission
 
-    async def acquire(self, cost: Cost = Cost()) -> Ticket:
+    async def acquire(self, cost: Cost = Cost(), max_pause: float | None = None) -> Ticket:
         """Wait until the endpoint is not paused, the window has room and every budget covers
-        ``cost``; then count the request as in flight."""
+        ``cost``; then count the request as in flight.
+
+        Raises:
+            PausedTooLong: the endpoint is paused for longer than ``max_pause`` seconds.
+        """
         if self.enabled:
             async with self._gate:
                 while True:
                     now = self.clock.now()
+                    if max_pause is not None and self.paused_until - now > max_pause:
+                        raise PausedTooLong(self.paused_until - now, self.paused_by)
                     wait = max(self.paused_until - now, self._budget_wait(cost, now))
                     if wait > 0:
                         if self.paused_until > now:
@@ -362,8 +396,10 @@ class AdaptiveController:
         if retry_after is not None and probing_cap:
             own_wait = retry_after
         elif retry_after is not None:
-            jitter = self.rng.uniform(0.0, min(0.1 * retry_after, 1.0))
-            self.paused_until = max(self.paused_until, now + retry_after + jitter)
+            jitter = self.rng.uniform(0.0, max_jitter(retry_after))
+            if now + retry_after + jitter > self.paused_until:
+                self.paused_until = now + retry_after + jitter
+                self.paused_by = status
         if status in CONGESTION_STATUS or kind in CONGESTION_KINDS:
             # Only a 429 with no exhausted budget says "too many at once" (a concurrency cap);
             # an exhausted budget is paced by the buckets, a 503 or a broken connection is overload.

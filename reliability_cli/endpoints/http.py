@@ -27,7 +27,7 @@ from ..safetext import JSON_ERRORS
 from ..templating import RenderError, compile_value, render_value
 from ..textfmt import one_line
 from . import cassette as cassettes
-from .adaptive import AdaptiveController, Cost, Ticket
+from .adaptive import AdaptiveController, Cost, PausedTooLong, Ticket, max_jitter
 from .base import AttemptError, Request, Response
 from .throttle import MAX_RESENDS, quota_exhausted, retry_after_s, throttle_wait_s
 from .transport import (
@@ -199,8 +199,21 @@ class _HttpEndpoint:
         active_ms = 0.0
         throttled = 0
         cost = self._cost(out)
+        charged = 0.0  # of ``waited``, the pause this request is about to sit out (its jitter allowed)
         while True:
-            ticket = await self.controller.acquire(cost)
+            try:
+                ticket = await self.controller.acquire(cost, max_pause=self.max_throttle_wait - waited + charged)
+            except PausedTooLong as exc:
+                status = exc.status or 429
+                raise AttemptError(
+                    status_kind(status),
+                    f"endpoint {self.name}: not sent: the endpoint is paused for {exc.remaining_s:,.1f} s more "
+                    f"(the Retry-After of an HTTP {status}), longer than this request may still wait "
+                    f"(--max-throttle-wait {self.max_throttle_wait:g}; waited {waited:g} s)",
+                    latency_ms=active_ms,
+                    throttled=throttled,
+                    status=status,
+                ) from None
             try:
                 exchange, replayed = await self._send_once(
                     request, out, request.timeout_s - active_ms / 1000, resend=throttled
@@ -211,20 +224,23 @@ class _HttpEndpoint:
                 exc.throttled = throttled
                 raise
             active_ms += exchange.latency_ms
-            wait = retry_after_s(exchange.status, exchange.headers)
-            if wait is not None and quota_exhausted(exchange.status, exchange.body):
-                wait = None
-            if wait is not None:
-                wait = throttle_wait_s(wait, throttled)  # never 0: a floor that grows with each resend
+            asked = retry_after_s(exchange.status, exchange.headers)
+            if asked is not None and quota_exhausted(exchange.status, exchange.body):
+                asked = None
+            # never 0: a floor that grows with each resend
+            wait = None if asked is None else throttle_wait_s(asked, throttled)
             own_wait = self.controller.release(
                 ticket, status=exchange.status, headers=exchange.headers, retry_after=wait if not replayed else None
             )
             if wait is None:
                 return exchange, throttled, active_ms, ticket
             if waited + wait > self.max_throttle_wait or throttled >= MAX_RESENDS:
+                too_long = wait == asked and waited + wait > self.max_throttle_wait
                 raise AttemptError(
                     status_kind(exchange.status),
-                    f"{self._status_reason(exchange)}; still throttled after waiting {waited:g} s in all "
+                    f"{self._status_reason(exchange)}; "
+                    + (f"the server asks to wait {wait:,.1f} s; " if too_long else "")
+                    + f"still throttled after waiting {waited:g} s in all "
                     f"(--max-throttle-wait {self.max_throttle_wait:g})",
                     latency_ms=active_ms,
                     throttled=throttled,
@@ -232,8 +248,10 @@ class _HttpEndpoint:
                 )
             throttled += 1
             waited += wait  # the pause is excluded from latency and from the deadline
+            charged = wait + max_jitter(wait)
             if own_wait:  # a probe above a known concurrency cap: only this request waits
                 await self.controller.clock.sleep(own_wait)
+                charged = 0.0
 
     def _cost(self, out: Outgoing) -> Cost:
         body = out.body

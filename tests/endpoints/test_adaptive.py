@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from reliability_cli.endpoints.adaptive import BLIND_MAX_WINDOW, INITIAL_WINDOW
+from reliability_cli.endpoints.adaptive import BLIND_MAX_WINDOW, INITIAL_WINDOW, PausedTooLong
 from reliability_cli.endpoints.ratelimit_headers import parse_duration, read_limits
 
 from .fakeclock import FakeClock, Provider, controller, drive
@@ -137,6 +137,29 @@ def test_retry_after_pauses_the_whole_endpoint_with_jitter():
     admitted = asyncio.run(clock.run(go()))
     assert len(admitted) == 3
     assert all(2.0 <= t <= 2.0 + 0.2 for t in admitted)  # nobody goes before the pause ends (jitter ≤ 10%)
+
+
+def test_a_pause_longer_than_a_request_may_wait_fails_it_at_once():
+    # Retry-After: 3600 (an exhausted hourly quota) with 120 s of --max-throttle-wait left: the
+    # waiter is told at once, on the virtual clock, instead of sleeping through the hour.
+    clock = FakeClock()
+
+    async def go():
+        ctl = controller(clock)
+        first = await ctl.acquire()
+        ctl.release(first, status=503, retry_after=3600.0)
+        start = clock.now()
+        with pytest.raises(PausedTooLong) as info:
+            await ctl.acquire(max_pause=120.0)
+        refused_after = clock.now() - start
+        # a request that may wait that long waits it out, as before
+        await ctl.acquire(max_pause=4000.0)
+        return info.value, refused_after, clock.now() - start
+
+    refused, refused_after, admitted_after = asyncio.run(clock.run(go(), limit_s=7200.0))
+    assert refused_after == 0.0
+    assert refused.status == 503 and 3600.0 <= refused.remaining_s <= 3601.0
+    assert 3600.0 <= admitted_after <= 3601.0
 
 
 def test_recovers_after_a_burst_of_503s():

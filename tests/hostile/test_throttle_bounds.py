@@ -3,6 +3,7 @@ past cannot cause a burst of resends, and absurd backoff values fail validation.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,43 @@ def test_retry_after_zero_or_past_does_not_flood(tmp_path: Path, retry_after: st
     # floors 0.05 + 0.1 + 0.2 + 0.4 s fit in the 1 s allowed; the next (0.8 s) does not
     assert len(seen) == 5, len(seen)
     assert only["throttled"] == 4
+
+
+def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Path):
+    """A server asking for an hour pauses the endpoint, but no request is held past what it
+    may wait: the one that got the 429 and every one queued behind the pause end as
+    ``http_429`` at once, naming the wait, and only the first is ever sent (before the fix the
+    other units slept through the hour)."""
+    seen: list = []
+    body = {"error": {"message": "hourly quota used", "type": "rate_limit"}}
+    with raw_server(always(429, body, {"retry-after": "3600"}, seen)) as url:
+        path = write_pipeline(
+            tmp_path,
+            {
+                "name": "hour",
+                "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
+                "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi", "retry": {"max_attempts": 1}}],
+            },
+            [{"id": f"c{i}"} for i in range(6)],
+        )
+        done = threading.Event()
+        outcome: dict = {}
+
+        def go() -> None:
+            outcome["results"] = run(path, tmp_path / "run", max_throttle_wait=2.0)
+            done.set()
+
+        threading.Thread(target=go, daemon=True).start()
+        assert done.wait(120), "the units queued behind the pause were held past --max-throttle-wait"
+    assert len(seen) == 1  # the probe; the rest were refused without a request
+    rows = attempts(tmp_path / "run")
+    assert sorted(r["case"] for r in rows) == [f"c{i}" for i in range(6)]
+    assert {r["error_kind"] for r in rows} == {"http_429"}
+    first = [r for r in rows if "asks to wait 3,600.0 s" in r["reason"]]
+    held = [r for r in rows if "not sent: the endpoint is paused for" in r["reason"]]
+    assert len(first) == 1 and len(held) == 5
+    assert all("--max-throttle-wait 2" in r["reason"] for r in rows)
+    assert outcome["results"]["exit_code"] == 3  # every unit errored: over max_error_rate
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,8 @@ before it is sent and :meth:`release` when it ends. The controller holds three t
   waits its ``Retry-After``. A request that cannot wait that long (its ``max_pause``, what is
   left of ``--max-throttle-wait``) is not kept waiting: :meth:`acquire` raises
   :class:`PausedTooLong` at once, so a provider asking for an hour fails the run's requests
-  fast instead of holding them all for the hour.
+  fast instead of holding them all for the hour. The same holds for the budgets the
+  provider's headers report (``remaining: 0`` until a reset hours away).
 
 Waiters are served in order (one FIFO gate). Time comes from an injectable :class:`Clock`,
 so tests drive the controller with a fake one.
@@ -164,7 +165,8 @@ def max_jitter(retry_after: float) -> float:
 
 
 class PausedTooLong(Exception):
-    """The endpoint is paused (a ``Retry-After``) for longer than the request may wait."""
+    """The endpoint is paused (a ``Retry-After`` of an HTTP ``status``), or its reported budgets
+    are spent (``status`` None), for longer than the request may wait."""
 
     def __init__(self, remaining_s: float, status: int | None) -> None:
         super().__init__(remaining_s)
@@ -265,14 +267,21 @@ class AdaptiveController:
         ``cost``; then count the request as in flight.
 
         Raises:
-            PausedTooLong: the endpoint is paused for longer than ``max_pause`` seconds.
+            PausedTooLong: the endpoint is paused for longer than ``max_pause`` seconds, or the
+                budgets its rate-limit headers reported leave nothing for longer than that
+                (``status`` None). The user's own ``rate_limit_rpm``/``_tpm`` pace is waited
+                for whatever it takes.
         """
         if self.enabled:
             async with self._gate:
                 while True:
                     now = self.clock.now()
-                    if max_pause is not None and self.paused_until - now > max_pause:
-                        raise PausedTooLong(self.paused_until - now, self.paused_by)
+                    if max_pause is not None:
+                        if self.paused_until - now > max_pause:
+                            raise PausedTooLong(self.paused_until - now, self.paused_by)
+                        reported = self._provider_wait(cost, now)
+                        if reported > max_pause:
+                            raise PausedTooLong(reported, None)
                     wait = max(self.paused_until - now, self._budget_wait(cost, now))
                     if wait > 0:
                         if self.paused_until > now:
@@ -327,10 +336,14 @@ class AdaptiveController:
             wait = self.budgets["rpm"].wait_s(1.0, now)
         if "tpm" in self.budgets:
             wait = max(wait, self.budgets["tpm"].wait_s(cost.total, now))
+        return max(wait, self._provider_wait(cost, now))
+
+    def _provider_wait(self, cost: Cost, now: float) -> float:
+        """The wait for the budgets the provider's rate-limit headers reported."""
+        if not self.provider:
+            return 0.0
         amounts = _amounts(cost)
-        for resource, bucket in self.provider.items():
-            wait = max(wait, bucket.wait_s(amounts[resource], now))
-        return wait
+        return max(bucket.wait_s(amounts[resource], now) for resource, bucket in self.provider.items())
 
     def _admit(self, cost: Cost) -> Ticket:
         now = self.clock.now()

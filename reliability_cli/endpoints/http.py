@@ -205,10 +205,14 @@ class _HttpEndpoint:
                 ticket = await self.controller.acquire(cost, max_pause=self.max_throttle_wait - waited + charged)
             except PausedTooLong as exc:
                 status = exc.status or 429
+                why = (
+                    f"the endpoint is paused for {exc.remaining_s:,.1f} s more (the Retry-After of an HTTP {status})"
+                    if exc.status is not None
+                    else f"the rate-limit budget the server reported is spent for {exc.remaining_s:,.1f} s more"
+                )
                 raise AttemptError(
                     status_kind(status),
-                    f"endpoint {self.name}: not sent: the endpoint is paused for {exc.remaining_s:,.1f} s more "
-                    f"(the Retry-After of an HTTP {status}), longer than this request may still wait "
+                    f"endpoint {self.name}: not sent: {why}, longer than this request may still wait "
                     f"(--max-throttle-wait {self.max_throttle_wait:g}; waited {waited:g} s)",
                     latency_ms=active_ms,
                     throttled=throttled,

@@ -162,6 +162,36 @@ def test_a_pause_longer_than_a_request_may_wait_fails_it_at_once():
     assert 3600.0 <= admitted_after <= 3601.0
 
 
+def test_a_reported_budget_spent_for_longer_than_a_request_may_wait_fails_it_at_once():
+    # The provider's headers say: 1 request, none left, reset in 10 hours. The next request is
+    # refused at once rather than paced into the next day; the user's own rate_limit_rpm of
+    # 1/minute is a pace asked for, and is waited out whatever the budget.
+    clock = FakeClock()
+    spent = {
+        "x-ratelimit-limit-requests": "1",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "10h0m0s",
+    }
+
+    async def go():
+        ctl = controller(clock)
+        ctl.release(await ctl.acquire(), status=200, headers=spent)
+        start = clock.now()
+        with pytest.raises(PausedTooLong) as info:
+            await ctl.acquire(max_pause=120.0)
+        refused_after = clock.now() - start
+        own = controller(clock, rpm=0.5)  # one request every 120 s
+        own.release(await own.acquire(max_pause=1.0), status=200)
+        before = clock.now()
+        await own.acquire(max_pause=1.0)
+        return info.value, refused_after, clock.now() - before
+
+    refused, refused_after, paced = asyncio.run(clock.run(go()))
+    assert refused_after == 0.0 and refused.status is None
+    assert refused.remaining_s == pytest.approx(36_000.0)
+    assert paced == pytest.approx(120.0)
+
+
 def test_recovers_after_a_burst_of_503s():
     clock = FakeClock()
     ctl = controller(clock, ceiling=40)

@@ -79,6 +79,43 @@ def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Pat
     assert outcome["results"]["exit_code"] == 3  # every unit errored: over max_error_rate
 
 
+def test_a_reported_budget_spent_for_hours_fails_the_run_fast(tmp_path: Path):
+    """Rate-limit headers that leave nothing until a reset far away (here a hostile 1,000,000 h)
+    do not hold the units queued behind them: each ends as ``http_429``, not sent."""
+    seen: list = []
+    body = {"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+    spent = {
+        "x-ratelimit-limit-requests": "1",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1000000h",
+    }
+    with raw_server(always(200, body, spent, seen)) as url:
+        path = write_pipeline(
+            tmp_path,
+            {
+                "name": "spent",
+                "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
+                "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi", "retry": {"max_attempts": 1}}],
+            },
+            [{"id": f"c{i}"} for i in range(4)],
+        )
+        done = threading.Event()
+
+        def go() -> None:
+            run(path, tmp_path / "run", max_throttle_wait=2.0)
+            done.set()
+
+        threading.Thread(target=go, daemon=True).start()
+        assert done.wait(120), "the units were paced past --max-throttle-wait"
+    assert len(seen) == 1
+    rows = sorted(attempts(tmp_path / "run"), key=lambda r: r["case"])
+    assert [r["outcome"] for r in rows] == ["pass", "error", "error", "error"]
+    assert all(
+        r["error_kind"] == "http_429" and "not sent: the rate-limit budget the server reported is spent" in r["reason"]
+        for r in rows[1:]
+    )
+
+
 @pytest.mark.parametrize(
     "key,value",
     [

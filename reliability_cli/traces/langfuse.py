@@ -15,6 +15,7 @@ from .records import (
     HashingFile,
     TraceRecord,
     as_int,
+    check_order,
     error_kind,
     json_items,
     output_text,
@@ -62,6 +63,7 @@ def observation_record(obs: Any, line: int | None) -> TraceRecord:
     start = parse_time(_get(obs, "startTime", "start_time"), "startTime")
     end_raw = _get(obs, "endTime", "end_time")
     end = parse_time(end_raw, "endTime") if end_raw else None
+    check_order(start, end, "startTime", "endTime")
     metadata = obs.get("metadata") or {}
     if not isinstance(metadata, dict):
         metadata = {"value": metadata}

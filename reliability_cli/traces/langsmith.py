@@ -12,6 +12,7 @@ from .records import (
     HashingFile,
     TraceRecord,
     as_int,
+    check_order,
     error_kind,
     json_items,
     output_text,
@@ -42,6 +43,7 @@ def run_record(run: Any, line: int | None) -> TraceRecord:
         raise BadRecord("name: missing or not a string")
     start = parse_time(run.get("start_time"), "start_time")
     end = parse_time(run["end_time"], "end_time") if run.get("end_time") else None
+    check_order(start, end, "start_time", "end_time")
     extra = run.get("extra") or {}
     metadata = (extra.get("metadata") if isinstance(extra, dict) else None) or {}
     if not isinstance(metadata, dict):

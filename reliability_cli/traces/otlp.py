@@ -17,11 +17,14 @@ from sys import intern
 from typing import Any
 
 from .records import (
+    MAX_NS,
     BadRecord,
     BadRecords,
     HashingFile,
     TraceRecord,
     as_int,
+    check_order,
+    checked_ns,
     error_kind,
     json_items,
     new_record,
@@ -113,9 +116,10 @@ def _nanos(value: Any, what: str, required: bool) -> int | None:
     if isinstance(value, bool):
         raise BadRecord(f"{what}: expected an integer")
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        ns = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise BadRecord(f"{what}: expected an integer of nanoseconds, got {json.dumps(value)[:40]}") from None
+    return checked_ns(ns, what, json.dumps(value)[:40])
 
 
 def default_step(attrs: Mapping[str, Any], name: str) -> str | None:
@@ -230,6 +234,8 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
             return None
         start_ns = int(start)
         end_ns = int(end)
+        if not 0 < start_ns <= end_ns <= MAX_NS:  # the general code names what is wrong
+            return None
         for a in items:
             v = a.get("value")
             if v.__class__ is dict:
@@ -294,6 +300,8 @@ def _general_record(span: Any, line: int | None) -> TraceRecord:
         raise BadRecord("name: missing or not a string")
     start = _nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano", True)
     end = _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano", False)
+    assert start is not None  # required
+    check_order(start, end, "startTimeUnixNano", "endTimeUnixNano")
     attrs = attributes_of(span.get("attributes") or [])
     raw_events = span.get("events")
     events: list[dict[str, Any]] = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -231,12 +232,12 @@ def parse_time(value: Any, what: str) -> int:
     if isinstance(value, bool) or value is None:
         raise BadRecord(f"{what}: expected a timestamp, got {json.dumps(value)}")
     if isinstance(value, (int, float)):
-        return _epoch_number(float(value))
+        return _epoch_number(float(value), what)
     if not isinstance(value, str) or not value:
         raise BadRecord(f"{what}: expected a timestamp, got {json.dumps(value)[:60]}")
     text = value.strip()
     if text.isdigit():
-        return _epoch_number(float(text))
+        return _epoch_number(float(text), what)
     iso = text.replace(" ", "T", 1) if "T" not in text else text
     if iso.endswith(("Z", "z")):
         iso = iso[:-1] + "+00:00"
@@ -253,20 +254,42 @@ def parse_time(value: Any, what: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)  # the exporters write UTC without an offset
     delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000 + nanos
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000 + nanos
+    return checked_ns(ns, what, text[:60])
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+#: the latest time a record may carry: OTLP's times are unsigned 64-bit nanoseconds since the
+#: epoch (1970 to 2554); every format is held to that range
+MAX_NS = 2**64 - 1
 
-def _epoch_number(x: float) -> int:
+
+def checked_ns(ns: int, what: str, shown: Any = None) -> int:
+    """``ns`` if it lies in 1970 to 2554 (:data:`MAX_NS`); else :class:`BadRecord` naming ``what``."""
+    if 0 <= ns <= MAX_NS:
+        return ns
+    raise BadRecord(f"{what}: {ns if shown is None else shown} is out of range (a time from 1970 to 2554)")
+
+
+def check_order(start: int, end: int | None, start_name: str, end_name: str) -> None:
+    """:class:`BadRecord` when a record ends before it starts (its latency would be negative)."""
+    if end is not None and end < start:
+        raise BadRecord(f"{end_name} is before {start_name} (the record ends before it starts)")
+
+
+def _epoch_number(x: float, what: str) -> int:
+    if not math.isfinite(x):
+        raise BadRecord(f"{what}: expected a timestamp, got {x}")
     if x > 1e17:
-        return int(x)
-    if x > 1e14:
-        return int(x * 1e3)
-    if x > 1e11:
-        return int(x * 1e6)
-    return int(x * 1e9)
+        ns = int(x)
+    elif x > 1e14:
+        ns = int(x * 1e3)
+    elif x > 1e11:
+        ns = int(x * 1e6)
+    else:
+        ns = int(x * 1e9)
+    return checked_ns(ns, what, x)
 
 
 def iso(ns: int | None) -> str | None:

@@ -141,6 +141,77 @@ def test_malformed_langsmith_runs(cli, tmp_path: Path, line: str, message: str) 
     assert code == 2 and f"{path}:{n}" in err and message in err
 
 
+_GOOD_SPAN = {
+    "traceId": "0af7651916cd43dd8448eb211c80319c",
+    "spanId": "b7ad6b7169203331",
+    "name": "chat m",
+    "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}],
+}
+
+
+@pytest.mark.parametrize(
+    "times,message",
+    [
+        # the file exporter's spelling (the fast path hands it to the general code to name it)
+        ({"startTimeUnixNano": "2000000000", "endTimeUnixNano": "1000000000"}, "endTimeUnixNano is before"),
+        # 10^23 ns is the year 3,170,843: it reached a datetime and stopped the run as an internal error
+        ({"startTimeUnixNano": "1" + "0" * 23, "endTimeUnixNano": "1" + "0" * 23}, "startTimeUnixNano"),
+        ({"startTimeUnixNano": 5, "endTimeUnixNano": 2**64}, "endTimeUnixNano"),
+        ({"startTimeUnixNano": "-5", "endTimeUnixNano": "7"}, "out of range"),
+    ],
+)
+def test_otlp_times_out_of_order_or_range_are_malformed(cli, tmp_path: Path, times: dict, message: str) -> None:
+    path = tmp_path / "spans.jsonl"
+    good = {**_GOOD_SPAN, "startTimeUnixNano": "1000000000", "endTimeUnixNano": "2000000000"}
+    bad = {**_GOOD_SPAN, "spanId": "b7ad6b7169203332", **times}
+    docs = [{"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]} for span in (good, bad)]
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    code, _, err = cli("traces", path, "--out", tmp_path / "run")
+    assert code == 2 and f"{path}:2" in err and message in err, err
+    assert "internal error" not in err and "Traceback" not in err
+    code, out, err = cli("traces", path, "--out", tmp_path / "run2", "--skip-bad")
+    assert code == 0, err
+    results = json.loads((tmp_path / "run2" / "results.json").read_text())
+    assert results["run"]["traces"]["bad_records"] == 1
+    assert results["steps"][0]["attempts"] == 1 and results["steps"][0]["latency_ms"]["max"] == 1000.0
+
+
+@pytest.mark.parametrize(
+    "start,end,message",
+    [
+        ("2026-01-01T00:00:05Z", "2026-01-01T00:00:01Z", "end_time is before start_time"),
+        (1e300, None, "start_time"),  # epoch seconds far past 2554
+        ("0001-01-01T00:00:00Z", None, "out of range"),
+    ],
+)
+def test_langsmith_times_out_of_order_or_range_are_malformed(cli, tmp_path: Path, start, end, message: str) -> None:
+    path = makers.write_langsmith(tmp_path / "runs.jsonl", 3)
+    run = {"id": "r9", "name": "x", "run_type": "llm", "trace_id": "t9", "start_time": start}
+    if end is not None:
+        run["end_time"] = end
+    path.write_text(path.read_text() + json.dumps(run) + "\n")
+    code, _, err = cli("traces", path, "--out", tmp_path / "run")
+    n = len(path.read_text().splitlines())
+    assert code == 2 and f"{path}:{n}" in err and message in err, err
+    assert "internal error" not in err
+
+
+def test_langfuse_observation_ending_before_it_starts_is_malformed(cli, tmp_path: Path) -> None:
+    path = makers.write_langfuse(tmp_path / "obs.jsonl", 3)
+    obs = {
+        "id": "o9",
+        "traceId": "t9",
+        "type": "GENERATION",
+        "name": "x",
+        "startTime": "2026-01-01T00:00:05.000Z",
+        "endTime": "2026-01-01T00:00:04.999Z",
+    }
+    path.write_text(path.read_text() + json.dumps(obs) + "\n")
+    code, _, err = cli("traces", path, "--out", tmp_path / "run")
+    n = len(path.read_text().splitlines())
+    assert code == 2 and f"{path}:{n}" in err and "endTime is before startTime" in err, err
+
+
 def test_malformed_langfuse_csv_row(cli, tmp_path: Path) -> None:
     path = makers.write_langfuse(tmp_path / "obs.csv", 4, csv_format=True)
     header = path.read_text().splitlines()[0].split(",")

@@ -27,6 +27,7 @@ from ..endpoints import (
     is_retryable_error,
 )
 from ..journal import JournalWriter
+from ..records import parse_json_output
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
 from ..textfmt import one_line, truncate
@@ -497,13 +498,8 @@ class Engine:
         if response.output is not None:
             return response.output, text, None
         if step.parse == "json":
-            try:
-                return json.loads(text), text, None
-            except json.JSONDecodeError as exc:
-                return None, text, f"output is not valid JSON: {exc.msg} at char {exc.pos}"
-            except (ValueError, RecursionError) as exc:  # a 5,000-digit number; nesting past the stack
-                detail = "nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc))
-                return None, text, f"output is not valid JSON: {detail}"
+            value, why = parse_json_output(text)
+            return value, text, why
         return text, text, None
 
     async def _judge_checks(

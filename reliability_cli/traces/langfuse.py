@@ -20,6 +20,7 @@ from .records import (
     json_items,
     output_text,
     parse_time,
+    too_deep,
 )
 
 POINT_TYPES = ("EVENT",)  # a point in time, not a step
@@ -107,7 +108,11 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
         return
     for item, line, index in json_items(source, bad, ("data", "observations")):
         try:
-            yield observation_record(item, line)
+            try:
+                record = observation_record(item, line)
+            except RecursionError:
+                raise too_deep() from None
+            yield record
         except BadRecord as exc:
             exc.line, exc.item = line, index
             bad.add(file, exc)
@@ -145,11 +150,15 @@ def _read_csv(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
                 if key in _JSON_COLUMNS and value[:1] in ("{", "[", '"'):
                     try:
                         obs[key] = json.loads(value)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         raise BadRecord(f"{key}: not valid JSON") from None
                 else:
                     obs[key] = value
-            yield observation_record(obs, line)
+            try:
+                record = observation_record(obs, line)
+            except RecursionError:
+                raise too_deep() from None
+            yield record
         except BadRecord as exc:
             exc.line = line
             bad.add(file, exc)

@@ -17,6 +17,7 @@ from .records import (
     json_items,
     output_text,
     parse_time,
+    too_deep,
 )
 
 
@@ -85,7 +86,11 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
     file = str(source.path)
     for item, line, index in json_items(source, bad, ("runs", "data")):
         try:
-            yield run_record(item, line)
+            try:
+                record = run_record(item, line)
+            except RecursionError:
+                raise too_deep() from None
+            yield record
         except BadRecord as exc:
             exc.line, exc.item = line, index
             bad.add(file, exc)

@@ -29,6 +29,7 @@ from .records import (
     json_items,
     new_record,
     output_text,
+    too_deep,
 )
 
 STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR", "ERROR")
@@ -246,7 +247,7 @@ def _plain_record(span: dict[str, Any], line: int | None) -> TraceRecord | None:
             else:
                 text = value_of(v)
             attrs[a["key"]] = text
-    except (AttributeError, KeyError, TypeError, ValueError):
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError):
         return None
     kind = reason = None
     errored = status.get("code") in STATUS_ERROR if status else False
@@ -365,7 +366,11 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
                 yield found
                 continue
             try:
-                yield _general_record(span, line)
+                try:
+                    record = _general_record(span, line)
+                except RecursionError:
+                    raise too_deep() from None
+                yield record
             except BadRecord as exc:
                 exc.line = line
                 exc.message = f"span {j} of the document: {exc.message}" if line is not None else exc.message

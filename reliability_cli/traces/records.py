@@ -95,14 +95,17 @@ class BadRecords:
 
 
 def _json_loads(data: bytes) -> Any:
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:  # nesting past the interpreter's stack: a malformed record, not a crash
+        raise ValueError("nested too deeply") from None
 
 
 def _fast_loads(data: bytes) -> Any:
     try:
         return _orjson.loads(data)
     except ValueError:  # (orjson refuses what json may accept: NaN, huge integers, UTF-16, …)
-        return json.loads(data)  # the same value, or the same error, as without orjson
+        return _json_loads(data)  # the same value, or the same error, as without orjson
 
 
 loads = _fast_loads if _orjson is not None else _json_loads
@@ -263,6 +266,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: the latest time a record may carry: OTLP's times are unsigned 64-bit nanoseconds since the
 #: epoch (1970 to 2554); every format is held to that range
 MAX_NS = 2**64 - 1
+
+
+def too_deep() -> BadRecord:
+    """The record of a value nested past the interpreter's stack (``RecursionError``)."""
+    return BadRecord("a value is nested too deeply to read")
 
 
 def checked_ns(ns: int, what: str, shown: Any = None) -> int:

@@ -62,7 +62,10 @@ def _pattern(value: _Pattern) -> Any:
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    try:
+        return str(value)
+    except RecursionError:  # a value nested past the stack matches no pattern
+        return ""
 
 
 def _field(rec: TraceRecord, where: str, key: str | None) -> Any:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..records import parse_json_output
 from .records import OUTPUT_LIMIT, excerpt
 
 # positions in a stored row (spill.Row, read as a plain tuple)
@@ -291,11 +292,10 @@ class TraceChecks:
 
         output: Any = text
         if self.parse.get(step) == "json":
-            try:
-                output = json.loads(text)
-            except ValueError as exc:
+            output, why = parse_json_output(text)
+            if why is not None:
                 self.judged += 1
-                return "fail", f"output is not valid JSON: {exc}"
+                return "fail", why
         context = {
             "vars": {},
             "expect": {},

@@ -212,6 +212,26 @@ def test_langfuse_observation_ending_before_it_starts_is_malformed(cli, tmp_path
     assert code == 2 and f"{path}:{n}" in err and "endTime is before startTime" in err, err
 
 
+@pytest.mark.parametrize("levels", [990, 100_000])
+def test_values_nested_past_the_stack_are_malformed_records(cli, tmp_path: Path, levels: int) -> None:
+    # 990 levels parse (orjson reads up to 1,024) but overflowed the stack while the record
+    # was read; 100,000 overflowed the parser itself. Either was an internal error.
+    deep = "[" * levels + '"x"' + "]" * levels
+    run = (
+        '{"id": "r1", "trace_id": "t1", "name": "llm", "run_type": "llm", "start_time": '
+        f'"2026-01-01T00:00:00Z", "end_time": "2026-01-01T00:00:01Z", "outputs": {{"o": {deep}}}}}'
+    )
+    path = makers.write_langsmith(tmp_path / "runs.jsonl", 3)
+    path.write_text(path.read_text() + run + "\n")
+    n = len(path.read_text().splitlines())
+    code, _, err = cli("traces", path, "--out", tmp_path / "run")
+    assert code == 2 and f"{path}:{n}" in err and "nested too deeply" in err, err
+    assert "internal error" not in err
+    code, _, err = cli("traces", path, "--out", tmp_path / "run2", "--skip-bad")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run2" / "results.json").read_text())["run"]["traces"]["bad_records"] == 1
+
+
 def test_malformed_langfuse_csv_row(cli, tmp_path: Path) -> None:
     path = makers.write_langfuse(tmp_path / "obs.csv", 4, csv_format=True)
     header = path.read_text().splitlines()[0].split(",")

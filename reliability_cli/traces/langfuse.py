@@ -132,13 +132,29 @@ _JSON_COLUMNS = (
 )
 
 
+#: the longest CSV field read (2 GiB - 1: csv's limit is a C long)
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
 def _read_csv(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
     """The blob export's CSV: one observation a row; nested values are JSON text."""
     file = str(source.path)
+    # csv's own cap on a field (128 KiB) is below a long model output; a row is held whole
+    # anyway, so the cap protects nothing here (raised for the process, never lowered)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.DictReader(raw.decode("utf-8-sig", errors="replace") for _, raw in source.lines())
     start_line = 2
-    for row in reader:
+    rows = iter(reader)
+    while True:
         line = start_line
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            start_line = reader.line_num + 1
+            bad.add(file, BadRecord(f"not a valid CSV row ({exc})", line=line))
+            continue
         start_line = reader.line_num + 1
         try:
             obs: dict[str, Any] = {}

@@ -246,6 +246,31 @@ def test_malformed_langfuse_csv_row(cli, tmp_path: Path) -> None:
     assert code == 2 and f"{path}:{n}" in err and "startTime" in err
 
 
+def test_langfuse_csv_with_an_output_longer_than_csvs_field_limit(cli, tmp_path: Path) -> None:
+    # csv stops at 128 KiB a field by default: a long model output was an internal error
+    path = makers.write_langfuse(tmp_path / "obs.csv", 4, csv_format=True)
+    header = path.read_text().splitlines()[0].split(",")
+    assert "output" in header
+    row = ["" for _ in header]
+    for key, value in {
+        "id": "x1",
+        "type": "GENERATION",
+        "name": "long",
+        "traceId": "t-long",
+        "startTime": "2026-01-01T00:00:00Z",
+        "endTime": "2026-01-01T00:00:02Z",
+        "output": '"' + "y" * 200_000 + '"',
+    }.items():
+        row[header.index(key)] = value
+    path.write_text(path.read_text() + ",".join(row) + "\n")
+    code, _, err = cli("traces", path, "--out", tmp_path / "run")
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    (long,) = [s for s in results["steps"] if s["id"] == "generation long"]
+    assert long["attempts"] == 1 and long["latency_ms"]["max"] == 2000.0
+    assert results["run"]["traces"]["bad_records"] == 0
+
+
 def test_format_is_detected_or_refused(cli, tmp_path: Path) -> None:
     other = tmp_path / "x.jsonl"
     other.write_text('{"hello": 1}\n')

@@ -52,20 +52,3 @@ def parse_arguments(raw: Any) -> Any:
         except ValueError:  # not JSON, or past the budgets (nesting, digits): kept as the string
             return raw
     return raw
-
-
-def parse_json_output(text: str) -> tuple[Any, str | None]:
-    """A step's output parsed as JSON (``parse: json``): ``(value, None)``, or ``(None, why)``
-    when it is not JSON — a ``fail`` of the model, never an error of relcheck's (a 5,000-digit
-    number, nesting past the interpreter's stack)."""
-    import json
-
-    try:
-        return json.loads(text), None
-    except json.JSONDecodeError as exc:
-        return None, f"output is not valid JSON: {exc.msg} at char {exc.pos}"
-    except (ValueError, RecursionError) as exc:
-        from .textfmt import one_line
-
-        detail = "nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc))
-        return None, f"output is not valid JSON: {detail}"

@@ -6,6 +6,7 @@ anything runs; :data:`REGISTRY` holds every type (see :mod:`.registry`).
 """
 
 from ..records import ToolCall
+from ._common import parse_json_output
 from .base import CheckCodeError, CheckInput, Verdict, normalize
 from .registry import ALL_KEYS, REGISTRY, get, run_check, validate_spec
 
@@ -18,6 +19,7 @@ __all__ = [
     "Verdict",
     "get",
     "normalize",
+    "parse_json_output",
     "run_check",
     "validate_spec",
 ]

@@ -250,3 +250,16 @@ def parse_comma_separated(value: str) -> list[str]:
 def is_template(value: Any) -> bool:
     """True when a literal still holds a template (validated only once rendered)."""
     return isinstance(value, str) and templating.is_template(value)
+
+
+def parse_json_output(text: str) -> tuple[Any, str | None]:
+    """A step's output parsed as JSON (``parse: json``): ``(value, None)``, or ``(None, why)``
+    when it is not JSON — a ``fail`` of the model, never an error of relcheck's (a 5,000-digit
+    number, nesting past the interpreter's stack)."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"output is not valid JSON: {exc.msg} at char {exc.pos}"
+    except (ValueError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else one_line(str(exc))
+        return None, f"output is not valid JSON: {detail}"

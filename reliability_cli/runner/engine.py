@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from ..checks import CheckCodeError, CheckInput, run_check
+from ..checks import CheckCodeError, CheckInput, parse_json_output, run_check
 from ..config import Case, Pipeline, StepPlan
 from ..endpoints import (
     AttemptError,
@@ -27,7 +27,6 @@ from ..endpoints import (
     is_retryable_error,
 )
 from ..journal import JournalWriter
-from ..records import parse_json_output
 from ..results.schema import Stop
 from ..templating import RenderError, render_value
 from ..textfmt import one_line, truncate

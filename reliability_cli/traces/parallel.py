@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .records import EXAMPLES_KEPT, BadRecord, BadRecords, FileRange, HashingFile, TraceRecord, loads
+from .records import EXAMPLES_KEPT, BadRecord, BadRecords, FileRange, HashingFile, TraceRecord, loads, trace_lines
 
 MIN_BYTES = 8 << 20  # smaller files are read in process (where a worker would cost more than it saves)
 CHUNK_BYTES = 64 << 20  # at most this much a range (several per worker: a busy CPU does fewer)
@@ -69,7 +69,7 @@ def _starts_with_a_line(path: Path, size: int) -> bool:
     line parses, or fails without opening a document (a bad record). A first line of more
     than half the file (one document on one line) is not worth splitting."""
     with open(path, "rb") as fh:
-        for raw in fh:
+        for raw in trace_lines(fh, str(path)):
             text = raw.strip()
             if not text:
                 continue

@@ -114,6 +114,37 @@ which gives the same values except that it reads an integer wider than 64 bits (
 OTLP's int64, and beyond any timestamp or token count) as a float."""
 
 
+#: The longest line of a traces file, and the largest single (pretty-printed) JSON document,
+#: read: each is held in memory whole. An OpenTelemetry Collector's file exporter writes one
+#: export batch a line (8,192 spans by default), well below it.
+MAX_TRACE_LINE_BYTES = 256 * 1024 * 1024
+
+
+def trace_lines(fh: Any, file: str, first_line: int = 1) -> Iterator[bytes]:
+    """The lines of binary ``fh`` (numbered from ``first_line``), each at most
+    :data:`MAX_TRACE_LINE_BYTES`: a longer one (a file without newlines) is refused, exit 2,
+    rather than read into memory whole."""
+    limit = MAX_TRACE_LINE_BYTES
+    readline = fh.readline
+    number = first_line
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            raise TracesError(
+                f"line longer than {_bytes(limit)} (a line is read whole)",
+                Location(file, number),
+                hint="export smaller batches (the exporters write one batch a line)",
+            )
+        yield line
+        number += 1
+
+
+def _bytes(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
+
+
 class HashingFile:
     """Reads a file in binary, line by line, hashing every byte (the input's SHA-256)."""
 
@@ -125,7 +156,7 @@ class HashingFile:
 
     def lines(self) -> Iterator[tuple[int, bytes]]:
         with open(self.path, "rb") as fh:
-            for number, line in enumerate(fh, 1):
+            for number, line in enumerate(trace_lines(fh, str(self.path)), 1):
                 self.sha256.update(line)
                 yield number, line
 
@@ -151,7 +182,7 @@ class FileRange(HashingFile):
             return
         with open(self.path, "rb") as fh:
             fh.seek(self.start)
-            for number, line in enumerate(fh, self.first_line):
+            for number, line in enumerate(trace_lines(fh, str(self.path), self.first_line), self.first_line):
                 yield number, line
                 left -= len(line)
                 if left <= 0:
@@ -170,9 +201,19 @@ def json_items(
     mode: str | None = "lines" if source.lines_only else None  # "lines" or "whole": by the first non-empty line
     buffered: list[bytes] = []
     first = 1
+    held = 0  # bytes of the document being buffered
     for number, raw in source.lines():
         if mode == "whole":
             buffered.append(raw)
+            held += len(raw)
+            if held > MAX_TRACE_LINE_BYTES:
+                raise TracesError(
+                    f"a single JSON document larger than {_bytes(MAX_TRACE_LINE_BYTES)} "
+                    "(such a document is read whole)",
+                    Location(file, first),
+                    hint="export JSON Lines (one record or TracesData a line), which is streamed, "
+                    "e.g. jq -c '.[]' FILE > FILE.jsonl",
+                )
             continue
         text = raw.strip()
         if not text:
@@ -181,7 +222,7 @@ def json_items(
             item = loads(text)
         except ValueError as exc:  # (JSONDecodeError and UnicodeDecodeError)
             if mode is None and text[:1] in (b"{", b"["):
-                mode, buffered, first = "whole", [raw], number  # a pretty-printed document
+                mode, buffered, first, held = "whole", [raw], number, len(raw)  # a pretty-printed document
                 continue
             mode = "lines"
             bad.add(file, BadRecord(f"not valid JSON ({getattr(exc, 'msg', exc)})", line=number))

@@ -103,9 +103,10 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
     paths = [Path(f) for f in files]
     if not paths:
         raise UsageError("no trace file given")
-    for p in paths:
-        if not p.is_file():
-            raise UsageError(f"{p}: no such trace file")
+    from ..config.limits import check_regular
+
+    for p in paths:  # a FIFO or a device would block or never end: regular files only
+        check_regular(p, str(p), TracesError, "trace")
     formats = [detect_format(p) if options.format == "auto" else options.format for p in paths]
     pipeline = load_pipeline(options.pipeline, options.environ) if options.pipeline else None
     if pipeline is not None and not pipeline.model.traces:

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import parse_json_output
 from .records import OUTPUT_LIMIT, excerpt
 
 # positions in a stored row (spill.Row, read as a plain tuple)
@@ -287,7 +286,7 @@ class TraceChecks:
         self, step: str, text: str, latency_ms: float, trace: str, attempt: int, steps_ctx: Mapping[str, Any]
     ) -> tuple[str, str | None] | None:
         """``("pass", None)`` or ``("fail", reason)``; ``None`` when no check could run."""
-        from ..checks import CheckCodeError, CheckInput, run_check
+        from ..checks import CheckCodeError, CheckInput, parse_json_output, run_check
         from ..templating import RenderError, render_value
 
         output: Any = text

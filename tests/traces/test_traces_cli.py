@@ -4,6 +4,7 @@ malformed records, every report format."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -278,6 +279,16 @@ def test_format_is_detected_or_refused(cli, tmp_path: Path) -> None:
     assert code == 2 and "--format" in err
     code, _, err = cli("traces", tmp_path / "missing.jsonl")
     assert code == 2 and "no such trace file" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_or_a_directory_is_refused_before_it_is_read(cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "spans.jsonl"
+    os.mkfifo(fifo)  # opening it would block until a writer came
+    code, _, err = cli("traces", fifo, "--out", tmp_path / "run")
+    assert code == 2 and "is a FIFO (named pipe), not a regular file" in err and str(fifo) in err
+    code, _, err = cli("traces", tmp_path, "--out", tmp_path / "run")
+    assert code == 2 and "is a directory" in err
 
 
 def test_pipeline_traces_section_is_validated(cli, tmp_path: Path, otlp: Path) -> None:

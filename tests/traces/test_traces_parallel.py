@@ -131,6 +131,41 @@ def test_a_malformed_record_in_a_later_range_is_reported_as_in_one_process(
     assert one[0]["run"]["traces"]["bad_records"] == 3
 
 
+def test_an_overlong_line_is_refused_naming_it_in_process_and_in_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: list[int]
+) -> None:
+    from reliability_cli.traces import records
+
+    path = makers.write_otlp(tmp_path / "a.jsonl", 40, hex_ids=True)
+    lines = path.read_text().splitlines()
+    longest = max(len(line) for line in lines) + 1
+    n = len(lines)
+    _with_lines(path, {n - 2: lines[n - 3][:-1] + " " * longest + "}"})  # a valid document, too long
+    monkeypatch.setattr(records, "MAX_TRACE_LINE_BYTES", longest)
+    errors = []
+    for limit in (1 << 62, 0):
+        monkeypatch.setattr(parallel, "MIN_BYTES", limit)
+        with pytest.raises(TracesError) as info:
+            read_traces([str(path)], TraceOptions(out=str(tmp_path / f"strict-{limit}")))
+        errors.append((str(info.value), str(info.value.location)))
+    assert split
+    assert errors[0] == errors[1]
+    assert "line longer than" in errors[0][0] and errors[0][1] == f"{path}:{n - 1}"  # inserted as line n - 1
+
+
+def test_a_pretty_printed_document_past_the_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reliability_cli.traces import records
+
+    path = makers.write_langsmith(tmp_path / "runs.json", 5, as_array=True)  # indented: read whole
+    monkeypatch.setattr(records, "MAX_TRACE_LINE_BYTES", path.stat().st_size // 2)
+    with pytest.raises(TracesError) as info:
+        read_traces([str(path)], TraceOptions(out=str(tmp_path / "run")))
+    assert "single JSON document larger than" in str(info.value) and "jq -c" in (info.value.hint or "")
+    assert str(info.value.location) == f"{path}:1"
+    monkeypatch.setattr(records, "MAX_TRACE_LINE_BYTES", path.stat().st_size)
+    assert read_traces([str(path)], TraceOptions(out=str(tmp_path / "run2"))).results.steps
+
+
 def test_many_malformed_records_keep_the_first_examples_in_file_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: list[int]
 ) -> None:

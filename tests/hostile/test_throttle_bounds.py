@@ -42,22 +42,20 @@ def test_retry_after_zero_or_past_does_not_flood(tmp_path: Path, retry_after: st
     assert only["throttled"] == 4
 
 
-def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Path):
-    """A server asking for an hour pauses the endpoint, but no request is held past what it
-    may wait: the one that got the 429 and every one queued behind the pause end as
-    ``http_429`` at once, naming the wait, and only the first is ever sent (before the fix the
-    other units slept through the hour)."""
+def _run_within(tmp_path: Path, status: int, body: dict, headers: dict, cases: int) -> tuple[list, dict]:
+    """A one-step eval of ``cases`` against a server answering every request alike, with
+    ``--max-throttle-wait 2``; (the requests the server saw, results.json). Fails if the run is
+    still going after 120 s (the units held past what they may wait)."""
     seen: list = []
-    body = {"error": {"message": "hourly quota used", "type": "rate_limit"}}
-    with raw_server(always(429, body, {"retry-after": "3600"}, seen)) as url:
+    with raw_server(always(status, body, headers, seen)) as url:
         path = write_pipeline(
             tmp_path,
             {
-                "name": "hour",
+                "name": "held",
                 "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
                 "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi", "retry": {"max_attempts": 1}}],
             },
-            [{"id": f"c{i}"} for i in range(6)],
+            [{"id": f"c{i}"} for i in range(cases)],
         )
         done = threading.Event()
         outcome: dict = {}
@@ -67,7 +65,17 @@ def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Pat
             done.set()
 
         threading.Thread(target=go, daemon=True).start()
-        assert done.wait(120), "the units queued behind the pause were held past --max-throttle-wait"
+        assert done.wait(120), "the units were held past --max-throttle-wait"
+    return seen, outcome["results"]
+
+
+def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Path):
+    """A server asking for an hour pauses the endpoint, but no request is held past what it
+    may wait: the one that got the 429 and every one queued behind the pause end as
+    ``http_429`` at once, naming the wait, and only the first is ever sent (before the fix the
+    other units slept through the hour)."""
+    body = {"error": {"message": "hourly quota used", "type": "rate_limit"}}
+    seen, results = _run_within(tmp_path, 429, body, {"retry-after": "3600"}, 6)
     assert len(seen) == 1  # the probe; the rest were refused without a request
     rows = attempts(tmp_path / "run")
     assert sorted(r["case"] for r in rows) == [f"c{i}" for i in range(6)]
@@ -76,37 +84,19 @@ def test_a_retry_after_beyond_max_throttle_wait_fails_the_run_fast(tmp_path: Pat
     held = [r for r in rows if "not sent: the endpoint is paused for" in r["reason"]]
     assert len(first) == 1 and len(held) == 5
     assert all("--max-throttle-wait 2" in r["reason"] for r in rows)
-    assert outcome["results"]["exit_code"] == 3  # every unit errored: over max_error_rate
+    assert results["exit_code"] == 3  # every unit errored: over max_error_rate
 
 
 def test_a_reported_budget_spent_for_hours_fails_the_run_fast(tmp_path: Path):
     """Rate-limit headers that leave nothing until a reset far away (here a hostile 1,000,000 h)
     do not hold the units queued behind them: each ends as ``http_429``, not sent."""
-    seen: list = []
     body = {"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
     spent = {
         "x-ratelimit-limit-requests": "1",
         "x-ratelimit-remaining-requests": "0",
         "x-ratelimit-reset-requests": "1000000h",
     }
-    with raw_server(always(200, body, spent, seen)) as url:
-        path = write_pipeline(
-            tmp_path,
-            {
-                "name": "spent",
-                "endpoints": {"llm": {"type": "openai", "base_url": url, "model": "m", "timeout_s": 5}},
-                "steps": [{"id": "a", "endpoint": "llm", "prompt": "hi", "retry": {"max_attempts": 1}}],
-            },
-            [{"id": f"c{i}"} for i in range(4)],
-        )
-        done = threading.Event()
-
-        def go() -> None:
-            run(path, tmp_path / "run", max_throttle_wait=2.0)
-            done.set()
-
-        threading.Thread(target=go, daemon=True).start()
-        assert done.wait(120), "the units were paced past --max-throttle-wait"
+    seen, _ = _run_within(tmp_path, 200, body, spent, 4)
     assert len(seen) == 1
     rows = sorted(attempts(tmp_path / "run"), key=lambda r: r["case"])
     assert [r["outcome"] for r in rows] == ["pass", "error", "error", "error"]

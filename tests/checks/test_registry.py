@@ -43,7 +43,19 @@ def test_public_api():
         "ToolCall",
         "normalize",
         "CheckCodeError",
+        "parse_json_output",
     }
+
+
+def test_parse_json_output_is_a_fail_reason_never_an_exception():
+    # what ``parse: json`` makes of a step's output, in eval and in traces alike
+    assert checks.parse_json_output('{"a": [1, 2]}') == ({"a": [1, 2]}, None)
+    value, why = checks.parse_json_output('{"a": ')
+    assert value is None and why is not None and why.startswith("output is not valid JSON: Expecting value at char")
+    value, why = checks.parse_json_output("[" * 100_000 + "]" * 100_000)
+    assert value is None and why == "output is not valid JSON: nested too deeply"
+    value, why = checks.parse_json_output("9" * 5000)
+    assert value is None and why is not None and "4300" in why
 
 
 def test_every_spec_type_is_registered():

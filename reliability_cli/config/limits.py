@@ -103,18 +103,30 @@ def read_regular(
     return data
 
 
-def bounded_lines(fh: Any, file: str, error: type[RelcheckError], limit: int = MAX_LINE_BYTES) -> Any:
+def bounded_lines(
+    fh: Any,
+    file: str,
+    error: type[RelcheckError],
+    limit: int = MAX_LINE_BYTES,
+    first_line: int = 1,
+    hint: str | None = None,
+) -> Any:
     """The lines of binary ``fh``, each at most ``limit`` bytes (a file without newlines
-    cannot be read into memory whole)."""
-    lineno = 0
+    cannot be read into memory whole); ``first_line`` numbers the first one in the error."""
+    lineno = first_line - 1
     while True:
         line = fh.readline(limit + 1)
         if not line:
             return
         lineno += 1
         if len(line) > limit and not line.endswith(b"\n"):
-            raise error(f"line longer than {limit // (1024 * 1024)} MiB", Location(file, lineno))
+            raise error(f"line longer than {size_text(limit)}", Location(file, lineno), hint=hint)
         yield line
+
+
+def size_text(n: int) -> str:
+    """``16 MiB`` (whole mebibytes), else ``5,739 bytes``."""
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
 def _article(what: str) -> str:

@@ -124,25 +124,10 @@ def trace_lines(fh: Any, file: str, first_line: int = 1) -> Iterator[bytes]:
     """The lines of binary ``fh`` (numbered from ``first_line``), each at most
     :data:`MAX_TRACE_LINE_BYTES`: a longer one (a file without newlines) is refused, exit 2,
     rather than read into memory whole."""
-    limit = MAX_TRACE_LINE_BYTES
-    readline = fh.readline
-    number = first_line
-    while True:
-        line = readline(limit + 1)
-        if not line:
-            return
-        if len(line) > limit and not line.endswith(b"\n"):
-            raise TracesError(
-                f"line longer than {_bytes(limit)} (a line is read whole)",
-                Location(file, number),
-                hint="export smaller batches (the exporters write one batch a line)",
-            )
-        yield line
-        number += 1
+    from ..config.limits import bounded_lines
 
-
-def _bytes(n: int) -> str:
-    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n:,} bytes"
+    hint = "a line is read whole: export smaller batches (the exporters write one batch a line)"
+    return bounded_lines(fh, file, TracesError, MAX_TRACE_LINE_BYTES, first_line, hint)  # type: ignore[no-any-return]
 
 
 class HashingFile:
@@ -207,8 +192,10 @@ def json_items(
             buffered.append(raw)
             held += len(raw)
             if held > MAX_TRACE_LINE_BYTES:
+                from ..config.limits import size_text
+
                 raise TracesError(
-                    f"a single JSON document larger than {_bytes(MAX_TRACE_LINE_BYTES)} "
+                    f"a single JSON document larger than {size_text(MAX_TRACE_LINE_BYTES)} "
                     "(such a document is read whole)",
                     Location(file, first),
                     hint="export JSON Lines (one record or TracesData a line), which is streamed, "

@@ -20,7 +20,7 @@ from .records import (
     json_items,
     output_text,
     parse_time,
-    too_deep,
+    read_record,
 )
 
 POINT_TYPES = ("EVENT",)  # a point in time, not a step
@@ -108,11 +108,7 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
         return
     for item, line, index in json_items(source, bad, ("data", "observations")):
         try:
-            try:
-                record = observation_record(item, line)
-            except RecursionError:
-                raise too_deep() from None
-            yield record
+            yield read_record(observation_record, item, line)
         except BadRecord as exc:
             exc.line, exc.item = line, index
             bad.add(file, exc)
@@ -170,11 +166,7 @@ def _read_csv(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
                         raise BadRecord(f"{key}: not valid JSON") from None
                 else:
                     obs[key] = value
-            try:
-                record = observation_record(obs, line)
-            except RecursionError:
-                raise too_deep() from None
-            yield record
+            yield read_record(observation_record, obs, line)
         except BadRecord as exc:
             exc.line = line
             bad.add(file, exc)

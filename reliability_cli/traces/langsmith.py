@@ -17,7 +17,7 @@ from .records import (
     json_items,
     output_text,
     parse_time,
-    too_deep,
+    read_record,
 )
 
 
@@ -86,11 +86,7 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
     file = str(source.path)
     for item, line, index in json_items(source, bad, ("runs", "data")):
         try:
-            try:
-                record = run_record(item, line)
-            except RecursionError:
-                raise too_deep() from None
-            yield record
+            yield read_record(run_record, item, line)
         except BadRecord as exc:
             exc.line, exc.item = line, index
             bad.add(file, exc)

@@ -29,7 +29,7 @@ from .records import (
     json_items,
     new_record,
     output_text,
-    too_deep,
+    read_record,
 )
 
 STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR", "ERROR")
@@ -366,11 +366,7 @@ def read(source: HashingFile, bad: BadRecords) -> Iterator[TraceRecord]:
                 yield found
                 continue
             try:
-                try:
-                    record = _general_record(span, line)
-                except RecursionError:
-                    raise too_deep() from None
-                yield record
+                yield read_record(_general_record, span, line)
             except BadRecord as exc:
                 exc.line = line
                 exc.message = f"span {j} of the document: {exc.message}" if line is not None else exc.message

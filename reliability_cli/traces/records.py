@@ -14,13 +14,15 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import Location, TracesError
+
+T = TypeVar("T")
 
 try:  # optional: parses the spans' JSON about twice as fast; the stdlib's json is the fallback
     import orjson as _orjson
@@ -296,9 +298,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 MAX_NS = 2**64 - 1
 
 
-def too_deep() -> BadRecord:
-    """The record of a value nested past the interpreter's stack (``RecursionError``)."""
-    return BadRecord("a value is nested too deeply to read")
+def read_record(build: Callable[..., T], *args: Any) -> T:
+    """``build(*args)``, a record's reader: a value nested past the interpreter's stack
+    (``RecursionError`` while it is walked) is a malformed record, not a crash."""
+    try:
+        return build(*args)
+    except RecursionError:
+        raise BadRecord("a value is nested too deeply to read") from None
 
 
 def checked_ns(ns: int, what: str, shown: Any = None) -> int:

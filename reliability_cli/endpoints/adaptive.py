@@ -276,13 +276,12 @@ class AdaptiveController:
             async with self._gate:
                 while True:
                     now = self.clock.now()
-                    if max_pause is not None:
-                        if self.paused_until - now > max_pause:
-                            raise PausedTooLong(self.paused_until - now, self.paused_by)
-                        reported = self._provider_wait(cost, now)
-                        if reported > max_pause:
-                            raise PausedTooLong(reported, None)
-                    wait = max(self.paused_until - now, self._budget_wait(cost, now))
+                    paused, reported = self.paused_until - now, self._provider_wait(cost, now)
+                    if max_pause is not None and paused > max_pause:
+                        raise PausedTooLong(paused, self.paused_by)
+                    if max_pause is not None and reported > max_pause:
+                        raise PausedTooLong(reported, None)
+                    wait = max(paused, reported, self._own_budget_wait(cost, now))
                     if wait > 0:
                         if self.paused_until > now:
                             self.stats.paused_s += min(wait, self.paused_until - now)
@@ -330,13 +329,14 @@ class AdaptiveController:
             for task in (freed, timer):
                 task.cancel()
 
-    def _budget_wait(self, cost: Cost, now: float) -> float:
+    def _own_budget_wait(self, cost: Cost, now: float) -> float:
+        """The wait for the user's ``rate_limit_rpm`` and ``rate_limit_tpm``."""
         wait = 0.0
         if "rpm" in self.budgets:
             wait = self.budgets["rpm"].wait_s(1.0, now)
         if "tpm" in self.budgets:
             wait = max(wait, self.budgets["tpm"].wait_s(cost.total, now))
-        return max(wait, self._provider_wait(cost, now))
+        return wait
 
     def _provider_wait(self, cost: Cost, now: float) -> float:
         """The wait for the budgets the provider's rate-limit headers reported."""

@@ -28,7 +28,7 @@ import heapq
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +448,33 @@ class _Aggregator:
                 kept = (key, case, trial, final, s.get("error_kind"), s.get("reason"), s.get("output"))
                 (heapq.heapreplace if full else heapq.heappush)(heap, kept)
 
+    def absorb(self, later: _Aggregator) -> None:
+        """Add ``later``'s tallies: an aggregate, with the same steps, phases and eval-set
+        order, of the journal lines that follow this one's — so that the parts of one journal
+        may be aggregated apart (``relcheck traces`` does it in worker processes) and joined
+        in journal order, with the figures one pass over the whole gives. (Each part's cost
+        sums end a block of :data:`CHUNK_LINES` where the part ends: the same to the bit only
+        when nothing is priced, as in traces.) ``later`` is spent.
+        """
+        if later.slots != self.slots or later.clustered != self.clustered:
+            raise ValueError("analysis: an aggregate of other steps or trials cannot be absorbed")
+        moved = self.units.absorb(later.units)  # later's positions of cases the order lacks → ours
+        offset = self.seq
+        for slot, (tally, other) in enumerate(zip(self.tallies, later.tallies)):
+            _add_tally(tally, other)
+            heap = self.failures[slot]
+            for (minus_position, minus_trial, minus_seq), *rest in later.failures[slot]:
+                position = moved.get(-minus_position, -minus_position)
+                key = (-position, minus_trial, minus_seq - offset)  # (arrival numbered after ours)
+                full = len(heap) >= FAILURES_KEPT
+                if not full or key > heap[0][0]:
+                    (heapq.heapreplace if full else heapq.heappush)(heap, (key, *rest))
+            shares = self.shares[slot]
+            for case, packed in later.shares[slot].items():
+                shares[case] = shares.get(case, 0) + packed
+        self.seq += later.seq
+        self.graph = self.graph or later.graph
+
     def finish(self) -> tuple[dict[str, StepTally], dict[str, StepTally] | None]:
         position = self.units.position
         for slot, tally in enumerate(self.tallies):
@@ -465,6 +492,28 @@ class _Aggregator:
 
 
 Aggregate = _Aggregator  # (what aggregate returns; opaque to callers)
+
+
+def _add_tally(tally: StepTally, other: StepTally) -> None:
+    """Add ``other``'s counts (of later journal lines) to ``tally``'s, field by field, as if
+    one pass had counted both: numbers are summed, counters and latencies appended in order
+    (a counter's keys stay in first-seen order)."""
+    for f in fields(StepTally):
+        name = f.name
+        mine, theirs = getattr(tally, name), getattr(other, name)
+        if name == "id" or name == "failures" or name == "per_case":
+            continue  # (the id is the same; the last two are made by finish())
+        if isinstance(mine, bool):
+            setattr(tally, name, mine or theirs)
+        elif isinstance(mine, (int, float)):
+            setattr(tally, name, mine + theirs)
+        elif isinstance(mine, Counter):
+            mine.update(theirs)  # (not +=, which drops counts of zero)
+        elif isinstance(mine, array):
+            mine.extend(theirs)
+        else:  # a new kind of field: say so here, not with figures silently short
+            raise TypeError(f"analysis: StepTally.{name} of type {type(mine).__name__} is not summed")
+
 
 _REACHED = (1 << 32) - 1  # a case's per-step share, packed in one int: passed << 32 | reached
 _PASSED = (1 << 32) + 1
@@ -523,6 +572,24 @@ class _UnitTable:
         c["attempts"].append(unit["attempts"])
         for key in ("failed_step", "outcome", "error_kind"):
             c[key].append(self._code(unit[key]))
+
+    def absorb(self, later: _UnitTable) -> dict[int, int]:
+        """Append ``later``'s units (of the journal lines after ours, the same order); returns
+        the positions it gave cases the order lacks, mapped to the ones they have here."""
+        moved = {p: self.position(case) for case, p in later.extra.items()}  # (in its first-seen order)
+        codes = [self._code(value) for value in later.vocab]
+        mine, theirs = self.cols, later.cols
+        index = theirs["index"]
+        mine["index"].extend(array("i", (moved.get(p, p) for p in index)) if moved else index)
+        for key in ("trial", "passed", "attempts"):
+            mine[key].extend(theirs[key])
+        for key in ("failed_step", "outcome", "error_kind"):
+            mine[key].extend(array("i", (codes[code] for code in theirs[key])))
+        return moved
+
+    def __getstate__(self) -> dict[str, Any]:
+        # sent from a worker process: the eval-set order is the receiver's already (and large)
+        return {**self.__dict__, "order": {}}
 
     def records(self) -> tuple[UnitRecord, ...]:
         c = self.cols

@@ -200,9 +200,10 @@ def _read_range(task: tuple[str, int, int, int, int]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- grouping, in workers by part
 # Once every record is spilled, each part (1/PARTS of the traces) is grouped on its own: the
-# steps' positions (for their order) and then the units — journal lines and records — are
-# made by workers, part by part, and the parent writes them and hands the records on in part
-# order, as :func:`.run.write_journal` does in one process.
+# steps' positions (for their order), and then the units, their journal lines and their
+# analysis are made by workers, part by part; the parent writes the lines and joins the
+# analyses in part order, which gives what :func:`.run.write_journal` and the analysis it
+# feeds give in one process.
 
 GROUP_MIN_ROWS = 100_000  # fewer records are grouped in process
 
@@ -249,20 +250,35 @@ def _part_ranks(part: int) -> dict[str, list[int]]:
     return sums
 
 
-def units(spill: Any, builder: Any, workers: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """``(journal text, records)`` of each part's traces in part order, built by ``builder``'s
-    rules in ``workers`` processes; what they tally (retries, duplicates, each step's most
-    attempts, the time span, the checks judged and not run) is added to ``builder`` (and its
-    checks) as one process would have. At most ``workers`` parts are in flight (memory)."""
+def journal(path: Path, first: str, spill: Any, builder: Any, workers: int, unit_order: dict[str, int]) -> Any:
+    """Write the journal of every part's traces to ``path``'s compressed form
+    (``attempts.jsonl.gz``), in part order, after its ``first`` line; return the analysis of
+    it (:func:`.analysis.aggregate` of its records, as :func:`.run.write_journal` feeds it).
+
+    Each part is made by a worker process: its units by ``builder``'s rules, their journal
+    lines gzip-compressed (one gzip member a part: the file reads as one stream), and their
+    analysis (``analysis.aggregate`` over the part's records, with the run's step and unit
+    order); the parent writes the members and joins the analyses in part order
+    (``Aggregate.absorb``), so that no record crosses between processes and the figures are
+    those of one pass. What the workers tally (retries, duplicates, each step's most attempts,
+    the time span, the checks judged and not run) is added to ``builder`` (and its checks) as
+    one process would have. At most ``workers`` parts are in flight (memory)."""
+    import gzip
     import multiprocessing
     from collections import deque
 
+    from ..journal import LEVEL, gz_path, write_atomically
+    from ..results import analysis
     from .units import StepStats
 
     parts = spill.filled()
     checks = builder.checks
-    _inherited.update(spill=spill, order=list(builder.order), checks=checks)
-    try:
+    order = list(builder.order)
+    agg = analysis.aggregate((), order, trials=1, isolate=False, order=unit_order)
+    _inherited.update(spill=spill, order=order, checks=checks, units=unit_order)
+
+    def fill(raw: Any) -> None:
+        raw.write(gzip.compress(first.encode("utf-8"), compresslevel=LEVEL, mtime=0))
         with multiprocessing.get_context("fork").Pool(workers, initializer=_ignore_sigint) as pool:
             pending: deque[Any] = deque()
             todo = iter(parts)
@@ -275,6 +291,8 @@ def units(spill: Any, builder: Any, workers: int) -> Iterator[tuple[str, list[di
                 for part in todo:
                     pending.append(pool.apply_async(_part_units, (part,)))
                     break
+                raw.write(got["text"])
+                agg.absorb(got["analysis"])
                 builder.retries += got["retries"]
                 builder.duplicates += got["duplicates"]
                 for step, most in got["steps"].items():
@@ -293,44 +311,22 @@ def units(spill: Any, builder: Any, workers: int) -> Iterator[tuple[str, list[di
                 if checks is not None:
                     checks.judged += got["judged"]
                     checks.skipped.update(got["skipped"])
-                yield got["text"], [_record(values) for values in got["records"]]
             pool.close()
             pool.join()
+
+    try:
+        write_atomically(gz_path(path), fill)
     finally:
         _inherited.clear()
-
-
-# a worker sends each record's values (a tuple of plain values pickles and loads several times
-# faster than a dict — and than parsing its journal line); the parent puts the keys back
-ATTEMPT_KEYS = (
-    "case",
-    "trial",
-    "step",
-    "attempt",
-    "outcome",
-    "error_kind",
-    "reason",
-    "latency_ms",
-    "tokens_in",
-    "tokens_out",
-    "output",
-    "span",
-)
-UNIT_KEYS = ("case", "trial", "passed", "failed_step", "outcome", "error_kind", "attempts", "steps")
-ENTRY_KEYS = ("step", "attempts", "first", "final", "error_kind", "reason", "output", "occurrences")
-
-
-def _record(values: tuple[Any, ...]) -> dict[str, Any]:
-    if len(values) == len(ATTEMPT_KEYS):
-        return dict(zip(ATTEMPT_KEYS, values))
-    unit = dict(zip(UNIT_KEYS, values))
-    unit["steps"] = [dict(zip(ENTRY_KEYS, e)) for e in unit["steps"]]
-    return {"unit_done": unit}
+    return agg
 
 
 def _part_units(part: int) -> dict[str, Any]:
+    import gzip
     from collections import Counter
 
+    from ..journal import LEVEL
+    from ..results import analysis
     from .units import UnitBuilder
 
     got = _inherited
@@ -341,20 +337,18 @@ def _part_units(part: int) -> dict[str, Any]:
     builder = UnitBuilder(got["order"], checks)
     unit = builder.unit
     texts: list[str] = []
-    records: list[tuple[Any, ...]] = []
-    for rows in got["spill"].part_traces(part):
-        attempts, done, text = unit(rows)
-        texts.append(text)
-        if not records and (  # the builder's records have these keys, in this order
-            tuple(attempts[0]) != ATTEMPT_KEYS or tuple(done) != UNIT_KEYS or tuple(done["steps"][0]) != ENTRY_KEYS
-        ):
-            raise RuntimeError("traces.parallel: the unit builder's records changed their keys")
-        records.extend([tuple(a.values()) for a in attempts])
-        steps = [tuple(e.values()) for e in done["steps"]]
-        records.append((*[done[k] for k in UNIT_KEYS[:-1]], steps))
+
+    def records() -> Iterator[dict[str, Any]]:
+        for rows in got["spill"].part_traces(part):
+            attempts, done, text = unit(rows)
+            texts.append(text)
+            yield from attempts
+            yield {"unit_done": done}
+
+    agg = analysis.aggregate(records(), got["order"], trials=1, isolate=False, order=got["units"])
     return {
-        "text": "".join(texts),
-        "records": records,
+        "text": gzip.compress("".join(texts).encode("utf-8"), compresslevel=LEVEL, mtime=0),
+        "analysis": agg,
         "retries": builder.retries,
         "duplicates": builder.duplicates,
         "steps": {step: stat.max_attempts for step, stat in builder.steps.items()},

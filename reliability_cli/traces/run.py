@@ -169,14 +169,12 @@ def read_traces(files: Sequence[str], options: TraceOptions) -> TraceOutcome:
         builder = UnitBuilder(order, checks)
         unit_order = spill.order()
         header = {"run_id": run_dir.name, "source": "traces", "inputs": {i["path"]: i["sha256"] for i in inputs}}
-        # the analysis takes each record as the journal line is written, instead of reading it back
-        agg = analysis.aggregate(
-            write_journal(journal_path, header, spill, builder, workers),
-            order,
-            trials=1,
-            isolate=False,
-            order=unit_order,
-        )
+        if workers:  # each part's units, journal lines and analysis made by a worker process
+            agg = parallel.journal(journal_path, header_line(header), spill, builder, workers, unit_order)
+        else:  # the analysis takes each record as the journal line is written, instead of reading it back
+            agg = analysis.aggregate(
+                write_journal(journal_path, header, spill, builder), order, trials=1, isolate=False, order=unit_order
+            )
         counts["steps"] = spill.rows
         units = len(unit_order)
         del unit_order
@@ -281,37 +279,35 @@ def _spill_records(
     counts["incomplete"] += incomplete
 
 
-def write_journal(
-    path: Path, header: dict[str, Any], spill: Any, builder: Any, workers: int = 0
-) -> Iterator[dict[str, Any]]:
+def header_line(header: dict[str, Any]) -> str:
+    """The journal's first line (``reliability_cli.journal``'s schema and the run's fields)."""
+    import json
+
+    from ..journal import SCHEMA
+
+    return json.dumps({"schema": SCHEMA, **header}, ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def write_journal(path: Path, header: dict[str, Any], spill: Any, builder: Any) -> Iterator[dict[str, Any]]:
     """Write the journal ``eval`` writes (``reliability_cli.journal``'s format) from the grouped
     traces, yielding each record as its line is written (for :func:`analysis.aggregate`).
 
     Written through an ordinary buffered file: unlike a running eval it has nothing to lose
     to a crash (the traces can be read again), so it need not hand each line to the kernel.
     The lines are those of ``json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))``,
-    built from templates by :class:`.units.UnitBuilder` — in ``workers`` processes, part by
-    part, where given."""
-    import json
+    built from templates by :class:`.units.UnitBuilder` (:func:`.parallel.journal` builds
+    them part by part in worker processes)."""
     import os
 
-    from ..journal import SCHEMA
-
-    encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(encode({"schema": SCHEMA, **header}) + "\n")
+        fh.write(header_line(header))
         unit = builder.unit
         write = fh.write
-        if workers:  # each part's units built by a worker process (``parallel.units``)
-            for text, records in parallel.units(spill, builder, workers):
-                write(text)
-                yield from records
-        else:
-            for rows in spill.traces():
-                attempts, done, text = unit(rows)
-                write(text)
-                yield from attempts
-                yield {"unit_done": done}
+        for rows in spill.traces():
+            attempts, done, text = unit(rows)
+            write(text)
+            yield from attempts
+            yield {"unit_done": done}
         fh.flush()
         os.fsync(fh.fileno())
 

@@ -165,6 +165,77 @@ def test_the_failures_cap_changes_nothing_else(journal, monkeypatch):
     assert cut == whole
 
 
+@pytest.mark.parametrize("kept", [KEPT, 100_000])
+def test_parts_aggregated_apart_and_absorbed_in_order_give_one_passs_figures(journal, monkeypatch, tmp_path, kept):
+    """``relcheck traces`` aggregates each part of its journal in a worker process and joins
+    the parts (``Aggregate.absorb``): the results are one pass's — counters, latencies, the
+    failures kept (across parts, in eval-set order, then arrival), per-case shares, units —
+    even for cases the order lacks, first seen in different parts, and for a unit that comes
+    twice. Costs end a block where a part ends."""
+    import pickle
+
+    path, order = journal
+    monkeypatch.setattr(analysis, "FAILURES_KEPT", kept)
+    header, *lines = path.read_text().splitlines()
+    records = [json.loads(x) for x in lines]
+    finished = {(r["unit_done"]["case"], r["unit_done"]["trial"]) for r in records if "unit_done" in r}
+    # each unit's attempts just before its unit_done, as traces writes them (an eval interleaves
+    # the units in flight, and a part must hold whole units)
+    waiting: dict[tuple[str, int], list[dict]] = {}
+    grouped: list[dict] = []
+    for r in records:
+        if "unit_done" in r:
+            grouped += waiting.pop((r["unit_done"]["case"], r["unit_done"]["trial"]), [])
+            grouped.append(r)
+        elif (r["case"], r["trial"]) in finished:
+            waiting.setdefault((r["case"], r["trial"]), []).append(r)
+        else:
+            grouped.append(r)  # (a unit that never finished: never counted)
+    units = [r["unit_done"] for r in grouped if "unit_done" in r]
+    failed = [u for u in units if not u["passed"] and u["case"] in order]
+    # two cases the order lacks, with failures: one among the first units, one among the last
+    renamed = {failed[0]["case"]: "stranger-early", failed[-1]["case"]: "stranger-late"}
+    for r in grouped:
+        rec = r.get("unit_done", r)
+        rec["case"] = renamed.get(rec["case"], rec["case"])
+    ends = [i + 1 for i, r in enumerate(grouped) if "unit_done" in r]
+    cuts = sorted(random.Random(kept).sample(ends[5:-5], 5))
+    # the last failed unit of the part before the last, once more first in the last part: its
+    # failures sort after its first's (arrival is counted across the parts)
+    twice = [r["unit_done"] for r in grouped[cuts[-2] : cuts[-1]] if "unit_done" in r and not r["unit_done"]["passed"]]
+    again = json.loads(json.dumps(twice[-1]).replace('"reason": ', '"reason": "again", "was": '))
+    grouped.insert(cuts[-1], {"unit_done": again})
+    parts = [grouped[a:b] for a, b in zip([0, *cuts], [*cuts, len(grouped)])]
+    seen = [{r["unit_done"]["case"] for r in p if "unit_done" in r} for p in parts]
+    assert "stranger-early" in seen[0] and "stranger-late" in seen[-1] and "stranger-early" not in seen[-1]
+    (tmp_path / "run").mkdir()
+    shutil.copy(path.parent / "run" / "results.json", tmp_path / "run" / "results.json")
+    journal_path = tmp_path / "attempts.jsonl"
+    journal_path.write_text("\n".join([header, *map(json.dumps, grouped)]) + "\n")
+    whole = build(journal_path, order)
+
+    def aggregate(recs: list[dict]) -> analysis.Aggregate:
+        return analysis.aggregate(recs, STEPS, trials=TRIALS, isolate=True, order=dict(order))
+
+    joined = aggregate(parts[0])
+    for part in parts[1:]:
+        joined.absorb(pickle.loads(pickle.dumps(aggregate(part))))  # (as from a worker process)
+    steps = [analysis.StepSpec(s, "sim", 2) for s in STEPS]
+    info = json.loads((path.parent / "run" / "results.json").read_text())["run"]
+    split = analysis.results_from(joined, steps, info, trials=TRIALS, confidence=0.95).to_dict()
+    for one, other in zip(whole["steps"], split["steps"]):
+        assert (one["cost_usd"] is None) == (other["cost_usd"] is None)
+        assert other.pop("cost_usd") == pytest.approx(one.pop("cost_usd"), abs=2e-6)
+    whole["run"].pop("cost_usd"), split["run"].pop("cost_usd")
+    assert split == whole
+    kept_cases = [f["case"] for row in split["steps"] for f in row["failures"]]
+    if kept > CASES * TRIALS:
+        assert {"stranger-early", "stranger-late", again["case"]} <= set(kept_cases)
+        assert any(f["reason"] == "again" for row in split["steps"] for f in row["failures"])
+    with pytest.raises(ValueError, match="cannot be absorbed"):
+        joined.absorb(analysis.aggregate([], STEPS[:2], trials=TRIALS, isolate=True, order=dict(order)))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 19, 20, 21, 100, 1001])
 def test_percentiles_in_python_are_numpys_to_the_bit(n, monkeypatch):
     rng = random.Random(n)

@@ -78,3 +78,30 @@ def test_stop_reason_is_packed_in_one_place():
     assert schema.Stop.parse(str(stop)) == stop
     assert schema.Stop.parse("max_cost") == schema.Stop("max_cost")
     assert schema.Stop.parse(None) is None
+
+
+def test_a_units_line_is_what_json_dumps_writes_for_every_kind_of_value():
+    """``results.json``'s unit lines come from a template (speed); they must equal the
+    encoder's, for odd strings and for values of unexpected types (which take the encoder)."""
+    import dataclasses
+
+    odd = [
+        "plain",
+        'quote " and \\ back',
+        "line\nbreak\ttab",
+        "\x00\x1f\x7f",
+        "ünï ☃ 𝄞",
+        "\ud800 lone",
+        "\u2028\u2029",
+        "",
+    ]
+    units = []
+    for i, text in enumerate(odd):
+        units.append(schema.UnitRecord(text, i, i % 2 == 0, None if i % 2 else text, "error", text or None, i + 1, i))
+        units.append(schema.UnitRecord(text, 0, False, text, text, None, 1, 10**20 + i))
+    units.append(schema.UnitRecord("bool", True, True, None, "pass", None, 1, 0))  # type: ignore[arg-type]
+    for u in units:
+        values = dataclasses.asdict(u)
+        expected = json.dumps(values, ensure_ascii=False)
+        assert schema.unit_line(u) == expected
+        assert list(json.loads(expected)) == list(schema.UNIT_KEYS)

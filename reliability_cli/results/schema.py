@@ -557,7 +557,8 @@ def dump(results: Results, fh: IO[str]) -> None:
         if isinstance(value, list) and len(value) > 50:
             _write_list(fh, iter(value), len(value))
         else:
-            json.dump(value, _Indented(fh), indent=2, ensure_ascii=False)
+            # one string (one write: a secret is masked whole, and streaming it in tokens cost more)
+            fh.write(json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  "))
     fh.write("\n}\n")
 
 
@@ -623,13 +624,3 @@ class _Scrubbed:
 
     def write(self, text: str) -> None:
         self.fh.write(self.scrub(text))
-
-
-class _Indented:
-    """A file that indents what ``json.dump`` streams into it by one level (2 spaces)."""
-
-    def __init__(self, fh: IO[str]) -> None:
-        self.fh = fh
-
-    def write(self, text: str) -> None:
-        self.fh.write(text.replace("\n", "\n  "))  # a newline inside a JSON string is escaped

@@ -32,7 +32,7 @@ from typing import Any
 from .records import EXAMPLES_KEPT, BadRecord, BadRecords, FileRange, HashingFile, TraceRecord, loads, trace_lines
 
 MIN_BYTES = 8 << 20  # smaller files are read in process (where a worker would cost more than it saves)
-CHUNK_BYTES = 64 << 20  # at most this much a range (several per worker: a busy CPU does fewer)
+CHUNK_BYTES = 16 << 20  # at most this much a range (many per worker: a busy CPU does fewer, none waits long at the end)
 BLOCK = 1 << 20  # the parent's read size while hashing and counting lines
 
 Reader = Callable[[HashingFile, BadRecords], Iterator[TraceRecord]]

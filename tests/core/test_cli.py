@@ -174,3 +174,51 @@ def test_an_eval_of_in_process_endpoints_imports_no_http_stack(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def _main_script(argv: list[str], before: str = "") -> str:
+    return (
+        "import atexit, sys\n"
+        f"{before}"
+        f"sys.argv = ['relcheck', *{argv!r}]\n"
+        "from reliability_cli.cli import main\n"
+        "main()\n"
+    )
+
+
+def test_the_entry_point_exits_fast_but_completely(tmp_path):
+    # main() ends the process without the interpreter's teardown: stdout must still be whole,
+    # atexit handlers must still run, and each exit code must come through unchanged
+    marker = tmp_path / "atexit-ran"
+    before = f"atexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))\n"
+    argv = ["eval", str(SIX), "--out", str(tmp_path / "r"), "--json", "-", "--no-progress", "--min-e2e", "0.99"]
+    proc = subprocess.run(
+        [sys.executable, "-c", _main_script(argv, before)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr  # the gate failed: exit 1, not 0
+    document = json.loads(proc.stdout)  # every byte of the (large) JSON document was written
+    assert document["verdict"] == "fail" and len(document["units"]) == document["end_to_end"]["total"]
+    assert marker.read_text() == "ran"
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["verdict"] == "fail"
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _main_script(["validate", str(tmp_path / "missing.yaml")])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_entry_point_waits_for_a_thread_still_running(tmp_path):
+    # with another thread alive the exit is Python's own, which lets that thread finish
+    done = tmp_path / "thread-done"
+    before = (
+        "import threading, time\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.5), open({str(done)!r}, 'w').write('done'))).start()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", _main_script(["--version"], before)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("relcheck ")
+    assert done.read_text() == "done"

@@ -8,6 +8,12 @@ request to its last answer) over the **ideal** (cases / rate limit; for the conc
 cases × mean latency / cap; for TPM, cases × tokens used per case / the token rate), and 429
 responses over requests. Targets, for the default flags: ≤ 1.10× the ideal, ≤ 2% 429s.
 
+Next to each ratio it prints the **perfect client's** (:func:`perfect_floor`): the serving time
+a client that knew the limits from the start would have needed on the same latency draws
+(the server reports each answered request's), over the same ideal. The ideal counts no
+latency, so at 2 s log-normal latency even that client is well above 1.10× unless the run is
+long: its last answers come ~2-4 s after its last request is sent.
+
 The case counts are scaled so that each run's ideal is about ``--seconds`` (default 8 s), which
 keeps the whole benchmark to a few minutes; the issue's 600-case runs are 15-60 s each. Ratios
 are what matter, but a shorter run weighs its first and last round trips more (see RESULTS.md).
@@ -16,6 +22,7 @@ are what matter, but a shorter run weighs its first and last round trips more (s
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import os
@@ -56,6 +63,39 @@ class Scenario:
             mean_s = c.latency_ms / 1000 * math.exp(c.sigma**2 / 2)
             rates.append(c.concurrency_cap / mean_s)
         return min(rates)
+
+    def pace(self) -> tuple[float, float]:
+        """Cases per second the server's buckets allow, and how many of them at once (the
+        bucket's burst); infinite for a provider with only a concurrency cap."""
+        c = self.server
+        rates = []
+        if c.rpm:
+            rates.append(c.rpm / 60)
+        if c.tpm:
+            used = -(-len(self.prompt) // 4) + min(self.max_tokens or 256, c.completion_tokens)
+            rates.append(c.tpm / 60 / used)
+        if not rates:
+            return math.inf, math.inf
+        return min(rates), max(1.0, min(rates) * c.burst_s)
+
+
+def perfect_floor(latencies: list[float], rate: float, burst: float, cap: int | None) -> float:
+    """The serving time a perfect client would need on the same draws: one that knows the
+    limits from the start, sends the first ``burst`` requests at once and then one every
+    ``1 / rate`` s (never a 429), and with a concurrency ``cap`` sends each request as soon as a
+    slot is free. Request ``i`` takes ``latencies[i]`` (the server's draws, in order of
+    arrival). A lower bound for any client (for the TPM case an optimistic one: the bucket is
+    counted in whole cases)."""
+    slots: list[float] = []
+    end = 0.0
+    for i, latency in enumerate(latencies):
+        start = 0.0 if i < burst else (i - burst + 1) / rate
+        if cap is not None:
+            if len(slots) >= cap:
+                start = max(start, heapq.heappop(slots))
+            heapq.heappush(slots, start + latency)
+        end = max(end, start + latency)
+    return end
 
 
 SCENARIOS = [
@@ -163,14 +203,21 @@ def run_inspect(python: str, work: Path, scenario: Scenario, url: str, n: int) -
     return {"returncode": proc.returncode, "stderr": proc.stderr[-400:] if proc.returncode else ""}
 
 
-def measure(base_url: str, ideal: float, requests_wanted: int) -> dict[str, float]:
+def measure(base_url: str, scenario: Scenario, ideal: float, requests_wanted: int) -> dict[str, float]:
     st = stats(base_url)
     serving = (st["last_at"] or 0) - (st["first_at"] or 0)
     throttled = st["status_429_rate"] + st["status_429_cap"]
+    floor = perfect_floor(st["latencies"], *scenario.pace(), scenario.server.concurrency_cap)
     return {
         "serving_s": round(serving, 3),
         "ideal_s": round(ideal, 3),
         "ratio": round(serving / ideal, 3),
+        # what a perfect client would have needed on the same latency draws, over the ideal
+        "floor_s": round(floor, 3),
+        "floor_ratio": round(floor / ideal, 3),
+        # the first request to the last answered one's arrival, and from there to the last answer
+        "sending_s": round((st["last_ok_arrival_at"] or 0) - (st["first_at"] or 0), 3),
+        "tail_s": round((st["last_at"] or 0) - (st["last_ok_arrival_at"] or 0), 3),
         "requests": st["requests"],
         "status_429": throttled,
         "share_429": round(throttled / st["requests"], 4) if st["requests"] else 0.0,
@@ -241,7 +288,7 @@ def main() -> int:
                         "client": label,
                         "cases": n,
                         "wall_s": round(wall, 2),
-                        **measure(url, ideal, n),
+                        **measure(url, scenario, ideal, n),
                         **extra,
                     }
                     rows.append(row)
@@ -251,6 +298,7 @@ def main() -> int:
                     print(
                         f"  {scenario.name:<44} {label:<26} {n:>5} cases  serving {row['serving_s']:>6.2f} s "
                         f"= {row['ratio']:.2f}× ideal  429s {row['status_429']:>6} ({row['share_429']:.1%})"
+                        f"  perfect client {row['floor_ratio']:.2f}×"
                         + (f"  [exit {row.get('returncode')}: {row.get('stderr')}]" if row.get("returncode") else ""),
                         flush=True,
                     )

@@ -19,9 +19,11 @@ after a log-normal latency (median ``latency_ms``, ``sigma``), like a provider a
   the time until that bucket is full again.
 
 ``GET /stats`` returns the counts (``requests``, ``ok``, ``status_429_rate``,
-``status_429_cap``, ``max_in_flight``) and ``first_at``/``last_at`` (the first request's
+``status_429_cap``, ``max_in_flight``), ``first_at``/``last_at`` (the first request's
 arrival and the last answer, ``time.monotonic`` of the server process): the serving time of
-whatever client ran. ``POST /reset`` zeroes them and refills the buckets.
+whatever client ran — and ``last_ok_arrival_at`` and ``latencies`` (the latency drawn for each
+answered request, in order of arrival), from which the benchmark computes what a perfect
+client would have needed on the same draws. ``POST /reset`` zeroes them and refills the buckets.
 
 Bounded: it binds 127.0.0.1 only, holds at most ``MAX_IN_FLIGHT`` requests (more get 503)
 and answers at most ``max_requests`` in its life (then 503).
@@ -114,6 +116,8 @@ class RateLimitedServer:
         }
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.last_ok_arrival_at: float | None = None
+        self.latencies: list[float] = []
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
@@ -125,7 +129,14 @@ class RateLimitedServer:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {**self.counts, "first_at": self.first_at, "last_at": self.last_at, "config": asdict(self.config)}
+            {
+                **self.counts,
+                "first_at": self.first_at,
+                "last_at": self.last_at,
+                "last_ok_arrival_at": self.last_ok_arrival_at,
+                "latencies": self.latencies,
+                "config": asdict(self.config),
+            }
         )
 
     async def _reset_route(self, request: web.Request) -> web.Response:
@@ -204,8 +215,11 @@ class RateLimitedServer:
         headers = self._headers(now)
         self.in_flight += 1
         self.counts["max_in_flight"] = max(self.counts["max_in_flight"], self.in_flight)
+        latency = c.latency_ms / 1000 * math.exp(self.rng.gauss(0.0, c.sigma))
+        self.latencies.append(latency)
+        self.last_ok_arrival_at = now
         try:
-            await asyncio.sleep(c.latency_ms / 1000 * math.exp(self.rng.gauss(0.0, c.sigma)))
+            await asyncio.sleep(latency)
         finally:
             self.in_flight -= 1
         used = min(max_tokens, c.completion_tokens)

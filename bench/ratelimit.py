@@ -48,8 +48,8 @@ class Scenario:
     prompt: str = PROMPT
     max_tokens: int | None = None
 
-    def rate_per_s(self) -> float:
-        """Cases per second at the limit."""
+    def _bucket_rates(self) -> list[float]:
+        """Cases per second each of the server's buckets (requests, tokens) allows."""
         c = self.server
         rates = []
         if c.rpm:
@@ -57,6 +57,12 @@ class Scenario:
         if c.tpm:
             used = -(-len(self.prompt) // 4) + min(self.max_tokens or 256, c.completion_tokens)
             rates.append(c.tpm / 60 / used)
+        return rates
+
+    def rate_per_s(self) -> float:
+        """Cases per second at the limit."""
+        c = self.server
+        rates = self._bucket_rates()
         if c.concurrency_cap:
             # the server's latency is log-normal with median latency_ms: its mean, exp(σ²/2) more,
             # is what a slot is busy for on average
@@ -67,16 +73,10 @@ class Scenario:
     def pace(self) -> tuple[float, float]:
         """Cases per second the server's buckets allow, and how many of them at once (the
         bucket's burst); infinite for a provider with only a concurrency cap."""
-        c = self.server
-        rates = []
-        if c.rpm:
-            rates.append(c.rpm / 60)
-        if c.tpm:
-            used = -(-len(self.prompt) // 4) + min(self.max_tokens or 256, c.completion_tokens)
-            rates.append(c.tpm / 60 / used)
+        rates = self._bucket_rates()
         if not rates:
             return math.inf, math.inf
-        return min(rates), max(1.0, min(rates) * c.burst_s)
+        return min(rates), max(1.0, min(rates) * self.server.burst_s)
 
 
 def perfect_floor(latencies: list[float], rate: float, burst: float, cap: int | None) -> float:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ratelimit_server import LimitConfig, in_process, reset, stats  # noqa: E402
+from ratelimit_server import LimitConfig, burst_capacity, in_process, reset, stats  # noqa: E402
 
 PROMPT = "Answer with the word ok."
 LONG_PROMPT = "Answer with the word ok. " + "lorem ipsum dolor sit amet " * 14  # ~400 characters
@@ -48,21 +48,22 @@ class Scenario:
     prompt: str = PROMPT
     max_tokens: int | None = None
 
-    def _bucket_rates(self) -> list[float]:
-        """Cases per second each of the server's buckets (requests, tokens) allows."""
+    def _buckets(self) -> list[tuple[float, float]]:
+        """Each of the server's buckets (requests, tokens) in cases: cases per second, and
+        how many cases it holds when full."""
         c = self.server
-        rates = []
+        buckets = []
         if c.rpm:
-            rates.append(c.rpm / 60)
+            buckets.append((c.rpm / 60, burst_capacity(c.rpm / 60, c.burst_s)))
         if c.tpm:
             used = -(-len(self.prompt) // 4) + min(self.max_tokens or 256, c.completion_tokens)
-            rates.append(c.tpm / 60 / used)
-        return rates
+            buckets.append((c.tpm / 60 / used, burst_capacity(c.tpm / 60, c.burst_s) / used))
+        return buckets
 
     def rate_per_s(self) -> float:
         """Cases per second at the limit."""
         c = self.server
-        rates = self._bucket_rates()
+        rates = [rate for rate, _ in self._buckets()]
         if c.concurrency_cap:
             # the server's latency is log-normal with median latency_ms: its mean, exp(σ²/2) more,
             # is what a slot is busy for on average
@@ -73,10 +74,7 @@ class Scenario:
     def pace(self) -> tuple[float, float]:
         """Cases per second the server's buckets allow, and how many of them at once (the
         bucket's burst); infinite for a provider with only a concurrency cap."""
-        rates = self._bucket_rates()
-        if not rates:
-            return math.inf, math.inf
-        return min(rates), max(1.0, min(rates) * self.server.burst_s)
+        return min(self._buckets(), default=(math.inf, math.inf))
 
 
 def perfect_floor(latencies: list[float], rate: float, burst: float, cap: int | None) -> float:

@@ -63,11 +63,16 @@ class LimitConfig:
     max_requests: int = 200_000
 
 
+def burst_capacity(per_s: float, burst_s: float) -> float:
+    """What a bucket refilling at ``per_s`` holds: ``burst_s`` seconds' worth, at least one."""
+    return max(1.0, per_s * burst_s)
+
+
 class _Bucket:
     def __init__(self, per_min: float, burst_s: float) -> None:
         self.limit = per_min
         self.rate = per_min / 60.0
-        self.capacity = max(1.0, self.rate * burst_s)
+        self.capacity = burst_capacity(self.rate, burst_s)
         self.level = self.capacity
         self.at = time.monotonic()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,19 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SIX = ROOT / "evalsets" / "six-step-agent" / "pipeline.yaml"
+
+
+def load_bench(name: str) -> Any:
+    """The module ``bench/<name>.py``, imported once under ``name`` (the benchmark's scripts are
+    not a package; their dataclasses and their imports of each other look the name up)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_relcheck(

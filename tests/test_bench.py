@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import load_bench
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,18 +53,8 @@ def test_quick_rate_limit_benchmark_runs():
     ), proc.stdout
 
 
-def _ratelimit_bench():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("relcheck_bench_ratelimit", ROOT / "bench" / "ratelimit.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_perfect_client_floor_follows_the_pace_and_the_cap():
-    bench = _ratelimit_bench()
+    bench = load_bench("ratelimit")
     floor = bench.perfect_floor
     # 10 at once, then one every 0.1 s: the 100th is sent at (100 - 10) / 10 = 9 s, answered 2 s later
     assert floor([2.0] * 100, 10.0, 10.0, None) == pytest.approx(9.0 + 2.0)
@@ -79,7 +71,7 @@ def test_the_perfect_client_floor_follows_the_pace_and_the_cap():
 
 
 def test_the_scenarios_pace_is_their_rate_and_burst():
-    bench = _ratelimit_bench()
+    bench = load_bench("ratelimit")
     by_name = {s.name: s for s in bench.SCENARIOS}
     assert by_name["2,400 RPM, 2 s"].pace() == (40.0, 40.0)
     rate, burst = by_name["concurrency cap 16, 300 ms"].pace()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 from reliability_cli.reports.terminal import render_text
 from reliability_cli.results.schema import from_dict
 
+from ..helpers import load_bench
 from .helpers import attempts, cases, one_step, run, write_pipeline
 
-_PATH = Path(__file__).resolve().parents[2] / "bench" / "ratelimit_server.py"
-_spec = importlib.util.spec_from_file_location("ratelimit_server", _PATH)
-assert _spec is not None and _spec.loader is not None
-server = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("ratelimit_server", server)
-_spec.loader.exec_module(server)
+server = load_bench("ratelimit_server")
 
 
 def test_default_flags_at_a_header_reported_limit(tmp_path):
